@@ -1,0 +1,122 @@
+# userfault - build, test and install.
+#   make                 library, preload library, CLI          (build/)
+#   make demo            build, then run the demo on the default back-end
+#   make check           build, then run the test suite on both back-ends
+#   make SAN=asan check  the same under ASan+UBSan              (build-asan/)
+#   make SAN=tsan check  the same under TSan                    (build-tsan/)
+#   make install PREFIX=/usr/local DESTDIR=
+VERSION  := 0.1.0
+SOVER    := 0
+CC       ?= cc
+PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+INCDIR   ?= $(PREFIX)/include
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+PKGDIR   ?= $(LIBDIR)/pkgconfig
+
+ifeq ($(SAN),asan)
+B        ?= build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SAN),tsan)
+B        ?= build-tsan
+SANFLAGS := -fsanitize=thread
+else
+B        ?= build
+SANFLAGS :=
+endif
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS   ?= -O2 -g
+ALLCFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Isrc -fPIC -pthread
+LDLIBS   := -pthread
+
+LIB_SRC  := $(wildcard src/*.c src/emu/*.c)
+LIB_OBJ  := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
+PRE_SRC  := $(wildcard src/preload/*.c)
+PRE_OBJ  := $(patsubst src/%.c,$(B)/obj/%.o,$(PRE_SRC))
+TOOL_SRC := $(wildcard tools/*.c)
+TEST_SRC := $(wildcard tests/*.c)
+TESTS    := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
+HELP_SRC := $(wildcard tests/helpers/*.c)
+HELPERS  := $(patsubst tests/helpers/%.c,$(B)/tests/helpers/%,$(HELP_SRC))
+EX_SRC   := $(wildcard examples/*.c)
+EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(EX_SRC))
+HDRS     := $(wildcard include/*.h include/userfault/*.h src/*.h src/emu/*.h src/arch/*.h tests/*.h)
+
+SONAME   := libuserfault.so.$(SOVER)
+SHLIB    := $(B)/libuserfault.so.$(VERSION)
+STLIB    := $(B)/libuserfault.a
+PRELOAD  := $(B)/libuserfault-preload.so
+CLI      := $(B)/userfault
+
+all: $(SHLIB) $(STLIB) $(PRELOAD) $(CLI) $(TESTS) $(HELPERS) $(EXAMPLES)
+
+$(B)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+
+$(SHLIB): $(LIB_OBJ)
+	$(CC) $(ALLCFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -o $@ $^ $(LDLIBS)
+	ln -sf libuserfault.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf $(SONAME) $(B)/libuserfault.so
+
+$(STLIB): $(LIB_OBJ)
+	rm -f $@; ar rcs $@ $^
+
+# The drop-in carries its own copy of the library so that it needs nothing
+# on the library path.
+$(PRELOAD): $(PRE_OBJ) $(LIB_OBJ)
+	$(CC) $(ALLCFLAGS) -shared -Wl,-z,defs -o $@ $^ $(LDLIBS)
+
+# Programs link the static library: build/userfault and the tests run from
+# the build tree without an install.
+$(CLI): $(TOOL_SRC) $(STLIB) $(HDRS)
+	$(CC) $(ALLCFLAGS) -DUF_PRELOAD_NAME='"libuserfault-preload.so"' -o $@ $(TOOL_SRC) $(STLIB) $(LDLIBS)
+
+$(B)/tests/%: tests/%.c $(STLIB) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -Itests -o $@ $< $(STLIB) $(LDLIBS)
+
+# Test helpers (wrappers such as the seccomp sandbox) are not tests.
+$(B)/tests/helpers/%: tests/helpers/%.c $(STLIB) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -Itests -o $@ $< $(STLIB) $(LDLIBS)
+
+# Examples are written against the raw kernel ABI only: no userfault header,
+# no library.  They run on the emulation through the drop-in.
+$(B)/examples/%: examples/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -pthread -o $@ $<
+
+demo: all
+	./$(CLI) demo 8
+
+check: all
+	tests/run-tests.sh $(B)
+
+test: check
+
+bench: all
+	./$(CLI) bench
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/userfault $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGDIR) $(DESTDIR)$(MANDIR)/man3
+	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf libuserfault.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libuserfault.so
+	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(PRELOAD) $(DESTDIR)$(LIBDIR)/
+	install -m 644 include/userfault.h $(DESTDIR)$(INCDIR)/
+	install -m 644 include/userfault/uapi.h $(DESTDIR)$(INCDIR)/userfault/
+	$(CC) $(ALLCFLAGS) -DUF_PRELOAD_NAME='"$(LIBDIR)/libuserfault-preload.so"' -o $(B)/userfault.installed $(TOOL_SRC) $(STLIB) $(LDLIBS)
+	install -m 755 $(B)/userfault.installed $(DESTDIR)$(BINDIR)/userfault
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' userfault.pc.in > $(DESTDIR)$(PKGDIR)/userfault.pc
+	for m in man/*.3; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/ || true; done
+
+clean:
+	rm -rf build build-asan build-tsan
+
+.PHONY: all demo check test bench install clean
+.SECONDARY:

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Decoding a memory fault from a signal context, one tiny header per
+ * architecture (in the manner of GNU libsigsegv).  Each provides
+ *   uf_fault_is_write(ucontext)  -> 1 for a write access, 0 for a read
+ * Both are async-signal-safe (they only read the context).
+ */
+#ifndef UF_ARCH_FAULT_H
+#define UF_ARCH_FAULT_H
+
+#include <signal.h>
+#include <ucontext.h>
+
+#if defined(__x86_64__)
+#include "arch/x86_64.h"
+#elif defined(__aarch64__)
+#include "arch/aarch64.h"
+#else
+#error "userfault: no fault decoder for this architecture (see src/arch/)"
+#endif
+
+#endif

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The front end: picks the back-end, and routes each ABI entry point to the
+ * back-end that owns the descriptor.  A descriptor made by the emulation is
+ * recognised by its identity (device and inode); everything else goes to
+ * the kernel unchanged.
+ */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include "internal.h"
+
+static _Atomic int g_backend = -1;	/* resolved back-end, -1 until chosen */
+
+static enum uf_backend auto_choice(void)
+{
+	struct uf_probe p;
+	int guard = 0;
+
+	memset(&p, 0, sizeof p);
+	uf_kernel_probe(&p);
+	if (p.kernel_usable)
+		return UF_BACKEND_KERNEL;
+	if (uf_emu_check(&guard) == 0)
+		return UF_BACKEND_EMULATED;
+	return UF_BACKEND_KERNEL;	/* nothing works: let the kernel say why */
+}
+
+enum uf_backend uf_get_backend(void)
+{
+	int b = atomic_load(&g_backend);
+	int want;
+
+	if (b >= 0)
+		return (enum uf_backend)b;
+	want = uf_opt_backend();
+	if (want == UF_BACKEND_AUTO)
+		want = auto_choice();
+	atomic_compare_exchange_strong(&g_backend, &b, want);
+	return (enum uf_backend)atomic_load(&g_backend);
+}
+
+int uf_set_backend(enum uf_backend backend)
+{
+	int guard;
+
+	switch (backend) {
+	case UF_BACKEND_AUTO:
+		atomic_store(&g_backend, (int)auto_choice());
+		return 0;
+	case UF_BACKEND_KERNEL:
+		atomic_store(&g_backend, (int)backend);
+		return 0;
+	case UF_BACKEND_EMULATED: {
+		int r = uf_emu_check(&guard);
+		if (r < 0)
+			return r;
+		atomic_store(&g_backend, (int)backend);
+		return 0;
+	}
+	}
+	return -EINVAL;
+}
+
+int uf_userfaultfd(int flags)
+{
+	if (uf_get_backend() == UF_BACKEND_EMULATED)
+		return uf_emu_userfaultfd(flags);
+	return uf_kernel_userfaultfd(flags);
+}
+
+int uf_open_dev(int oflags)
+{
+	if (uf_get_backend() == UF_BACKEND_EMULATED)
+		return uf_emu_open_dev(oflags);
+	return uf_kernel_open_dev(oflags);
+}
+
+int uf_ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	unsigned long arg;
+	enum uf_emu_kind kind;
+
+	va_start(ap, request);
+	arg = va_arg(ap, unsigned long);
+	va_end(ap);
+	if (uf_emu_in_use() && (kind = uf_emu_fd_kind(fd)) != UF_EMU_NONE)
+		return uf_emu_ioctl(fd, kind, request, arg);
+	return ioctl(fd, request, arg);
+}
+
+ssize_t uf_read(int fd, void *buf, size_t count)
+{
+	if (uf_emu_in_use() && uf_emu_fd_kind(fd) != UF_EMU_NONE)
+		return uf_emu_read(fd, buf, count);
+	return read(fd, buf, count);
+}
+
+int uf_close(int fd)
+{
+	if (uf_emu_in_use() && uf_emu_fd_kind(fd) != UF_EMU_NONE)
+		return uf_emu_close(fd);
+	return close(fd);
+}
+
+int uf_fd_backend(int fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	if (fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
+	if (uf_emu_in_use() && uf_emu_fd_kind(fd) == UF_EMU_UFFD)
+		return UF_BACKEND_EMULATED;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof link - 1);
+	if (n > 0) {
+		link[n] = 0;
+		if (!strcmp(link, "anon_inode:[userfaultfd]"))
+			return UF_BACKEND_KERNEL;
+	}
+	return -EINVAL;
+}
+
+static int read_long_file(const char *path, long *out)
+{
+	FILE *f = fopen(path, "re");
+	int ok;
+
+	if (!f)
+		return -1;
+	ok = fscanf(f, "%ld", out) == 1;
+	fclose(f);
+	return ok ? 0 : -1;
+}
+
+static int seccomp_mode(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	int mode = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Seccomp: %d", &mode) == 1)
+			break;
+	fclose(f);
+	return mode;
+}
+
+int uf_probe(struct uf_probe *out)
+{
+	long v;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	memset(out, 0, sizeof *out);
+	uf_kernel_probe(out);
+	out->unprivileged_sysctl = read_long_file("/proc/sys/vm/unprivileged_userfaultfd", &v) ? -1 : (int)v;
+	out->max_map_count = read_long_file("/proc/sys/vm/max_map_count", &v) ? -1 : v;
+	out->seccomp_mode = seccomp_mode();
+	r = uf_emu_check(&out->guard_markers);
+	out->emulated_usable = r == 0;
+	out->emulated_errno = r < 0 ? -r : 0;
+	out->emulated_features = uf_emulated_features();
+	out->auto_choice = out->kernel_usable ? UF_BACKEND_KERNEL :
+			   out->emulated_usable ? UF_BACKEND_EMULATED : UF_BACKEND_KERNEL;
+	return 0;
+}

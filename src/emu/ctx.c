@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Emulated userfaultfd objects: creation, identity of their descriptors,
+ * read(), readiness for poll/epoll, close and release.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include "emu/emu.h"
+
+struct uf_caps uf_caps;
+struct uf_ctx uf_ctxs[UF_MAX_CTX];
+pthread_mutex_t uf_lock = PTHREAD_MUTEX_INITIALIZER;
+struct uf_stats_atomic uf_stats;
+
+static _Atomic int g_in_use;		/* an emulated descriptor was made */
+static _Atomic int g_ctx_hw;		/* ctx slots ever used */
+static _Atomic uint32_t g_ctx_gen = 1;
+
+/* Emulated /dev/userfaultfd descriptors: memfds known by identity. */
+static struct { _Atomic int used; dev_t dev; ino_t ino; } g_devs[UF_MAX_DEV];
+
+static pthread_once_t g_caps_once = PTHREAD_ONCE_INIT;
+static int g_caps_err;
+
+static void caps_probe(void)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	int fd;
+	void *p;
+
+	uf_caps.page_size = (size_t)ps;
+	uf_caps.page_shift = (unsigned)__builtin_ctzl((unsigned long)ps);
+#if defined(__x86_64__)
+	uf_caps.task_size = 0x7ffffffff000UL;	/* 4-level paging default */
+#else
+	uf_caps.task_size = 1UL << 48;
+#endif
+	fd = memfd_create("userfault-probe", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, 2 * ps) < 0) {
+		g_caps_err = -errno;
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	p = mmap(NULL, 2 * (size_t)ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		g_caps_err = -errno;
+		close(fd);
+		return;
+	}
+	uf_caps.guard_markers = madvise(p, (size_t)ps, MADV_GUARD_INSTALL) == 0 &&
+				madvise(p, (size_t)ps, MADV_GUARD_REMOVE) == 0;
+	uf_caps.populate = madvise(p, (size_t)ps, MADV_POPULATE_WRITE) == 0;
+	munmap(p, 2 * (size_t)ps);
+	close(fd);
+	/* Without guard markers every install would split a mapping and the
+	 * number of mappings would grow with the number of pages. */
+	g_caps_err = uf_caps.guard_markers ? 0 : -ENOSYS;
+}
+
+int uf_caps_init(void)
+{
+	pthread_once(&g_caps_once, caps_probe);
+	return g_caps_err;
+}
+
+int uf_emu_check(int *guard_markers)
+{
+	int r = uf_caps_init();
+	if (guard_markers)
+		*guard_markers = uf_caps.guard_markers;
+	return r;
+}
+
+uint64_t uf_emulated_features(void)
+{
+	return UF_EMU_FEATURES;
+}
+
+int uf_emu_in_use(void)
+{
+	return atomic_load_explicit(&g_in_use, memory_order_relaxed);
+}
+
+/* async-signal-safe */
+struct uf_ctx *uf_ctx_by_id(uint32_t id)
+{
+	struct uf_ctx *c;
+
+	if (!id)
+		return NULL;
+	c = &uf_ctxs[id & 0xff];
+	return atomic_load(&c->id) == id ? c : NULL;
+}
+
+/* async-signal-safe */
+static struct uf_ctx *ctx_by_ident(dev_t dev, ino_t ino)
+{
+	int hw = atomic_load(&g_ctx_hw);
+
+	for (int i = 0; i < hw; i++) {
+		struct uf_ctx *c = &uf_ctxs[i];
+		if (atomic_load(&c->state) != CTX_FREE && c->ino == ino && c->dev == dev)
+			return c;
+	}
+	return NULL;
+}
+
+/* async-signal-safe */
+struct uf_ctx *uf_ctx_by_fd(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return NULL;
+	return ctx_by_ident(st.st_dev, st.st_ino);
+}
+
+enum uf_emu_kind uf_emu_fd_kind(int fd)
+{
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return UF_EMU_NONE;
+	if (S_ISSOCK(st.st_mode))
+		return ctx_by_ident(st.st_dev, st.st_ino) ? UF_EMU_UFFD : UF_EMU_NONE;
+	if (S_ISREG(st.st_mode))
+		for (int i = 0; i < UF_MAX_DEV; i++)
+			if (atomic_load(&g_devs[i].used) && g_devs[i].ino == st.st_ino &&
+			    g_devs[i].dev == st.st_dev)
+				return UF_EMU_DEV;
+	return UF_EMU_NONE;
+}
+
+int uf_emu_userfaultfd(int flags)
+{
+	int sv[2], r, slot = -1;
+	struct stat st;
+	struct uf_ctx *c;
+
+	if (flags & ~(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((r = uf_caps_init()) < 0 || (r = uf_handler_install()) < 0) {
+		errno = -r;
+		return -1;
+	}
+	uf_fork_init();
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+		return -1;
+	/* The user's end gets exactly the creation flags. */
+	if (!(flags & O_CLOEXEC))
+		fcntl(sv[0], F_SETFD, 0);
+	if (!(flags & O_NONBLOCK))
+		fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) & ~O_NONBLOCK);
+	if (fstat(sv[0], &st) < 0)
+		goto fail;
+
+	pthread_mutex_lock(&uf_lock);
+	for (int i = 0; i < UF_MAX_CTX; i++)
+		if (atomic_load(&uf_ctxs[i].state) == CTX_FREE) {
+			slot = i;
+			break;
+		}
+	if (slot < 0) {
+		pthread_mutex_unlock(&uf_lock);
+		errno = EMFILE;
+		goto fail_nolock;
+	}
+	c = &uf_ctxs[slot];
+	c->dev = st.st_dev;
+	c->ino = st.st_ino;
+	c->ourfd = sv[1];
+	c->flags = flags;
+	atomic_store(&c->features, 0);
+	atomic_store(&c->npending, 0);
+	atomic_store(&c->api_busy, 0);
+	atomic_store(&c->id, ((atomic_fetch_add(&g_ctx_gen, 1) & 0xffffff) << 8) | (uint32_t)slot);
+	atomic_store(&c->state, CTX_NEW);
+	if (slot + 1 > atomic_load(&g_ctx_hw))
+		atomic_store(&g_ctx_hw, slot + 1);
+	atomic_store(&g_in_use, 1);
+	pthread_mutex_unlock(&uf_lock);
+	uf_watch_add(c);
+	return sv[0];
+fail:
+	;
+fail_nolock:
+	r = errno;
+	close(sv[0]);
+	close(sv[1]);
+	errno = r;
+	return -1;
+}
+
+int uf_emu_open_dev(int oflags)
+{
+	int fd, r;
+	struct stat st;
+
+	if ((r = uf_caps_init()) < 0) {
+		errno = -r;
+		return -1;
+	}
+	fd = memfd_create("userfaultfd-dev", (oflags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	for (int i = 0; i < UF_MAX_DEV; i++) {
+		int expected = 0;
+		if (atomic_compare_exchange_strong(&g_devs[i].used, &expected, 2)) {
+			g_devs[i].dev = st.st_dev;
+			g_devs[i].ino = st.st_ino;
+			atomic_store(&g_devs[i].used, 1);
+			atomic_store(&g_in_use, 1);
+			return fd;
+		}
+	}
+	errno = EMFILE;
+fail:
+	r = errno;
+	close(fd);
+	errno = r;
+	return -1;
+}
+
+void uf_dev_reset_after_fork(void)
+{
+	/* Descriptors are inherited: nothing to forget. */
+}
+
+/* Tell poll/epoll that messages wait.  async-signal-safe */
+void uf_ctx_notify(struct uf_ctx *c)
+{
+	ssize_t r = send(c->ourfd, "m", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)r;
+}
+
+/*
+ * Make the readiness of the user's end match the queue: at least one byte
+ * while unread messages exist, none otherwise.  A faulter that queues while
+ * we drain sends its own byte afterwards, so a wake-up is never lost; at
+ * worst poll reports a message that is already gone, which the kernel's
+ * uffd also does when a wake races with read.  async-signal-safe
+ */
+void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd)
+{
+	int avail = 0;
+	char buf[256];
+
+	if (ioctl(userfd, FIONREAD, &avail) < 0)
+		return;
+	if (atomic_load(&c->npending) > 0) {
+		if (avail == 0)
+			uf_ctx_notify(c);
+		return;
+	}
+	while (avail > 0) {
+		ssize_t n = recv(userfd, buf, avail < (int)sizeof buf ? (size_t)avail : sizeof buf,
+				 MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		avail -= (int)n;
+	}
+	if (atomic_load(&c->npending) > 0)
+		uf_ctx_notify(c);
+}
+
+ssize_t uf_emu_read(int fd, void *buf, size_t count)
+{
+	struct uffd_msg msgs[UF_MAX_READ];
+	struct uf_ctx *c;
+	int kind = uf_emu_fd_kind(fd);
+	char tok;
+
+	if (kind == UF_EMU_DEV) {
+		errno = EINVAL;
+		return -1;
+	}
+	c = uf_ctx_by_fd(fd);
+	if (!c) {
+		errno = EBADF;
+		return -1;
+	}
+	if (atomic_load(&c->state) == CTX_NEW || count < sizeof(struct uffd_msg)) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (;;) {
+		int max = (int)(count / sizeof(struct uffd_msg));
+		int k;
+
+		if (max > UF_MAX_READ)
+			max = UF_MAX_READ;
+		k = atomic_load(&c->state) == CTX_RUNNING ? uf_take_msgs(c, msgs, max) : 0;
+		if (k > 0) {
+			int r = uf_copy_out(buf, msgs, (size_t)k * sizeof msgs[0]);
+			uf_ctx_tokens_sync(c, fd);
+			if (r < 0) {
+				/* As the kernel: the messages are gone. */
+				errno = EFAULT;
+				return -1;
+			}
+			return (ssize_t)k * (ssize_t)sizeof msgs[0];
+		}
+		/* Nothing queued: wait on the socket itself, so that O_NONBLOCK,
+		 * EINTR and SA_RESTART behave exactly as for any descriptor. */
+		ssize_t n = read(fd, &tok, 1);
+		if (n < 0)
+			return -1;
+		if (n == 0) {		/* our end is gone: cannot happen while open */
+			errno = EAGAIN;
+			return -1;
+		}
+	}
+}
+
+/* Release: the last descriptor of the uffd is closed.  Unregister all its
+ * ranges and wake every waiter; unread messages vanish with them. */
+void uf_ctx_release(struct uf_ctx *c)
+{
+	uint32_t id;
+
+	pthread_mutex_lock(&uf_lock);
+	id = atomic_load(&c->id);
+	if (atomic_load(&c->state) == CTX_FREE || !id) {
+		pthread_mutex_unlock(&uf_lock);
+		return;
+	}
+	uf_unregister_all_locked(id);
+	atomic_store(&c->state, CTX_FREE);
+	atomic_store(&c->id, 0);
+	uf_wake_all(id);
+	close(c->ourfd);
+	c->ourfd = -1;
+	c->ino = 0;
+	pthread_mutex_unlock(&uf_lock);
+}
+
+/* Is the peer of our end closed everywhere (every descriptor, in every
+ * process)?  async-signal-safe */
+static int peer_gone(struct uf_ctx *c)
+{
+	struct pollfd p = { .fd = c->ourfd, .events = POLLRDHUP };
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP));
+}
+
+int uf_emu_close(int fd)
+{
+	struct stat st;
+	struct uf_ctx *c = NULL;
+	int r, err;
+
+	if (fstat(fd, &st) == 0) {
+		if (S_ISREG(st.st_mode)) {
+			for (int i = 0; i < UF_MAX_DEV; i++)
+				if (atomic_load(&g_devs[i].used) == 1 && g_devs[i].ino == st.st_ino &&
+				    g_devs[i].dev == st.st_dev) {
+					/* the identity stays valid while a dup is open; forget it
+					 * only if this was the last one (checked by nlink of fds:
+					 * we cannot know, so keep it - it costs one slot) */
+					break;
+				}
+		} else if (S_ISSOCK(st.st_mode)) {
+			c = ctx_by_ident(st.st_dev, st.st_ino);
+		}
+	}
+	r = close(fd);
+	err = errno;
+	if (c && atomic_load(&c->state) != CTX_FREE && peer_gone(c))
+		uf_ctx_release(c);
+	errno = err;
+	return r;
+}
+
+/* ---- the watcher: one thread that notices closes we did not see ---- */
+
+static pthread_mutex_t g_watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_epfd = -1;
+static pid_t g_watch_pid;
+
+static void *watch_main(void *arg)
+{
+	int epfd = (int)(intptr_t)arg;
+	struct epoll_event ev[16];
+	char junk[256];
+
+	for (;;) {
+		int n = epoll_wait(epfd, ev, 16, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		for (int i = 0; i < n; i++) {
+			struct uf_ctx *c = uf_ctx_by_id((uint32_t)ev[i].data.u64);
+			if (!c)
+				continue;
+			if (ev[i].events & EPOLLIN)	/* somebody wrote into the uffd */
+				while (recv(c->ourfd, junk, sizeof junk, MSG_DONTWAIT) > 0)
+					;
+			if (ev[i].events & (EPOLLHUP | EPOLLRDHUP)) {
+				epoll_ctl(epfd, EPOLL_CTL_DEL, c->ourfd, NULL);
+				uf_ctx_release(c);
+			}
+		}
+	}
+}
+
+void uf_watch_add(struct uf_ctx *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+
+	pthread_mutex_lock(&g_watch_lock);
+	if (g_epfd < 0 || g_watch_pid != getpid()) {
+		pthread_t t;
+		pthread_attr_t at;
+		sigset_t all, old;
+
+		g_epfd = epoll_create1(EPOLL_CLOEXEC);
+		g_watch_pid = getpid();
+		if (g_epfd >= 0) {
+			pthread_attr_init(&at);
+			pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+			pthread_attr_setstacksize(&at, 64 * 1024);
+			/* The watcher takes no signals: they belong to the program. */
+			sigfillset(&all);
+			pthread_sigmask(SIG_SETMASK, &all, &old);
+			if (pthread_create(&t, &at, watch_main, (void *)(intptr_t)g_epfd) != 0) {
+				close(g_epfd);
+				g_epfd = -1;
+			}
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			pthread_attr_destroy(&at);
+		}
+	}
+	ev.data.u64 = atomic_load(&c->id);
+	if (g_epfd >= 0)
+		epoll_ctl(g_epfd, EPOLL_CTL_ADD, c->ourfd, &ev);
+	pthread_mutex_unlock(&g_watch_lock);
+}
+
+void uf_watch_reset_after_fork(void)
+{
+	/* The watcher thread does not exist in a fork child. */
+	pthread_mutex_init(&g_watch_lock, NULL);
+	g_epfd = -1;
+}
+
+int uf_emu_stats(struct uf_emu_stats *out)
+{
+	uint64_t bytes = 0, areas = 0;
+	int hw = atomic_load(&uf_areas_hw);
+
+	if (!out)
+		return -EINVAL;
+	for (int i = 0; i < hw; i++) {
+		struct uf_area *a = &uf_areas[i];
+		if (!atomic_load(&a->live))
+			continue;
+		areas++;
+		if (a->ctx)
+			bytes += a->end - a->start;
+	}
+	out->faults = atomic_load(&uf_stats.faults);
+	out->sigbus = atomic_load(&uf_stats.sigbus);
+	out->pages_installed = atomic_load(&uf_stats.pages_installed);
+	out->areas = areas;
+	out->registered_bytes = bytes;
+	return 0;
+}

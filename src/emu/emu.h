@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The emulated back-end: shared state and internal interfaces.
+ *
+ * Model.  A registered range of private anonymous memory is turned into an
+ * "area": a MAP_SHARED mapping of a memfd (its "backing") at the same address,
+ * with the bytes it held.  A missing page is a hole in the memfd with a guard
+ * marker (MADV_GUARD_INSTALL) on its page-table entry, so any user-mode access
+ * raises SIGSEGV without splitting the mapping.  UFFDIO_COPY writes the page
+ * into the memfd with pwrite() (complete before anyone can see it), then
+ * removes the marker (MADV_GUARD_REMOVE) and populates the entry, so the page
+ * appears whole, at once, to every thread.  The SIGSEGV handler turns a
+ * fault on a missing page into a uffd_msg in a waiter slot and sleeps on a
+ * futex until a wake covers it.  The uffd itself is one end of an AF_UNIX
+ * socket pair: we keep the other end and send a byte whenever messages wait,
+ * so poll/select/epoll work on it; its peer sees a hang-up when the last
+ * descriptor is closed, which is how release is detected.
+ *
+ * Concurrency.  Everything the signal handler and COPY/ZEROPAGE/WAKE touch is
+ * lock-free (atomics, seqlocks, futexes), so they are async-signal-safe.
+ * Changes of the area table (REGISTER, UNREGISTER, release, fork) are
+ * serialised by one mutex, never taken in a signal handler.
+ */
+#ifndef UF_EMU_H
+#define UF_EMU_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <sys/types.h>
+#include "internal.h"
+
+#define UF_MAX_CTX	256	/* emulated uffds per process */
+#define UF_MAX_DEV	64	/* emulated /dev/userfaultfd descriptors */
+#define UF_MAX_AREAS	1024	/* areas (registered pieces) per process */
+#define UF_MAX_BACKING	1024	/* memfds per process */
+#define UF_MAX_WAITERS	1024	/* threads waiting on a fault at once */
+#define UF_MAX_READ	64	/* messages returned by one read() */
+
+/* The features the emulation implements. */
+#define UF_EMU_FEATURES	(UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | \
+			 UFFD_FEATURE_EXACT_ADDRESS)
+/* REGISTER's ioctls answer for an emulated MISSING range. */
+#define UF_EMU_RANGE_IOCTLS ((__u64)1 << _UFFDIO_WAKE | (__u64)1 << _UFFDIO_COPY | \
+			     (__u64)1 << _UFFDIO_ZEROPAGE)
+
+/* ---- platform capabilities (probed once) ---- */
+struct uf_caps {
+	size_t page_size;
+	unsigned page_shift;
+	uintptr_t task_size;	/* first address user space cannot map */
+	int guard_markers;	/* MADV_GUARD_INSTALL works on shmem */
+	int populate;		/* MADV_POPULATE_WRITE works */
+};
+extern struct uf_caps uf_caps;
+UF_HIDDEN int uf_caps_init(void);
+
+/* ---- contexts (one per emulated uffd) ---- */
+enum { CTX_FREE = 0, CTX_NEW, CTX_RUNNING, CTX_ORPHAN };
+struct uf_ctx {
+	_Atomic int state;
+	_Atomic uint32_t id;	/* (generation << 8) | index; 0 when free */
+	dev_t dev;		/* identity of the user's end */
+	ino_t ino;
+	int ourfd;		/* our end of the socket pair */
+	int flags;		/* creation flags */
+	_Atomic uint64_t features;
+	_Atomic int npending;	/* unread fault messages */
+	_Atomic int api_busy;	/* UFFDIO_API in progress */
+};
+extern struct uf_ctx uf_ctxs[UF_MAX_CTX];
+extern pthread_mutex_t uf_lock;	/* serialises table changes */
+
+UF_HIDDEN struct uf_ctx *uf_ctx_by_fd(int fd);		/* async-signal-safe */
+UF_HIDDEN struct uf_ctx *uf_ctx_by_id(uint32_t id);	/* async-signal-safe */
+UF_HIDDEN void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd); /* async-signal-safe */
+UF_HIDDEN void uf_ctx_notify(struct uf_ctx *c);		/* async-signal-safe */
+UF_HIDDEN void uf_ctx_release(struct uf_ctx *c);	/* takes uf_lock */
+
+/* ---- backings (memfds) and areas (registered or once-registered pieces) ---- */
+struct uf_backing {
+	int fd;			/* memfd, -1 when free */
+	ino_t ino;
+	size_t npages;
+	_Atomic uint64_t *bits;	/* present bitmap, one bit per page */
+	size_t bits_bytes;
+	int refs;
+};
+extern struct uf_backing uf_backings[UF_MAX_BACKING];
+
+struct uf_area {
+	_Atomic uint32_t seq;	/* seqlock: odd while changing */
+	_Atomic int live;
+	_Atomic int busy;	/* conversion/fork in progress: faults wait */
+	_Atomic uintptr_t start, end;
+	_Atomic int backing;
+	_Atomic uint64_t off;	/* offset of start in the memfd */
+	_Atomic int prot;
+	_Atomic uint32_t ctx;	/* owner id, 0 when unregistered */
+	_Atomic uint64_t mode;
+};
+#define UF_LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define UF_ST(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+extern struct uf_area uf_areas[UF_MAX_AREAS];
+extern _Atomic int uf_areas_hw;		/* slots ever used */
+extern _Atomic uint32_t uf_busy_gen;	/* futex: bumped when busy clears */
+
+/* A consistent copy of an area, read without locks (async-signal-safe). */
+struct uf_area_view {
+	int idx;
+	uintptr_t start, end;
+	int backing;
+	uint64_t off;
+	int prot;
+	uint32_t ctx;
+	uint64_t mode;
+	int busy;
+};
+UF_HIDDEN int uf_area_find(uintptr_t addr, struct uf_area_view *v);	/* async-signal-safe */
+UF_HIDDEN int uf_area_still(const struct uf_area_view *v);		/* async-signal-safe */
+UF_HIDDEN bool uf_page_present(const struct uf_area_view *v, uintptr_t addr); /* a-s-s */
+UF_HIDDEN void uf_area_wait_busy(uint32_t gen);				/* a-s-s */
+UF_HIDDEN void uf_area_begin(struct uf_area *a);
+UF_HIDDEN void uf_area_end(struct uf_area *a);
+
+/* Install pages [dst, dst+len) of one area from src (NULL = zeros).  Returns
+ * bytes installed (> 0) or a negative errno.  async-signal-safe. */
+UF_HIDDEN long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len);
+
+/* Table changes, with uf_lock held. */
+UF_HIDDEN int uf_register_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end, uint64_t mode);
+UF_HIDDEN int uf_unregister_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end);
+UF_HIDDEN void uf_unregister_all_locked(uint32_t ctx_id);
+
+/* ---- waiters (fault.c) ---- */
+UF_HIDDEN long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end); /* a-s-s */
+UF_HIDDEN void uf_wake_all(uint32_t ctx_id);			/* a-s-s */
+UF_HIDDEN int uf_take_msgs(struct uf_ctx *c, struct uffd_msg *out, int max); /* a-s-s */
+UF_HIDDEN void uf_waiters_reset_after_fork(void);
+
+/* ---- signals (sigchain.c) ---- */
+UF_HIDDEN int uf_handler_install(void);
+UF_HIDDEN void uf_chain_segv(int sig, siginfo_t *si, void *uctx);	/* a-s-s */
+UF_HIDDEN int uf_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+UF_HIDDEN void uf_sigchain_installed(const struct sigaction *prev);
+
+/* Copying to and from caller memory that may be bad: -EFAULT instead of a
+ * crash.  async-signal-safe. */
+UF_HIDDEN int uf_copy_in(void *dst, const void *usrc, size_t n);
+UF_HIDDEN int uf_copy_out(void *udst, const void *src, size_t n);
+/* Called first by the SIGSEGV handler: returns only if no copy was running. */
+UF_HIDDEN void uf_copy_recover(void);
+
+/* ---- statistics ---- */
+struct uf_stats_atomic {
+	_Atomic uint64_t faults, sigbus, pages_installed;
+};
+extern struct uf_stats_atomic uf_stats;
+
+/* ---- fork (fork.c drives, area.c acts) ---- */
+UF_HIDDEN void uf_fork_init(void);
+UF_HIDDEN void uf_areas_freeze(void);		/* parent, before */
+UF_HIDDEN void uf_areas_thaw(void);		/* parent, after */
+UF_HIDDEN void uf_areas_privatize(void);	/* child */
+
+/* ---- misc ---- */
+UF_HIDDEN void uf_watch_add(struct uf_ctx *c);
+UF_HIDDEN void uf_watch_reset_after_fork(void);
+UF_HIDDEN void uf_dev_reset_after_fork(void);
+
+static inline uintptr_t uf_page_down(uintptr_t a) { return a & ~(uintptr_t)(uf_caps.page_size - 1); }
+
+#endif

@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault path: the SIGSEGV handler, the waiter slots in which faulting
+ * threads sleep, and the wake-ups.  Everything in this file runs in, or
+ * can be called from, a signal handler: it is async-signal-safe (atomics,
+ * futexes and plain system calls; no malloc, no stdio, no locks).
+ */
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "arch/fault.h"
+#include "emu/emu.h"
+
+/* A waiter slot.  state packs a generation (high bits) and a phase (low 8
+ * bits), so that a compare-and-swap can never hit a recycled slot. */
+enum { W_FREE = 0, W_CLAIMED, W_PENDING, W_READ, W_WOKEN, W_DONE };
+struct uf_waiter {
+	_Atomic uint32_t state;
+	_Atomic uint32_t ctx;
+	_Atomic uint64_t ticket;
+	_Atomic uintptr_t addr;		/* as reported in the message */
+	struct uffd_msg msg;
+};
+
+static struct uf_waiter g_w[UF_MAX_WAITERS];
+static _Atomic int g_w_hw;			/* slots ever used */
+static _Atomic uint64_t g_ticket = 1;
+static _Atomic uint32_t g_w_freed;		/* futex: a slot was freed */
+
+#define PHASE(s) ((s) & 0xff)
+#define WITH(s, ph) (((s) & ~0xffu) | (ph))
+
+/* async-signal-safe */
+static struct uf_waiter *slot_claim(void)
+{
+	for (;;) {
+		uint32_t gen = atomic_load(&g_w_freed);
+		for (int i = 0; i < UF_MAX_WAITERS; i++) {
+			uint32_t s = atomic_load(&g_w[i].state);
+			if (PHASE(s) != W_FREE)
+				continue;
+			if (atomic_compare_exchange_strong(&g_w[i].state, &s,
+							   ((s & ~0xffu) + 0x100u) | W_CLAIMED)) {
+				int hw = atomic_load(&g_w_hw);
+				while (hw < i + 1 && !atomic_compare_exchange_weak(&g_w_hw, &hw, i + 1))
+					;
+				return &g_w[i];
+			}
+		}
+		/* More faulting threads than slots: wait for one to go. */
+		uf_sys_futex_wait(&g_w_freed, gen, NULL);
+	}
+}
+
+/* async-signal-safe */
+static void slot_free(struct uf_waiter *w)
+{
+	uint32_t s = atomic_load(&w->state);
+	atomic_store(&w->ctx, 0);
+	atomic_store(&w->state, WITH(s, W_FREE));
+	atomic_fetch_add(&g_w_freed, 1);
+	uf_sys_futex_wake(&g_w_freed, 1);
+}
+
+/* Move a queued or read waiter to phase `to`; returns 1 if we did. */
+static int slot_finish(struct uf_waiter *w, uint32_t seen, uint32_t to, struct uf_ctx *c)
+{
+	if (!atomic_compare_exchange_strong(&w->state, &seen, WITH(seen, to)))
+		return 0;
+	if (PHASE(seen) == W_PENDING && c)
+		atomic_fetch_sub(&c->npending, 1);
+	return 1;
+}
+
+/* Wake every waiter of c whose address is in [start, end).  a-s-s */
+long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end)
+{
+	uint32_t id = atomic_load(&c->id);
+	int hw = atomic_load(&g_w_hw);
+	long n = 0;
+
+	for (int i = 0; i < hw; i++) {
+		struct uf_waiter *w = &g_w[i];
+		uint32_t s = atomic_load(&w->state);
+		uintptr_t a;
+
+		if (PHASE(s) != W_PENDING && PHASE(s) != W_READ)
+			continue;
+		if (atomic_load(&w->ctx) != id)
+			continue;
+		a = atomic_load(&w->addr);
+		if (a < start || a >= end)
+			continue;
+		if (slot_finish(w, s, W_WOKEN, c)) {
+			uf_sys_futex_wake(&w->state, 1);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Release: wake all of a context's waiters.  a-s-s */
+void uf_wake_all(uint32_t ctx_id)
+{
+	int hw = atomic_load(&g_w_hw);
+
+	for (int i = 0; i < hw; i++) {
+		struct uf_waiter *w = &g_w[i];
+		uint32_t s = atomic_load(&w->state);
+		if ((PHASE(s) == W_PENDING || PHASE(s) == W_READ) && atomic_load(&w->ctx) == ctx_id &&
+		    slot_finish(w, s, W_WOKEN, NULL))
+			uf_sys_futex_wake(&w->state, 1);
+	}
+}
+
+/* Take up to max unread messages of c, oldest first.  a-s-s */
+int uf_take_msgs(struct uf_ctx *c, struct uffd_msg *out, int max)
+{
+	uint32_t id = atomic_load(&c->id);
+	int k = 0;
+
+	while (k < max) {
+		int hw = atomic_load(&g_w_hw), best = -1;
+		uint64_t bt = UINT64_MAX;
+		uint32_t bs = 0;
+
+		for (int i = 0; i < hw; i++) {
+			uint32_t s = atomic_load(&g_w[i].state);
+			uint64_t t;
+			if (PHASE(s) != W_PENDING || atomic_load(&g_w[i].ctx) != id)
+				continue;
+			t = atomic_load(&g_w[i].ticket);
+			if (t < bt) {
+				bt = t;
+				best = i;
+				bs = s;
+			}
+		}
+		if (best < 0)
+			break;
+		/* Copy before claiming: once READ, the faulter may be woken and
+		 * reuse the slot at any moment. */
+		memcpy(&out[k], &g_w[best].msg, sizeof out[k]);
+		if (slot_finish(&g_w[best], bs, W_READ, c))
+			k++;
+	}
+	return k;
+}
+
+void uf_waiters_reset_after_fork(void)
+{
+	/* Only the forking thread exists in the child. */
+	for (int i = 0; i < UF_MAX_WAITERS; i++)
+		atomic_store(&g_w[i].state, 0);
+	atomic_store(&g_w_hw, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Copies that may fault: a per-thread recovery point.                     */
+/* ---------------------------------------------------------------------- */
+
+struct recover {
+	sigjmp_buf jb;
+	int active;
+};
+static __thread struct recover *tls_recover __attribute__((tls_model("initial-exec")));
+
+/* async-signal-safe */
+void uf_copy_recover(void)
+{
+	struct recover *r = tls_recover;
+	if (r && r->active) {
+		r->active = 0;
+		siglongjmp(r->jb, 1);
+	}
+}
+
+/* The copy is out of line so that nothing of it is kept in registers across
+ * the jump. */
+static __attribute__((noinline)) void copy_bytes(volatile char *d, const volatile char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		d[i] = s[i];
+}
+
+static int guarded_copy(void *dst, const void *src, size_t n)
+{
+	struct recover r, *saved = tls_recover;
+
+	r.active = 1;
+	tls_recover = &r;
+	if (sigsetjmp(r.jb, 0)) {
+		tls_recover = saved;
+		return -EFAULT;
+	}
+	copy_bytes(dst, src, n);
+	r.active = 0;
+	tls_recover = saved;
+	return 0;
+}
+
+/* async-signal-safe */
+int uf_copy_in(void *dst, const void *usrc, size_t n)
+{
+	return guarded_copy(dst, usrc, n);
+}
+
+/* async-signal-safe */
+int uf_copy_out(void *udst, const void *src, size_t n)
+{
+	return guarded_copy(udst, src, n);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The fault.                                                               */
+/* ---------------------------------------------------------------------- */
+
+static __thread unsigned tls_spins __attribute__((tls_model("initial-exec")));
+
+/* UFFD_FEATURE_SIGBUS: the faulting thread gets SIGBUS, BUS_ADRERR, at the
+ * exact address, as from the kernel: unblocked if it was blocked, and the
+ * default action if it was ignored.  a-s-s */
+static void raise_sigbus(uintptr_t addr, void *uctx)
+{
+	siginfo_t si;
+	struct sigaction cur;
+	ucontext_t *uc = uctx;
+
+	memset(&si, 0, sizeof si);
+	si.si_signo = SIGBUS;
+	si.si_code = BUS_ADRERR;
+	si.si_addr = (void *)addr;
+	if (sigismember(&uc->uc_sigmask, SIGBUS))
+		sigdelset(&uc->uc_sigmask, SIGBUS);
+	if (uf_real_sigaction(SIGBUS, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN) {
+		cur.sa_handler = SIG_DFL;
+		uf_real_sigaction(SIGBUS, &cur, NULL);
+	}
+	atomic_fetch_add(&uf_stats.sigbus, 1);
+	uf_sys_tgsigqueueinfo(getpid(), uf_sys_gettid(), SIGBUS, &si);
+}
+
+/* Queue the fault and sleep until a wake covers it.  a-s-s */
+static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t addr, int write)
+{
+	struct uf_waiter *w = slot_claim();
+	uint64_t feat = atomic_load(&c->features);
+	uintptr_t rep = (feat & UFFD_FEATURE_EXACT_ADDRESS) ? addr : uf_page_down(addr);
+	uint32_t s;
+
+	memset(&w->msg, 0, sizeof w->msg);
+	w->msg.event = UFFD_EVENT_PAGEFAULT;
+	w->msg.arg.pagefault.flags = write ? UFFD_PAGEFAULT_FLAG_WRITE : 0;
+	w->msg.arg.pagefault.address = rep;
+	if (feat & UFFD_FEATURE_THREAD_ID)
+		w->msg.arg.pagefault.feat.ptid = (__u32)uf_sys_gettid();
+	atomic_store(&w->addr, rep);
+	atomic_store(&w->ctx, atomic_load(&c->id));
+	atomic_store(&w->ticket, atomic_fetch_add(&g_ticket, 1));
+	atomic_fetch_add(&c->npending, 1);
+	s = atomic_load(&w->state);
+	atomic_store(&w->state, WITH(s, W_PENDING));
+	atomic_fetch_add(&uf_stats.faults, 1);
+	uf_ctx_notify(c);
+
+	/* Resolved or unregistered while we queued?  Then do not sleep (the
+	 * message may still have been read: monitors must accept EEXIST). */
+	if (uf_page_present(v, addr) || !uf_area_still(v) ||
+	    atomic_load(&c->state) != CTX_RUNNING) {
+		s = atomic_load(&w->state);
+		if (PHASE(s) == W_PENDING || PHASE(s) == W_READ)
+			slot_finish(w, s, W_DONE, c);
+	}
+	for (;;) {
+		s = atomic_load(&w->state);
+		if (PHASE(s) == W_WOKEN || PHASE(s) == W_DONE)
+			break;
+		/* EINTR: a signal handler ran on this thread, nested inside this
+		 * one; the fault is still outstanding, so keep waiting. */
+		uf_sys_futex_wait(&w->state, s, NULL);
+	}
+	slot_free(w);
+}
+
+/* The SIGSEGV handler.  Returns to retry the access, or hands the signal on
+ * to the program's own handler.  async-signal-safe */
+static void segv_handler(int sig, siginfo_t *si, void *uctx)
+{
+	int saved = errno;
+	uintptr_t addr = (uintptr_t)si->si_addr;
+	struct uf_area_view v;
+	struct uf_ctx *c;
+	int write;
+
+	uf_copy_recover();	/* a guarded copy of ours hit a bad pointer */
+	if (si->si_code <= 0 || !uf_area_find(addr, &v))
+		goto not_ours;
+	if (v.busy) {
+		uint32_t gen = atomic_load(&uf_busy_gen);
+		if (uf_area_still(&v))
+			uf_area_wait_busy(gen);
+		goto retry;
+	}
+	write = uf_fault_is_write(uctx);
+	if (!(v.prot & PROT_READ) || (write && !(v.prot & PROT_WRITE)))
+		goto not_ours;		/* a real protection fault */
+	if (uf_page_present(&v, addr) || !v.ctx) {
+		/* Being installed or unregistered right now: the marker is about
+		 * to go.  Retry; give up only if it never does. */
+		if (++tls_spins > 100000)
+			goto not_ours;
+		sched_yield();
+		goto retry;
+	}
+	c = uf_ctx_by_id(v.ctx);
+	if (!c || atomic_load(&c->state) != CTX_RUNNING || !(v.mode & UFFDIO_REGISTER_MODE_MISSING)) {
+		if (++tls_spins > 100000)
+			goto not_ours;
+		sched_yield();
+		goto retry;
+	}
+	tls_spins = 0;
+	if (atomic_load(&c->features) & UFFD_FEATURE_SIGBUS)
+		raise_sigbus(addr, uctx);
+	else
+		wait_fault(c, &v, addr, write);
+retry:
+	errno = saved;
+	return;
+not_ours:
+	tls_spins = 0;
+	errno = saved;
+	uf_chain_segv(sig, si, uctx);
+}
+
+static pthread_mutex_t g_inst_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_installed;
+
+int uf_handler_install(void)
+{
+	struct sigaction sa, prev;
+	int r = 0;
+
+	pthread_mutex_lock(&g_inst_lock);
+	if (!g_installed) {
+		memset(&sa, 0, sizeof sa);
+		sa.sa_sigaction = segv_handler;
+		sigemptyset(&sa.sa_mask);
+		/* NODEFER: a nested fault (a signal handler touching a missing
+		 * page while we wait) must reach us, not kill the process. */
+		sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK | SA_RESTART;
+		if (uf_real_sigaction(SIGSEGV, &sa, &prev) < 0) {
+			r = -errno;
+		} else {
+			uf_sigchain_installed(&prev);
+			g_installed = 1;
+		}
+	}
+	pthread_mutex_unlock(&g_inst_lock);
+	return r;
+}

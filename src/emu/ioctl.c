@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The emulated ioctls, with the kernel's checks in the kernel's order
+ * (UFFD-SPEC sections 4 to 8).  COPY, ZEROPAGE and WAKE take no lock and
+ * are async-signal-safe: a handler may resolve its own fault.
+ */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "emu/emu.h"
+
+static int fail(int err)
+{
+	errno = err;
+	return -1;
+}
+
+/* Section 5.1.  async-signal-safe */
+static int range_ok(uint64_t start, uint64_t len)
+{
+	uint64_t ps = uf_caps.page_size;
+
+	if ((start & (ps - 1)) || (len & (ps - 1)) || !len)
+		return 0;
+	if (start >= uf_caps.task_size || len > uf_caps.task_size - start)
+		return 0;
+	return 1;
+}
+
+static int do_api(struct uf_ctx *c, unsigned long arg)
+{
+	struct uffdio_api api;
+	static const struct uffdio_api zero;
+	uint64_t want;
+	int expected = CTX_NEW;
+
+	if (uf_copy_in(&api, (void *)arg, sizeof api))
+		return fail(EFAULT);
+	want = api.features;
+	if (api.api != UFFD_API || (want & ~(uint64_t)UF_EMU_FEATURES)) {
+		uf_copy_out((void *)arg, &zero, sizeof zero);
+		return fail(EINVAL);
+	}
+	api.features = UF_EMU_FEATURES;
+	api.ioctls = UFFD_API_IOCTLS;
+	if (uf_copy_out((void *)arg, &api, sizeof api))
+		return fail(EFAULT);
+	atomic_store(&c->features, want);
+	if (!atomic_compare_exchange_strong(&c->state, &expected, CTX_RUNNING)) {
+		/* Only once per uffd; the answer already written is wiped. */
+		uf_copy_out((void *)arg, &zero, sizeof zero);
+		return fail(EINVAL);
+	}
+	return 0;
+}
+
+static int do_register(struct uf_ctx *c, unsigned long arg)
+{
+	struct uffdio_register reg;
+	uint64_t ioctls = UF_EMU_RANGE_IOCTLS;
+	int r;
+
+	if (uf_copy_in(&reg, (void *)arg, 24))
+		return fail(EFAULT);
+	if (!reg.mode || (reg.mode & ~(uint64_t)UFFD_API_REGISTER_MODES))
+		return fail(EINVAL);
+	/* The emulation implements MISSING mode only. */
+	if (reg.mode & ~(uint64_t)UFFDIO_REGISTER_MODE_MISSING)
+		return fail(EINVAL);
+	if (!range_ok(reg.range.start, reg.range.len))
+		return fail(EINVAL);
+	pthread_mutex_lock(&uf_lock);
+	r = uf_register_locked(c, reg.range.start, reg.range.start + reg.range.len, reg.mode);
+	pthread_mutex_unlock(&uf_lock);
+	if (r < 0)
+		return fail(-r);
+	if (uf_copy_out((char *)arg + 24, &ioctls, sizeof ioctls))
+		return fail(EFAULT);
+	return 0;
+}
+
+static int do_unregister(struct uf_ctx *c, unsigned long arg)
+{
+	struct uffdio_range rg;
+	int r;
+
+	if (uf_copy_in(&rg, (void *)arg, sizeof rg))
+		return fail(EFAULT);
+	if (!range_ok(rg.start, rg.len))
+		return fail(EINVAL);
+	pthread_mutex_lock(&uf_lock);
+	r = uf_unregister_locked(c, rg.start, rg.start + rg.len);
+	pthread_mutex_unlock(&uf_lock);
+	return r < 0 ? fail(-r) : 0;
+}
+
+/* async-signal-safe */
+static int do_wake(struct uf_ctx *c, int fd, unsigned long arg)
+{
+	struct uffdio_range rg;
+
+	if (uf_copy_in(&rg, (void *)arg, sizeof rg))
+		return fail(EFAULT);
+	if (!range_ok(rg.start, rg.len))
+		return fail(EINVAL);
+	if (uf_wake_range(c, rg.start, rg.start + rg.len))
+		uf_ctx_tokens_sync(c, fd);
+	return 0;
+}
+
+/*
+ * COPY and ZEROPAGE: section 5.2.  Returns the result to store in the
+ * output field (bytes or -errno).  async-signal-safe
+ */
+static long resolve(struct uf_ctx *c, int fd, uint64_t dst, const void *src, uint64_t len, int wake)
+{
+	struct uf_area_view v;
+	long r;
+
+	if (!uf_area_find(dst, &v) || dst + len > v.end || !v.ctx)
+		return -ENOENT;
+	if (v.busy)		/* being converted: not yet a registered range */
+		return -ENOENT;
+	r = uf_install(&v, dst, src, len);
+	if (r > 0 && wake && uf_wake_range(c, dst, dst + (uint64_t)r))
+		uf_ctx_tokens_sync(c, fd);
+	return r;
+}
+
+/* async-signal-safe */
+static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
+{
+	struct uffdio_copy cp;
+	long r;
+	int64_t out;
+
+	if (uf_copy_in(&cp, (void *)arg, 32))
+		return fail(EFAULT);
+	if (!range_ok(cp.dst, cp.len))
+		return fail(EINVAL);
+	if (cp.src >= uf_caps.task_size || cp.len > uf_caps.task_size - cp.src)
+		return fail(EINVAL);
+	if (cp.mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP))
+		return fail(EINVAL);
+	if (cp.mode & UFFDIO_COPY_MODE_WP) {
+		r = -EINVAL;		/* no range of ours is registered for WP */
+	} else {
+		r = resolve(c, fd, cp.dst, (const void *)(uintptr_t)cp.src, cp.len,
+			    !(cp.mode & UFFDIO_COPY_MODE_DONTWAKE));
+	}
+	out = r;
+	if (uf_copy_out((char *)arg + 32, &out, sizeof out))
+		return fail(EFAULT);
+	if (r < 0)
+		return fail((int)-r);
+	return (uint64_t)r == cp.len ? 0 : fail(EAGAIN);
+}
+
+/* async-signal-safe */
+static int do_zeropage(struct uf_ctx *c, int fd, unsigned long arg)
+{
+	struct uffdio_zeropage zp;
+	long r;
+	int64_t out;
+
+	if (uf_copy_in(&zp, (void *)arg, 24))
+		return fail(EFAULT);
+	if (!range_ok(zp.range.start, zp.range.len))
+		return fail(EINVAL);
+	if (zp.mode & ~UFFDIO_ZEROPAGE_MODE_DONTWAKE)
+		return fail(EINVAL);
+	r = resolve(c, fd, zp.range.start, NULL, zp.range.len,
+		    !(zp.mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE));
+	out = r;
+	if (uf_copy_out((char *)arg + 24, &out, sizeof out))
+		return fail(EFAULT);
+	if (r < 0)
+		return fail((int)-r);
+	return (uint64_t)r == zp.range.len ? 0 : fail(EAGAIN);
+}
+
+int uf_emu_ioctl(int fd, enum uf_emu_kind kind, unsigned long req, unsigned long arg)
+{
+	struct uf_ctx *c;
+	int state;
+
+	if (kind == UF_EMU_DEV) {
+		if ((unsigned)req != USERFAULTFD_IOC_NEW)
+			return fail(EINVAL);
+		/* The flags come by value, truncated to int as the kernel does. */
+		return uf_emu_userfaultfd((int)arg);
+	}
+	c = uf_ctx_by_fd(fd);
+	if (!c)
+		return fail(EBADF);
+	state = atomic_load(&c->state);
+	if (state == CTX_NEW) {
+		if ((unsigned)req == UFFDIO_API)
+			return do_api(c, arg);
+		return fail(EINVAL);
+	}
+	if (state == CTX_ORPHAN) {
+		/* A fork child's copy of its parent's uffd: its target is
+		 * another process, which the emulation cannot reach. */
+		switch ((unsigned)req) {
+		case UFFDIO_REGISTER: case UFFDIO_UNREGISTER: return fail(ENOMEM);
+		case UFFDIO_WAKE: return 0;
+		case UFFDIO_COPY: case UFFDIO_ZEROPAGE: return fail(ESRCH);
+		default: return fail(EINVAL);
+		}
+	}
+	switch ((unsigned)req) {
+	case UFFDIO_API:
+		return do_api(c, arg);
+	case UFFDIO_REGISTER:
+		return do_register(c, arg);
+	case UFFDIO_UNREGISTER:
+		return do_unregister(c, arg);
+	case UFFDIO_WAKE:
+		return do_wake(c, fd, arg);
+	case UFFDIO_COPY:
+		return do_copy(c, fd, arg);
+	case UFFDIO_ZEROPAGE:
+		return do_zeropage(c, fd, arg);
+	default:
+		/* MOVE, WRITEPROTECT, CONTINUE, POISON: not emulated. */
+		return fail(EINVAL);
+	}
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal interfaces between the front end (backend.c), the kernel
+ * pass-through (kernel.c) and the emulation (emu/). */
+#ifndef UF_INTERNAL_H
+#define UF_INTERNAL_H
+
+#include <stdarg.h>
+#include "userfault.h"
+#include "sys.h"
+
+#define UF_HIDDEN __attribute__((visibility("hidden")))
+
+/* options.c: options that are also environment variables. */
+UF_HIDDEN enum uf_backend uf_opt_backend(void);	/* USERFAULT_BACKEND */
+UF_HIDDEN int uf_opt_debug(void);		/* USERFAULT_DEBUG */
+
+/* kernel.c: the real thing.  -1 and errno. */
+UF_HIDDEN int uf_kernel_userfaultfd(int flags);
+UF_HIDDEN int uf_kernel_open_dev(int oflags);
+/* Probe in a child process; fills the kernel part of *p. */
+UF_HIDDEN void uf_kernel_probe(struct uf_probe *p);
+
+/* emu/: the emulation.  -1 and errno unless noted. */
+enum uf_emu_kind { UF_EMU_NONE = 0, UF_EMU_UFFD = 1, UF_EMU_DEV = 2 };
+UF_HIDDEN int uf_emu_in_use(void);			/* any emulated fd made? */
+UF_HIDDEN enum uf_emu_kind uf_emu_fd_kind(int fd);
+UF_HIDDEN int uf_emu_userfaultfd(int flags);
+UF_HIDDEN int uf_emu_open_dev(int oflags);
+UF_HIDDEN int uf_emu_ioctl(int fd, enum uf_emu_kind kind, unsigned long req, unsigned long arg);
+UF_HIDDEN ssize_t uf_emu_read(int fd, void *buf, size_t count);
+UF_HIDDEN int uf_emu_close(int fd);
+/* 0 if the emulation can work here, else a negative errno. */
+UF_HIDDEN int uf_emu_check(int *guard_markers);
+
+#endif

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Back-end "kernel": a pass-through to the real userfaultfd, through the
+ * system call or /dev/userfaultfd.  ioctl/read/close go straight to libc
+ * (see backend.c); only creation and probing live here.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include "internal.h"
+
+static int dev_new(int flags)
+{
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	int fd, err;
+
+	if (dev < 0)
+		return -1;
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, (unsigned long)flags);
+	err = errno;
+	close(dev);
+	errno = err;
+	return fd;
+}
+
+int uf_kernel_userfaultfd(int flags)
+{
+	int fd = (int)syscall(__NR_userfaultfd, flags);
+	int err;
+
+	if (fd >= 0 || (errno != EPERM && errno != ENOSYS))
+		return fd;
+	/* The system call is refused (unprivileged with the sysctl at 0, or a
+	 * seccomp filter): /dev/userfaultfd gives the same object to whoever
+	 * may open it.  If that fails too, report the system call's error. */
+	err = errno;
+	fd = dev_new(flags);
+	if (fd < 0)
+		errno = err;
+	return fd;
+}
+
+int uf_kernel_open_dev(int oflags)
+{
+	return open("/dev/userfaultfd", oflags);
+}
+
+/* What the probe child reports, field by field as it goes: if a seccomp
+ * filter kills it, the parent still has what came before. */
+struct probe_rec {
+	int what;	/* 1 dev, 2 syscall user-mode-only, 3 syscall full */
+	int err;
+	uint64_t features;
+};
+
+/* Runs in the child made by a raw clone (no atfork handlers, one thread):
+ * only system calls, then exit. */
+static void probe_child(int wfd)
+{
+	struct probe_rec r;
+	struct uffdio_api api;
+	int fd;
+
+	memset(&r, 0, sizeof r);
+	r.what = 1;
+	fd = dev_new(O_CLOEXEC);
+	r.err = fd < 0 ? errno : 0;
+	if (fd >= 0) {
+		memset(&api, 0, sizeof api);
+		api.api = UFFD_API;
+		if (ioctl(fd, UFFDIO_API, &api) == 0)
+			r.features = api.features;
+		close(fd);
+	}
+	if (write(wfd, &r, sizeof r) < 0)
+		syscall(SYS_exit_group, 1);
+
+	memset(&r, 0, sizeof r);
+	r.what = 2;
+	fd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+	r.err = fd < 0 ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	if (write(wfd, &r, sizeof r) < 0)
+		syscall(SYS_exit_group, 1);
+
+	memset(&r, 0, sizeof r);
+	r.what = 3;
+	fd = (int)syscall(__NR_userfaultfd, O_CLOEXEC);
+	r.err = fd < 0 ? errno : 0;
+	if (fd >= 0) {
+		memset(&api, 0, sizeof api);
+		api.api = UFFD_API;
+		if (ioctl(fd, UFFDIO_API, &api) == 0)
+			r.features = api.features;
+		else
+			r.err = errno;
+		close(fd);
+	}
+	if (write(wfd, &r, sizeof r) < 0)
+		syscall(SYS_exit_group, 1);
+	syscall(SYS_exit_group, 0);
+}
+
+void uf_kernel_probe(struct uf_probe *p)
+{
+	int pfd[2], status = 0;
+	pid_t pid;
+	struct probe_rec r;
+
+	p->syscall_errno = p->syscall_user_errno = p->dev_errno = ENOSYS;
+	p->syscall_killed = 0;
+	p->kernel_features = 0;
+	p->kernel_usable = 0;
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return;
+	/* A raw clone: like fork(), but without running anybody's atfork
+	 * handlers (ours would copy emulated areas for nothing). */
+	pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		probe_child(pfd[1]);
+	}
+	close(pfd[1]);
+	if (pid < 0) {
+		close(pfd[0]);
+		return;
+	}
+	while (read(pfd[0], &r, sizeof r) == (ssize_t)sizeof r) {
+		if (r.what == 1) {
+			p->dev_errno = r.err;
+			if (!r.err)
+				p->kernel_features = r.features;
+		} else if (r.what == 2) {
+			p->syscall_user_errno = r.err;
+		} else if (r.what == 3) {
+			p->syscall_errno = r.err;
+			if (!r.err)
+				p->kernel_features = r.features;
+		}
+	}
+	close(pfd[0]);
+	while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(status))
+		p->syscall_killed = WTERMSIG(status);
+	p->kernel_usable = (p->syscall_errno == 0 || p->dev_errno == 0) && p->kernel_features;
+}

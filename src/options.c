@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* Options, each also an environment variable (read once). */
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+enum uf_backend uf_opt_backend(void)
+{
+	const char *v = getenv("USERFAULT_BACKEND");
+	int b;
+
+	if (!v || !*v)
+		return UF_BACKEND_AUTO;
+	b = uf_backend_parse(v);
+	return b < 0 ? UF_BACKEND_AUTO : (enum uf_backend)b;
+}
+
+int uf_opt_debug(void)
+{
+	static int cached = -1;
+	if (cached < 0) {
+		const char *v = getenv("USERFAULT_DEBUG");
+		cached = (v && *v && strcmp(v, "0") != 0) ? 1 : 0;
+	}
+	return cached;
+}
+
+int uf_backend_parse(const char *name)
+{
+	if (!name)
+		return -EINVAL;
+	if (!strcmp(name, "auto"))
+		return UF_BACKEND_AUTO;
+	if (!strcmp(name, "kernel"))
+		return UF_BACKEND_KERNEL;
+	if (!strcmp(name, "emulated") || !strcmp(name, "emulation"))
+		return UF_BACKEND_EMULATED;
+	return -EINVAL;
+}
+
+const char *uf_backend_name(enum uf_backend b)
+{
+	switch (b) {
+	case UF_BACKEND_AUTO: return "auto";
+	case UF_BACKEND_KERNEL: return "kernel";
+	case UF_BACKEND_EMULATED: return "emulated";
+	}
+	return NULL;
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Thin platform layer: raw system calls and atomics.  Everything here is
+ * async-signal-safe (plain system calls, no libc state).
+ */
+#ifndef UF_SYS_H
+#define UF_SYS_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
+
+#ifndef __NR_userfaultfd
+#if defined(__x86_64__)
+#define __NR_userfaultfd 323
+#elif defined(__aarch64__)
+#define __NR_userfaultfd 282
+#endif
+#endif
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
+
+#define UF_PAGE_SIZE_MAX 65536
+
+/* async-signal-safe */
+static inline long uf_sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
+}
+
+/* async-signal-safe */
+static inline long uf_sys_futex_wake(_Atomic uint32_t *addr, int n)
+{
+	return syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/* async-signal-safe */
+static inline pid_t uf_sys_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* async-signal-safe: queue a signal with a chosen siginfo to a thread of
+ * this process (the kernel allows any si_code when signalling oneself). */
+static inline int uf_sys_tgsigqueueinfo(pid_t tgid, pid_t tid, int sig, siginfo_t *si)
+{
+	return (int)syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, si);
+}
+
+#endif
