@@ -14,7 +14,7 @@
 
 static int dev_new(int flags)
 {
-	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	int dev = __open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	int fd, err;
 
 	if (dev < 0)
@@ -28,7 +28,7 @@ static int dev_new(int flags)
 
 int uf_kernel_userfaultfd(int flags)
 {
-	int fd = (int)syscall(__NR_userfaultfd, flags);
+	int fd = (int)uf_raw_syscall1(__NR_userfaultfd, flags);
 	int err;
 
 	if (fd >= 0 || (errno != EPERM && errno != ENOSYS))
@@ -45,7 +45,7 @@ int uf_kernel_userfaultfd(int flags)
 
 int uf_kernel_open_dev(int oflags)
 {
-	return open("/dev/userfaultfd", oflags);
+	return __open("/dev/userfaultfd", oflags);
 }
 
 /* What the probe child reports, field by field as it goes: if a seccomp
@@ -80,7 +80,7 @@ static void probe_child(int wfd)
 
 	memset(&r, 0, sizeof r);
 	r.what = 2;
-	fd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+	fd = (int)uf_raw_syscall1(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
 	r.err = fd < 0 ? errno : 0;
 	if (fd >= 0)
 		close(fd);
@@ -89,7 +89,7 @@ static void probe_child(int wfd)
 
 	memset(&r, 0, sizeof r);
 	r.what = 3;
-	fd = (int)syscall(__NR_userfaultfd, O_CLOEXEC);
+	fd = (int)uf_raw_syscall1(__NR_userfaultfd, O_CLOEXEC);
 	r.err = fd < 0 ? errno : 0;
 	if (fd >= 0) {
 		memset(&api, 0, sizeof api);

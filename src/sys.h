@@ -36,6 +36,36 @@
 
 #define UF_PAGE_SIZE_MAX 65536
 
+/*
+ * The C library's functions that the drop-in interposes (syscall, open,
+ * read, close) must not be reached from inside the library through their
+ * public names, or the drop-in would call itself: we use these instead.
+ */
+extern ssize_t __read(int fd, void *buf, size_t n);
+extern int __close(int fd);
+extern int __open(const char *path, int flags, ...);
+
+/* A system call without going through syscall(3).  async-signal-safe */
+static inline long uf_raw_syscall1(long nr, long a1)
+{
+	long ret;
+#if defined(__x86_64__)
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a1) : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = nr;
+	register long x0 __asm__("x0") = a1;
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8) : "memory");
+	ret = x0;
+#else
+#error "userfault: add the raw system call for this architecture"
+#endif
+	if (ret < 0 && ret > -4096) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+
 /* async-signal-safe */
 static inline long uf_sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *ts)
 {

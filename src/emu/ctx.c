@@ -315,7 +315,7 @@ ssize_t uf_emu_read(int fd, void *buf, size_t count)
 		}
 		/* Nothing queued: wait on the socket itself, so that O_NONBLOCK,
 		 * EINTR and SA_RESTART behave exactly as for any descriptor. */
-		ssize_t n = read(fd, &tok, 1);
+		ssize_t n = __read(fd, &tok, 1);
 		if (n < 0)
 			return -1;
 		if (n == 0) {		/* our end is gone: cannot happen while open */
@@ -375,7 +375,7 @@ int uf_emu_close(int fd)
 			c = ctx_by_ident(st.st_dev, st.st_ino);
 		}
 	}
-	r = close(fd);
+	r = __close(fd);
 	err = errno;
 	if (c && atomic_load(&c->state) != CTX_FREE && peer_gone(c))
 		uf_ctx_release(c);

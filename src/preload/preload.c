@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The drop-in: LD_PRELOAD=libuserfault-preload.so makes a program written
+ * against the raw kernel ABI run on the back-end USERFAULT_BACKEND selects,
+ * with no change to its source.  We interpose the C library's entry points
+ * that reach a userfaultfd:
+ *
+ *   syscall(__NR_userfaultfd, flags)           -> uf_userfaultfd
+ *   open/openat("/dev/userfaultfd")            -> uf_open_dev
+ *   ioctl(fd, UFFDIO_* | USERFAULTFD_IOC_NEW)  -> the emulation, for its fds
+ *   read(), close(), write() on an emulated uffd
+ *   dup/dup2/dup3/fcntl(F_DUPFD), recvmsg(SCM_RIGHTS): new numbers for one
+ *
+ * sigaction() and signal() come from the library itself (emu/sigchain.c).
+ * With the kernel back-end only creation is routed (and then to the kernel),
+ * so the program sees the real thing.
+ *
+ * Emulated descriptors are remembered in a bitmap by number, so that read()
+ * and close() of every other descriptor cost one test of a bit.
+ */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include "internal.h"
+
+#define MARKS 65536
+static _Atomic unsigned char g_mark[MARKS];
+
+static void mark(int fd, int on)
+{
+	if (fd >= 0 && fd < MARKS)
+		atomic_store_explicit(&g_mark[fd], (unsigned char)on, memory_order_relaxed);
+}
+
+/* Is fd (probably) an emulated uffd or device?  Descriptors beyond the
+ * bitmap are checked by identity every time. */
+static int marked(int fd)
+{
+	if (!uf_emu_in_use() || fd < 0)
+		return 0;
+	if (fd < MARKS)
+		return atomic_load_explicit(&g_mark[fd], memory_order_relaxed) &&
+		       uf_emu_fd_kind(fd) != UF_EMU_NONE;
+	return uf_emu_fd_kind(fd) != UF_EMU_NONE;
+}
+
+static int is_dev_path(const char *path)
+{
+	return path && !strcmp(path, "/dev/userfaultfd");
+}
+
+#define REAL(name) \
+	static __typeof__(name) *real_##name; \
+	if (!real_##name) real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
+
+long syscall(long nr, ...)
+{
+	va_list ap;
+	long a[6];
+
+	va_start(ap, nr);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (nr == __NR_userfaultfd) {
+		int fd = uf_userfaultfd((int)a[0]);
+		mark(fd, uf_emu_in_use() && fd >= 0 && uf_emu_fd_kind(fd) != UF_EMU_NONE);
+		return fd;
+	}
+	REAL(syscall);
+	return real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+static int open_dev(int flags)
+{
+	int fd = uf_open_dev(flags);
+	mark(fd, uf_get_backend() == UF_BACKEND_EMULATED && fd >= 0);
+	return fd;
+}
+
+#define OPEN_MODE(flags, mode) \
+	mode_t mode = 0; \
+	if ((flags) & (O_CREAT | O_TMPFILE)) { \
+		va_list ap; \
+		va_start(ap, flags); \
+		mode = va_arg(ap, mode_t); \
+		va_end(ap); \
+	}
+
+int open(const char *path, int flags, ...)
+{
+	OPEN_MODE(flags, mode);
+	if (is_dev_path(path))
+		return open_dev(flags);
+	REAL(open);
+	return real_open(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...)
+{
+	OPEN_MODE(flags, mode);
+	if (is_dev_path(path))
+		return open_dev(flags);
+	REAL(open64);
+	return real_open64(path, flags, mode);
+}
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+	OPEN_MODE(flags, mode);
+	if (is_dev_path(path))
+		return open_dev(flags);
+	REAL(openat);
+	return real_openat(dirfd, path, flags, mode);
+}
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+	OPEN_MODE(flags, mode);
+	if (is_dev_path(path))
+		return open_dev(flags);
+	REAL(openat64);
+	return real_openat64(dirfd, path, flags, mode);
+}
+
+int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	unsigned long arg;
+	enum uf_emu_kind kind;
+
+	va_start(ap, req);
+	arg = va_arg(ap, unsigned long);
+	va_end(ap);
+	if (_IOC_TYPE(req) == UFFDIO && uf_emu_in_use() &&
+	    (kind = uf_emu_fd_kind(fd)) != UF_EMU_NONE) {
+		int r = uf_emu_ioctl(fd, kind, req, arg);
+		if (kind == UF_EMU_DEV && r >= 0)
+			mark(r, 1);
+		return r;
+	}
+	REAL(ioctl);
+	return real_ioctl(fd, req, arg);
+}
+
+ssize_t read(int fd, void *buf, size_t n)
+{
+	if (marked(fd))
+		return uf_read(fd, buf, n);
+	return __read(fd, buf, n);
+}
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+	if (marked(fd)) {
+		errno = EBADF;		/* the kernel's uffd is read-only */
+		return -1;
+	}
+	REAL(write);
+	return real_write(fd, buf, n);
+}
+
+int close(int fd)
+{
+	if (marked(fd)) {
+		mark(fd, 0);
+		return uf_close(fd);
+	}
+	mark(fd, 0);
+	return __close(fd);
+}
+
+static int dup_result(int oldfd, int newfd)
+{
+	if (newfd >= 0)
+		mark(newfd, marked(oldfd));
+	return newfd;
+}
+
+int dup(int oldfd)
+{
+	REAL(dup);
+	return dup_result(oldfd, real_dup(oldfd));
+}
+
+int dup2(int oldfd, int newfd)
+{
+	REAL(dup2);
+	/* A uffd replaced by dup2 may have been its last descriptor. */
+	if (marked(newfd) && newfd != oldfd) {
+		int r = real_dup2(oldfd, newfd);
+		return dup_result(oldfd, r);
+	}
+	return dup_result(oldfd, real_dup2(oldfd, newfd));
+}
+
+int dup3(int oldfd, int newfd, int flags)
+{
+	REAL(dup3);
+	return dup_result(oldfd, real_dup3(oldfd, newfd, flags));
+}
+
+int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	unsigned long arg;
+	int r;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, unsigned long);
+	va_end(ap);
+	REAL(fcntl);
+	r = real_fcntl(fd, cmd, arg);
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+		dup_result(fd, r);
+	return r;
+}
+
+int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	unsigned long arg;
+	int r;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, unsigned long);
+	va_end(ap);
+	REAL(fcntl64);
+	r = real_fcntl64(fd, cmd, arg);
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+		dup_result(fd, r);
+	return r;
+}
+
+ssize_t recvmsg(int sock, struct msghdr *msg, int flags)
+{
+	ssize_t r;
+	struct cmsghdr *c;
+
+	REAL(recvmsg);
+	r = real_recvmsg(sock, msg, flags);
+	if (r < 0 || !uf_emu_in_use() || !msg)
+		return r;
+	for (c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int *fds = (int *)CMSG_DATA(c);
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++)
+			mark(fds[i], uf_emu_fd_kind(fds[i]) != UF_EMU_NONE);
+	}
+	return r;
+}
