@@ -71,7 +71,7 @@ $(PRELOAD): $(PRE_OBJ) $(LIB_OBJ)
 
 # Programs link the static library: build/userfault and the tests run from
 # the build tree without an install.
-$(CLI): $(TOOL_SRC) $(STLIB) $(HDRS)
+$(CLI): $(TOOL_SRC) $(wildcard tools/*.h) $(STLIB) $(HDRS)
 	$(CC) $(ALLCFLAGS) -DUF_PRELOAD_NAME='"libuserfault-preload.so"' -o $@ $(TOOL_SRC) $(STLIB) $(LDLIBS)
 
 $(B)/tests/%: tests/%.c $(STLIB) $(HDRS)
@@ -85,7 +85,7 @@ $(B)/tests/helpers/%: tests/helpers/%.c $(STLIB) $(HDRS)
 
 # Examples are written against the raw kernel ABI only: no userfault header,
 # no library.  They run on the emulation through the drop-in.
-$(B)/examples/%: examples/%.c
+$(B)/examples/%: examples/%.c include/userfault/uapi.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -pthread -o $@ $<
 

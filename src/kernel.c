@@ -82,8 +82,13 @@ static void probe_child(int wfd)
 	r.what = 2;
 	fd = (int)uf_raw_syscall1(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
 	r.err = fd < 0 ? errno : 0;
-	if (fd >= 0)
+	if (fd >= 0) {
+		memset(&api, 0, sizeof api);
+		api.api = UFFD_API;
+		if (ioctl(fd, UFFDIO_API, &api) == 0)
+			r.features = api.features;
 		close(fd);
+	}
 	if (write(wfd, &r, sizeof r) < 0)
 		syscall(SYS_exit_group, 1);
 
@@ -136,6 +141,8 @@ void uf_kernel_probe(struct uf_probe *p)
 				p->kernel_features = r.features;
 		} else if (r.what == 2) {
 			p->syscall_user_errno = r.err;
+			if (!r.err && !p->kernel_features)
+				p->kernel_features = r.features;
 		} else if (r.what == 3) {
 			p->syscall_errno = r.err;
 			if (!r.err)

@@ -101,8 +101,8 @@ struct uf_area {
 	_Atomic uint32_t ctx;	/* owner id, 0 when unregistered */
 	_Atomic uint64_t mode;
 };
-#define UF_LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
-#define UF_ST(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+#define UF_LD(x) atomic_load(&(x))
+#define UF_ST(x, v) atomic_store(&(x), (v))
 extern struct uf_area uf_areas[UF_MAX_AREAS];
 extern _Atomic int uf_areas_hw;		/* slots ever used */
 extern _Atomic uint32_t uf_busy_gen;	/* futex: bumped when busy clears */

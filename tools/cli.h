@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h - what the files of the userfault command line tool share.
+ *
+ * main.c finds the command and handles the options that may come before it;
+ * each cmd-*.c implements one command; cli.c has the helpers below.
+ * Nothing here runs in a signal handler.
+ */
+#ifndef USERFAULT_CLI_H
+#define USERFAULT_CLI_H
+
+#include <stdint.h>
+#include <userfault.h>
+
+#define CLI_NAME "userfault"
+
+/* Exit statuses. */
+enum {
+	CLI_OK = 0,		/* success */
+	CLI_FAIL = 1,		/* runtime error */
+	CLI_USAGE = 2,		/* bad command line */
+	CLI_NOEXEC = 127,	/* run: the program could not be executed */
+};
+
+/* Options that may come before or after the command name. */
+struct cli_global {
+	const char *backend;	/* --backend value (already validated), or NULL */
+};
+
+/* The commands: argv[0] is the command's name, its arguments follow; global
+ * holds what came before the name.  Each returns the exit status. */
+int cmd_probe(int argc, char **argv, struct cli_global *global);
+int cmd_demo(int argc, char **argv, struct cli_global *global);
+int cmd_run(int argc, char **argv, struct cli_global *global);
+
+/* ---- Messages (cli.c) -------------------------------------------------- */
+
+/* "userfault: <message>\n" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Report a command-line error about command cmd (NULL: none) and return
+ * CLI_USAGE:  "userfault: <message> (try 'userfault [cmd] --help')". */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* "EPERM", "ENOSYS"...; "E?" for a number we do not know. */
+const char *cli_errno_name(int err);
+
+/* "SIGSYS", "SIGKILL"...; "SIG?" for a number we do not know. */
+const char *cli_signal_name(int sig);
+
+/* ---- Options (cli.c) --------------------------------------------------- */
+
+/* Is argv[*i] "--backend B" or "--backend=B"?
+ *    0: no (nothing changed);
+ *    1: yes: the value is stored in global->backend and *i is left on the
+ *       last argument consumed;
+ *   -1: yes, but the value is missing or invalid (the error is printed).
+ * cmd names the command for the error message (NULL before the command). */
+int cli_take_backend(int argc, char **argv, int *i, struct cli_global *global,
+		     const char *cmd);
+
+/* Is arg "-h" or "--help"? */
+int cli_is_help(const char *arg);
+
+/* The environment variable that chooses the back-end (read by the library
+ * itself, and set by "run" for the program). */
+#define CLI_BACKEND_ENV "USERFAULT_BACKEND"
+
+/* Apply global->backend with uf_set_backend() if one was given, else check
+ * that CLI_BACKEND_ENV, if set, names a back-end.  Returns CLI_OK, CLI_FAIL
+ * or CLI_USAGE after printing why.  cmd names the command for messages. */
+int cli_use_backend(const struct cli_global *global, const char *cmd);
+
+/* CLI_OK if CLI_BACKEND_ENV is unset, empty or a back-end's name; else
+ * CLI_USAGE after printing why. */
+int cli_check_backend_env(const char *cmd);
+
+/* Parse a decimal count in [min, max]; 0 on success, -1 if invalid. */
+int cli_parse_count(const char *text, long min, long max, long *out);
+
+#endif /* USERFAULT_CLI_H */

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd-run.c - "userfault run [--backend B] [--] PROG [ARGS]": run an
+ * unmodified program with the drop-in library preloaded, so that its raw
+ * userfaultfd calls (syscall, /dev/userfaultfd, ioctl, read, poll...) run on
+ * the back-end chosen here.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* The drop-in's file name (relative: next to this executable) or absolute
+ * path (installed); the Makefile defines it. */
+#ifndef UF_PRELOAD_NAME
+#define UF_PRELOAD_NAME "libuserfault-preload.so"
+#endif
+
+static const char run_help[] =
+	"usage: " CLI_NAME " run [--backend B] [--] PROG [ARGS]\n"
+	"\n"
+	"Run PROG with the drop-in library (" UF_PRELOAD_NAME ") added in\n"
+	"front of LD_PRELOAD, so that a program written for the kernel's\n"
+	"userfaultfd runs unchanged on the chosen back-end.  PROG is looked up\n"
+	"in PATH.  Options after PROG belong to PROG.\n"
+	"\n"
+	"  --backend B    auto, kernel or emulated: sets " CLI_BACKEND_ENV " for PROG;\n"
+	"                 without it " CLI_BACKEND_ENV " is kept, or set to auto\n"
+	"\n"
+	"Exit status: that of PROG; 127 if PROG cannot be executed, 1 if the\n"
+	"drop-in library cannot be found.\n";
+
+/* The drop-in's path into buf: UF_PRELOAD_NAME as is if absolute, else
+ * next to this executable.  0, or -1 after printing why. */
+static int preload_path(char *buf, size_t size)
+{
+	char exe[PATH_MAX];
+	ssize_t n;
+	char *slash;
+
+	if (UF_PRELOAD_NAME[0] == '/') {
+		if (strlen(UF_PRELOAD_NAME) >= size) {
+			cli_error("run: drop-in path too long: %s", UF_PRELOAD_NAME);
+			return -1;
+		}
+		strcpy(buf, UF_PRELOAD_NAME);
+		return 0;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n < 0) {
+		cli_error("run: cannot find this executable (/proc/self/exe): %s",
+			  strerror(errno));
+		return -1;
+	}
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	if ((size_t)snprintf(buf, size, "%s/%s", exe, UF_PRELOAD_NAME) >= size) {
+		cli_error("run: drop-in path too long: %s/%s", exe, UF_PRELOAD_NAME);
+		return -1;
+	}
+	return 0;
+}
+
+/* Put path in front of LD_PRELOAD.  0, or -1 after printing why. */
+static int prepend_preload(const char *path)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char *value;
+	int err;
+
+	/* The dynamic loader splits LD_PRELOAD at spaces and colons. */
+	if (strpbrk(path, " :")) {
+		cli_error("run: the drop-in path has a space or colon, which LD_PRELOAD cannot hold: %s",
+			  path);
+		return -1;
+	}
+	if (old && *old) {
+		value = malloc(strlen(path) + 1 + strlen(old) + 1);
+		if (!value) {
+			cli_error("run: out of memory");
+			return -1;
+		}
+		sprintf(value, "%s:%s", path, old);
+		err = setenv("LD_PRELOAD", value, 1);
+		free(value);
+	} else {
+		err = setenv("LD_PRELOAD", path, 1);
+	}
+	if (err) {
+		cli_error("run: cannot set LD_PRELOAD: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The back-end for the program: the --backend value, else what the
+ * environment has (checked), else auto.  CLI_OK, or an exit status after
+ * printing why. */
+static int set_backend_env(const struct cli_global *global)
+{
+	const char *value = global->backend;
+	const char *env = getenv(CLI_BACKEND_ENV);
+
+	if (!value) {
+		if (cli_check_backend_env("run") != CLI_OK)
+			return CLI_USAGE;
+		if (env && *env)
+			return CLI_OK;
+		value = uf_backend_name(UF_BACKEND_AUTO);
+	}
+	if (setenv(CLI_BACKEND_ENV, value, 1)) {
+		cli_error("run: cannot set " CLI_BACKEND_ENV ": %s", strerror(errno));
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+int cmd_run(int argc, char **argv, struct cli_global *global)
+{
+	char path[PATH_MAX];
+	int i, status;
+
+	/* Our options end at "--" or at PROG. */
+	for (i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		int taken;
+
+		if (strcmp(arg, "--") == 0) {
+			i++;
+			break;
+		}
+		if (arg[0] != '-')
+			break;
+		if (cli_is_help(arg)) {
+			fputs(run_help, stdout);
+			return CLI_OK;
+		}
+		taken = cli_take_backend(argc, argv, &i, global, "run");
+		if (taken < 0)
+			return CLI_USAGE;
+		if (taken == 0)
+			return cli_usage_error("run", "unknown option '%s'", arg);
+	}
+	if (i == argc)
+		return cli_usage_error("run", "missing the program to run");
+
+	if (preload_path(path, sizeof path) < 0)
+		return CLI_FAIL;
+	if (access(path, R_OK) < 0) {
+		cli_error("run: drop-in library %s: %s%s", path, strerror(errno),
+			  UF_PRELOAD_NAME[0] == '/' ? "" : " (build it with 'make')");
+		return CLI_FAIL;
+	}
+	if (prepend_preload(path) < 0)
+		return CLI_FAIL;
+	status = set_backend_env(global);
+	if (status != CLI_OK)
+		return status;
+
+	fflush(NULL);
+	execvp(argv[i], argv + i);
+	cli_error("run: cannot execute '%s': %s", argv[i], strerror(errno));
+	return CLI_NOEXEC;
+}
