@@ -43,6 +43,7 @@
  */
 extern ssize_t __read(int fd, void *buf, size_t n);
 extern int __close(int fd);
+extern ssize_t __write(int fd, const void *buf, size_t n);
 extern int __open(const char *path, int flags, ...);
 
 /* A system call without going through syscall(3).  async-signal-safe */

@@ -11,7 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include "emu/emu.h"
 
@@ -119,7 +119,7 @@ struct uf_ctx *uf_ctx_by_fd(int fd)
 {
 	struct stat st;
 
-	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
 		return NULL;
 	return ctx_by_ident(st.st_dev, st.st_ino);
 }
@@ -130,7 +130,7 @@ enum uf_emu_kind uf_emu_fd_kind(int fd)
 
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return UF_EMU_NONE;
-	if (S_ISSOCK(st.st_mode))
+	if (S_ISFIFO(st.st_mode))
 		return ctx_by_ident(st.st_dev, st.st_ino) ? UF_EMU_UFFD : UF_EMU_NONE;
 	if (S_ISREG(st.st_mode))
 		for (int i = 0; i < UF_MAX_DEV; i++)
@@ -155,14 +155,12 @@ int uf_emu_userfaultfd(int flags)
 		return -1;
 	}
 	uf_fork_init();
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+	/* The user's end (read end) gets exactly the creation flags; ours
+	 * (the write end) is close-on-exec and never blocks. */
+	if (pipe2(sv, flags & (O_CLOEXEC | O_NONBLOCK)) < 0)
 		return -1;
-	/* The user's end gets exactly the creation flags. */
-	if (!(flags & O_CLOEXEC))
-		fcntl(sv[0], F_SETFD, 0);
-	if (!(flags & O_NONBLOCK))
-		fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) & ~O_NONBLOCK);
-	if (fstat(sv[0], &st) < 0)
+	if (fcntl(sv[1], F_SETFD, FD_CLOEXEC) < 0 ||
+	    fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0 || fstat(sv[0], &st) < 0)
 		goto fail;
 
 	pthread_mutex_lock(&uf_lock);
@@ -242,7 +240,7 @@ void uf_dev_reset_after_fork(void)
 /* Tell poll/epoll that messages wait.  async-signal-safe */
 void uf_ctx_notify(struct uf_ctx *c)
 {
-	ssize_t r = send(c->ourfd, "m", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	ssize_t r = __write(c->ourfd, "m", 1);	/* full pipe: already readable */
 	(void)r;
 }
 
@@ -266,8 +264,8 @@ void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd)
 		return;
 	}
 	while (avail > 0) {
-		ssize_t n = recv(userfd, buf, avail < (int)sizeof buf ? (size_t)avail : sizeof buf,
-				 MSG_DONTWAIT);
+		struct iovec iov = { buf, avail < (int)sizeof buf ? (size_t)avail : sizeof buf };
+		ssize_t n = preadv2(userfd, &iov, 1, -1, RWF_NOWAIT);
 		if (n <= 0)
 			break;
 		avail -= (int)n;
@@ -351,8 +349,8 @@ void uf_ctx_release(struct uf_ctx *c)
  * process)?  async-signal-safe */
 static int peer_gone(struct uf_ctx *c)
 {
-	struct pollfd p = { .fd = c->ourfd, .events = POLLRDHUP };
-	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP));
+	struct pollfd p = { .fd = c->ourfd, .events = 0 };
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
 }
 
 int uf_emu_close(int fd)
@@ -371,7 +369,7 @@ int uf_emu_close(int fd)
 					 * we cannot know, so keep it - it costs one slot) */
 					break;
 				}
-		} else if (S_ISSOCK(st.st_mode)) {
+		} else if (S_ISFIFO(st.st_mode)) {
 			c = ctx_by_ident(st.st_dev, st.st_ino);
 		}
 	}
@@ -393,7 +391,6 @@ static void *watch_main(void *arg)
 {
 	int epfd = (int)(intptr_t)arg;
 	struct epoll_event ev[16];
-	char junk[256];
 
 	for (;;) {
 		int n = epoll_wait(epfd, ev, 16, -1);
@@ -406,10 +403,7 @@ static void *watch_main(void *arg)
 			struct uf_ctx *c = uf_ctx_by_id((uint32_t)ev[i].data.u64);
 			if (!c)
 				continue;
-			if (ev[i].events & EPOLLIN)	/* somebody wrote into the uffd */
-				while (recv(c->ourfd, junk, sizeof junk, MSG_DONTWAIT) > 0)
-					;
-			if (ev[i].events & (EPOLLHUP | EPOLLRDHUP)) {
+			if (ev[i].events & (EPOLLERR | EPOLLHUP)) {
 				epoll_ctl(epfd, EPOLL_CTL_DEL, c->ourfd, NULL);
 				uf_ctx_release(c);
 			}
@@ -419,7 +413,9 @@ static void *watch_main(void *arg)
 
 void uf_watch_add(struct uf_ctx *c)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+	/* No event asked: a pipe's write end reports EPOLLERR, always
+	 * delivered, once no read end is left anywhere. */
+	struct epoll_event ev = { .events = 0 };
 
 	pthread_mutex_lock(&g_watch_lock);
 	if (g_epfd < 0 || g_watch_pid != getpid()) {

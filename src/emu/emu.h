@@ -11,10 +11,11 @@
  * removes the marker (MADV_GUARD_REMOVE) and populates the entry, so the page
  * appears whole, at once, to every thread.  The SIGSEGV handler turns a
  * fault on a missing page into a uffd_msg in a waiter slot and sleeps on a
- * futex until a wake covers it.  The uffd itself is one end of an AF_UNIX
- * socket pair: we keep the other end and send a byte whenever messages wait,
- * so poll/select/epoll work on it; its peer sees a hang-up when the last
- * descriptor is closed, which is how release is detected.
+ * futex until a wake covers it.  The uffd itself is the read end of a pipe
+ * (read-only, like the kernel's: write() gives EBADF): we keep the write end
+ * and write a byte whenever messages wait, so poll/select/epoll work on it;
+ * our end reports POLLERR once the last read end is closed, in whatever
+ * process, which is how release is detected.
  *
  * Concurrency.  Everything the signal handler and COPY/ZEROPAGE/WAKE touch is
  * lock-free (atomics, seqlocks, futexes), so they are async-signal-safe.

@@ -261,15 +261,19 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 	s = atomic_load(&w->state);
 	atomic_store(&w->state, WITH(s, W_PENDING));
 	atomic_fetch_add(&uf_stats.faults, 1);
-	uf_ctx_notify(c);
 
 	/* Resolved or unregistered while we queued?  Then do not sleep (the
-	 * message may still have been read: monitors must accept EEXIST). */
+	 * message may still have been read: monitors must accept EEXIST).
+	 * This is checked after queueing, so a wake cannot slip between, and
+	 * before telling the reader, as the kernel re-checks the page table
+	 * right after queueing. */
 	if (uf_page_present(v, addr) || !uf_area_still(v) ||
 	    atomic_load(&c->state) != CTX_RUNNING) {
 		s = atomic_load(&w->state);
 		if (PHASE(s) == W_PENDING || PHASE(s) == W_READ)
 			slot_finish(w, s, W_DONE, c);
+	} else {
+		uf_ctx_notify(c);
 	}
 	for (;;) {
 		s = atomic_load(&w->state);
