@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/* UFFDIO_COPY: resolves and wakes; DONTWAKE keeps the faulter blocked until
+ * UFFDIO_WAKE; EEXIST (copy = -17) on a present page; partial COPY → EAGAIN
+ * with copy = bytes done; bad src → EFAULT (copy = -14); dst outside a
+ * registered VMA, in a hole or spanning two VMAs → ENOENT (copy = -2);
+ * MODE_WP without WP registration → EINVAL (copy = -22); COPY into a
+ * PROT_READ registered VMA installs a readable page; COPY of many pages. */
+#include "t.h"
+
+static void wake_and_dontwake(int fd, char *p)
+{
+	struct t_touch t;
+	struct uffd_msg m;
+	int64_t out;
+
+	/* COPY wakes. */
+	T_EXPECT_FAULT(fd, p + 9, 1, 0x21);
+	CHECK_EQ(p[9], 0x21);
+	CHECK_EQ(p[10], 0x21);
+
+	/* DONTWAKE: installed but the faulter sleeps until WAKE. */
+	t_touch_start(&t, p + t_ps + 1, 0, 0);
+	if (T_MSG(fd, &m, 2000))
+		CHECK_FAULT(&m, p + t_ps, 0);
+	CHECK_EQ(t_copy_byte(fd, p + t_ps, 0x22, 1, UFFDIO_COPY_MODE_DONTWAKE), 0);
+	CHECK_EQ(p[t_ps], 0x22);		/* present for us */
+	CHECK(!t_touch_wait(&t, 300));
+	T_NO_MSG(fd, 0);
+	CHECK_EQ(t_wake(fd, p + t_ps, (size_t)t_ps), 0);
+	CHECK(t_touch_wait(&t, 2000));
+	CHECK_EQ(t.val, 0x22);
+	T_NO_MSG(fd, 100);
+
+	/* Present page: EEXIST, copy = -EEXIST, content unchanged. */
+	CHECK_ERRNO(t_copy_byte(fd, p + t_ps, 0x23, 1, 0), EEXIST);
+	{
+		char src[64];
+
+		memset(src, 0x24, sizeof src);
+		CHECK_ERRNO(t_copy(fd, p + t_ps, src, (size_t)t_ps, 0, &out), EEXIST);
+		CHECK_EQ(out, -EEXIST);
+	}
+	CHECK_EQ(p[t_ps], 0x22);
+}
+
+static void partial(int fd, char *p)
+{
+	char *src = t_map(3);
+	int64_t out;
+
+	/* Pages 0 1 2 of the window, page 1 present: EAGAIN, copy = 1 page. */
+	memset(src, 0x31, 3 * (size_t)t_ps);
+	CHECK_EQ(t_copy_byte(fd, p + t_ps, 0x30, 1, 0), 0);
+	CHECK_ERRNO(t_copy(fd, p, src, 3 * (size_t)t_ps, 0, &out), EAGAIN);
+	CHECK_EQ(out, t_ps);
+	CHECK_EQ(p[0], 0x31);
+	CHECK_EQ(p[t_ps], 0x30);
+	/* Repeating from dst + copy tells the error. */
+	CHECK_ERRNO(t_copy(fd, p + t_ps, src, 2 * (size_t)t_ps, 0, &out), EEXIST);
+	CHECK_EQ(out, -EEXIST);
+	/* Page 2 is still missing and still faults. */
+	T_EXPECT_FAULT(fd, p + 2 * t_ps, 0, 0x32);
+	munmap(src, 3 * (size_t)t_ps);
+}
+
+static void bad_src(int fd, char *p)
+{
+	char *none = t_map_prot(1, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS);
+	char *two = t_map(2);
+	int64_t out;
+
+	munmap(two + t_ps, (size_t)t_ps);
+	CHECK_ERRNO(t_copy(fd, p, none, (size_t)t_ps, 0, &out), EFAULT);
+	CHECK_EQ(out, -EFAULT);
+	/* src running off the end of its mapping. */
+	CHECK_ERRNO(t_copy(fd, p, two + 100, (size_t)t_ps, 0, &out), EFAULT);
+	CHECK_EQ(out, -EFAULT);
+	/* src in the hole. */
+	CHECK_ERRNO(t_copy(fd, p, two + t_ps, (size_t)t_ps, 0, &out), EFAULT);
+	CHECK_EQ(out, -EFAULT);
+	/* Nothing was installed: the page still faults. */
+	T_EXPECT_FAULT(fd, p + 5, 1, 0x41);
+	munmap(none, (size_t)t_ps);
+	munmap(two, (size_t)t_ps);
+}
+
+static void enoent(int fd)
+{
+	char *src = t_map(2);
+	/* [0 1] RW registered | [2 3] PROT_READ registered | 4 unregistered */
+	char *p = t_map(5);
+	int64_t out;
+
+	memset(src, 0x51, 2 * (size_t)t_ps);
+	T_REQUIRE(mmap(p + 2 * t_ps, 2 * (size_t)t_ps, PROT_READ,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED);
+	T_REQUIRE(t_register(fd, p, 4 * (size_t)t_ps) == 0);
+
+	/* Not registered. */
+	CHECK_ERRNO(t_copy(fd, p + 4 * t_ps, src, (size_t)t_ps, 0, &out), ENOENT);
+	CHECK_EQ(out, -ENOENT);
+	/* Registered + unregistered. */
+	CHECK_ERRNO(t_copy(fd, p + 3 * t_ps, src, 2 * (size_t)t_ps, 0, &out), ENOENT);
+	CHECK_EQ(out, -ENOENT);
+	/* Two registered VMAs. */
+	CHECK_ERRNO(t_copy(fd, p + t_ps, src, 2 * (size_t)t_ps, 0, &out), ENOENT);
+	CHECK_EQ(out, -ENOENT);
+	/* In a hole. */
+	munmap(p + 4 * t_ps, (size_t)t_ps);
+	CHECK_ERRNO(t_copy(fd, p + 4 * t_ps, src, (size_t)t_ps, 0, &out), ENOENT);
+	CHECK_EQ(out, -ENOENT);
+	/* MODE_WP on a MISSING-only registration. */
+	CHECK_ERRNO(t_copy(fd, p, src, (size_t)t_ps, UFFDIO_COPY_MODE_WP, &out), EINVAL);
+	CHECK_EQ(out, -EINVAL);
+
+	/* Nothing happened to the pages: COPY into the PROT_READ VMA works
+	 * and gives a readable page; the RW pages still fault. */
+	CHECK_EQ(t_copy(fd, p + 2 * t_ps, src, (size_t)t_ps, 0, &out), 0);
+	CHECK_EQ(out, t_ps);
+	CHECK_EQ(p[2 * t_ps + 7], 0x51);
+	T_EXPECT_FAULT(fd, p + 3 * t_ps, 0, 0x52);
+	T_EXPECT_FAULT(fd, p + t_ps, 1, 0x53);
+	T_EXPECT_FAULT(fd, p, 0, 0x54);
+	munmap(p, 4 * (size_t)t_ps);
+	munmap(src, 2 * (size_t)t_ps);
+}
+
+static void big(int fd)
+{
+	size_t n = 64;
+	char *p = t_map_reg(fd, n);
+	char *src = t_map(n);
+	int64_t out;
+
+	for (size_t i = 0; i < n * (size_t)t_ps; i++)
+		src[i] = (char)(i * 31 + i / (size_t)t_ps);
+	CHECK_EQ(t_copy(fd, p, src, n * (size_t)t_ps, 0, &out), 0);
+	CHECK_EQ(out, (int64_t)n * t_ps);
+	CHECK(memcmp(p, src, n * (size_t)t_ps) == 0);
+	T_NO_MSG(fd, 0);
+	munmap(p, n * (size_t)t_ps);
+	munmap(src, n * (size_t)t_ps);
+}
+
+int main(void)
+{
+	int fd;
+	char *p;
+
+	t_start(30);
+	fd = t_uffd(0);
+	p = t_map_reg(fd, 3);
+	wake_and_dontwake(fd, p);
+	munmap(p, 3 * (size_t)t_ps);
+	p = t_map_reg(fd, 3);
+	partial(fd, p);
+	munmap(p, 3 * (size_t)t_ps);
+	p = t_map_reg(fd, 1);
+	bad_src(fd, p);
+	enoent(fd);
+	big(fd);
+	CHECK_EQ(uf_close(fd), 0);
+	return t_done();
+}

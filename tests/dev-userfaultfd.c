@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/* /dev/userfaultfd: USERFAULTFD_IOC_NEW creates a working uffd with the given
+ * flags; bad flags are EINVAL; high bits of the argument are ignored; any
+ * other ioctl on the device descriptor is EINVAL. */
+#include "t.h"
+
+int main(void)
+{
+	int dev, fd, fd2;
+	char *p;
+
+	t_start(20);
+	dev = uf_open_dev(O_RDWR | O_CLOEXEC);
+	if (dev < 0 && errno == ENOENT)
+		T_SKIP_TEST("no /dev/userfaultfd on this machine");
+	T_REQUIRE(dev >= 0);
+
+	/* Bad flags. */
+	CHECK_ERRNO(uf_ioctl(dev, USERFAULTFD_IOC_NEW, 2UL), EINVAL);
+	CHECK_ERRNO(uf_ioctl(dev, USERFAULTFD_IOC_NEW, 4UL), EINVAL);
+	CHECK_ERRNO(uf_ioctl(dev, USERFAULTFD_IOC_NEW, (unsigned long)O_RDWR), EINVAL);
+	CHECK_ERRNO(uf_ioctl(dev, USERFAULTFD_IOC_NEW,
+			     (unsigned long)(O_NONBLOCK | 0x40000000)), EINVAL);
+
+	/* Other commands on the device. */
+	{
+		struct uffdio_api api = { .api = UFFD_API };
+
+		CHECK_ERRNO(uf_ioctl(dev, UFFDIO_API, &api), EINVAL);
+		CHECK_ERRNO(uf_ioctl(dev, _IO(USERFAULTFD_IOC, 0x01), 0UL), EINVAL);
+		CHECK_ERRNO(uf_ioctl(dev, _IOW(USERFAULTFD_IOC, 0x00, int), 0UL), EINVAL);
+	}
+
+	/* High bits of the (by-value) argument are ignored. */
+	fd2 = uf_ioctl(dev, USERFAULTFD_IOC_NEW, (1UL << 32) | O_NONBLOCK);
+	CHECK(fd2 >= 0);
+	if (fd2 >= 0) {
+		CHECK(fcntl(fd2, F_GETFL) & O_NONBLOCK);
+		CHECK_EQ(uf_close(fd2), 0);
+	}
+
+	/* A good one: flags honoured, fully usable. */
+	fd = uf_ioctl(dev, USERFAULTFD_IOC_NEW, (unsigned long)(O_CLOEXEC | O_NONBLOCK));
+	T_REQUIRE(fd >= 0);
+	CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	fd2 = uf_ioctl(dev, USERFAULTFD_IOC_NEW, 0UL);
+	CHECK(fd2 >= 0);
+	if (fd2 >= 0) {
+		CHECK(!(fcntl(fd2, F_GETFD) & FD_CLOEXEC));
+		CHECK(!(fcntl(fd2, F_GETFL) & O_NONBLOCK));
+		CHECK_EQ(uf_close(fd2), 0);
+	}
+	/* Closing the device does not affect the uffds made from it. */
+	CHECK_EQ(uf_close(dev), 0);
+	CHECK_EQ(t_api_fd(fd, 0), 0);
+	p = t_map_reg(fd, 2);
+	T_EXPECT_FAULT(fd, p + 5, 0, 0x3c);
+	T_EXPECT_FAULT(fd, p + t_ps + 7, 1, 0x4d);
+	CHECK_EQ(p[5], 0x3c);
+	CHECK_EQ(p[t_ps + 7], 0x4d);
+	CHECK_EQ(uf_close(fd), 0);
+	return t_done();
+}

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/* The uffd is an ordinary descriptor: dup / dup3 copies share the object and
+ * the file status flags (F_SETFL O_NONBLOCK on a copy makes reads on the
+ * original non-blocking, and back); FD_CLOEXEC via F_SETFD is honoured by
+ * exec; a descriptor passed over a unix socket (SCM_RIGHTS) within the process
+ * is the same object, and keeps working after the original is closed. */
+#include "t.h"
+
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+static void send_fd(int sock, int fd)
+{
+	char byte = 'u';
+	struct iovec iov = { &byte, 1 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof u.buf,
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	memset(&u, 0, sizeof u);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof fd);
+	T_REQUIRE(sendmsg(sock, &mh, 0) == 1);
+}
+
+static int recv_fd(int sock)
+{
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof u.buf,
+	};
+	struct cmsghdr *c;
+	int fd = -1;
+
+	T_REQUIRE(recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) == 1);
+	c = CMSG_FIRSTHDR(&mh);
+	T_REQUIRE(c && c->cmsg_type == SCM_RIGHTS);
+	memcpy(&fd, CMSG_DATA(c), sizeof fd);
+	return fd;
+}
+
+struct later { char *addr; struct t_touch t; };
+
+static void *fault_later(void *arg)
+{
+	struct later *l = arg;
+
+	t_msleep(150);
+	t_touch_start(&l->t, l->addr, 0, 0);
+	return NULL;
+}
+
+static void dups(void)
+{
+	int fd = t_uffd_flags(O_CLOEXEC, 0);	/* blocking */
+	int d1 = dup(fd), d3 = dup3(fd, 100, O_CLOEXEC);
+	char *p = t_map(3);
+	struct uffd_msg m;
+	struct later l = { .addr = p + t_ps };
+	pthread_t th;
+
+	T_REQUIRE(d1 >= 0 && d3 == 100);
+	/* Register through one copy, read through another, COPY through the
+	 * third. */
+	CHECK_EQ(t_register(d1, p, 3 * (size_t)t_ps), 0);
+	CHECK_EQ(fcntl(d3, F_SETFL, O_NONBLOCK), 0);
+	CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	CHECK_ERRNO(uf_read(fd, &m, sizeof m), EAGAIN);
+	T_EXPECT_FAULT(d3, p, 0, 0x21);
+	CHECK_EQ(p[1], 0x21);
+
+	/* Back to blocking through a copy: a read on the original waits for
+	 * the fault. */
+	CHECK_EQ(fcntl(d1, F_SETFL, 0), 0);
+	CHECK(!(fcntl(fd, F_GETFL) & O_NONBLOCK));
+	th = t_thread(fault_later, &l);
+	CHECK_EQ(uf_read(fd, &m, sizeof m), 32);
+	CHECK_FAULT(&m, p + t_ps, 0);
+	t_join(th);
+	CHECK_EQ(t_copy_byte(fd, p + t_ps, 0x22, 1, 0), 0);
+	CHECK(t_touch_wait(&l.t, 2000));
+	CHECK_EQ(l.t.val, 0x22);
+
+	/* Closing copies does not release the object. */
+	CHECK_EQ(uf_close(fd), 0);
+	CHECK_EQ(uf_close(d1), 0);
+	CHECK_EQ(fcntl(d3, F_SETFL, O_NONBLOCK), 0);
+	T_EXPECT_FAULT(d3, p + 2 * t_ps, 1, 0x23);
+	CHECK_EQ(uf_close(d3), 0);
+}
+
+/* Does a program exec'ed now see descriptor fd open? */
+static int open_after_exec(int fd)
+{
+	char cmd[64];
+	pid_t pid;
+	int st;
+
+	snprintf(cmd, sizeof cmd, "[ -e /proc/self/fd/%d ]", fd);
+	pid = fork();
+	T_REQUIRE(pid >= 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	T_REQUIRE(waitpid(pid, &st, 0) == pid);
+	T_REQUIRE(WIFEXITED(st) && WEXITSTATUS(st) != 127);
+	return WEXITSTATUS(st) == 0;
+}
+
+static void cloexec(void)
+{
+	int fd = t_uffd_flags(0, 0);
+
+	CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+	CHECK_EQ(open_after_exec(fd), 1);
+	CHECK_EQ(fcntl(fd, F_SETFD, FD_CLOEXEC), 0);
+	CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	CHECK_EQ(open_after_exec(fd), 0);
+	CHECK_EQ(fcntl(fd, F_SETFD, 0), 0);
+	CHECK_EQ(open_after_exec(fd), 1);
+	/* Still a working uffd. */
+	CHECK_EQ(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	{
+		char *p = t_map_reg(fd, 1);
+
+		T_EXPECT_FAULT(fd, p, 1, 0x24);
+	}
+	CHECK_EQ(uf_close(fd), 0);
+}
+
+static void scm_rights(void)
+{
+	int sv[2], fd, got;
+	char *p = t_map(3);
+	struct uffdio_api api = { .api = UFFD_API };
+
+	T_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	/* Sent before UFFDIO_API; the API is done on the received copy. */
+	fd = uf_userfaultfd(O_CLOEXEC | O_NONBLOCK);
+	T_REQUIRE(fd >= 0);
+	send_fd(sv[0], fd);
+	got = recv_fd(sv[1]);
+	CHECK(got >= 0 && got != fd);
+	CHECK(fcntl(got, F_GETFL) & O_NONBLOCK);
+	CHECK_EQ(t_api_fd(got, UFFD_FEATURE_THREAD_ID), 0);
+	CHECK_ERRNO(uf_ioctl(fd, UFFDIO_API, &api), EINVAL);
+
+	/* Register on the original, the received one sees the faults. */
+	CHECK_EQ(t_register(fd, p, 3 * (size_t)t_ps), 0);
+	T_EXPECT_FAULT(got, p, 0, 0x31);
+	/* And the other way round. */
+	CHECK_EQ(t_unregister(got, p + 2 * t_ps, (size_t)t_ps), 0);
+	T_EXPECT_NO_FAULT(fd, p + 2 * t_ps, 0, 0);
+	/* The original closed: the received copy carries on. */
+	CHECK_EQ(uf_close(fd), 0);
+	T_EXPECT_FAULT(got, p + t_ps, 1, 0x32);
+
+	/* A copy in flight keeps the object (and its registrations) alive. */
+	munmap(p, 3 * (size_t)t_ps);
+	p = t_map(1);
+	CHECK_EQ(t_register(got, p, (size_t)t_ps), 0);
+	send_fd(sv[0], got);
+	CHECK_EQ(uf_close(got), 0);
+	fd = recv_fd(sv[1]);
+	T_REQUIRE(fd >= 0);
+	T_EXPECT_FAULT(fd, p, 0, 0x33);
+	CHECK_EQ(uf_close(fd), 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+int main(void)
+{
+	t_start(30);
+	dups();
+	cloexec();
+	scm_rights();
+	return t_done();
+}

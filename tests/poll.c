@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/* poll / select / epoll on a uffd.  O_NONBLOCK: readable (POLLIN only) iff an
+ * unread message waits, 0 after the read, and a sleeping poll/epoll_wait
+ * wakes when a fault arrives.  Blocking descriptor: the kernel always reports
+ * POLLERR (select: readable and writable; epoll: EPOLLERR); emulated reports
+ * readable only when a message waits (documented difference).  F_SETFL
+ * O_NONBLOCK switches between the two at once. */
+#include "t.h"
+
+#include <sys/epoll.h>
+#include <sys/select.h>
+
+static int poll_now(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLOUT };
+	int r = poll(&p, 1, ms);
+
+	return r < 0 ? -1 : r == 0 ? 0 : p.revents;
+}
+
+/* 1 = readable, 2 = writable. */
+static int select_now(int fd)
+{
+	fd_set r, w;
+	struct timeval tv = { 0, 0 };
+
+	FD_ZERO(&r);
+	FD_ZERO(&w);
+	FD_SET(fd, &r);
+	FD_SET(fd, &w);
+	if (select(fd + 1, &r, &w, NULL, &tv) < 0)
+		return -1;
+	return (FD_ISSET(fd, &r) ? 1 : 0) | (FD_ISSET(fd, &w) ? 2 : 0);
+}
+
+static int epoll_now(int ep, int ms)
+{
+	struct epoll_event ev;
+	int r = epoll_wait(ep, &ev, 1, ms);
+
+	return r < 0 ? -1 : r == 0 ? 0 : (int)ev.events;
+}
+
+struct delayed { char *addr; struct t_touch t; };
+
+static void *touch_later(void *arg)
+{
+	struct delayed *d = arg;
+
+	t_msleep(150);
+	t_touch_start(&d->t, d->addr, 0, 0);
+	return NULL;
+}
+
+/* Expected readiness of the descriptor as it is now (epoll not checked if
+ * ep < 0). */
+struct want { int poll, select, epoll; };
+
+static void check_ready(int fd, int ep, const struct want *w, const char *when)
+{
+	int before = t_failures;
+
+	CHECK_EQ(poll_now(fd, 0), w->poll);
+	CHECK_EQ(select_now(fd), w->select);
+	if (ep >= 0)
+		CHECK_EQ(epoll_now(ep, 0), w->epoll);
+	if (t_failures != before)
+		fprintf(stderr, "  (%s)\n", when);
+}
+
+static void nonblocking(void)
+{
+	static const struct want idle = { 0, 0, 0 };
+	static const struct want ready = { POLLIN, 1, EPOLLIN };
+	int fd = t_uffd(0);
+	char *p = t_map_reg(fd, 3);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct delayed d = { .addr = p };
+	struct uffd_msg m;
+	pthread_t th;
+
+	T_REQUIRE(ep >= 0);
+	T_REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+	check_ready(fd, ep, &idle, "O_NONBLOCK, empty");
+	CHECK_EQ(poll_now(fd, 100), 0);
+
+	/* A sleeping poll wakes when the fault comes. */
+	th = t_thread(touch_later, &d);
+	CHECK_EQ(poll_now(fd, 3000), POLLIN);
+	t_join(th);
+	check_ready(fd, ep, &ready, "O_NONBLOCK, one message");
+	/* Still there: poll does not consume. */
+	check_ready(fd, ep, &ready, "O_NONBLOCK, one message, again");
+	CHECK_EQ(uf_read(fd, &m, sizeof m), 32);
+	CHECK_FAULT(&m, p, 0);
+	check_ready(fd, ep, &idle, "O_NONBLOCK, message read, fault unresolved");
+	CHECK_EQ(t_copy_byte(fd, p, 1, 1, 0), 0);
+	CHECK(t_touch_wait(&d.t, 2000));
+	check_ready(fd, ep, &idle, "O_NONBLOCK, resolved");
+
+	/* A sleeping epoll_wait wakes too. */
+	d.addr = p + t_ps;
+	th = t_thread(touch_later, &d);
+	CHECK_EQ(epoll_now(ep, 3000), EPOLLIN);
+	t_join(th);
+	if (T_MSG(fd, &m, 1000))
+		CHECK_FAULT(&m, p + t_ps, 0);
+	check_ready(fd, ep, &idle, "O_NONBLOCK, second message read");
+	CHECK_EQ(t_copy_byte(fd, p + t_ps, 2, 1, 0), 0);
+	CHECK(t_touch_wait(&d.t, 2000));
+
+	/* Switch to blocking with F_SETFL: as in blocking() for poll and
+	 * select (an epoll set that saw no wake-up since is not re-polled). */
+	CHECK_EQ(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK), 0);
+	if (t_emulated())
+		check_ready(fd, -1, &idle, "F_SETFL blocking, empty");
+	else
+		check_ready(fd, -1, &(struct want){ POLLERR, 3, EPOLLERR },
+			    "F_SETFL blocking, empty");
+	CHECK_EQ(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+	check_ready(fd, ep, &idle, "F_SETFL O_NONBLOCK again, empty");
+	close(ep);
+	CHECK_EQ(uf_close(fd), 0);
+}
+
+static void blocking(void)
+{
+	int fd = t_uffd_flags(O_CLOEXEC, 0);
+	char *p = t_map_reg(fd, 2);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct uffd_msg m;
+	struct t_touch t;
+	/* Kernel: POLLERR whatever is queued.  Emulated: readable iff a
+	 * message waits. */
+	const struct want err = { POLLERR, 3, EPOLLERR };
+	const struct want *idle = t_emulated() ? &(struct want){ 0, 0, 0 } : &err;
+	const struct want *ready = t_emulated() ? &(struct want){ POLLIN, 1, EPOLLIN } : &err;
+
+	T_REQUIRE(ep >= 0);
+	T_REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+	check_ready(fd, ep, idle, "blocking, empty");
+	t_touch_start(&t, p, 1, 3);
+	if (t_emulated()) {
+		CHECK_EQ(poll_now(fd, 3000), POLLIN);
+	} else {
+		t_msleep(200);
+	}
+	check_ready(fd, ep, ready, "blocking, one message");
+	CHECK_EQ(uf_read(fd, &m, sizeof m), 32);
+	CHECK_FAULT(&m, p, UFFD_PAGEFAULT_FLAG_WRITE);
+	check_ready(fd, ep, idle, "blocking, message read");
+	CHECK_EQ(t_copy_byte(fd, p, 4, 1, 0), 0);
+	CHECK(t_touch_wait(&t, 2000));
+	CHECK_EQ(p[0], 3);
+
+	/* F_SETFL O_NONBLOCK: readiness now tracks messages on both. */
+	CHECK_EQ(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	check_ready(fd, ep, &(struct want){ 0, 0, 0 }, "F_SETFL O_NONBLOCK, empty");
+	t_touch_start(&t, p + t_ps, 0, 0);
+	CHECK_EQ(poll_now(fd, 3000), POLLIN);
+	check_ready(fd, ep, &(struct want){ POLLIN, 1, EPOLLIN },
+		    "F_SETFL O_NONBLOCK, one message");
+	CHECK_EQ(t_copy_byte(fd, p + t_ps, 5, 1, 0), 0);
+	CHECK(t_touch_wait(&t, 2000));
+	CHECK_EQ(t.val, 5);
+	close(ep);
+	CHECK_EQ(uf_close(fd), 0);
+}
+
+int main(void)
+{
+	t_start(30);
+	nonblocking();
+	blocking();
+	return t_done();
+}

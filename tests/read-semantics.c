@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* read() on a uffd: EINVAL for fewer than 32 bytes (0, 1, 31; also while
+ * messages wait, without consuming them); EAGAIN when empty (never 0);
+ * k * 32 bytes, FIFO, several messages per read, read(40) returns one;
+ * a COPY wake drops woken messages that were not read yet; a blocking read
+ * is interrupted by a signal (EINTR) or restarted with SA_RESTART. */
+#include "t.h"
+
+static volatile sig_atomic_t got_signal;
+
+static void on_usr1(int sig, siginfo_t *si, void *uc)
+{
+	got_signal++;
+}
+
+struct later {
+	pthread_t target;
+	int fd;
+	char *touch;		/* if set: fault on it after the signal */
+	struct t_touch t;
+};
+
+static void *signal_later(void *arg)
+{
+	struct later *l = arg;
+
+	t_msleep(200);
+	pthread_kill(l->target, SIGUSR1);
+	if (l->touch) {
+		t_msleep(200);
+		t_touch_start(&l->t, l->touch, 0, 0);
+	}
+	return NULL;
+}
+
+/* Three threads fault on pages first..first+2, in that order. */
+static void three_faulters(char *p, int first, struct t_touch *t)
+{
+	for (int i = 0; i < 3; i++) {
+		t_touch_start(&t[i], p + (first + i) * t_ps, 0, 0);
+		t_msleep(150);
+	}
+}
+
+static void nonblocking(void)
+{
+	int fd = t_uffd(0);
+	char *p = t_map_reg(fd, 6);
+	struct uffd_msg m[8];
+	struct t_touch t[3];
+
+	/* Empty. */
+	CHECK_ERRNO(uf_read(fd, m, sizeof m[0]), EAGAIN);
+	CHECK_ERRNO(uf_read(fd, m, sizeof m), EAGAIN);
+	CHECK_ERRNO(uf_read(fd, m, 0), EINVAL);
+	CHECK_ERRNO(uf_read(fd, m, 1), EINVAL);
+	CHECK_ERRNO(uf_read(fd, m, 31), EINVAL);
+
+	/* Three pending: FIFO, read(40) takes one, a big read takes the rest. */
+	three_faulters(p, 0, t);
+	CHECK_ERRNO(uf_read(fd, m, 31), EINVAL);
+	CHECK_ERRNO(uf_read(fd, m, 0), EINVAL);
+	CHECK_EQ(uf_read(fd, m, 40), 32);
+	CHECK_FAULT(&m[0], p, 0);
+	CHECK_EQ(uf_read(fd, m, sizeof m), 64);
+	CHECK_FAULT(&m[0], p + t_ps, 0);
+	CHECK_FAULT(&m[1], p + 2 * t_ps, 0);
+	CHECK_ERRNO(uf_read(fd, m, sizeof m), EAGAIN);
+	/* One COPY of three pages wakes all three. */
+	{
+		char *src = t_map(3);
+
+		for (int i = 0; i < 3; i++)
+			memset(src + i * t_ps, 0x61 + i, (size_t)t_ps);
+		CHECK_EQ(t_copy(fd, p, src, 3 * (size_t)t_ps, 0, NULL), 0);
+		munmap(src, 3 * (size_t)t_ps);
+	}
+	for (int i = 0; i < 3; i++) {
+		CHECK(t_touch_wait(&t[i], 2000));
+		CHECK_EQ(t[i].val, 0x61 + i);
+	}
+	CHECK_ERRNO(uf_read(fd, m, sizeof m), EAGAIN);
+
+	/* Three pending, one read; the COPY wake removes the two unread. */
+	three_faulters(p, 3, t);
+	CHECK_EQ(uf_read(fd, m, 40), 32);
+	CHECK_FAULT(&m[0], p + 3 * t_ps, 0);
+	CHECK_EQ(t_copy_byte(fd, p + 3 * t_ps, 0x70, 3, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		CHECK(t_touch_wait(&t[i], 2000));
+		CHECK_EQ(t[i].val, 0x70);
+	}
+	T_NO_MSG(fd, 200);
+	CHECK_EQ(uf_close(fd), 0);
+}
+
+static void blocking(void)
+{
+	int fd = t_uffd_flags(O_CLOEXEC, 0);
+	char *p = t_map_reg(fd, 1);
+	struct uffd_msg m[4];
+	struct later l = { .target = pthread_self(), .fd = fd };
+	pthread_t th;
+
+	/* A signal without SA_RESTART: EINTR. */
+	t_sigaction(SIGUSR1, on_usr1, 0);
+	got_signal = 0;
+	th = t_thread(signal_later, &l);
+	CHECK_ERRNO(uf_read(fd, m, sizeof m), EINTR);
+	CHECK_EQ(got_signal, 1);
+	t_join(th);
+
+	/* With SA_RESTART the read goes on and returns the fault that comes
+	 * after the signal. */
+	t_sigaction(SIGUSR1, on_usr1, SA_RESTART);
+	got_signal = 0;
+	l.touch = p + 100;
+	th = t_thread(signal_later, &l);
+	CHECK_EQ(uf_read(fd, m, sizeof m), 32);
+	CHECK_EQ(got_signal, 1);
+	CHECK_FAULT(&m[0], p, 0);
+	t_join(th);
+	CHECK_EQ(t_copy_byte(fd, p, 0x42, 1, 0), 0);
+	CHECK(t_touch_wait(&l.t, 2000));
+	CHECK_EQ(l.t.val, 0x42);
+	CHECK_EQ(uf_close(fd), 0);
+}
+
+int main(void)
+{
+	t_start(20);
+	nonblocking();
+	blocking();
+	return t_done();
+}

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# run-tests.sh BUILD_DIR - run the behaviour tests of userfault.
+#
+#   1. Every executable BUILD_DIR/tests/* (not helpers/) once per back-end:
+#      USERFAULT_BACKEND=kernel, then emulated.
+#   2. The seccomp pass: every test again with the back-end left at "auto",
+#      under BUILD_DIR/tests/helpers/seccomp-run MODE, which takes the kernel
+#      userfaultfd away (MODE eperm, enosys, kill); the tests must then run on
+#      the emulation (USERFAULT_EXPECT_BACKEND=emulated, checked by
+#      backend-select).
+#   3. The drop-in checks of the examples (run_dropin_tests below).
+#
+# One line per run: "PASS name [backend] (0.12s)", "FAIL ..." followed by the
+# tail of the test's output, or "SKIP ... : reason".  The last line is
+# "N passed, N failed, N skipped"; the exit status is 1 if anything failed.
+# A test exits 0 (pass), 77 (skip) or anything else (fail).
+#
+# Environment:
+#   BACKENDS="kernel emulated"       back-ends of pass 1
+#   SECCOMP_MODES="eperm enosys kill" modes of pass 2 ("" to skip the pass)
+#   TEST_TIMEOUT=60                  seconds per run
+#   TESTS="api copy ..."             run only these tests (default: all)
+#   DROPIN=1                         0 to skip the drop-in checks
+#   VERBOSE=1                        print the output of every run
+set -u
+
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+	echo "usage: $0 BUILD_DIR" >&2
+	exit 2
+fi
+B=$(cd "$1" && pwd)
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BACKENDS=${BACKENDS-"kernel emulated"}
+SECCOMP_MODES=${SECCOMP_MODES-"eperm enosys kill"}
+TEST_TIMEOUT=${TEST_TIMEOUT:-60}
+DROPIN=${DROPIN:-1}
+VERBOSE=${VERBOSE:-0}
+SECCOMP_RUN=$B/tests/helpers/seccomp-run
+
+passed=0
+failed=0
+skipped=0
+failures=()
+OUT=$(mktemp "${TMPDIR:-/tmp}/uf-tests.XXXXXX")
+trap 'rm -f "$OUT" "$OUT".*' EXIT
+
+now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$t"; }
+
+secs() {	# microseconds -> "1.23"
+	local us=$1
+	printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000))
+}
+
+indent() { sed 's/^/    | /'; }
+
+# record STATUS NAME LABEL ELAPSED_US [REASON]
+record() {
+	local st=$1 name=$2 label=$3 us=$4 reason=${5-}
+	case $st in
+	PASS)	passed=$((passed + 1))
+		echo "PASS $name [$label] ($(secs "$us")s)" ;;
+	SKIP)	skipped=$((skipped + 1))
+		echo "SKIP $name [$label] ($(secs "$us")s)${reason:+: $reason}" ;;
+	*)	failed=$((failed + 1))
+		failures+=("$name [$label]")
+		echo "FAIL $name [$label] ($(secs "$us")s)${reason:+: $reason}" ;;
+	esac
+}
+
+# run_one NAME LABEL CMD... : run CMD under timeout, output to $OUT, record.
+run_one() {
+	local name=$1 label=$2 t0 t1 rc reason=
+	shift 2
+	t0=$(now_us)
+	timeout --kill-after=5 "$TEST_TIMEOUT" "$@" >"$OUT" 2>&1 </dev/null
+	rc=$?
+	t1=$(now_us)
+	case $rc in
+	0)	record PASS "$name" "$label" $((t1 - t0)) ;;
+	77)	reason=$(grep -m1 -i '^skip' "$OUT" | sed 's/^[Ss][Kk][Ii][Pp]:* *//')
+		record SKIP "$name" "$label" $((t1 - t0)) "${reason:-no reason given}" ;;
+	124|137)
+		record FAIL "$name" "$label" $((t1 - t0)) "timed out after ${TEST_TIMEOUT}s" ;;
+	*)	if [ "$rc" -gt 128 ]; then
+			reason="killed by signal $((rc - 128))"
+		else
+			reason="exit status $rc"
+		fi
+		record FAIL "$name" "$label" $((t1 - t0)) "$reason" ;;
+	esac
+	if [ "$VERBOSE" = 1 ]; then
+		indent <"$OUT"
+	elif [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+		tail -n 20 "$OUT" | indent
+	fi
+}
+
+# The tests: executables directly in BUILD_DIR/tests, optionally filtered.
+tests=()
+for f in "$B"/tests/*; do
+	[ -f "$f" ] && [ -x "$f" ] || continue
+	n=${f##*/}
+	if [ -n "${TESTS-}" ]; then
+		case " $TESTS " in *" $n "*) ;; *) continue ;; esac
+	fi
+	tests+=("$n")
+done
+if [ ${#tests[@]} -eq 0 ]; then
+	echo "no tests found in $B/tests (build them first: make)" >&2
+	echo "0 passed, 1 failed, 0 skipped"
+	exit 1
+fi
+
+# ---- 1. each back-end ----------------------------------------------------
+for be in $BACKENDS; do
+	echo "== back-end: $be"
+	for n in "${tests[@]}"; do
+		run_one "$n" "$be" env -u USERFAULT_EXPECT_BACKEND \
+			USERFAULT_BACKEND="$be" "$B/tests/$n"
+	done
+done
+
+# ---- 2. seccomp: kernel userfaultfd blocked, back-end "auto" -------------
+if [ -n "$SECCOMP_MODES" ]; then
+	for mode in $SECCOMP_MODES; do
+		echo "== seccomp: $mode (back-end auto, expect emulated)"
+		for n in "${tests[@]}"; do
+			if [ ! -x "$SECCOMP_RUN" ]; then
+				record FAIL "$n" "seccomp-$mode" 0 "missing $SECCOMP_RUN"
+				continue
+			fi
+			run_one "$n" "seccomp-$mode" env -u USERFAULT_BACKEND \
+				USERFAULT_EXPECT_BACKEND=emulated \
+				"$SECCOMP_RUN" "$mode" -- "$B/tests/$n"
+		done
+	done
+fi
+
+# ---- 3. drop-in checks ----------------------------------------------------
+# HOOK: run_dropin_tests
+# For every program BUILD_DIR/examples/NAME (written against the raw kernel
+# ABI, no library) that has an expected-output file examples/NAME.expect in
+# the source tree: run it as
+#     BUILD_DIR/userfault run --backend kernel   -- BUILD_DIR/examples/NAME
+#     BUILD_DIR/userfault run --backend emulated -- BUILD_DIR/examples/NAME
+# filter addresses out of both stdouts (0x... -> ADDR) and require them to be
+# equal, with equal exit statuses; if NAME.expect is not empty the filtered
+# output must also equal it.  Programs without NAME.expect are skipped (for
+# now: the examples and their .expect files are being written).
+filter_addresses() { sed 's/0x[0-9a-f]\+/ADDR/g'; }
+
+run_dropin_tests() {
+	local ex name expect cli=$B/userfault t0 t1 rk re reason
+	[ -d "$B/examples" ] || return 0
+	echo "== drop-in: examples under '$cli run'"
+	for ex in "$B"/examples/*; do
+		[ -f "$ex" ] && [ -x "$ex" ] || continue
+		name=${ex##*/}
+		expect=$SRC/examples/$name.expect
+		if [ ! -e "$expect" ]; then
+			record SKIP "$name" dropin 0 "no examples/$name.expect yet"
+			continue
+		fi
+		if [ ! -x "$cli" ]; then
+			record FAIL "$name" dropin 0 "missing $cli"
+			continue
+		fi
+		t0=$(now_us)
+		timeout --kill-after=5 "$TEST_TIMEOUT" "$cli" run --backend kernel -- "$ex" \
+			</dev/null 2>"$OUT.kerr" | filter_addresses >"$OUT.k"
+		rk=${PIPESTATUS[0]}
+		timeout --kill-after=5 "$TEST_TIMEOUT" "$cli" run --backend emulated -- "$ex" \
+			</dev/null 2>"$OUT.eerr" | filter_addresses >"$OUT.e"
+		re=${PIPESTATUS[0]}
+		t1=$(now_us)
+		reason=
+		if [ "$rk" -eq 124 ] || [ "$re" -eq 124 ]; then
+			reason="timed out (kernel $rk, emulated $re)"
+		elif [ "$rk" -ne "$re" ]; then
+			reason="exit status kernel $rk, emulated $re"
+		elif ! cmp -s "$OUT.k" "$OUT.e"; then
+			reason="stdout differs between kernel and emulated"
+		elif [ -s "$expect" ] && ! cmp -s "$OUT.k" "$expect"; then
+			reason="stdout differs from examples/$name.expect"
+		fi
+		if [ -z "$reason" ]; then
+			record PASS "$name" dropin $((t1 - t0))
+		else
+			record FAIL "$name" dropin $((t1 - t0)) "$reason"
+			{
+				echo "--- kernel (filtered), exit $rk"
+				tail -n 15 "$OUT.k"
+				tail -n 5 "$OUT.kerr"
+				echo "--- emulated (filtered), exit $re"
+				tail -n 15 "$OUT.e"
+				tail -n 5 "$OUT.eerr"
+				if [ -s "$expect" ]; then
+					echo "--- diff expect kernel"
+					diff "$expect" "$OUT.k" | head -n 15
+				fi
+			} | indent
+		fi
+	done
+}
+
+if [ "$DROPIN" = 1 ]; then
+	run_dropin_tests
+fi
+
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "failed:"
+	printf '  %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

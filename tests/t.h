@@ -1,0 +1,661 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * t.h - the small harness shared by the behaviour tests.
+ *
+ * A test is one program: exit 0 = pass, 1 = fail, 77 = skip.  It calls
+ * t_start() first and returns t_done() from main().  Checks keep going after
+ * a failure (each prints file:line, expected and got); T_REQUIRE() and the
+ * t_* set-up helpers stop the test at once when going on would make no sense
+ * (or would hang).  A watchdog thread fails the test if it runs too long, so
+ * a lost wake-up shows up as a failure, not as a hang.
+ *
+ * Tests talk to the library only through its ABI entry points (uf_userfaultfd,
+ * uf_open_dev, uf_ioctl, uf_read, uf_close) plus plain system calls on the
+ * descriptor; the back-end comes from USERFAULT_BACKEND, set by the runner.
+ */
+#ifndef USERFAULT_TESTS_T_H
+#define USERFAULT_TESTS_T_H
+
+#include <userfault.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T_SKIP 77
+
+/* Result of the "operation" helpers below that wrap one ioctl: the ioctl's
+ * return value, with errno as it left it. */
+
+static int t_failures;		/* failed checks (atomic) */
+static int t_checks;		/* checks evaluated (atomic) */
+static long t_ps;		/* page size */
+static int t_backend_cached = -1;
+
+/* ---------------------------------------------------------------------- */
+/* Reporting.                                                               */
+/* ---------------------------------------------------------------------- */
+
+static inline const char *t_errname(int e)
+{
+	const char *n = e ? strerrorname_np(e) : "0";
+	return n ? n : "E?";
+}
+
+__attribute__((format(printf, 3, 4)))
+static inline void t_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	char buf[512];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s:%d: FAIL: %s\n", file, line, buf);
+	__atomic_add_fetch(&t_failures, 1, __ATOMIC_SEQ_CST);
+}
+
+static inline void t_count(void)
+{
+	__atomic_add_fetch(&t_checks, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Stop the test now (a precondition failed). */
+#define T_BAIL(...) do {						\
+		t_fail(__FILE__, __LINE__, __VA_ARGS__);		\
+		fflush(stderr);						\
+		_exit(1);						\
+	} while (0)
+
+#define CHECK(cond) do {						\
+		t_count();						\
+		if (!(cond))						\
+			t_fail(__FILE__, __LINE__, "%s", #cond);	\
+	} while (0)
+
+/* CHECK_EQ(got, expected): integers, printed in decimal and hex. */
+#define CHECK_EQ(got, want) do {					\
+		long long t_g_ = (long long)(got);			\
+		long long t_w_ = (long long)(want);			\
+		t_count();						\
+		if (t_g_ != t_w_)					\
+			t_fail(__FILE__, __LINE__,			\
+			       "%s: expected %lld (%#llx), got %lld (%#llx)", \
+			       #got, t_w_, (unsigned long long)t_w_,	\
+			       t_g_, (unsigned long long)t_g_);		\
+	} while (0)
+
+/* The call must fail with -1 and this errno. */
+#define CHECK_ERRNO(call, err) do {					\
+		long t_r_;						\
+		int t_e_;						\
+		errno = 0;						\
+		t_r_ = (long)(call);					\
+		t_e_ = errno;						\
+		t_count();						\
+		if (t_r_ != -1 || t_e_ != (err))			\
+			t_fail(__FILE__, __LINE__,			\
+			       "%s: expected -1 %s, got %ld %s",	\
+			       #call, t_errname(err), t_r_,		\
+			       t_r_ == -1 ? t_errname(t_e_) : "");	\
+	} while (0)
+
+/* The call must not return -1. */
+#define CHECK_OK(call) do {						\
+		long t_r_;						\
+		errno = 0;						\
+		t_r_ = (long)(call);					\
+		t_count();						\
+		if (t_r_ == -1)						\
+			t_fail(__FILE__, __LINE__,			\
+			       "%s: expected success, got -1 %s",	\
+			       #call, t_errname(errno));		\
+	} while (0)
+
+/* A precondition: stop the test if it does not hold. */
+#define T_REQUIRE(cond) do {						\
+		t_count();						\
+		if (!(cond))						\
+			T_BAIL("required: %s (errno %s)", #cond,	\
+			       t_errname(errno));			\
+	} while (0)
+
+#define T_SKIP_TEST(...) do {						\
+		fprintf(stderr, "SKIP: " __VA_ARGS__);			\
+		fputc('\n', stderr);					\
+		exit(T_SKIP);						\
+	} while (0)
+
+/* A sub-check that does not apply to this back-end: say so on stderr. */
+#define T_NOTE(...) do {						\
+		fprintf(stderr, "note: " __VA_ARGS__);			\
+		fputc('\n', stderr);					\
+	} while (0)
+
+/* ---------------------------------------------------------------------- */
+/* Time, watchdog, threads.                                                 */
+/* ---------------------------------------------------------------------- */
+
+static inline int64_t t_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline void t_msleep(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static inline pid_t t_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+static inline void *t_watchdog_fn(void *arg)
+{
+	int secs = (int)(intptr_t)arg;
+
+	t_msleep(secs * 1000);
+	fprintf(stderr, "FAIL: watchdog: test still running after %d s (hang?)\n",
+		secs);
+	fflush(stderr);
+	_exit(1);
+	return NULL;
+}
+
+static inline pthread_t t_thread(void *(*fn)(void *), void *arg)
+{
+	pthread_t th;
+	int e = pthread_create(&th, NULL, fn, arg);
+
+	if (e)
+		T_BAIL("pthread_create: %s", t_errname(e));
+	return th;
+}
+
+static inline void t_join(pthread_t th)
+{
+	pthread_join(th, NULL);
+}
+
+static inline enum uf_backend t_backend(void)
+{
+	if (t_backend_cached < 0)
+		t_backend_cached = (int)uf_get_backend();
+	return (enum uf_backend)t_backend_cached;
+}
+
+static inline int t_emulated(void)
+{
+	return t_backend() == UF_BACKEND_EMULATED;
+}
+
+/* First call of every test: page size, back-end, watchdog (a thread, so
+ * that tests keep SIGALRM and friends for themselves). */
+static inline void t_start(int watchdog_secs)
+{
+	const char *name;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	t_ps = sysconf(_SC_PAGESIZE);
+	name = uf_backend_name(t_backend());
+	fprintf(stderr, "backend: %s\n", name ? name : "?");
+	if (t_backend() != UF_BACKEND_KERNEL && t_backend() != UF_BACKEND_EMULATED)
+		T_BAIL("uf_get_backend() = %d, not kernel or emulated", (int)t_backend());
+	pthread_detach(t_thread(t_watchdog_fn, (void *)(intptr_t)watchdog_secs));
+}
+
+static inline int t_done(void)
+{
+	int f = __atomic_load_n(&t_failures, __ATOMIC_SEQ_CST);
+	int c = __atomic_load_n(&t_checks, __ATOMIC_SEQ_CST);
+
+	if (c == 0) {
+		fprintf(stderr, "FAIL: the test checked nothing\n");
+		return 1;
+	}
+	if (f)
+		fprintf(stderr, "%d of %d checks failed\n", f, c);
+	return f ? 1 : 0;
+}
+
+/* For a forked child: a default-action SIGALRM kills it if it hangs. */
+static inline void t_child_watchdog(unsigned secs)
+{
+	signal(SIGALRM, SIG_DFL);
+	alarm(secs);
+}
+
+static inline void t_sigaction(int sig, void (*fn)(int, siginfo_t *, void *),
+			       int flags)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = fn;
+	sa.sa_flags = SA_SIGINFO | flags;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(sig, &sa, NULL))
+		T_BAIL("sigaction(%d): %s", sig, t_errname(errno));
+}
+
+/* ---------------------------------------------------------------------- */
+/* Memory and descriptors.                                                  */
+/* ---------------------------------------------------------------------- */
+
+static inline char *t_map_prot(size_t pages, int prot, int flags)
+{
+	void *p = mmap(NULL, pages * (size_t)t_ps, prot, flags, -1, 0);
+
+	if (p == MAP_FAILED)
+		T_BAIL("mmap %zu pages: %s", pages, t_errname(errno));
+	return p;
+}
+
+/* Private anonymous read-write pages. */
+static inline char *t_map(size_t pages)
+{
+	return t_map_prot(pages, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS);
+}
+
+static inline int t_api_fd(int fd, uint64_t features)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+
+	return uf_ioctl(fd, UFFDIO_API, &api);
+}
+
+/* A userfaultfd with these creation flags, UFFDIO_API done. */
+static inline int t_uffd_flags(int flags, uint64_t features)
+{
+	int fd = uf_userfaultfd(flags);
+
+	if (fd < 0)
+		T_BAIL("uf_userfaultfd(%#x): %s", flags, t_errname(errno));
+	if (t_api_fd(fd, features))
+		T_BAIL("UFFDIO_API features %#" PRIx64 ": %s", features,
+		       t_errname(errno));
+	return fd;
+}
+
+/* The usual one: O_CLOEXEC | O_NONBLOCK, API done. */
+static inline int t_uffd(uint64_t features)
+{
+	return t_uffd_flags(O_CLOEXEC | O_NONBLOCK, features);
+}
+
+/* UFFDIO_REGISTER; *ioctls (may be NULL) goes in and comes back as the
+ * struct's ioctls field. */
+static inline int t_register_mode(int fd, void *addr, size_t len,
+				  uint64_t mode, uint64_t *ioctls)
+{
+	struct uffdio_register r = {
+		.range = { (uintptr_t)addr, len }, .mode = mode,
+		.ioctls = ioctls ? *ioctls : 0,
+	};
+	int ret = uf_ioctl(fd, UFFDIO_REGISTER, &r);
+
+	if (ioctls)
+		*ioctls = r.ioctls;
+	return ret;
+}
+
+static inline int t_register(int fd, void *addr, size_t len)
+{
+	return t_register_mode(fd, addr, len, UFFDIO_REGISTER_MODE_MISSING, NULL);
+}
+
+static inline int t_unregister(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = { (uintptr_t)addr, len };
+
+	return uf_ioctl(fd, UFFDIO_UNREGISTER, &r);
+}
+
+/* Map `pages` private anonymous pages and register them MISSING on fd. */
+static inline char *t_map_reg(int fd, size_t pages)
+{
+	char *p = t_map(pages);
+
+	if (t_register(fd, p, pages * (size_t)t_ps))
+		T_BAIL("UFFDIO_REGISTER %zu pages: %s", pages, t_errname(errno));
+	return p;
+}
+
+/* UFFDIO_COPY; *out gets .copy (may be NULL). */
+static inline int t_copy(int fd, void *dst, const void *src, size_t len,
+			 uint64_t mode, int64_t *out)
+{
+	struct uffdio_copy c = {
+		.dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = len,
+		.mode = mode, .copy = 0x5a5a,
+	};
+	int ret = uf_ioctl(fd, UFFDIO_COPY, &c);
+
+	if (out)
+		*out = c.copy;
+	return ret;
+}
+
+/* UFFDIO_COPY of `pages` pages filled with `byte`. */
+static inline int t_copy_byte(int fd, void *dst, int byte, size_t pages,
+			      uint64_t mode)
+{
+	size_t len = pages * (size_t)t_ps;
+	char *src = malloc(len);
+	int ret, e;
+
+	if (!src)
+		T_BAIL("malloc");
+	memset(src, byte, len);
+	ret = t_copy(fd, dst, src, len, mode, NULL);
+	e = errno;
+	free(src);
+	errno = e;
+	return ret;
+}
+
+static inline int t_zeropage(int fd, void *dst, size_t len, uint64_t mode,
+			     int64_t *out)
+{
+	struct uffdio_zeropage z = {
+		.range = { (uintptr_t)dst, len }, .mode = mode, .zeropage = 0x5a5a,
+	};
+	int ret = uf_ioctl(fd, UFFDIO_ZEROPAGE, &z);
+
+	if (out)
+		*out = z.zeropage;
+	return ret;
+}
+
+static inline int t_wake(int fd, void *addr, size_t len)
+{
+	struct uffdio_range r = { (uintptr_t)addr, len };
+
+	return uf_ioctl(fd, UFFDIO_WAKE, &r);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Messages.                                                                */
+/* ---------------------------------------------------------------------- */
+
+/* Wait up to `ms` for one message on an O_NONBLOCK uffd.  1 = got one,
+ * 0 = none in time, -1 = read() failed (errno).  Polls in short slices and
+ * retries the read, so that it does not depend on poll() being right (poll
+ * has its own test). */
+static inline int t_read_msg(int fd, struct uffd_msg *m, int ms)
+{
+	int64_t end = t_now_ms() + ms;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n = uf_read(fd, m, sizeof *m);
+		int64_t left;
+
+		if (n == (ssize_t)sizeof *m)
+			return 1;
+		if (n >= 0) {
+			fprintf(stderr, "t_read_msg: read returned %zd\n", n);
+			errno = EIO;
+			return -1;
+		}
+		if (errno != EAGAIN)
+			return -1;
+		left = end - t_now_ms();
+		if (left <= 0)
+			return 0;
+		poll(&p, 1, left < 20 ? (int)left : 20);
+	}
+}
+
+/* A message must arrive within `ms`: 1 if it did. */
+#define T_MSG(fd, m, ms) t_want_msg_(__FILE__, __LINE__, (fd), (m), (ms))
+static inline int t_want_msg_(const char *file, int line, int fd,
+			      struct uffd_msg *m, int ms)
+{
+	int r = t_read_msg(fd, m, ms);
+
+	t_count();
+	if (r == 1)
+		return 1;
+	if (r == 0)
+		t_fail(file, line, "expected a message within %d ms, got none", ms);
+	else
+		t_fail(file, line, "expected a message, read failed: %s",
+		       t_errname(errno));
+	return 0;
+}
+
+/* No message may arrive within `ms`. */
+#define T_NO_MSG(fd, ms) t_no_msg_(__FILE__, __LINE__, (fd), (ms))
+static inline void t_no_msg_(const char *file, int line, int fd, int ms)
+{
+	struct uffd_msg m;
+	int r = t_read_msg(fd, &m, ms);
+
+	t_count();
+	if (r == 1)
+		t_fail(file, line, "expected no message, got event %#x flags %#llx address %#llx",
+		       m.event, (unsigned long long)m.arg.pagefault.flags,
+		       (unsigned long long)m.arg.pagefault.address);
+	else if (r < 0)
+		t_fail(file, line, "expected no message (EAGAIN), read failed: %s",
+		       t_errname(errno));
+}
+
+/* m must be a page fault at `addr` with these flags (ptid not checked). */
+#define CHECK_FAULT(m, addr, flags)					\
+	t_check_fault_(__FILE__, __LINE__, (m), (uintptr_t)(addr), (flags))
+static inline void t_check_fault_(const char *file, int line,
+				  const struct uffd_msg *m, uintptr_t addr,
+				  uint64_t flags)
+{
+	t_count();
+	if (m->event != UFFD_EVENT_PAGEFAULT ||
+	    m->arg.pagefault.address != addr ||
+	    m->arg.pagefault.flags != flags)
+		t_fail(file, line,
+		       "expected fault event 0x12 address %#lx flags %#llx, got event %#x address %#llx flags %#llx",
+		       (unsigned long)addr, (unsigned long long)flags, m->event,
+		       (unsigned long long)m->arg.pagefault.address,
+		       (unsigned long long)m->arg.pagefault.flags);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Faulting threads.                                                        */
+/* ---------------------------------------------------------------------- */
+
+/* A thread that makes one access: a store of `val`, or a load into `val`. */
+struct t_touch {
+	volatile char *addr;
+	int write;
+	char val;
+	pid_t tid;
+	int done;
+	pthread_t th;
+};
+
+static inline void *t_touch_fn(void *arg)
+{
+	struct t_touch *t = arg;
+
+	__atomic_store_n(&t->tid, t_gettid(), __ATOMIC_SEQ_CST);
+	if (t->write)
+		*t->addr = t->val;
+	else
+		t->val = *t->addr;
+	__atomic_store_n(&t->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static inline void t_touch_start(struct t_touch *t, void *addr, int write,
+				 char val)
+{
+	memset(t, 0, sizeof *t);
+	t->addr = addr;
+	t->write = write;
+	t->val = val;
+	t->th = t_thread(t_touch_fn, t);
+}
+
+/* 1 if the access completed within `ms` (then the thread is joined). */
+static inline int t_touch_wait(struct t_touch *t, int ms)
+{
+	int64_t end = t_now_ms() + ms;
+
+	while (!__atomic_load_n(&t->done, __ATOMIC_SEQ_CST)) {
+		if (t_now_ms() >= end)
+			return 0;
+		t_msleep(1);
+	}
+	t_join(t->th);
+	return 1;
+}
+
+/* An access to `addr` must fault: one message (page-masked address, flags
+ * for read/write), then COPY a page of `fill` resolves it and the access
+ * completes.  Returns 1 if all went as expected. */
+#define T_EXPECT_FAULT(fd, addr, write, fill)				\
+	t_expect_fault_(__FILE__, __LINE__, (fd), (addr), (write), (fill))
+static inline int t_expect_fault_(const char *file, int line, int fd,
+				  void *addr, int write, int fill)
+{
+	uintptr_t page = (uintptr_t)addr & ~(uintptr_t)(t_ps - 1);
+	struct t_touch t;
+	struct uffd_msg m;
+	int ok = 1;
+
+	t_touch_start(&t, addr, write, (char)fill);
+	if (!t_want_msg_(file, line, fd, &m, 2000)) {
+		/* Unstick the thread so the test can go on. */
+		t_zeropage(fd, (void *)page, (size_t)t_ps, 0, NULL);
+		t_wake(fd, (void *)page, (size_t)t_ps);
+		t_touch_wait(&t, 2000);
+		return 0;
+	}
+	t_check_fault_(file, line, &m, page,
+		       write ? UFFD_PAGEFAULT_FLAG_WRITE : 0);
+	if (t_copy_byte(fd, (void *)page, fill, 1, 0)) {
+		t_fail(file, line, "UFFDIO_COPY to resolve: %s", t_errname(errno));
+		ok = 0;
+	}
+	t_count();
+	if (!t_touch_wait(&t, 2000)) {
+		t_fail(file, line, "faulting thread did not resume after COPY");
+		return 0;
+	}
+	t_count();
+	if (t.val != (char)fill) {
+		t_fail(file, line, "access saw %#x, expected %#x",
+		       (unsigned char)t.val, (unsigned char)fill);
+		ok = 0;
+	}
+	return ok;
+}
+
+/* An access to `addr` must not fault: it completes within a second with no
+ * message; a load must see `want`. */
+#define T_EXPECT_NO_FAULT(fd, addr, write, want)			\
+	t_expect_no_fault_(__FILE__, __LINE__, (fd), (addr), (write), (want))
+static inline void t_expect_no_fault_(const char *file, int line, int fd,
+				      void *addr, int write, int want)
+{
+	uintptr_t page = (uintptr_t)addr & ~(uintptr_t)(t_ps - 1);
+	struct t_touch t;
+
+	t_touch_start(&t, addr, write, (char)want);
+	t_count();
+	if (!t_touch_wait(&t, 1000)) {
+		t_fail(file, line, "access to %p blocked (expected no fault)", addr);
+		t_zeropage(fd, (void *)page, (size_t)t_ps, 0, NULL);
+		t_wake(fd, (void *)page, (size_t)t_ps);
+		t_touch_wait(&t, 2000);
+		return;
+	}
+	if (t.val != (char)want)
+		t_fail(file, line, "access to %p saw %#x, expected %#x", addr,
+		       (unsigned char)t.val, (unsigned char)want);
+	t_no_msg_(file, line, fd, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* A resolver thread: reads messages, resolves each with ZEROPAGE (or WAKE  */
+/* when the page is already there), counts them.                            */
+/* ---------------------------------------------------------------------- */
+
+struct t_handler {
+	int fd;
+	int stop;
+	long msgs;
+	pthread_t th;
+};
+
+static inline void *t_handler_fn(void *arg)
+{
+	struct t_handler *h = arg;
+	struct uffd_msg m[16];
+
+	while (!__atomic_load_n(&h->stop, __ATOMIC_SEQ_CST)) {
+		struct pollfd p = { .fd = h->fd, .events = POLLIN };
+		ssize_t n;
+
+		poll(&p, 1, 20);
+		n = uf_read(h->fd, m, sizeof m);
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof m[0]; i++) {
+			uintptr_t a = m[i].arg.pagefault.address & ~(uintptr_t)(t_ps - 1);
+
+			__atomic_add_fetch(&h->msgs, 1, __ATOMIC_SEQ_CST);
+			if (t_zeropage(h->fd, (void *)a, (size_t)t_ps, 0, NULL))
+				t_wake(h->fd, (void *)a, (size_t)t_ps);
+		}
+	}
+	return NULL;
+}
+
+static inline void t_handler_start(struct t_handler *h, int fd)
+{
+	memset(h, 0, sizeof *h);
+	h->fd = fd;
+	h->th = t_thread(t_handler_fn, h);
+}
+
+static inline long t_handler_stop(struct t_handler *h)
+{
+	__atomic_store_n(&h->stop, 1, __ATOMIC_SEQ_CST);
+	t_join(h->th);
+	return h->msgs;
+}
+
+/* Wait (up to ms) until *flag becomes nonzero: 1 if it did. */
+static inline int t_wait_flag(const int *flag, int ms)
+{
+	int64_t end = t_now_ms() + ms;
+
+	while (!__atomic_load_n(flag, __ATOMIC_SEQ_CST)) {
+		if (t_now_ms() >= end)
+			return 0;
+		t_msleep(1);
+	}
+	return 1;
+}
+
+#endif /* USERFAULT_TESTS_T_H */
