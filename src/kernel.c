@@ -56,57 +56,37 @@ struct probe_rec {
 	uint64_t features;
 };
 
-/* Runs in the child made by a raw clone (no atfork handlers, one thread):
- * only system calls, then exit. */
-static void probe_child(int wfd)
+/* Report one way of making a uffd (fd, or -1 and errno) with the features
+ * its UFFDIO_API offers; in the probe child: system calls only. */
+static void probe_report(int wfd, int what, int fd)
 {
 	struct probe_rec r;
 	struct uffdio_api api;
-	int fd;
 
 	memset(&r, 0, sizeof r);
-	r.what = 1;
-	fd = dev_new(O_CLOEXEC);
+	r.what = what;
 	r.err = fd < 0 ? errno : 0;
 	if (fd >= 0) {
 		memset(&api, 0, sizeof api);
 		api.api = UFFD_API;
 		if (ioctl(fd, UFFDIO_API, &api) == 0)
 			r.features = api.features;
-		close(fd);
-	}
-	if (write(wfd, &r, sizeof r) < 0)
-		syscall(SYS_exit_group, 1);
-
-	memset(&r, 0, sizeof r);
-	r.what = 2;
-	fd = (int)uf_raw_syscall1(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
-	r.err = fd < 0 ? errno : 0;
-	if (fd >= 0) {
-		memset(&api, 0, sizeof api);
-		api.api = UFFD_API;
-		if (ioctl(fd, UFFDIO_API, &api) == 0)
-			r.features = api.features;
-		close(fd);
-	}
-	if (write(wfd, &r, sizeof r) < 0)
-		syscall(SYS_exit_group, 1);
-
-	memset(&r, 0, sizeof r);
-	r.what = 3;
-	fd = (int)uf_raw_syscall1(__NR_userfaultfd, O_CLOEXEC);
-	r.err = fd < 0 ? errno : 0;
-	if (fd >= 0) {
-		memset(&api, 0, sizeof api);
-		api.api = UFFD_API;
-		if (ioctl(fd, UFFDIO_API, &api) == 0)
-			r.features = api.features;
-		else
+		else if (what == 3)
 			r.err = errno;
 		close(fd);
 	}
 	if (write(wfd, &r, sizeof r) < 0)
 		syscall(SYS_exit_group, 1);
+}
+
+/* Runs in the child made by a raw clone (no atfork handlers, one thread):
+ * only system calls, then exit.  The system call comes last: a seccomp
+ * filter may kill us there. */
+static void probe_child(int wfd)
+{
+	probe_report(wfd, 1, dev_new(O_CLOEXEC));
+	probe_report(wfd, 2, (int)uf_raw_syscall1(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY));
+	probe_report(wfd, 3, (int)uf_raw_syscall1(__NR_userfaultfd, O_CLOEXEC));
 	syscall(SYS_exit_group, 0);
 }
 

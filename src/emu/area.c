@@ -634,6 +634,19 @@ fail:
 	return err;
 }
 
+/* The next run of data in [*pos, end) of a memfd, from its page: returns
+ * its start and moves *pos to its end, or -1 when there is none. */
+static off_t next_data(int fd, off_t *pos, off_t end)
+{
+	off_t d, h;
+
+	if (*pos >= end || (d = lseek(fd, *pos, SEEK_DATA)) < 0 || d >= end)
+		return -1;
+	h = lseek(fd, d, SEEK_HOLE);
+	*pos = (h < 0 || h > end) ? end : h;
+	return d & ~(off_t)(uf_caps.page_size - 1);
+}
+
 /* Re-register an area that was unregistered: the memfd tells which pages
  * hold data (anything touched meanwhile); the holes get guards again.  The
  * area is inaccessible meanwhile, so no page appears behind our back. */
@@ -654,17 +667,9 @@ static int rearm(struct uf_area *a, struct uf_ctx *c, uint64_t mode)
 	}
 	for (uint64_t i = 0; i < npages; i++)
 		bit_clear(b->bits, pg0 + i);
-	while (pos < endoff) {
-		off_t d = lseek(b->fd, pos, SEEK_DATA), h;
-		if (d < 0 || d >= endoff)
-			break;
-		h = lseek(b->fd, d, SEEK_HOLE);
-		if (h < 0 || h > endoff)
-			h = endoff;
-		for (off_t p = d & ~(off_t)(ps - 1); p < h; p += (off_t)ps)
+	for (off_t d; (d = next_data(b->fd, &pos, endoff)) >= 0;)
+		for (off_t p = d; p < pos; p += (off_t)ps)
 			bit_set(b->bits, (uint64_t)p / ps);
-		pos = h;
-	}
 	err = guard_holes(s, e - s, b->bits, pg0);
 	mprotect((void *)s, e - s, prot);
 	if (!err) {
@@ -694,50 +699,71 @@ static int split_at_bounds(uintptr_t start, uintptr_t end)
 	return 0;
 }
 
-int uf_register_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end, uint64_t mode)
+/* Look up the mappings of [start, end) and check them all before anything
+ * changes (the kernel's all-or-nothing validation): no mapping at all, or
+ * one of a kind outside `allowed`, is EINVAL; a piece of ours owned by
+ * another uffd is `foreign_err`.  Returns the count of mappings (the
+ * array is the caller's to free) or a negative errno. */
+static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned allowed,
+		       int foreign_err, struct vma **out)
 {
 	struct vma *v;
-	uint32_t me = atomic_load(&c->id);
-	int n, err = 0, hw;
+	int n, err = 0;
 
 	pthread_once(&g_tables_once, tables_init);
 	drop_stale(start, end);
 	n = vmas_in(start, end, &v);
-	if (n < 0)
-		return n;
-	if (n == 0) {
+	if (n <= 0) {
 		free(v);
-		return -EINVAL;
+		return n < 0 ? n : -EINVAL;
 	}
-	/* Check everything before changing anything. */
 	for (int i = 0; i < n && !err; i++) {
 		uintptr_t s = v[i].start > start ? v[i].start : start;
 		uintptr_t e = v[i].end < end ? v[i].end : end;
-		if (v[i].kind == VMA_ANON)
+		int hw = atomic_load(&uf_areas_hw);
+
+		if (allowed & (1u << v[i].kind))
 			continue;
 		if (v[i].kind != VMA_OURS) {
 			err = -EINVAL;
 			break;
 		}
-		hw = atomic_load(&uf_areas_hw);
 		for (int k = 0; k < hw; k++) {
 			struct uf_area *a = &uf_areas[k];
 			uint32_t owner = UF_LD(a->ctx);
 			if (atomic_load(&a->live) && UF_LD(a->start) < e && UF_LD(a->end) > s &&
 			    owner && owner != me)
-				err = -EBUSY;
+				err = foreign_err;
 		}
 	}
 	if (!err)
 		err = split_at_bounds(start, end);
+	if (err) {
+		free(v);
+		return err;
+	}
+	*out = v;
+	return n;
+}
+
+int uf_register_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end, uint64_t mode)
+{
+	struct vma *v;
+	uint32_t me = atomic_load(&c->id);
+	int n, err = 0;
+
+	n = check_range(me, start, end, 1u << VMA_ANON, -EBUSY, &v);
+	if (n < 0)
+		return n;
 	for (int i = 0; i < n && !err; i++) {
 		uintptr_t s = v[i].start > start ? v[i].start : start;
 		uintptr_t e = v[i].end < end ? v[i].end : end;
+		int hw = atomic_load(&uf_areas_hw);
+
 		if (v[i].kind == VMA_ANON) {
 			err = convert(c, s, e, v[i].prot, mode);
 			continue;
 		}
-		hw = atomic_load(&uf_areas_hw);
 		for (int k = 0; k < hw && !err; k++) {
 			struct uf_area *a = &uf_areas[k];
 			if (!atomic_load(&a->live) || UF_LD(a->start) < s || UF_LD(a->end) > e)
@@ -780,40 +806,14 @@ int uf_unregister_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end)
 {
 	struct vma *v;
 	uint32_t me = atomic_load(&c->id);
-	int n, err = 0, hw;
+	int n, hw;
 
-	pthread_once(&g_tables_once, tables_init);
-	drop_stale(start, end);
-	n = vmas_in(start, end, &v);
+	/* Unregistered memory of a kind that could be registered is skipped. */
+	n = check_range(me, start, end, 1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_STACK,
+			-EINVAL, &v);
 	if (n < 0)
 		return n;
-	if (n == 0) {
-		free(v);
-		return -EINVAL;
-	}
-	for (int i = 0; i < n && !err; i++) {
-		uintptr_t s = v[i].start > start ? v[i].start : start;
-		uintptr_t e = v[i].end < end ? v[i].end : end;
-		if (v[i].kind == VMA_ANON || v[i].kind == VMA_SHMEM || v[i].kind == VMA_STACK)
-			continue;
-		if (v[i].kind != VMA_OURS) {
-			err = -EINVAL;
-			break;
-		}
-		hw = atomic_load(&uf_areas_hw);
-		for (int k = 0; k < hw; k++) {
-			struct uf_area *a = &uf_areas[k];
-			uint32_t owner = UF_LD(a->ctx);
-			if (atomic_load(&a->live) && UF_LD(a->start) < e && UF_LD(a->end) > s &&
-			    owner && owner != me)
-				err = -EINVAL;
-		}
-	}
 	free(v);
-	if (!err)
-		err = split_at_bounds(start, end);
-	if (err)
-		return err;
 	hw = atomic_load(&uf_areas_hw);
 	for (int k = 0; k < hw; k++) {
 		struct uf_area *a = &uf_areas[k];
@@ -875,7 +875,6 @@ void uf_areas_thaw(void)
 void uf_areas_privatize(void)
 {
 	int hw = atomic_load(&uf_areas_hw);
-	size_t ps = uf_caps.page_size;
 
 	for (int k = 0; k < hw; k++) {
 		struct uf_area *a = &uf_areas[k];
@@ -894,18 +893,9 @@ void uf_areas_privatize(void)
 		m = mmap(NULL, e - s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (m != MAP_FAILED) {
 			off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
-			while (pos < endoff) {
-				off_t d = lseek(fd, pos, SEEK_DATA), h;
-				if (d < 0 || d >= endoff)
+			for (off_t d; (d = next_data(fd, &pos, endoff)) >= 0;)
+				if (pread(fd, (char *)m + (d - (off_t)off), (size_t)(pos - d), d) < 0)
 					break;
-				h = lseek(fd, d, SEEK_HOLE);
-				if (h < 0 || h > endoff)
-					h = endoff;
-				d &= ~(off_t)(ps - 1);
-				if (pread(fd, (char *)m + (d - (off_t)off), (size_t)(h - d), d) < 0)
-					break;
-				pos = h;
-			}
 			mprotect(m, e - s, prot);
 			if (mremap(m, e - s, e - s, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)s) == MAP_FAILED)
 				munmap(m, e - s);

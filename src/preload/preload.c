@@ -206,37 +206,25 @@ int dup3(int oldfd, int newfd, int flags)
 	return dup_result(oldfd, real_dup3(oldfd, newfd, flags));
 }
 
-int fcntl(int fd, int cmd, ...)
-{
-	va_list ap;
-	unsigned long arg;
-	int r;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, unsigned long);
-	va_end(ap);
-	REAL(fcntl);
-	r = real_fcntl(fd, cmd, arg);
-	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
-		dup_result(fd, r);
-	return r;
+/* fcntl and fcntl64 (the name of fcntl under _FILE_OFFSET_BITS=64). */
+#define FCNTL(name)							\
+int name(int fd, int cmd, ...)						\
+{									\
+	va_list ap;							\
+	unsigned long arg;						\
+	int r;								\
+									\
+	va_start(ap, cmd);						\
+	arg = va_arg(ap, unsigned long);				\
+	va_end(ap);							\
+	REAL(name);							\
+	r = real_##name(fd, cmd, arg);					\
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)			\
+		dup_result(fd, r);					\
+	return r;							\
 }
-
-int fcntl64(int fd, int cmd, ...)
-{
-	va_list ap;
-	unsigned long arg;
-	int r;
-
-	va_start(ap, cmd);
-	arg = va_arg(ap, unsigned long);
-	va_end(ap);
-	REAL(fcntl64);
-	r = real_fcntl64(fd, cmd, arg);
-	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
-		dup_result(fd, r);
-	return r;
-}
+FCNTL(fcntl)
+FCNTL(fcntl64)
 
 ssize_t recvmsg(int sock, struct msghdr *msg, int flags)
 {
