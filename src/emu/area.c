@@ -195,6 +195,17 @@ static void reveal(const struct uf_area_view *v, uintptr_t addr, size_t len)
 		madvise((void *)addr, len, MADV_POPULATE_READ);
 }
 
+/* Can the caller read [src, src+len)?  async-signal-safe */
+static int src_readable(const char *src, size_t len)
+{
+	char buf[256];
+
+	for (size_t i = 0; i < len; i += sizeof buf)
+		if (uf_copy_in(buf, src + i, len - i < sizeof buf ? len - i : sizeof buf))
+			return 0;
+	return 1;
+}
+
 /* async-signal-safe */
 long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len)
 {
@@ -207,8 +218,14 @@ long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, si
 
 		while (done + run < npages && bit_claim(b->bits, pg0 + done + run))
 			run++;
-		if (run == 0)
-			break;				/* page already present */
+		if (run == 0) {
+			/* Page already present.  The kernel reads the source
+			 * before it looks at the destination: an unreadable
+			 * source is EFAULT even then. */
+			if (src && !src_readable((const char *)src + done * ps, ps))
+				return done ? (long)(done * ps) : -EFAULT;
+			break;
+		}
 		bytes = run * ps;
 		w = fill(b->fd, src ? (const char *)src + done * ps : NULL, bytes,
 			 (pg0 + done) * ps);
