@@ -133,5 +133,8 @@ int main(void)
 	}
 	CHECK_EQ(uf_close(fd), 0);
 	CHECK_EQ(munmap(p, REGION), 0);
+	free(bitmap);
+	free(pages);
+	free(src);
 	return t_done();
 }
