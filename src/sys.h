@@ -46,16 +46,23 @@ extern int __close(int fd);
 extern ssize_t __write(int fd, const void *buf, size_t n);
 extern int __open(const char *path, int flags, ...);
 
-/* A system call without going through syscall(3).  async-signal-safe */
-static inline long uf_raw_syscall1(long nr, long a1)
+/* A system call without going through syscall(3), nor through a
+ * sanitizer's interceptor.  async-signal-safe */
+static inline long uf_raw_syscall4(long nr, long a1, long a2, long a3, long a4)
 {
 	long ret;
 #if defined(__x86_64__)
-	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a1) : "rcx", "r11", "memory");
+	register long r10 __asm__("r10") = a4;
+	__asm__ volatile("syscall" : "=a"(ret)
+			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10)
+			 : "rcx", "r11", "memory");
 #elif defined(__aarch64__)
 	register long x8 __asm__("x8") = nr;
 	register long x0 __asm__("x0") = a1;
-	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8) : "memory");
+	register long x1 __asm__("x1") = a2;
+	register long x2 __asm__("x2") = a3;
+	register long x3 __asm__("x3") = a4;
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
 	ret = x0;
 #else
 #error "userfault: add the raw system call for this architecture"
@@ -65,6 +72,11 @@ static inline long uf_raw_syscall1(long nr, long a1)
 		return -1;
 	}
 	return ret;
+}
+
+static inline long uf_raw_syscall1(long nr, long a1)
+{
+	return uf_raw_syscall4(nr, a1, 0, 0, 0);
 }
 
 /* async-signal-safe */

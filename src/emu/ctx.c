@@ -4,6 +4,7 @@
  * read(), readiness for poll/epoll, close and release.
  */
 #include <fcntl.h>
+#include <sched.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -177,7 +178,7 @@ int uf_emu_userfaultfd(int flags)
 	c = &uf_ctxs[slot];
 	c->dev = st.st_dev;
 	c->ino = st.st_ino;
-	c->ourfd = sv[1];
+	atomic_store(&c->ourfd, sv[1]);
 	c->flags = flags;
 	atomic_store(&c->features, 0);
 	atomic_store(&c->npending, 0);
@@ -240,8 +241,14 @@ void uf_dev_reset_after_fork(void)
 /* Tell poll/epoll that messages wait.  async-signal-safe */
 void uf_ctx_notify(struct uf_ctx *c)
 {
-	ssize_t r = __write(c->ourfd, "m", 1);	/* full pipe: already readable */
-	(void)r;
+	/* Release waits for users to leave before it closes ourfd, so the
+	 * number can never name another file by the time we write to it. */
+	atomic_fetch_add(&c->users, 1);
+	if (atomic_load(&c->state) != CTX_FREE) {
+		ssize_t r = __write(atomic_load(&c->ourfd), "m", 1);	/* full: readable */
+		(void)r;
+	}
+	atomic_fetch_sub(&c->users, 1);
 }
 
 /*
@@ -339,9 +346,9 @@ void uf_ctx_release(struct uf_ctx *c)
 	atomic_store(&c->state, CTX_FREE);
 	atomic_store(&c->id, 0);
 	uf_wake_all(id);
-	close(c->ourfd);
-	c->ourfd = -1;
-	c->ino = 0;
+	while (atomic_load(&c->users))
+		sched_yield();
+	close(atomic_exchange(&c->ourfd, -1));
 	pthread_mutex_unlock(&uf_lock);
 }
 
@@ -349,7 +356,7 @@ void uf_ctx_release(struct uf_ctx *c)
  * process)?  async-signal-safe */
 static int peer_gone(struct uf_ctx *c)
 {
-	struct pollfd p = { .fd = c->ourfd, .events = 0 };
+	struct pollfd p = { .fd = atomic_load(&c->ourfd), .events = 0 };
 	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
 }
 
@@ -403,10 +410,10 @@ static void *watch_main(void *arg)
 			struct uf_ctx *c = uf_ctx_by_id((uint32_t)ev[i].data.u64);
 			if (!c)
 				continue;
-			if (ev[i].events & (EPOLLERR | EPOLLHUP)) {
-				epoll_ctl(epfd, EPOLL_CTL_DEL, c->ourfd, NULL);
+			/* One-shot: the closing of ourfd in release removes it
+			 * (a fork child's copy may keep the file open). */
+			if (ev[i].events & (EPOLLERR | EPOLLHUP))
 				uf_ctx_release(c);
-			}
 		}
 	}
 }
@@ -415,7 +422,7 @@ void uf_watch_add(struct uf_ctx *c)
 {
 	/* No event asked: a pipe's write end reports EPOLLERR, always
 	 * delivered, once no read end is left anywhere. */
-	struct epoll_event ev = { .events = 0 };
+	struct epoll_event ev = { .events = EPOLLONESHOT };
 
 	pthread_mutex_lock(&g_watch_lock);
 	if (g_epfd < 0 || g_watch_pid != getpid()) {
@@ -442,7 +449,7 @@ void uf_watch_add(struct uf_ctx *c)
 	}
 	ev.data.u64 = atomic_load(&c->id);
 	if (g_epfd >= 0)
-		epoll_ctl(g_epfd, EPOLL_CTL_ADD, c->ourfd, &ev);
+		epoll_ctl(g_epfd, EPOLL_CTL_ADD, atomic_load(&c->ourfd), &ev);
 	pthread_mutex_unlock(&g_watch_lock);
 }
 

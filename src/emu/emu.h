@@ -65,7 +65,8 @@ struct uf_ctx {
 	_Atomic uint32_t id;	/* (generation << 8) | index; 0 when free */
 	dev_t dev;		/* identity of the user's end */
 	ino_t ino;
-	int ourfd;		/* our end of the socket pair */
+	_Atomic int ourfd;	/* our end: the pipe's write end */
+	_Atomic int users;	/* threads writing to ourfd right now */
 	int flags;		/* creation flags */
 	_Atomic uint64_t features;
 	_Atomic int npending;	/* unread fault messages */
