@@ -25,6 +25,12 @@ int uf_opt_debug(void)
 	return cached;
 }
 
+int uf_opt_guard_markers(void)
+{
+	const char *v = getenv("USERFAULT_GUARD_MARKERS");
+	return !(v && !strcmp(v, "0"));
+}
+
 int uf_backend_parse(const char *name)
 {
 	if (!name)

@@ -21,8 +21,6 @@ struct uf_area uf_areas[UF_MAX_AREAS];
 _Atomic int uf_areas_hw;
 _Atomic uint32_t uf_busy_gen;
 
-static const char g_zeros[UF_PAGE_SIZE_MAX];
-
 /* ---------------------------------------------------------------------- */
 /* Lock-free reading (the signal handler's side).                          */
 /* ---------------------------------------------------------------------- */
@@ -129,212 +127,6 @@ static void busy_set(struct uf_area *a)
 	uf_area_begin(a);
 	atomic_store(&a->busy, 1);
 	uf_area_end(a);
-}
-
-/* ---------------------------------------------------------------------- */
-/* Installing pages (COPY / ZEROPAGE).                                      */
-/* ---------------------------------------------------------------------- */
-
-static int bit_claim(_Atomic uint64_t *bits, uint64_t pg)
-{
-	uint64_t m = 1ULL << (pg & 63);
-	return !(atomic_fetch_or(&bits[pg >> 6], m) & m);
-}
-
-static void bit_clear(_Atomic uint64_t *bits, uint64_t pg)
-{
-	atomic_fetch_and(&bits[pg >> 6], ~(1ULL << (pg & 63)));
-}
-
-static void bit_set(_Atomic uint64_t *bits, uint64_t pg)
-{
-	atomic_fetch_or(&bits[pg >> 6], 1ULL << (pg & 63));
-}
-
-/* Write len bytes at off of the memfd from src (NULL: zeros).  Returns the
- * bytes written; stops short at an unreadable source.  async-signal-safe */
-static size_t fill(int fd, const char *src, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t w;
-		if (src) {
-			w = pwrite(fd, src + done, len - done, (off_t)(off + done));
-		} else {
-			struct iovec iov[64];
-			size_t left = len - done, n = 0, ps = sizeof g_zeros;
-			while (left && n < 64) {
-				size_t k = left < ps ? left : ps;
-				iov[n].iov_base = (void *)g_zeros;
-				iov[n++].iov_len = k;
-				left -= k;
-			}
-			w = pwritev(fd, iov, (int)n, (off_t)(off + done));
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		done += (size_t)w;
-	}
-	return done;
-}
-
-/* Make pages [addr, addr+len) visible: the content is already in the memfd.
- * Removing the guard marker is the moment the page appears, whole; the
- * populate spares the faulting thread a second exception.  a-s-s */
-static void reveal(const struct uf_area_view *v, uintptr_t addr, size_t len)
-{
-	madvise((void *)addr, len, MADV_GUARD_REMOVE);
-	if (!uf_caps.populate)
-		return;
-	if (v->prot & PROT_WRITE)
-		madvise((void *)addr, len, MADV_POPULATE_WRITE);
-	else if (v->prot & PROT_READ)
-		madvise((void *)addr, len, MADV_POPULATE_READ);
-}
-
-/* Can the caller read [src, src+len)?  async-signal-safe */
-static int src_readable(const char *src, size_t len)
-{
-	char buf[256];
-
-	for (size_t i = 0; i < len; i += sizeof buf)
-		if (uf_copy_in(buf, src + i, len - i < sizeof buf ? len - i : sizeof buf))
-			return 0;
-	return 1;
-}
-
-/* async-signal-safe */
-long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len)
-{
-	struct uf_backing *b = &uf_backings[v->backing];
-	size_t ps = uf_caps.page_size, npages = len >> uf_caps.page_shift, done = 0;
-	uint64_t pg0 = page_index(v, dst);
-
-	while (done < npages) {
-		size_t run = 0, bytes, w, full;
-
-		while (done + run < npages && bit_claim(b->bits, pg0 + done + run))
-			run++;
-		if (run == 0) {
-			/* Page already present.  The kernel reads the source
-			 * before it looks at the destination: an unreadable
-			 * source is EFAULT even then. */
-			if (src && !src_readable((const char *)src + done * ps, ps))
-				return done ? (long)(done * ps) : -EFAULT;
-			break;
-		}
-		bytes = run * ps;
-		w = fill(b->fd, src ? (const char *)src + done * ps : NULL, bytes,
-			 (pg0 + done) * ps);
-		full = w / ps;
-		if (full < run) {
-			/* Unreadable source: give back the pages not written and
-			 * forget any partial page, so it still reads as missing. */
-			for (size_t i = full; i < run; i++)
-				bit_clear(b->bits, pg0 + done + i);
-			if (w % ps)
-				fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					  (off_t)((pg0 + done + full) * ps), (off_t)ps);
-			if (full)
-				reveal(v, dst + done * ps, full * ps);
-			done += full;
-			atomic_fetch_add(&uf_stats.pages_installed, done);
-			return done ? (long)(done * ps) : -EFAULT;
-		}
-		reveal(v, dst + done * ps, bytes);
-		done += run;
-	}
-	atomic_fetch_add(&uf_stats.pages_installed, done);
-	return done ? (long)(done * ps) : -EEXIST;
-}
-
-/* ---------------------------------------------------------------------- */
-/* /proc/self/maps                                                          */
-/* ---------------------------------------------------------------------- */
-
-enum vma_kind { VMA_ANON, VMA_OURS, VMA_SHMEM, VMA_STACK, VMA_OTHER };
-struct vma {
-	uintptr_t start, end;
-	int prot;
-	enum vma_kind kind;
-	unsigned long ino;
-};
-
-static int backing_by_ino(unsigned long ino)
-{
-	for (int i = 0; i < UF_MAX_BACKING; i++)
-		if (uf_backings[i].fd >= 0 && uf_backings[i].ino == ino && uf_backings[i].refs)
-			return i;
-	return -1;
-}
-
-/* The mappings that intersect [start, end), in address order.  Returns the
- * count (the array is malloc'ed), or a negative errno. */
-static int vmas_in(uintptr_t start, uintptr_t end, struct vma **out)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[4096];
-	struct vma *v = NULL;
-	int n = 0, cap = 0;
-
-	*out = NULL;
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof line, f)) {
-		unsigned long s, e, off, ino;
-		char perm[8], dev[16], path[4096];
-		struct vma x;
-
-		path[0] = 0;
-		if (sscanf(line, "%lx-%lx %7s %lx %15s %lu %4095[^\n]", &s, &e, perm, &off, dev, &ino, path) < 6)
-			continue;
-		if (e <= start)
-			continue;
-		if (s >= end)
-			break;
-		x.start = s;
-		x.end = e;
-		x.prot = (perm[0] == 'r' ? PROT_READ : 0) | (perm[1] == 'w' ? PROT_WRITE : 0) |
-			 (perm[2] == 'x' ? PROT_EXEC : 0);
-		x.ino = ino;
-		{
-			char *p = path;
-			while (*p == ' ')
-				p++;
-			if (perm[3] == 's' && ino && backing_by_ino(ino) >= 0)
-				x.kind = VMA_OURS;
-			else if (perm[3] == 'p' && ino == 0 && strcmp(p, "[stack]") != 0 &&
-				 strcmp(p, "[vdso]") != 0 && strcmp(p, "[vvar]") != 0 &&
-				 strcmp(p, "[vsyscall]") != 0 && strncmp(p, "[vvar", 5) != 0 &&
-				 strcmp(p, "[uprobes]") != 0)
-				x.kind = VMA_ANON;
-			else if (!strcmp(p, "[stack]"))
-				x.kind = VMA_STACK;
-			else if (!strncmp(p, "/memfd:", 7) || !strncmp(p, "/dev/zero", 9) ||
-				 !strncmp(p, "/SYSV", 5) || !strncmp(p, "/dev/shm/", 9))
-				x.kind = VMA_SHMEM;
-			else
-				x.kind = VMA_OTHER;
-		}
-		if (n == cap) {
-			struct vma *nv;
-			cap = cap ? 2 * cap : 16;
-			nv = realloc(v, (size_t)cap * sizeof *v);
-			if (!nv) {
-				free(v);
-				fclose(f);
-				return -ENOMEM;
-			}
-			v = nv;
-		}
-		v[n++] = x;
-	}
-	fclose(f);
-	*out = v;
-	return n;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -458,11 +250,30 @@ static int area_split(struct uf_area *a, uintptr_t addr)
 	return 0;
 }
 
+static int backing_by_ino(unsigned long ino)
+{
+	for (int i = 0; i < UF_MAX_BACKING; i++)
+		if (uf_backings[i].fd >= 0 && uf_backings[i].ino == ino && uf_backings[i].refs)
+			return i;
+	return -1;
+}
+
+/* The mappings of [start, end), ours (areas' memfds) told apart. */
+static int vmas_in(uintptr_t start, uintptr_t end, struct uf_vma **out)
+{
+	int n = uf_maps_in(start, end, out);
+
+	for (int i = 0; i < n; i++)
+		if ((*out)[i].shared && (*out)[i].ino && backing_by_ino((*out)[i].ino) >= 0)
+			(*out)[i].kind = UF_VMA_OURS;
+	return n;
+}
+
 /* Is the area still mapped as we made it?  (The program may have unmapped
  * or replaced it: without events we are not told.) */
 static int area_mapped(struct uf_area *a)
 {
-	struct vma *v;
+	struct uf_vma *v;
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end), at = s;
 	unsigned long ino = uf_backings[UF_LD(a->backing)].ino;
 	int n = vmas_in(s, e, &v), ok = n > 0;
@@ -486,7 +297,7 @@ static void drop_stale(uintptr_t start, uintptr_t end)
 		if (!atomic_load(&a->live) || UF_LD(a->end) <= start || UF_LD(a->start) >= end)
 			continue;
 		if (!area_mapped(a)) {
-			madvise((void *)UF_LD(a->start), UF_LD(a->end) - UF_LD(a->start), MADV_GUARD_REMOVE);
+			uf_pages_disarm(UF_LD(a->start), UF_LD(a->end) - UF_LD(a->start), UF_LD(a->prot));
 			area_drop(a);
 		}
 	}
@@ -534,7 +345,7 @@ static int copy_present(uintptr_t addr, size_t len, int readable, int mfd, _Atom
 				j++;
 			/* run [i, j) */
 			for (size_t k = i; k < j; k++)
-				bit_set(bits, base + k);
+				uf_bit_set(bits, base + k);
 			if (readable) {
 				size_t want = (j - i) * ps;
 				/* A raw system call: the range is write-protected, so
@@ -567,48 +378,11 @@ out:
 	return err;
 }
 
-/* Put guard markers on the pages of [addr, addr+len) whose bit is clear;
- * the mapping's page p corresponds to bit pg0 + p. */
-static int guard_holes(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0)
-{
-	size_t ps = uf_caps.page_size, npages = len / ps;
-
-	for (size_t i = 0; i < npages;) {
-		size_t j;
-		uint64_t w = atomic_load(&bits[(pg0 + i) >> 6]);
-		if (w == ~0ULL && ((pg0 + i) & 63) == 0) {
-			i += 64;
-			continue;
-		}
-		if ((w >> ((pg0 + i) & 63)) & 1) {
-			i++;
-			continue;
-		}
-		j = i + 1;
-		while (j < npages) {
-			uint64_t pg = pg0 + j;
-			uint64_t ww = atomic_load(&bits[pg >> 6]);
-			if ((pg & 63) == 0 && ww == 0) {
-				j += 64;
-				continue;
-			}
-			if ((ww >> (pg & 63)) & 1)
-				break;
-			j++;
-		}
-		if (j > npages)
-			j = npages;
-		if (madvise((void *)(addr + i * ps), (j - i) * ps, MADV_GUARD_INSTALL) < 0)
-			return -errno;
-		i = j;
-	}
-	return 0;
-}
-
 static int convert(struct uf_ctx *c, uintptr_t start, uintptr_t end, int prot, uint64_t mode)
 {
 	size_t len = end - start;
 	struct uf_area *a;
+	struct uf_backing *b;
 	int bi, err;
 	void *tmp;
 
@@ -618,26 +392,39 @@ static int convert(struct uf_ctx *c, uintptr_t start, uintptr_t end, int prot, u
 	bi = backing_new(len);
 	if (bi < 0)
 		return bi;
+	b = &uf_backings[bi];
 	/* From here faults in the range wait until we are done. */
 	area_publish(a, start, end, bi, 0, prot, 0, 0, 1);
 	if ((prot & PROT_WRITE) && mprotect((void *)start, len, prot & ~PROT_WRITE) < 0) {
 		err = -errno;
 		goto fail;
 	}
-	err = copy_present(start, len, prot & PROT_READ, uf_backings[bi].fd, uf_backings[bi].bits);
+	err = copy_present(start, len, prot & PROT_READ, b->fd, b->bits);
 	if (err)
 		goto fail_prot;
-	tmp = mmap(NULL, len, prot, MAP_SHARED, uf_backings[bi].fd, 0);
+	/* The memfd goes in place in one step, already armed: with markers,
+	 * armed aside then moved over the old pages; with protection, mapped
+	 * inaccessible over them, then the present pages opened (faults wait
+	 * for us meanwhile, the area being busy). */
+	tmp = mmap(uf_caps.guard_markers ? NULL : (void *)start, len, uf_pages_arm_entry_prot(prot),
+		   MAP_SHARED | (uf_caps.guard_markers ? 0 : MAP_FIXED), b->fd, 0);
 	if (tmp == MAP_FAILED) {
 		err = -errno;
 		goto fail_prot;
 	}
-	err = guard_holes((uintptr_t)tmp, len, uf_backings[bi].bits, 0);
-	/* One step: the old pages go, the memfd's appear with their guards. */
-	if (err || mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start) == MAP_FAILED) {
-		err = err ? err : -errno;
-		munmap(tmp, len);
-		goto fail_prot;
+	err = uf_pages_arm((uintptr_t)tmp, len, b->bits, 0, prot);
+	if (uf_caps.guard_markers) {
+		if (err || mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start) == MAP_FAILED) {
+			err = err ? err : -errno;
+			munmap(tmp, len);
+			goto fail_prot;
+		}
+	} else if (err) {
+		/* Out of mappings: the bytes are in the memfd now, so the area
+		 * stays, unregistered and whole. */
+		uf_pages_disarm(start, len, prot);
+		busy_clear(a);
+		return err;
 	}
 	uf_area_begin(a);
 	UF_ST(a->ctx, atomic_load(&c->id));
@@ -686,12 +473,17 @@ static int rearm(struct uf_area *a, struct uf_ctx *c, uint64_t mode)
 		return err;
 	}
 	for (uint64_t i = 0; i < npages; i++)
-		bit_clear(b->bits, pg0 + i);
+		uf_bit_clear(b->bits, pg0 + i);
 	for (off_t d; (d = next_data(b->fd, &pos, endoff)) >= 0;)
 		for (off_t p = d; p < pos; p += (off_t)ps)
-			bit_set(b->bits, (uint64_t)p / ps);
-	err = guard_holes(s, e - s, b->bits, pg0);
-	mprotect((void *)s, e - s, prot);
+			uf_bit_set(b->bits, (uint64_t)p / ps);
+	/* Arm while nothing is accessible (markers do not mind the
+	 * protection), then open: no page can appear behind our back. */
+	err = uf_pages_arm(s, e - s, b->bits, pg0, prot);
+	if (uf_caps.guard_markers)
+		mprotect((void *)s, e - s, prot);
+	else if (err)
+		uf_pages_disarm(s, e - s, prot);	/* stays unregistered */
 	if (!err) {
 		uf_area_begin(a);
 		UF_ST(a->ctx, atomic_load(&c->id));
@@ -725,9 +517,9 @@ static int split_at_bounds(uintptr_t start, uintptr_t end)
  * another uffd is `foreign_err`.  Returns the count of mappings (the
  * array is the caller's to free) or a negative errno. */
 static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned allowed,
-		       int foreign_err, struct vma **out)
+		       int foreign_err, struct uf_vma **out)
 {
-	struct vma *v;
+	struct uf_vma *v;
 	int n, err = 0;
 
 	pthread_once(&g_tables_once, tables_init);
@@ -744,7 +536,7 @@ static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned all
 
 		if (allowed & (1u << v[i].kind))
 			continue;
-		if (v[i].kind != VMA_OURS) {
+		if (v[i].kind != UF_VMA_OURS) {
 			err = -EINVAL;
 			break;
 		}
@@ -768,11 +560,11 @@ static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned all
 
 int uf_register_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end, uint64_t mode)
 {
-	struct vma *v;
+	struct uf_vma *v;
 	uint32_t me = atomic_load(&c->id);
 	int n, err = 0;
 
-	n = check_range(me, start, end, 1u << VMA_ANON, -EBUSY, &v);
+	n = check_range(me, start, end, 1u << UF_VMA_ANON, -EBUSY, &v);
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n && !err; i++) {
@@ -780,7 +572,7 @@ int uf_register_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end, uint64_
 		uintptr_t e = v[i].end < end ? v[i].end : end;
 		int hw = atomic_load(&uf_areas_hw);
 
-		if (v[i].kind == VMA_ANON) {
+		if (v[i].kind == UF_VMA_ANON) {
 			err = convert(c, s, e, v[i].prot, mode);
 			continue;
 		}
@@ -817,19 +609,19 @@ static void unregister_area(struct uf_area *a)
 	UF_ST(a->ctx, 0);
 	UF_ST(a->mode, 0);
 	uf_area_end(a);
-	madvise((void *)s, e - s, MADV_GUARD_REMOVE);
+	uf_pages_disarm(s, e - s, UF_LD(a->prot));
 	if (c)
 		uf_wake_range(c, s, e);
 }
 
 int uf_unregister_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end)
 {
-	struct vma *v;
+	struct uf_vma *v;
 	uint32_t me = atomic_load(&c->id);
 	int n, hw;
 
 	/* Unregistered memory of a kind that could be registered is skipped. */
-	n = check_range(me, start, end, 1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_STACK,
+	n = check_range(me, start, end, 1u << UF_VMA_ANON | 1u << UF_VMA_SHMEM | 1u << UF_VMA_STACK,
 			-EINVAL, &v);
 	if (n < 0)
 		return n;
@@ -860,9 +652,24 @@ void uf_unregister_all_locked(uint32_t ctx_id)
 /* ---------------------------------------------------------------------- */
 
 /* Parent, before fork: no area may change until the child has its copy. */
+/* The protection of an area's present pages (the missing ones keep
+ * faulting whatever it is). */
+static void protect_present(struct uf_area *a, int prot)
+{
+	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
+	struct uf_backing *b = &uf_backings[UF_LD(a->backing)];
+
+	if (!UF_LD(a->ctx))	/* unregistered: every page is accessible */
+		mprotect((void *)s, e - s, prot);
+	else
+		uf_pages_protect_present(s, e - s, b->bits, UF_LD(a->off) >> uf_caps.page_shift, prot);
+}
+
 void uf_areas_freeze(void)
 {
 	int hw = atomic_load(&uf_areas_hw);
+
+	uf_install_pause();
 
 	for (int k = 0; k < hw; k++) {
 		struct uf_area *a = &uf_areas[k];
@@ -870,8 +677,7 @@ void uf_areas_freeze(void)
 			continue;
 		busy_set(a);
 		if (UF_LD(a->prot) & PROT_WRITE)
-			mprotect((void *)UF_LD(a->start), UF_LD(a->end) - UF_LD(a->start),
-				 UF_LD(a->prot) & ~PROT_WRITE);
+			protect_present(a, UF_LD(a->prot) & ~PROT_WRITE);
 	}
 }
 
@@ -884,9 +690,10 @@ void uf_areas_thaw(void)
 		if (!atomic_load(&a->live))
 			continue;
 		if (UF_LD(a->prot) & PROT_WRITE)
-			mprotect((void *)UF_LD(a->start), UF_LD(a->end) - UF_LD(a->start), UF_LD(a->prot));
+			protect_present(a, UF_LD(a->prot));
 		busy_clear(a);
 	}
+	uf_install_resume();
 }
 
 /* Child, after fork (one thread): replace every area by private anonymous

@@ -57,14 +57,15 @@ static void caps_probe(void)
 		close(fd);
 		return;
 	}
-	uf_caps.guard_markers = madvise(p, (size_t)ps, MADV_GUARD_INSTALL) == 0 &&
+	uf_caps.guard_markers = uf_opt_guard_markers() &&
+				madvise(p, (size_t)ps, MADV_GUARD_INSTALL) == 0 &&
 				madvise(p, (size_t)ps, MADV_GUARD_REMOVE) == 0;
 	uf_caps.populate = madvise(p, (size_t)ps, MADV_POPULATE_WRITE) == 0;
 	munmap(p, 2 * (size_t)ps);
 	close(fd);
-	/* Without guard markers every install would split a mapping and the
-	 * number of mappings would grow with the number of pages. */
-	g_caps_err = uf_caps.guard_markers ? 0 : -ENOSYS;
+	/* Without guard markers the emulation protects missing pages instead
+	 * (see pages.c): it works, within vm.max_map_count mappings. */
+	g_caps_err = 0;
 }
 
 int uf_caps_init(void)

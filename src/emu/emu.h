@@ -127,9 +127,39 @@ UF_HIDDEN void uf_area_wait_busy(uint32_t gen);				/* a-s-s */
 UF_HIDDEN void uf_area_begin(struct uf_area *a);
 UF_HIDDEN void uf_area_end(struct uf_area *a);
 
+/* ---- pages (pages.c) ---- */
+/* Presence bits.  async-signal-safe */
+UF_HIDDEN int uf_bit_claim(_Atomic uint64_t *bits, uint64_t pg);
+UF_HIDDEN void uf_bit_clear(_Atomic uint64_t *bits, uint64_t pg);
+UF_HIDDEN void uf_bit_set(_Atomic uint64_t *bits, uint64_t pg);
+UF_HIDDEN int uf_next_run(_Atomic uint64_t *bits, uint64_t pg0, size_t n, size_t *i,
+			  int present, size_t *len);
+/* Making missing pages fault (markers or protection, see pages.c). */
+UF_HIDDEN int uf_pages_arm(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, int prot);
+UF_HIDDEN int uf_pages_arm_entry_prot(int prot);
+UF_HIDDEN int uf_pages_disarm(uintptr_t addr, size_t len, int prot);	/* a-s-s */
+UF_HIDDEN int uf_pages_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits,
+				       uint64_t pg0, int prot);
 /* Install pages [dst, dst+len) of one area from src (NULL = zeros).  Returns
- * bytes installed (> 0) or a negative errno.  async-signal-safe. */
+ * bytes installed (> 0) or a negative errno.  async-signal-safe */
 UF_HIDDEN long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len);
+
+/* fork waits for installs in flight and holds new ones back. */
+UF_HIDDEN void uf_install_pause(void);
+UF_HIDDEN void uf_install_resume(void);
+
+/* ---- /proc/self/maps (maps.c) ---- */
+enum uf_vma_kind { UF_VMA_ANON, UF_VMA_OURS, UF_VMA_SHMEM, UF_VMA_STACK, UF_VMA_OTHER };
+struct uf_vma {
+	uintptr_t start, end;
+	int prot;
+	int shared;
+	enum uf_vma_kind kind;
+	unsigned long ino;
+};
+/* The mappings that intersect [start, end), in address order: their count
+ * (*out is malloc'ed) or a negative errno. */
+UF_HIDDEN int uf_maps_in(uintptr_t start, uintptr_t end, struct uf_vma **out);
 
 /* Table changes, with uf_lock held. */
 UF_HIDDEN int uf_register_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end, uint64_t mode);

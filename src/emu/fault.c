@@ -280,9 +280,15 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 		s = atomic_load(&w->state);
 		if (PHASE(s) == W_WOKEN || PHASE(s) == W_DONE)
 			break;
-		/* EINTR: a signal handler ran on this thread, nested inside this
-		 * one; the fault is still outstanding, so keep waiting. */
-		uf_sys_futex_wait(&w->state, s, NULL);
+		if (uf_sys_futex_wait(&w->state, s, NULL) < 0 && errno == EINTR) {
+			/* A signal handler ran on this thread (nested in ours).  As
+			 * the kernel does, abandon the fault: the access is retried
+			 * and, if the page is still missing, queues a new message. */
+			s = atomic_load(&w->state);
+			if ((PHASE(s) == W_PENDING || PHASE(s) == W_READ) &&
+			    slot_finish(w, s, W_DONE, c))
+				break;
+		}
 	}
 	slot_free(w);
 }

@@ -40,6 +40,7 @@ static void parent(void)
 static void child(void)
 {
 	uf_areas_privatize();
+	uf_install_resume();
 	uf_waiters_reset_after_fork();
 	/* The inherited uffds still belong to the parent. */
 	for (int i = 0; i < UF_MAX_CTX; i++)

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/* Reading /proc/self/maps: the mappings of a range, and what kind each is. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "emu/emu.h"
+
+static enum uf_vma_kind kind_of(const char *perm, unsigned long ino, const char *path)
+{
+	static const char *const special[] = { "[vdso]", "[vvar]", "[vsyscall]", "[uprobes]" };
+
+	while (*path == ' ')
+		path++;
+	if (!strcmp(path, "[stack]"))
+		return UF_VMA_STACK;
+	for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+		if (!strncmp(path, special[i], strlen(special[i]) - 1))
+			return UF_VMA_OTHER;
+	if (perm[3] == 'p' && ino == 0)
+		return UF_VMA_ANON;		/* incl. [heap] and [anon:name] */
+	if (!strncmp(path, "/memfd:", 7) || !strncmp(path, "/dev/zero", 9) ||
+	    !strncmp(path, "/SYSV", 5) || !strncmp(path, "/dev/shm/", 9))
+		return UF_VMA_SHMEM;
+	return UF_VMA_OTHER;
+}
+
+int uf_maps_in(uintptr_t start, uintptr_t end, struct uf_vma **out)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[4096];
+	struct uf_vma *v = NULL;
+	int n = 0, cap = 0;
+
+	*out = NULL;
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long s, e, off, ino;
+		char perm[8], dev[16], path[4096];
+		struct uf_vma x;
+
+		path[0] = 0;
+		if (sscanf(line, "%lx-%lx %7s %lx %15s %lu %4095[^\n]", &s, &e, perm, &off, dev, &ino,
+			   path) < 6)
+			continue;
+		if (e <= start)
+			continue;
+		if (s >= end)
+			break;
+		x.start = s;
+		x.end = e;
+		x.prot = (perm[0] == 'r' ? PROT_READ : 0) | (perm[1] == 'w' ? PROT_WRITE : 0) |
+			 (perm[2] == 'x' ? PROT_EXEC : 0);
+		x.shared = perm[3] == 's';
+		x.ino = ino;
+		x.kind = kind_of(perm, ino, path);
+		if (n == cap) {
+			struct uf_vma *nv;
+			cap = cap ? 2 * cap : 16;
+			nv = realloc(v, (size_t)cap * sizeof *v);
+			if (!nv) {
+				free(v);
+				fclose(f);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[n++] = x;
+	}
+	fclose(f);
+	*out = v;
+	return n;
+}

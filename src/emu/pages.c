@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pages of an area: which are present (one bit each), how a missing page is
+ * made to fault, and the atomic installation of COPY and ZEROPAGE.
+ *
+ * A missing page must fault on any access.  Two ways, chosen once by
+ * uf_caps.guard_markers:
+ *
+ *  - guard markers (Linux 6.15+ on shared memory): MADV_GUARD_INSTALL on the
+ *    page-table entry.  The mapping is never split: one mapping per area,
+ *    whatever the number of pages.
+ *  - protection: the missing pages are PROT_NONE.  Every run of installed
+ *    pages between missing ones is a mapping of its own, so the number of
+ *    mappings grows with the pattern of installs, up to vm.max_map_count;
+ *    past it an install fails cleanly with ENOMEM and nothing changes.
+ *
+ * In both, the content is written into the memfd first and the page is
+ * made accessible afterwards, in one step: nobody sees it half-written.
+ */
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include "emu/emu.h"
+
+static const char g_zeros[UF_PAGE_SIZE_MAX];
+
+/* ---- presence bits (async-signal-safe) ---- */
+
+int uf_bit_claim(_Atomic uint64_t *bits, uint64_t pg)
+{
+	uint64_t m = 1ULL << (pg & 63);
+	return !(atomic_fetch_or(&bits[pg >> 6], m) & m);
+}
+
+void uf_bit_clear(_Atomic uint64_t *bits, uint64_t pg)
+{
+	atomic_fetch_and(&bits[pg >> 6], ~(1ULL << (pg & 63)));
+}
+
+void uf_bit_set(_Atomic uint64_t *bits, uint64_t pg)
+{
+	atomic_fetch_or(&bits[pg >> 6], 1ULL << (pg & 63));
+}
+
+static int bit_get(_Atomic uint64_t *bits, uint64_t pg)
+{
+	return (atomic_load(&bits[pg >> 6]) >> (pg & 63)) & 1;
+}
+
+/* The next run, at or after page *i of n (bit pg0 + page), of pages whose
+ * bit equals `present`: 1 with *i its first page and *len its length, or 0. */
+int uf_next_run(_Atomic uint64_t *bits, uint64_t pg0, size_t n, size_t *i, int present, size_t *len)
+{
+	size_t k = *i, j;
+	uint64_t skip = present ? 0 : ~0ULL;	/* a word with no page of the kind */
+
+	while (k < n) {
+		uint64_t pg = pg0 + k;
+		if ((pg & 63) == 0 && atomic_load(&bits[pg >> 6]) == skip) {
+			k += 64;
+			continue;
+		}
+		if (bit_get(bits, pg) == present)
+			break;
+		k++;
+	}
+	if (k >= n)
+		return 0;
+	j = k + 1;
+	while (j < n) {
+		uint64_t pg = pg0 + j;
+		if ((pg & 63) == 0 && atomic_load(&bits[pg >> 6]) == ~skip) {
+			j += 64;
+			continue;
+		}
+		if (bit_get(bits, pg) != present)
+			break;
+		j++;
+	}
+	*i = k;
+	*len = (j < n ? j : n) - k;
+	return 1;
+}
+
+/* ---- making pages fault, or not ---- */
+
+/* Apply `advice` or `prot` (markers or protection mode) to every run of
+ * [addr, addr + npages) whose bit equals `present`. */
+static int each_run(uintptr_t addr, size_t npages, _Atomic uint64_t *bits, uint64_t pg0,
+		    int present, int advice, int prot)
+{
+	size_t ps = uf_caps.page_size, i = 0, len;
+
+	while (uf_next_run(bits, pg0, npages, &i, present, &len)) {
+		void *at = (void *)(addr + i * ps);
+		int r = advice ? madvise(at, len * ps, advice) : mprotect(at, len * ps, prot);
+		if (r < 0)
+			return -errno;
+		i += len;
+	}
+	return 0;
+}
+
+/*
+ * Arm [addr, addr+len): missing pages (bit clear) fault, present ones are
+ * accessible with prot.  The range must be mapped with prot (markers) or
+ * PROT_NONE (protection) on entry.  0 or a negative errno (ENOMEM when the
+ * mapping count runs out).
+ */
+int uf_pages_arm(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, int prot)
+{
+	size_t n = len >> uf_caps.page_shift;
+
+	if (uf_caps.guard_markers)
+		return each_run(addr, n, bits, pg0, 0, MADV_GUARD_INSTALL, 0);
+	return each_run(addr, n, bits, pg0, 1, 0, prot);
+}
+
+/* The state uf_pages_arm expects on entry, for a range mapped with prot. */
+int uf_pages_arm_entry_prot(int prot)
+{
+	return uf_caps.guard_markers ? prot : PROT_NONE;
+}
+
+/* Disarm: every page of [addr, addr+len) accessible with prot (missing
+ * ones read as zero).  async-signal-safe */
+int uf_pages_disarm(uintptr_t addr, size_t len, int prot)
+{
+	if (uf_caps.guard_markers)
+		return madvise((void *)addr, len, MADV_GUARD_REMOVE) < 0 ? -errno : 0;
+	return mprotect((void *)addr, len, prot) < 0 ? -errno : 0;
+}
+
+/* Set the protection of the present pages only (fork freezes and thaws
+ * them); with markers, missing pages fault whatever the protection, so
+ * the whole range is done in one call. */
+int uf_pages_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, int prot)
+{
+	if (uf_caps.guard_markers)
+		return mprotect((void *)addr, len, prot) < 0 ? -errno : 0;
+	return each_run(addr, len >> uf_caps.page_shift, bits, pg0, 1, 0, prot);
+}
+
+/* Make installed pages accessible: their content is already in the memfd.
+ * Then populate, which spares the woken thread a second exception.  a-s-s */
+static int reveal(const struct uf_area_view *v, uintptr_t addr, size_t len)
+{
+	int r = uf_pages_disarm(addr, len, v->prot);
+
+	if (r < 0)
+		return r;
+	if (!uf_caps.populate)
+		return 0;
+	if (v->prot & PROT_WRITE)
+		madvise((void *)addr, len, MADV_POPULATE_WRITE);
+	else if (v->prot & PROT_READ)
+		madvise((void *)addr, len, MADV_POPULATE_READ);
+	return 0;
+}
+
+/* ---- COPY and ZEROPAGE ---- */
+
+/* Write len bytes at off of the memfd from src (NULL: zeros).  Returns the
+ * bytes written; stops short at an unreadable source.  async-signal-safe */
+static size_t fill(int fd, const char *src, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t w;
+		if (src) {
+			w = pwrite(fd, src + done, len - done, (off_t)(off + done));
+		} else {
+			struct iovec iov[64];
+			size_t left = len - done, n = 0, ps = sizeof g_zeros;
+			while (left && n < 64) {
+				size_t k = left < ps ? left : ps;
+				iov[n].iov_base = (void *)g_zeros;
+				iov[n++].iov_len = k;
+				left -= k;
+			}
+			w = pwritev(fd, iov, (int)n, (off_t)(off + done));
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+	return done;
+}
+
+/* Can the caller read [src, src+len)?  async-signal-safe */
+static int src_readable(const char *src, size_t len)
+{
+	char buf[256];
+
+	for (size_t i = 0; i < len; i += sizeof buf)
+		if (uf_copy_in(buf, src + i, len - i < sizeof buf ? len - i : sizeof buf))
+			return 0;
+	return 1;
+}
+
+/* Give back pages [from, to) of a claimed run: the bits, and what the memfd
+ * may hold of them, so that they still read as missing.  a-s-s */
+static void unclaim(struct uf_backing *b, uint64_t pg, size_t from, size_t to)
+{
+	size_t ps = uf_caps.page_size;
+
+	if (to <= from)
+		return;
+	fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)((pg + from) * ps),
+		  (off_t)((to - from) * ps));
+	for (size_t i = from; i < to; i++)
+		uf_bit_clear(b->bits, pg + i);
+}
+
+/* Installs in flight, and a fork that waits for them: the child must copy
+ * pages whole, and a page claimed but not yet written must not be opened
+ * by the fork's change of protection. */
+static _Atomic uint32_t g_inflight, g_paused;
+
+void uf_install_pause(void)
+{
+	atomic_store(&g_paused, 1);
+	for (uint32_t n; (n = atomic_load(&g_inflight)) != 0;)
+		uf_sys_futex_wait(&g_inflight, n, NULL);
+}
+
+void uf_install_resume(void)
+{
+	atomic_store(&g_paused, 0);
+	uf_sys_futex_wake(&g_paused, 0x7fffffff);
+}
+
+/* async-signal-safe */
+static void install_enter(void)
+{
+	for (;;) {
+		atomic_fetch_add(&g_inflight, 1);
+		if (!atomic_load(&g_paused))
+			return;
+		if (atomic_fetch_sub(&g_inflight, 1) == 1)
+			uf_sys_futex_wake(&g_inflight, 1);
+		uf_sys_futex_wait(&g_paused, 1, NULL);
+	}
+}
+
+/* async-signal-safe */
+static void install_leave(void)
+{
+	if (atomic_fetch_sub(&g_inflight, 1) == 1 && atomic_load(&g_paused))
+		uf_sys_futex_wake(&g_inflight, 1);
+}
+
+static long install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len);
+
+/* Install [dst, dst+len) of one area: bytes installed, or -errno if none.
+ * async-signal-safe */
+long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len)
+{
+	long r;
+
+	install_enter();
+	r = install(v, dst, src, len);
+	install_leave();
+	return r;
+}
+
+static long install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len)
+{
+	struct uf_backing *b = &uf_backings[v->backing];
+	size_t ps = uf_caps.page_size, npages = len >> uf_caps.page_shift, done = 0;
+	uint64_t pg0 = (v->off + (dst - v->start)) >> uf_caps.page_shift;
+	long err = -EEXIST;
+
+	while (done < npages) {
+		size_t run = 0, full;
+		uint64_t pg = pg0 + done;
+		int r;
+
+		while (done + run < npages && uf_bit_claim(b->bits, pg + run))
+			run++;
+		if (run == 0) {
+			/* Present.  The kernel reads the source before it looks
+			 * at the destination: an unreadable source is EFAULT. */
+			if (src && !src_readable((const char *)src + done * ps, ps))
+				err = -EFAULT;
+			break;
+		}
+		full = fill(b->fd, src ? (const char *)src + done * ps : NULL, run * ps, pg * ps) / ps;
+		if (full < run) {
+			unclaim(b, pg, full, run);	/* unreadable source */
+			err = -EFAULT;
+		}
+		if (full && (r = reveal(v, dst + done * ps, full * ps)) < 0) {
+			/* Out of mappings (protection mode): hide the run again
+			 * (merging back never needs a new mapping) and forget it. */
+			mprotect((void *)(dst + done * ps), full * ps, PROT_NONE);
+			unclaim(b, pg, 0, full);
+			err = r;
+			break;
+		}
+		done += full;
+		if (full < run)
+			break;
+	}
+	atomic_fetch_add(&uf_stats.pages_installed, done);
+	return done ? (long)(done * ps) : err;
+}
