@@ -113,7 +113,9 @@ install: all
 	install -m 755 $(B)/userfault.installed $(DESTDIR)$(BINDIR)/userfault
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' userfault.pc.in > $(DESTDIR)$(PKGDIR)/userfault.pc
-	for m in man/*.3; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/ || true; done
+	install -d $(DESTDIR)$(MANDIR)/man7
+	for m in man/*.3; do install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/; done
+	for m in man/*.7; do install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -47,14 +47,17 @@ extern ssize_t __write(int fd, const void *buf, size_t n);
 extern int __open(const char *path, int flags, ...);
 
 /* A system call without going through syscall(3), nor through a
- * sanitizer's interceptor.  async-signal-safe */
-static inline long uf_raw_syscall4(long nr, long a1, long a2, long a3, long a4)
+ * sanitizer's interceptor, nor through our own interposers of the memory
+ * calls (emu/vmops.c).  -1 and errno.  async-signal-safe */
+static inline long uf_raw_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
 	long ret;
 #if defined(__x86_64__)
 	register long r10 __asm__("r10") = a4;
+	register long r8 __asm__("r8") = a5;
+	register long r9 __asm__("r9") = a6;
 	__asm__ volatile("syscall" : "=a"(ret)
-			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10)
+			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
 			 : "rcx", "r11", "memory");
 #elif defined(__aarch64__)
 	register long x8 __asm__("x8") = nr;
@@ -62,7 +65,10 @@ static inline long uf_raw_syscall4(long nr, long a1, long a2, long a3, long a4)
 	register long x1 __asm__("x1") = a2;
 	register long x2 __asm__("x2") = a3;
 	register long x3 __asm__("x3") = a4;
-	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+	register long x4 __asm__("x4") = a5;
+	register long x5 __asm__("x5") = a6;
+	__asm__ volatile("svc 0" : "+r"(x0)
+			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
 	ret = x0;
 #else
 #error "userfault: add the raw system call for this architecture"
@@ -74,9 +80,39 @@ static inline long uf_raw_syscall4(long nr, long a1, long a2, long a3, long a4)
 	return ret;
 }
 
+static inline long uf_raw_syscall4(long nr, long a1, long a2, long a3, long a4)
+{
+	return uf_raw_syscall6(nr, a1, a2, a3, a4, 0, 0);
+}
+
 static inline long uf_raw_syscall1(long nr, long a1)
 {
-	return uf_raw_syscall4(nr, a1, 0, 0, 0);
+	return uf_raw_syscall6(nr, a1, 0, 0, 0, 0, 0);
+}
+
+/* The memory calls, as the library itself makes them.  async-signal-safe */
+static inline void *uf_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	long r = uf_raw_syscall6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, (long)off);
+	return r == -1 ? (void *)-1 : (void *)r;
+}
+static inline int uf_sys_munmap(void *addr, size_t len)
+{
+	return (int)uf_raw_syscall6(SYS_munmap, (long)addr, (long)len, 0, 0, 0, 0);
+}
+static inline int uf_sys_mprotect(void *addr, size_t len, int prot)
+{
+	return (int)uf_raw_syscall6(SYS_mprotect, (long)addr, (long)len, prot, 0, 0, 0);
+}
+static inline int uf_sys_madvise(void *addr, size_t len, int advice)
+{
+	return (int)uf_raw_syscall6(SYS_madvise, (long)addr, (long)len, advice, 0, 0, 0);
+}
+static inline void *uf_sys_mremap(void *old, size_t oldlen, size_t newlen, int flags, void *new_addr)
+{
+	long r = uf_raw_syscall6(SYS_mremap, (long)old, (long)oldlen, (long)newlen, flags,
+				 (long)new_addr, 0);
+	return r == -1 ? (void *)-1 : (void *)r;
 }
 
 /* async-signal-safe */

@@ -27,14 +27,21 @@ _Atomic uint32_t uf_busy_gen;
 
 /* The fields are stored and loaded sequentially consistent (UF_ST/UF_LD), so
  * the counter needs no separate fences (which TSan cannot model). */
+/* Bumped around every change of any area (always under uf_lock): a lookup
+ * that found nothing while it moved must look again, since an area being
+ * split may have been missed between its two halves. */
+static _Atomic uint32_t g_table_seq;
+
 void uf_area_begin(struct uf_area *a)
 {
+	atomic_fetch_add(&g_table_seq, 1);
 	atomic_fetch_add(&a->seq, 1);		/* odd: readers retry */
 }
 
 void uf_area_end(struct uf_area *a)
 {
 	atomic_fetch_add(&a->seq, 1);
+	atomic_fetch_add(&g_table_seq, 1);
 }
 
 /* async-signal-safe */
@@ -65,20 +72,28 @@ static int area_read(struct uf_area *a, struct uf_area_view *v)
 /* async-signal-safe */
 int uf_area_find(uintptr_t addr, struct uf_area_view *v)
 {
-	int hw = atomic_load(&uf_areas_hw);
+	for (;;) {
+		uint32_t t = atomic_load(&g_table_seq);
+		int hw = atomic_load(&uf_areas_hw);
 
-	for (int i = 0; i < hw; i++) {
-		struct uf_area *a = &uf_areas[i];
-		if (!atomic_load(&a->live))
+		if (t & 1) {
+			sched_yield();
 			continue;
-		if (addr < UF_LD(a->start) || addr >= UF_LD(a->end))
-			continue;
-		if (area_read(a, v) && addr >= v->start && addr < v->end) {
-			v->idx = i;
-			return 1;
 		}
+		for (int i = 0; i < hw; i++) {
+			struct uf_area *a = &uf_areas[i];
+			if (!atomic_load(&a->live))
+				continue;
+			if (addr < UF_LD(a->start) || addr >= UF_LD(a->end))
+				continue;
+			if (area_read(a, v) && addr >= v->start && addr < v->end) {
+				v->idx = i;
+				return 1;
+			}
+		}
+		if (atomic_load(&g_table_seq) == t)
+			return 0;
 	}
-	return 0;
 }
 
 /* Has the area changed since v was read?  async-signal-safe */
@@ -127,6 +142,7 @@ static void busy_set(struct uf_area *a)
 	uf_area_begin(a);
 	atomic_store(&a->busy, 1);
 	uf_area_end(a);
+	atomic_fetch_add(&uf_busy_gen, 1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -143,7 +159,9 @@ static void tables_init(void)
 static int backing_new(size_t len)
 {
 	size_t npages = len >> uf_caps.page_shift;
-	size_t bytes = ((npages + 63) / 64) * 8;
+	/* Room for the area to grow in place (mremap): address space only. */
+	size_t cap = npages * 4 + (1u << 20);
+	size_t bytes = ((cap + 63) / 64) * 8;
 	int fd;
 
 	bytes = (bytes + uf_caps.page_size - 1) & ~(uf_caps.page_size - 1);
@@ -163,7 +181,7 @@ static int backing_new(size_t len)
 		/* A bitmap mapping is never unmapped (a signal handler may still
 		 * be reading it); a freed slot keeps it for the next user. */
 		if (b->bits_bytes < bytes) {
-			void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			void *m = uf_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 			if (m == MAP_FAILED) {
 				close(fd);
@@ -171,9 +189,7 @@ static int backing_new(size_t len)
 			}
 			b->bits = m;
 			b->bits_bytes = bytes;
-		} else {
-			memset((void *)b->bits, 0, bytes);
-		}
+		}	/* else: zero since backing_put's MADV_DONTNEED */
 		b->npages = npages;
 		b->ino = st.st_ino;
 		b->refs = 0;
@@ -191,7 +207,7 @@ static void backing_put(int i)
 		return;
 	close(b->fd);
 	b->fd = -1;
-	madvise((void *)b->bits, b->bits_bytes, MADV_DONTNEED);
+	uf_sys_madvise((void *)b->bits, b->bits_bytes, MADV_DONTNEED);
 }
 
 static struct uf_area *area_new(void)
@@ -395,7 +411,8 @@ static int convert(struct uf_ctx *c, uintptr_t start, uintptr_t end, int prot, u
 	b = &uf_backings[bi];
 	/* From here faults in the range wait until we are done. */
 	area_publish(a, start, end, bi, 0, prot, 0, 0, 1);
-	if ((prot & PROT_WRITE) && mprotect((void *)start, len, prot & ~PROT_WRITE) < 0) {
+	atomic_fetch_add(&uf_busy_gen, 1);
+	if ((prot & PROT_WRITE) && uf_sys_mprotect((void *)start, len, prot & ~PROT_WRITE) < 0) {
 		err = -errno;
 		goto fail;
 	}
@@ -406,7 +423,7 @@ static int convert(struct uf_ctx *c, uintptr_t start, uintptr_t end, int prot, u
 	 * armed aside then moved over the old pages; with protection, mapped
 	 * inaccessible over them, then the present pages opened (faults wait
 	 * for us meanwhile, the area being busy). */
-	tmp = mmap(uf_caps.guard_markers ? NULL : (void *)start, len, uf_pages_arm_entry_prot(prot),
+	tmp = uf_sys_mmap(uf_caps.guard_markers ? NULL : (void *)start, len, uf_pages_arm_entry_prot(prot),
 		   MAP_SHARED | (uf_caps.guard_markers ? 0 : MAP_FIXED), b->fd, 0);
 	if (tmp == MAP_FAILED) {
 		err = -errno;
@@ -414,9 +431,9 @@ static int convert(struct uf_ctx *c, uintptr_t start, uintptr_t end, int prot, u
 	}
 	err = uf_pages_arm((uintptr_t)tmp, len, b->bits, 0, prot);
 	if (uf_caps.guard_markers) {
-		if (err || mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start) == MAP_FAILED) {
+		if (err || uf_sys_mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start) == MAP_FAILED) {
 			err = err ? err : -errno;
-			munmap(tmp, len);
+			uf_sys_munmap(tmp, len);
 			goto fail_prot;
 		}
 	} else if (err) {
@@ -434,7 +451,7 @@ static int convert(struct uf_ctx *c, uintptr_t start, uintptr_t end, int prot, u
 	return 0;
 fail_prot:
 	if (prot & PROT_WRITE)
-		mprotect((void *)start, len, prot);
+		uf_sys_mprotect((void *)start, len, prot);
 fail:
 	busy_clear(a);
 	area_drop(a);
@@ -467,7 +484,7 @@ static int rearm(struct uf_area *a, struct uf_ctx *c, uint64_t mode)
 	off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
 
 	busy_set(a);
-	if (mprotect((void *)s, e - s, PROT_NONE) < 0) {
+	if (uf_sys_mprotect((void *)s, e - s, PROT_NONE) < 0) {
 		err = -errno;
 		busy_clear(a);
 		return err;
@@ -481,7 +498,7 @@ static int rearm(struct uf_area *a, struct uf_ctx *c, uint64_t mode)
 	 * protection), then open: no page can appear behind our back. */
 	err = uf_pages_arm(s, e - s, b->bits, pg0, prot);
 	if (uf_caps.guard_markers)
-		mprotect((void *)s, e - s, prot);
+		uf_sys_mprotect((void *)s, e - s, prot);
 	else if (err)
 		uf_pages_disarm(s, e - s, prot);	/* stays unregistered */
 	if (!err) {
@@ -495,20 +512,55 @@ static int rearm(struct uf_area *a, struct uf_ctx *c, uint64_t mode)
 }
 
 /* Split areas so that none straddles start or end. */
-static int split_at_bounds(uintptr_t start, uintptr_t end)
+static int split_at(uintptr_t addr)
 {
-	int hw = atomic_load(&uf_areas_hw), r;
+	int hw = atomic_load(&uf_areas_hw);
 
 	for (int i = 0; i < hw; i++) {
 		struct uf_area *a = &uf_areas[i];
-		if (!atomic_load(&a->live))
-			continue;
-		if (UF_LD(a->start) < start && UF_LD(a->end) > start && (r = area_split(a, start)))
-			return r;
-		if (UF_LD(a->start) < end && UF_LD(a->end) > end && (r = area_split(a, end)))
-			return r;
+		if (atomic_load(&a->live) && UF_LD(a->start) < addr && UF_LD(a->end) > addr)
+			return area_split(a, addr);	/* areas do not overlap: one at most */
 	}
 	return 0;
+}
+
+/* Join neighbours that the kernel would see as one mapping (same memfd at
+ * contiguous offsets, same owner, modes and protection), so that splits
+ * made for a sub-range do not outlive it: COPY may span them again. */
+static void merge_adjacent(void)
+{
+	int hw = atomic_load(&uf_areas_hw);
+
+	for (int i = 0; i < hw; i++) {
+		struct uf_area *a = &uf_areas[i];
+		int again = 1;
+		if (!atomic_load(&a->live) || atomic_load(&a->busy))
+			continue;
+		while (again) {
+			again = 0;
+			for (int k = 0; k < hw; k++) {
+				struct uf_area *b = &uf_areas[k];
+				if (b == a || !atomic_load(&b->live) || atomic_load(&b->busy) ||
+				    UF_LD(b->start) != UF_LD(a->end) ||
+				    UF_LD(b->backing) != UF_LD(a->backing) ||
+				    UF_LD(b->off) != UF_LD(a->off) + (UF_LD(a->end) - UF_LD(a->start)) ||
+				    UF_LD(b->ctx) != UF_LD(a->ctx) || UF_LD(b->mode) != UF_LD(a->mode) ||
+				    UF_LD(b->prot) != UF_LD(a->prot))
+					continue;
+				uf_area_begin(a);
+				UF_ST(a->end, UF_LD(b->end));
+				uf_area_end(a);
+				area_drop(b);
+				again = 1;
+			}
+		}
+	}
+}
+
+static int split_at_bounds(uintptr_t start, uintptr_t end)
+{
+	int r = split_at(start);
+	return r ? r : split_at(end);
 }
 
 /* Look up the mappings of [start, end) and check them all before anything
@@ -594,6 +646,7 @@ int uf_register_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end, uint64_
 		}
 	}
 	free(v);
+	merge_adjacent();
 	return err;
 }
 
@@ -633,6 +686,7 @@ int uf_unregister_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end)
 		    UF_LD(a->end) <= end)
 			unregister_area(a);
 	}
+	merge_adjacent();
 	return 0;
 }
 
@@ -648,6 +702,207 @@ void uf_unregister_all_locked(uint32_t ctx_id)
 }
 
 /* ---------------------------------------------------------------------- */
+/* The program's own memory calls over areas (vmops.c drives these; all   */
+/* with uf_lock held).                                                      */
+/* ---------------------------------------------------------------------- */
+
+static void protect_present(struct uf_area *a, int prot);
+
+/* The areas inside [start, end), after splitting at its bounds: calls fn on
+ * each.  0 or the first error. */
+static int each_inside(uintptr_t start, uintptr_t end, int (*fn)(struct uf_area *, void *), void *arg)
+{
+	int hw, r = split_at_bounds(start, end);
+
+	if (r)
+		return r;
+	hw = atomic_load(&uf_areas_hw);
+	for (int k = 0; k < hw && !r; k++) {
+		struct uf_area *a = &uf_areas[k];
+		if (atomic_load(&a->live) && UF_LD(a->start) >= start && UF_LD(a->end) <= end)
+			r = fn(a, arg);
+	}
+	return r;
+}
+
+static int forget_one(struct uf_area *a, void *arg)
+{
+	(void)arg;
+	area_drop(a);
+	return 0;
+}
+
+/* [start, end) is about to be unmapped or replaced: its areas go (their
+ * waiters stay asleep until a wake, as in the kernel). */
+void uf_areas_forget_locked(uintptr_t start, uintptr_t end)
+{
+	each_inside(start, end, forget_one, NULL);
+	merge_adjacent();
+}
+
+struct prot_arg { int prot; };
+
+static int protect_one(struct uf_area *a, void *arg)
+{
+	int prot = ((struct prot_arg *)arg)->prot;
+
+	uf_area_begin(a);
+	UF_ST(a->prot, prot);
+	uf_area_end(a);
+	protect_present(a, prot);
+	return 0;
+}
+
+/* mprotect() over areas: the area keeps its registration and takes the new
+ * protection; only its present pages become accessible.  The caller does
+ * the parts of the range that are not areas. */
+int uf_areas_protect_locked(uintptr_t start, uintptr_t end, int prot)
+{
+	struct prot_arg pa = { prot };
+	int r = each_inside(start, end, protect_one, &pa);
+
+	merge_adjacent();
+	return r;
+}
+
+static int discard_one(struct uf_area *a, void *arg)
+{
+	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
+	struct uf_backing *b = &uf_backings[UF_LD(a->backing)];
+	uint64_t off = UF_LD(a->off), pg0 = off >> uf_caps.page_shift;
+	size_t n = (e - s) >> uf_caps.page_shift;
+
+	(void)arg;
+	if (UF_LD(a->ctx)) {
+		/* Registered: the pages fault again from now on.  Hide them
+		 * first (a fault on a page whose bit is still set retries), then
+		 * drop the content, then the bits. */
+		if (uf_caps.guard_markers)
+			uf_sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
+		else
+			uf_sys_mprotect((void *)s, e - s, PROT_NONE);
+		fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(e - s));
+		for (size_t i = 0; i < n; i++)
+			uf_bit_clear(b->bits, pg0 + i);
+	} else {
+		/* Unregistered: read as zero from now on, as private memory. */
+		fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(e - s));
+	}
+	return 0;
+}
+
+/* MADV_DONTNEED / FREE / REMOVE over areas: the content goes, as it would
+ * from private memory. */
+int uf_areas_discard_locked(uintptr_t start, uintptr_t end)
+{
+	int r;
+
+	uf_install_pause();
+	r = each_inside(start, end, discard_one, NULL);
+	uf_install_resume();
+	merge_adjacent();
+	return r;
+}
+
+/* The single area that is exactly [start, end) after splitting, or NULL. */
+struct uf_area *uf_area_exact_locked(uintptr_t start, uintptr_t end)
+{
+	int hw;
+
+	if (split_at_bounds(start, end))
+		return NULL;
+	hw = atomic_load(&uf_areas_hw);
+	for (int k = 0; k < hw; k++) {
+		struct uf_area *a = &uf_areas[k];
+		if (atomic_load(&a->live) && UF_LD(a->start) == start && UF_LD(a->end) == end)
+			return a;
+	}
+	return NULL;
+}
+
+/* Before mremap() of area a to newlen bytes: the memfd and the bitmap must
+ * be big enough for a growth; with protection, the area becomes one
+ * inaccessible mapping (mremap moves one mapping only; faults wait for us
+ * meanwhile).  0 or a negative errno. */
+int uf_area_move_begin_locked(struct uf_area *a, size_t newlen)
+{
+	struct uf_backing *b = &uf_backings[UF_LD(a->backing)];
+	uint64_t need = UF_LD(a->off) + newlen;
+	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
+	struct stat st;
+
+	if ((need >> uf_caps.page_shift) > b->bits_bytes * 8)
+		return -ENOMEM;
+	if (fstat(b->fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size < need && ftruncate(b->fd, (off_t)need) < 0)
+		return -errno;
+	if (!uf_caps.guard_markers) {
+		busy_set(a);
+		if (uf_sys_mprotect((void *)s, e - s, PROT_NONE) < 0) {
+			int err = -errno;
+			busy_clear(a);
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* After mremap() of area a: to is where it is now (MAP_FAILED: it did not
+ * move).  In place, it keeps its registration and a grown tail is missing;
+ * moved, it is unregistered (as the kernel's moved mapping is without
+ * UFFD_FEATURE_EVENT_REMAP) and every page is accessible. */
+void uf_area_move_end_locked(struct uf_area *a, void *to_, size_t newlen)
+{
+	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
+	uintptr_t to = to_ == MAP_FAILED ? s : (uintptr_t)to_;
+	int prot = UF_LD(a->prot);
+	struct uf_backing *b = &uf_backings[UF_LD(a->backing)];
+	uint64_t pg0 = UF_LD(a->off) >> uf_caps.page_shift;
+	size_t oldpages = (e - s) >> uf_caps.page_shift;
+
+	if (to_ == MAP_FAILED)
+		newlen = e - s;
+	uf_area_begin(a);
+	UF_ST(a->start, to);
+	UF_ST(a->end, to + newlen);
+	if (to != s) {
+		UF_ST(a->ctx, 0);
+		UF_ST(a->mode, 0);
+	}
+	uf_area_end(a);
+	if (UF_LD(a->ctx)) {
+		/* A grown tail is holes of the memfd: missing.  With markers
+		 * the rest kept its markers; with protection everything is
+		 * inaccessible now and arming opens the present pages. */
+		for (size_t i = oldpages; i < newlen >> uf_caps.page_shift; i++)
+			uf_bit_clear(b->bits, pg0 + i);
+		if (!uf_caps.guard_markers)
+			uf_pages_arm(to, newlen, b->bits, pg0, prot);
+		else if (newlen > e - s)
+			uf_pages_arm(to + (e - s), newlen - (e - s), b->bits, pg0 + oldpages, prot);
+	} else {
+		uf_pages_disarm(to, newlen, prot);
+	}
+	if (!uf_caps.guard_markers)
+		busy_clear(a);
+	merge_adjacent();
+}
+
+/* Does [start, end) meet an area?  Lock-free.  async-signal-safe */
+int uf_areas_meet(uintptr_t start, uintptr_t end)
+{
+	int hw = atomic_load(&uf_areas_hw);
+
+	for (int k = 0; k < hw; k++) {
+		struct uf_area *a = &uf_areas[k];
+		if (atomic_load(&a->live) && UF_LD(a->start) < end && UF_LD(a->end) > start)
+			return 1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
 /* fork(): the child gets private copies (fork.c drives this).             */
 /* ---------------------------------------------------------------------- */
 
@@ -660,7 +915,7 @@ static void protect_present(struct uf_area *a, int prot)
 	struct uf_backing *b = &uf_backings[UF_LD(a->backing)];
 
 	if (!UF_LD(a->ctx))	/* unregistered: every page is accessible */
-		mprotect((void *)s, e - s, prot);
+		uf_sys_mprotect((void *)s, e - s, prot);
 	else
 		uf_pages_protect_present(s, e - s, b->bits, UF_LD(a->off) >> uf_caps.page_shift, prot);
 }
@@ -669,6 +924,9 @@ void uf_areas_freeze(void)
 {
 	int hw = atomic_load(&uf_areas_hw);
 
+	/* The child will rebuild every area in place: forget those the
+	 * program unmapped or replaced behind our back. */
+	drop_stale(0, UINTPTR_MAX);
 	uf_install_pause();
 
 	for (int k = 0; k < hw; k++) {
@@ -717,15 +975,15 @@ void uf_areas_privatize(void)
 		off = UF_LD(a->off);
 		prot = UF_LD(a->prot);
 		fd = uf_backings[UF_LD(a->backing)].fd;
-		m = mmap(NULL, e - s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		m = uf_sys_mmap(NULL, e - s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (m != MAP_FAILED) {
 			off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
 			for (off_t d; (d = next_data(fd, &pos, endoff)) >= 0;)
 				if (pread(fd, (char *)m + (d - (off_t)off), (size_t)(pos - d), d) < 0)
 					break;
-			mprotect(m, e - s, prot);
-			if (mremap(m, e - s, e - s, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)s) == MAP_FAILED)
-				munmap(m, e - s);
+			uf_sys_mprotect(m, e - s, prot);
+			if (uf_sys_mremap(m, e - s, e - s, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)s) == MAP_FAILED)
+				uf_sys_munmap(m, e - s);
 		}
 		atomic_store(&a->live, 0);
 		atomic_store(&a->busy, 0);

@@ -51,17 +51,17 @@ static void caps_probe(void)
 			close(fd);
 		return;
 	}
-	p = mmap(NULL, 2 * (size_t)ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = uf_sys_mmap(NULL, 2 * (size_t)ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
 		g_caps_err = -errno;
 		close(fd);
 		return;
 	}
 	uf_caps.guard_markers = uf_opt_guard_markers() &&
-				madvise(p, (size_t)ps, MADV_GUARD_INSTALL) == 0 &&
-				madvise(p, (size_t)ps, MADV_GUARD_REMOVE) == 0;
-	uf_caps.populate = madvise(p, (size_t)ps, MADV_POPULATE_WRITE) == 0;
-	munmap(p, 2 * (size_t)ps);
+				uf_sys_madvise(p, (size_t)ps, MADV_GUARD_INSTALL) == 0 &&
+				uf_sys_madvise(p, (size_t)ps, MADV_GUARD_REMOVE) == 0;
+	uf_caps.populate = uf_sys_madvise(p, (size_t)ps, MADV_POPULATE_WRITE) == 0;
+	uf_sys_munmap(p, 2 * (size_t)ps);
 	close(fd);
 	/* Without guard markers the emulation protects missing pages instead
 	 * (see pages.c): it works, within vm.max_map_count mappings. */
@@ -333,13 +333,11 @@ ssize_t uf_emu_read(int fd, void *buf, size_t count)
 
 /* Release: the last descriptor of the uffd is closed.  Unregister all its
  * ranges and wake every waiter; unread messages vanish with them. */
-void uf_ctx_release(struct uf_ctx *c)
+void uf_ctx_release(struct uf_ctx *c, uint32_t id)
 {
-	uint32_t id;
-
 	pthread_mutex_lock(&uf_lock);
-	id = atomic_load(&c->id);
-	if (atomic_load(&c->state) == CTX_FREE || !id) {
+	/* The slot may hold another uffd by now: release only the one meant. */
+	if (atomic_load(&c->state) == CTX_FREE || !id || atomic_load(&c->id) != id) {
 		pthread_mutex_unlock(&uf_lock);
 		return;
 	}
@@ -365,6 +363,7 @@ int uf_emu_close(int fd)
 {
 	struct stat st;
 	struct uf_ctx *c = NULL;
+	uint32_t id = 0;
 	int r, err;
 
 	if (fstat(fd, &st) == 0) {
@@ -379,12 +378,13 @@ int uf_emu_close(int fd)
 				}
 		} else if (S_ISFIFO(st.st_mode)) {
 			c = ctx_by_ident(st.st_dev, st.st_ino);
+			id = c ? atomic_load(&c->id) : 0;
 		}
 	}
 	r = __close(fd);
 	err = errno;
-	if (c && atomic_load(&c->state) != CTX_FREE && peer_gone(c))
-		uf_ctx_release(c);
+	if (c && atomic_load(&c->id) == id && peer_gone(c))
+		uf_ctx_release(c, id);
 	errno = err;
 	return r;
 }
@@ -408,13 +408,14 @@ static void *watch_main(void *arg)
 			return NULL;
 		}
 		for (int i = 0; i < n; i++) {
-			struct uf_ctx *c = uf_ctx_by_id((uint32_t)ev[i].data.u64);
+			uint32_t id = (uint32_t)ev[i].data.u64;
+			struct uf_ctx *c = uf_ctx_by_id(id);
 			if (!c)
 				continue;
 			/* One-shot: the closing of ourfd in release removes it
 			 * (a fork child's copy may keep the file open). */
 			if (ev[i].events & (EPOLLERR | EPOLLHUP))
-				uf_ctx_release(c);
+				uf_ctx_release(c, id);
 		}
 	}
 }

@@ -79,7 +79,7 @@ UF_HIDDEN struct uf_ctx *uf_ctx_by_fd(int fd);		/* async-signal-safe */
 UF_HIDDEN struct uf_ctx *uf_ctx_by_id(uint32_t id);	/* async-signal-safe */
 UF_HIDDEN void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd); /* async-signal-safe */
 UF_HIDDEN void uf_ctx_notify(struct uf_ctx *c);		/* async-signal-safe */
-UF_HIDDEN void uf_ctx_release(struct uf_ctx *c);	/* takes uf_lock */
+UF_HIDDEN void uf_ctx_release(struct uf_ctx *c, uint32_t id);	/* takes uf_lock */
 
 /* ---- backings (memfds) and areas (registered or once-registered pieces) ---- */
 struct uf_backing {
@@ -165,6 +165,15 @@ UF_HIDDEN int uf_maps_in(uintptr_t start, uintptr_t end, struct uf_vma **out);
 UF_HIDDEN int uf_register_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end, uint64_t mode);
 UF_HIDDEN int uf_unregister_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end);
 UF_HIDDEN void uf_unregister_all_locked(uint32_t ctx_id);
+
+/* The program's memory calls over areas (area.c, driven by vmops.c). */
+UF_HIDDEN int uf_areas_meet(uintptr_t start, uintptr_t end);	/* a-s-s */
+UF_HIDDEN void uf_areas_forget_locked(uintptr_t start, uintptr_t end);
+UF_HIDDEN int uf_areas_protect_locked(uintptr_t start, uintptr_t end, int prot);
+UF_HIDDEN int uf_areas_discard_locked(uintptr_t start, uintptr_t end);
+UF_HIDDEN struct uf_area *uf_area_exact_locked(uintptr_t start, uintptr_t end);
+UF_HIDDEN int uf_area_move_begin_locked(struct uf_area *a, size_t newlen);
+UF_HIDDEN void uf_area_move_end_locked(struct uf_area *a, void *to, size_t newlen);
 
 /* ---- waiters (fault.c) ---- */
 UF_HIDDEN long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end); /* a-s-s */

@@ -217,6 +217,8 @@ int uf_copy_out(void *udst, const void *src, size_t n)
 /* ---------------------------------------------------------------------- */
 
 static __thread unsigned tls_spins __attribute__((tls_model("initial-exec")));
+static __thread unsigned tls_accerr __attribute__((tls_model("initial-exec")));
+static __thread uint32_t tls_accerr_gen __attribute__((tls_model("initial-exec")));
 
 /* UFFD_FEATURE_SIGBUS: the faulting thread gets SIGBUS, BUS_ADRERR, at the
  * exact address, as from the kernel: unblocked if it was blocked, and the
@@ -315,6 +317,21 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	write = uf_fault_is_write(uctx);
 	if (!(v.prot & PROT_READ) || (write && !(v.prot & PROT_WRITE)))
 		goto not_ours;		/* a real protection fault */
+	if (uf_caps.guard_markers && si->si_code == SEGV_ACCERR) {
+		/* Markers fault with MAPERR: a protection fault is the program's,
+		 * unless a freeze or conversion of ours (which protects whole
+		 * areas for a moment) raised it and ended before we looked.
+		 * Those bump uf_busy_gen: retry while it moves, and forward a
+		 * fault that repeats with nothing of ours going on. */
+		uint32_t gen = atomic_load(&uf_busy_gen);
+		if (tls_accerr_gen != gen) {
+			tls_accerr_gen = gen;
+			tls_accerr = 0;
+		}
+		if (++tls_accerr > 2)
+			goto not_ours;
+		goto retry;
+	}
 	if (uf_page_present(&v, addr) || !v.ctx) {
 		/* Being installed or unregistered right now: the marker is about
 		 * to go.  Retry; give up only if it never does. */

@@ -93,7 +93,7 @@ static int each_run(uintptr_t addr, size_t npages, _Atomic uint64_t *bits, uint6
 
 	while (uf_next_run(bits, pg0, npages, &i, present, &len)) {
 		void *at = (void *)(addr + i * ps);
-		int r = advice ? madvise(at, len * ps, advice) : mprotect(at, len * ps, prot);
+		int r = advice ? uf_sys_madvise(at, len * ps, advice) : uf_sys_mprotect(at, len * ps, prot);
 		if (r < 0)
 			return -errno;
 		i += len;
@@ -127,8 +127,8 @@ int uf_pages_arm_entry_prot(int prot)
 int uf_pages_disarm(uintptr_t addr, size_t len, int prot)
 {
 	if (uf_caps.guard_markers)
-		return madvise((void *)addr, len, MADV_GUARD_REMOVE) < 0 ? -errno : 0;
-	return mprotect((void *)addr, len, prot) < 0 ? -errno : 0;
+		return uf_sys_madvise((void *)addr, len, MADV_GUARD_REMOVE) < 0 ? -errno : 0;
+	return uf_sys_mprotect((void *)addr, len, prot) < 0 ? -errno : 0;
 }
 
 /* Set the protection of the present pages only (fork freezes and thaws
@@ -137,7 +137,7 @@ int uf_pages_disarm(uintptr_t addr, size_t len, int prot)
 int uf_pages_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, int prot)
 {
 	if (uf_caps.guard_markers)
-		return mprotect((void *)addr, len, prot) < 0 ? -errno : 0;
+		return uf_sys_mprotect((void *)addr, len, prot) < 0 ? -errno : 0;
 	return each_run(addr, len >> uf_caps.page_shift, bits, pg0, 1, 0, prot);
 }
 
@@ -152,9 +152,9 @@ static int reveal(const struct uf_area_view *v, uintptr_t addr, size_t len)
 	if (!uf_caps.populate)
 		return 0;
 	if (v->prot & PROT_WRITE)
-		madvise((void *)addr, len, MADV_POPULATE_WRITE);
+		uf_sys_madvise((void *)addr, len, MADV_POPULATE_WRITE);
 	else if (v->prot & PROT_READ)
-		madvise((void *)addr, len, MADV_POPULATE_READ);
+		uf_sys_madvise((void *)addr, len, MADV_POPULATE_READ);
 	return 0;
 }
 
@@ -296,7 +296,7 @@ static long install(const struct uf_area_view *v, uintptr_t dst, const void *src
 		if (full && (r = reveal(v, dst + done * ps, full * ps)) < 0) {
 			/* Out of mappings (protection mode): hide the run again
 			 * (merging back never needs a new mapping) and forget it. */
-			mprotect((void *)(dst + done * ps), full * ps, PROT_NONE);
+			uf_sys_mprotect((void *)(dst + done * ps), full * ps, PROT_NONE);
 			unclaim(b, pg, 0, full);
 			err = r;
 			break;
