@@ -157,6 +157,7 @@ int uf_emu_userfaultfd(int flags)
 		return -1;
 	}
 	uf_fork_init();
+	uf_vmops_anchor();
 	/* The user's end (read end) gets exactly the creation flags; ours
 	 * (the write end) is close-on-exec and never blocks. */
 	if (pipe2(sv, flags & (O_CLOEXEC | O_NONBLOCK)) < 0)

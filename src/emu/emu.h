@@ -167,6 +167,7 @@ UF_HIDDEN int uf_unregister_locked(struct uf_ctx *c, uintptr_t start, uintptr_t 
 UF_HIDDEN void uf_unregister_all_locked(uint32_t ctx_id);
 
 /* The program's memory calls over areas (area.c, driven by vmops.c). */
+UF_HIDDEN void uf_vmops_anchor(void);
 UF_HIDDEN int uf_areas_meet(uintptr_t start, uintptr_t end);	/* a-s-s */
 UF_HIDDEN void uf_areas_forget_locked(uintptr_t start, uintptr_t end);
 UF_HIDDEN int uf_areas_protect_locked(uintptr_t start, uintptr_t end, int prot);

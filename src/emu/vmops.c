@@ -35,6 +35,13 @@
 	static __typeof__(name) *real_##name; \
 	if (!real_##name) real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
 
+/* Called when the emulation starts, so that a static link always takes
+ * this object (its symbols are otherwise only wanted by the program, which
+ * may find them first in a sanitizer's runtime). */
+void uf_vmops_anchor(void)
+{
+}
+
 static int page_ok(uintptr_t addr, size_t len)
 {
 	size_t ps = uf_caps.page_size ? uf_caps.page_size : 4096;
