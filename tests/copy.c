@@ -4,7 +4,9 @@
  * with copy = bytes done; bad src → EFAULT (copy = -14); dst outside a
  * registered VMA, in a hole or spanning two VMAs → ENOENT (copy = -2);
  * MODE_WP without WP registration → EINVAL (copy = -22); COPY into a
- * PROT_READ registered VMA installs a readable page; COPY of many pages. */
+ * PROT_READ registered VMA installs a readable page; COPY of many pages;
+ * COPY through another uffd into a range registered by the first works but
+ * wakes only that other uffd's faulters (the first's need a WAKE on it). */
 #include "t.h"
 
 static void wake_and_dontwake(int fd, char *p)
@@ -125,7 +127,7 @@ static void enoent(int fd)
 	T_EXPECT_FAULT(fd, p + 3 * t_ps, 0, 0x52);
 	T_EXPECT_FAULT(fd, p + t_ps, 1, 0x53);
 	T_EXPECT_FAULT(fd, p, 0, 0x54);
-	munmap(p, 4 * (size_t)t_ps);
+	t_unmap_reg(fd, p, 4);
 	munmap(src, 2 * (size_t)t_ps);
 }
 
@@ -142,8 +144,35 @@ static void big(int fd)
 	CHECK_EQ(out, (int64_t)n * t_ps);
 	CHECK(memcmp(p, src, n * (size_t)t_ps) == 0);
 	T_NO_MSG(fd, 0);
-	munmap(p, n * (size_t)t_ps);
+	t_unmap_reg(fd, p, n);
 	munmap(src, n * (size_t)t_ps);
+}
+
+static void other_ctx(int fd)
+{
+	int fd2 = t_uffd(0);
+	char *p = t_map_reg(fd, 2);
+	struct t_touch t;
+	struct uffd_msg m;
+	int64_t out;
+
+	t_touch_start(&t, p + 3, 0, 0);
+	if (T_MSG(fd, &m, 2000))
+		CHECK_FAULT(&m, p, 0);
+	CHECK_EQ(t_copy_byte(fd2, p, 0x61, 1, 0), 0);
+	CHECK_EQ(p[4], 0x61);
+	CHECK(!t_touch_wait(&t, 300));
+	CHECK_EQ(t_wake(fd2, p, (size_t)t_ps), 0);
+	CHECK(!t_touch_wait(&t, 100));
+	T_NO_MSG(fd2, 0);
+	CHECK_EQ(t_wake(fd, p, (size_t)t_ps), 0);
+	CHECK(t_touch_wait(&t, 2000));
+	CHECK_EQ(t.val, 0x61);
+	CHECK_EQ(t_zeropage(fd2, p + t_ps, (size_t)t_ps, 0, &out), 0);
+	CHECK_EQ(out, t_ps);
+	T_NO_MSG(fd, 0);
+	CHECK_EQ(uf_close(fd2), 0);
+	t_unmap_reg(fd, p, 2);
 }
 
 int main(void)
@@ -155,14 +184,15 @@ int main(void)
 	fd = t_uffd(0);
 	p = t_map_reg(fd, 3);
 	wake_and_dontwake(fd, p);
-	munmap(p, 3 * (size_t)t_ps);
+	t_unmap_reg(fd, p, 3);
 	p = t_map_reg(fd, 3);
 	partial(fd, p);
-	munmap(p, 3 * (size_t)t_ps);
+	t_unmap_reg(fd, p, 3);
 	p = t_map_reg(fd, 1);
 	bad_src(fd, p);
 	enoent(fd);
 	big(fd);
+	other_ctx(fd);
 	CHECK_EQ(uf_close(fd), 0);
 	return t_done();
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* userfaultfd(2) creation flags: O_CLOEXEC / O_NONBLOCK / UFFD_USER_MODE_ONLY
- * and their combinations work and show up in F_GETFD / F_GETFL; any other bit
- * is EINVAL; write() on the descriptor is EBADF. */
+ * and their combinations work and show up in F_GETFD / F_GETFL (O_RDONLY);
+ * any other bit is EINVAL; write() on the descriptor is EBADF, pread() ESPIPE,
+ * mmap() ENODEV. */
 #include "t.h"
 
 static void check_flags(int flags)
@@ -20,6 +21,15 @@ static void check_flags(int flags)
 	CHECK_ERRNO(write(fd, &c, 1), EBADF);
 	CHECK_EQ(t_api_fd(fd, 0), 0);
 	CHECK_ERRNO(write(fd, &c, 1), EBADF);
+	{
+		struct uffd_msg m;
+		void *map;
+
+		CHECK_ERRNO(pread(fd, &m, sizeof m, 0), ESPIPE);
+		map = mmap(NULL, (size_t)t_ps, PROT_READ, MAP_PRIVATE, fd, 0);
+		CHECK(map == MAP_FAILED);
+		CHECK_EQ(map == MAP_FAILED ? errno : 0, ENODEV);
+	}
 	CHECK_EQ(uf_close(fd), 0);
 }
 

@@ -47,25 +47,13 @@ static int recv_fd(int sock)
 	return fd;
 }
 
-struct later { char *addr; struct t_touch t; };
-
-static void *fault_later(void *arg)
-{
-	struct later *l = arg;
-
-	t_msleep(150);
-	t_touch_start(&l->t, l->addr, 0, 0);
-	return NULL;
-}
-
 static void dups(void)
 {
 	int fd = t_uffd_flags(O_CLOEXEC, 0);	/* blocking */
 	int d1 = dup(fd), d3 = dup3(fd, 100, O_CLOEXEC);
 	char *p = t_map(3);
 	struct uffd_msg m;
-	struct later l = { .addr = p + t_ps };
-	pthread_t th;
+	struct t_touch t;
 
 	T_REQUIRE(d1 >= 0 && d3 == 100);
 	/* Register through one copy, read through another, COPY through the
@@ -81,13 +69,12 @@ static void dups(void)
 	 * the fault. */
 	CHECK_EQ(fcntl(d1, F_SETFL, 0), 0);
 	CHECK(!(fcntl(fd, F_GETFL) & O_NONBLOCK));
-	th = t_thread(fault_later, &l);
+	t_touch_start_delayed(&t, p + t_ps, 0, 0, 150);
 	CHECK_EQ(uf_read(fd, &m, sizeof m), 32);
 	CHECK_FAULT(&m, p + t_ps, 0);
-	t_join(th);
 	CHECK_EQ(t_copy_byte(fd, p + t_ps, 0x22, 1, 0), 0);
-	CHECK(t_touch_wait(&l.t, 2000));
-	CHECK_EQ(l.t.val, 0x22);
+	CHECK(t_touch_wait(&t, 2000));
+	CHECK_EQ(t.val, 0x22);
 
 	/* Closing copies does not release the object. */
 	CHECK_EQ(uf_close(fd), 0);

@@ -17,20 +17,27 @@ static sigjmp_buf jb;
 static volatile int h1_hits, h2_hits, last_code;
 static void *volatile last_addr;
 
-static void h1(int sig, siginfo_t *si, void *uc)
+static void record(volatile int *hits, const siginfo_t *si)
 {
-	h1_hits++;
+	(*hits)++;
 	last_code = si->si_code;
 	last_addr = si->si_addr;
 	siglongjmp(jb, 1);
 }
 
+/* The program's two handlers: one installed before the uffd, one after. */
+static void h1(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	record(&h1_hits, si);
+}
+
 static void h2(int sig, siginfo_t *si, void *uc)
 {
-	h2_hits++;
-	last_code = si->si_code;
-	last_addr = si->si_addr;
-	siglongjmp(jb, 1);
+	(void)sig;
+	(void)uc;
+	record(&h2_hits, si);
 }
 
 /* The access must raise SIGSEGV handled by the handler whose counter is

@@ -26,8 +26,8 @@ static void one(uint64_t features, int write, size_t offset)
 		CHECK_EQ(m.arg.pagefault.flags, write ? UFFD_PAGEFAULT_FLAG_WRITE : 0);
 		CHECK_EQ(m.arg.pagefault.address, want);
 		if (features & UFFD_FEATURE_THREAD_ID) {
-			CHECK(t.tid > 0);
-			CHECK_EQ(m.arg.pagefault.feat.ptid, __atomic_load_n(&t.tid, __ATOMIC_SEQ_CST));
+			CHECK(t_touch_tid(&t) > 0);
+			CHECK_EQ(m.arg.pagefault.feat.ptid, t_touch_tid(&t));
 			CHECK(m.arg.pagefault.feat.ptid != (uint32_t)t_gettid());
 		} else {
 			CHECK_EQ(m.arg.pagefault.feat.ptid, 0);

@@ -41,17 +41,6 @@ static int epoll_now(int ep, int ms)
 	return r < 0 ? -1 : r == 0 ? 0 : (int)ev.events;
 }
 
-struct delayed { char *addr; struct t_touch t; };
-
-static void *touch_later(void *arg)
-{
-	struct delayed *d = arg;
-
-	t_msleep(150);
-	t_touch_start(&d->t, d->addr, 0, 0);
-	return NULL;
-}
-
 /* Expected readiness of the descriptor as it is now (epoll not checked if
  * ep < 0). */
 struct want { int poll, select, epoll; };
@@ -76,9 +65,8 @@ static void nonblocking(void)
 	char *p = t_map_reg(fd, 3);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event ev = { .events = EPOLLIN };
-	struct delayed d = { .addr = p };
+	struct t_touch t;
 	struct uffd_msg m;
-	pthread_t th;
 
 	T_REQUIRE(ep >= 0);
 	T_REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
@@ -86,9 +74,8 @@ static void nonblocking(void)
 	CHECK_EQ(poll_now(fd, 100), 0);
 
 	/* A sleeping poll wakes when the fault comes. */
-	th = t_thread(touch_later, &d);
+	t_touch_start_delayed(&t, p, 0, 0, 150);
 	CHECK_EQ(poll_now(fd, 3000), POLLIN);
-	t_join(th);
 	check_ready(fd, ep, &ready, "O_NONBLOCK, one message");
 	/* Still there: poll does not consume. */
 	check_ready(fd, ep, &ready, "O_NONBLOCK, one message, again");
@@ -96,19 +83,17 @@ static void nonblocking(void)
 	CHECK_FAULT(&m, p, 0);
 	check_ready(fd, ep, &idle, "O_NONBLOCK, message read, fault unresolved");
 	CHECK_EQ(t_copy_byte(fd, p, 1, 1, 0), 0);
-	CHECK(t_touch_wait(&d.t, 2000));
+	CHECK(t_touch_wait(&t, 2000));
 	check_ready(fd, ep, &idle, "O_NONBLOCK, resolved");
 
 	/* A sleeping epoll_wait wakes too. */
-	d.addr = p + t_ps;
-	th = t_thread(touch_later, &d);
+	t_touch_start_delayed(&t, p + t_ps, 0, 0, 150);
 	CHECK_EQ(epoll_now(ep, 3000), EPOLLIN);
-	t_join(th);
 	if (T_MSG(fd, &m, 1000))
 		CHECK_FAULT(&m, p + t_ps, 0);
 	check_ready(fd, ep, &idle, "O_NONBLOCK, second message read");
 	CHECK_EQ(t_copy_byte(fd, p + t_ps, 2, 1, 0), 0);
-	CHECK(t_touch_wait(&d.t, 2000));
+	CHECK(t_touch_wait(&t, 2000));
 
 	/* Switch to blocking with F_SETFL: as in blocking() for poll and
 	 * select (an epoll set that saw no wake-up since is not re-polled). */

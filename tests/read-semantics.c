@@ -10,26 +10,17 @@ static volatile sig_atomic_t got_signal;
 
 static void on_usr1(int sig, siginfo_t *si, void *uc)
 {
+	(void)sig;
+	(void)si;
+	(void)uc;
 	got_signal++;
 }
 
-struct later {
-	pthread_t target;
-	int fd;
-	char *touch;		/* if set: fault on it after the signal */
-	struct t_touch t;
-};
-
+/* Thread: SIGUSR1 to the thread *arg after 200 ms. */
 static void *signal_later(void *arg)
 {
-	struct later *l = arg;
-
 	t_msleep(200);
-	pthread_kill(l->target, SIGUSR1);
-	if (l->touch) {
-		t_msleep(200);
-		t_touch_start(&l->t, l->touch, 0, 0);
-	}
+	pthread_kill(*(pthread_t *)arg, SIGUSR1);
 	return NULL;
 }
 
@@ -99,13 +90,14 @@ static void blocking(void)
 	int fd = t_uffd_flags(O_CLOEXEC, 0);
 	char *p = t_map_reg(fd, 1);
 	struct uffd_msg m[4];
-	struct later l = { .target = pthread_self(), .fd = fd };
+	pthread_t self = pthread_self();
+	struct t_touch t;
 	pthread_t th;
 
 	/* A signal without SA_RESTART: EINTR. */
 	t_sigaction(SIGUSR1, on_usr1, 0);
 	got_signal = 0;
-	th = t_thread(signal_later, &l);
+	th = t_thread(signal_later, &self);
 	CHECK_ERRNO(uf_read(fd, m, sizeof m), EINTR);
 	CHECK_EQ(got_signal, 1);
 	t_join(th);
@@ -114,15 +106,15 @@ static void blocking(void)
 	 * after the signal. */
 	t_sigaction(SIGUSR1, on_usr1, SA_RESTART);
 	got_signal = 0;
-	l.touch = p + 100;
-	th = t_thread(signal_later, &l);
+	th = t_thread(signal_later, &self);
+	t_touch_start_delayed(&t, p + 100, 0, 0, 400);
 	CHECK_EQ(uf_read(fd, m, sizeof m), 32);
 	CHECK_EQ(got_signal, 1);
 	CHECK_FAULT(&m[0], p, 0);
 	t_join(th);
 	CHECK_EQ(t_copy_byte(fd, p, 0x42, 1, 0), 0);
-	CHECK(t_touch_wait(&l.t, 2000));
-	CHECK_EQ(l.t.val, 0x42);
+	CHECK(t_touch_wait(&t, 2000));
+	CHECK_EQ(t.val, 0x42);
 	CHECK_EQ(uf_close(fd), 0);
 }
 

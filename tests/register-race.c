@@ -48,7 +48,7 @@ int main(void)
 	fd = t_uffd(0);
 	p = t_map(pages);
 	memset(p, 0, len);		/* all present */
-	t_handler_start(&h, fd);
+	t_handler_start(&h, fd, 0);
 	for (int i = 0; i < WRITERS; i++) {
 		w[i].base = (volatile uint64_t *)(p + (size_t)i * PAGES_EACH * t_ps);
 		w[i].stop = &stop;
@@ -82,6 +82,7 @@ int main(void)
 	for (int i = 0; i < WRITERS; i++)
 		t_join(w[i].th);
 	CHECK_EQ(t_handler_stop(&h), 0);
+	CHECK_EQ(h.errors, 0);
 	fprintf(stderr, "%ld register rounds\n", rounds);
 	CHECK(rounds > 10);
 

@@ -17,6 +17,8 @@ static volatile pid_t last_tid;
 
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
+	(void)sig;
+	(void)uc;
 	hits++;
 	last_code = si->si_code;
 	last_addr = si->si_addr;

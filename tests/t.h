@@ -23,6 +23,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -35,9 +36,6 @@
 #include <unistd.h>
 
 #define T_SKIP 77
-
-/* Result of the "operation" helpers below that wrap one ioctl: the ioctl's
- * return value, with errno as it left it. */
 
 static int t_failures;		/* failed checks (atomic) */
 static int t_checks;		/* checks evaluated (atomic) */
@@ -220,6 +218,16 @@ static inline void t_start(int watchdog_secs)
 	fprintf(stderr, "backend: %s\n", name ? name : "?");
 	if (t_backend() != UF_BACKEND_KERNEL && t_backend() != UF_BACKEND_EMULATED)
 		T_BAIL("uf_get_backend() = %d, not kernel or emulated", (int)t_backend());
+	if (t_backend() == UF_BACKEND_KERNEL) {
+		/* The oracle may be missing (container, seccomp, old kernel). */
+		int fd = uf_userfaultfd(O_CLOEXEC);
+
+		if (fd < 0 && (errno == ENOSYS || errno == EPERM || errno == EACCES))
+			T_SKIP_TEST("the kernel userfaultfd is not available here: %s",
+				    t_errname(errno));
+		if (fd >= 0)
+			uf_close(fd);
+	}
 	pthread_detach(t_thread(t_watchdog_fn, (void *)(intptr_t)watchdog_secs));
 }
 
@@ -256,6 +264,62 @@ static inline void t_sigaction(int sig, void (*fn)(int, siginfo_t *, void *),
 	if (sigaction(sig, &sa, NULL))
 		T_BAIL("sigaction(%d): %s", sig, t_errname(errno));
 }
+
+/* One access under temporary SIGSEGV/SIGBUS handlers: the signal it raised
+ * (0 if none), with si_code and si_addr in *code and *addr.  Not for use in
+ * several threads at once. */
+struct t_sigcatch {
+	sigjmp_buf jb;
+	volatile int sig, code;
+	void *volatile addr;
+};
+
+static inline struct t_sigcatch *t_sigcatch(void)
+{
+	static struct t_sigcatch c;
+
+	return &c;
+}
+
+static inline void t_sigcatch_fn(int sig, siginfo_t *si, void *uc)
+{
+	struct t_sigcatch *c = t_sigcatch();
+
+	(void)uc;
+	c->sig = sig;
+	c->code = si->si_code;
+	c->addr = si->si_addr;
+	siglongjmp(c->jb, 1);
+}
+
+static inline int t_access_signal(volatile char *addr, int write, int *code,
+				  void **siaddr)
+{
+	struct t_sigcatch *c = t_sigcatch();
+	struct sigaction sa, old_segv, old_bus;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = t_sigcatch_fn;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sigaction(SIGBUS, &sa, &old_bus);
+	c->sig = 0;
+	if (sigsetjmp(c->jb, 1) == 0) {
+		if (write)
+			*addr = 1;
+		else
+			(void)*addr;
+	}
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+	*code = c->code;
+	*siaddr = c->addr;
+	return c->sig;
+}
+
+/* The access must raise SIGSEGV with this si_code at exactly addr. */
+#define CHECK_SEGV(addr, write, si_code) do {						int t_c_;								void *t_a_;								int t_s_ = t_access_signal((addr), (write), &t_c_, &t_a_); 		t_count();								if (t_s_ != SIGSEGV || t_c_ != (si_code) ||				    t_a_ != (void *)(addr))							t_fail(__FILE__, __LINE__,						       "%s of %p: expected SIGSEGV code %d, got signal %d code %d at %p", 			       (write) ? "write" : "read", (void *)(addr), 			       (si_code), t_s_, t_s_ ? t_c_ : 0, t_s_ ? t_a_ : NULL); 	} while (0)
 
 /* ---------------------------------------------------------------------- */
 /* Memory and descriptors.                                                  */
@@ -331,7 +395,9 @@ static inline int t_unregister(int fd, void *addr, size_t len)
 	return uf_ioctl(fd, UFFDIO_UNREGISTER, &r);
 }
 
-/* Map `pages` private anonymous pages and register them MISSING on fd. */
+/* Map `pages` private anonymous pages and register them MISSING on fd.
+ * (The helpers that wrap one ioctl return its result with errno as it left
+ * it; the t_map* / t_uffd* set-up helpers stop the test on failure.) */
 static inline char *t_map_reg(int fd, size_t pages)
 {
 	char *p = t_map(pages);
@@ -339,6 +405,15 @@ static inline char *t_map_reg(int fd, size_t pages)
 	if (t_register(fd, p, pages * (size_t)t_ps))
 		T_BAIL("UFFDIO_REGISTER %zu pages: %s", pages, t_errname(errno));
 	return p;
+}
+
+/* UNREGISTER, then munmap: retire a registered range without relying on
+ * munmap alone to drop the registration (munmap-remap tests that). */
+static inline void t_unmap_reg(int fd, void *p, size_t pages)
+{
+	if (t_unregister(fd, p, pages * (size_t)t_ps))
+		T_BAIL("UFFDIO_UNREGISTER %p: %s", p, t_errname(errno));
+	munmap(p, pages * (size_t)t_ps);
 }
 
 /* UFFDIO_COPY; *out gets .copy (may be NULL). */
@@ -484,11 +559,13 @@ static inline void t_check_fault_(const char *file, int line,
 /* Faulting threads.                                                        */
 /* ---------------------------------------------------------------------- */
 
-/* A thread that makes one access: a store of `val`, or a load into `val`. */
+/* A thread that makes one access: a store of `val`, or a load into `val`
+ * (after delay_ms, if set). */
 struct t_touch {
 	volatile char *addr;
 	int write;
 	char val;
+	int delay_ms;
 	pid_t tid;
 	int done;
 	pthread_t th;
@@ -499,6 +576,8 @@ static inline void *t_touch_fn(void *arg)
 	struct t_touch *t = arg;
 
 	__atomic_store_n(&t->tid, t_gettid(), __ATOMIC_SEQ_CST);
+	if (t->delay_ms)
+		t_msleep(t->delay_ms);
 	if (t->write)
 		*t->addr = t->val;
 	else
@@ -507,14 +586,27 @@ static inline void *t_touch_fn(void *arg)
 	return NULL;
 }
 
-static inline void t_touch_start(struct t_touch *t, void *addr, int write,
-				 char val)
+static inline void t_touch_start_delayed(struct t_touch *t, void *addr,
+					 int write, char val, int delay_ms)
 {
 	memset(t, 0, sizeof *t);
 	t->addr = addr;
 	t->write = write;
 	t->val = val;
+	t->delay_ms = delay_ms;
 	t->th = t_thread(t_touch_fn, t);
+}
+
+static inline void t_touch_start(struct t_touch *t, void *addr, int write,
+				 char val)
+{
+	t_touch_start_delayed(t, addr, write, val, 0);
+}
+
+/* The toucher's thread id (set before its access). */
+static inline pid_t t_touch_tid(struct t_touch *t)
+{
+	return __atomic_load_n(&t->tid, __ATOMIC_SEQ_CST);
 }
 
 /* 1 if the access completed within `ms` (then the thread is joined). */
@@ -598,22 +690,47 @@ static inline void t_expect_no_fault_(const char *file, int line, int fd,
 }
 
 /* ---------------------------------------------------------------------- */
-/* A resolver thread: reads messages, resolves each with ZEROPAGE (or WAKE  */
-/* when the page is already there), counts them.                            */
+/* A resolver thread: reads messages and resolves each one, with ZEROPAGE,  */
+/* or (copy = 1) with COPY of a page whose every 64-bit word is the page's  */
+/* address; EEXIST (already there: a stale message) is answered with WAKE.  */
+/* Counts the messages and the failed resolutions.                          */
 /* ---------------------------------------------------------------------- */
 
 struct t_handler {
 	int fd;
+	int copy;
 	int stop;
 	long msgs;
+	long errors;
 	pthread_t th;
 };
+
+static inline void t_handler_resolve(struct t_handler *h, uintptr_t a,
+				     uint64_t *buf)
+{
+	int r;
+
+	if (h->copy) {
+		for (size_t w = 0; w < (size_t)t_ps / sizeof *buf; w++)
+			buf[w] = a;
+		r = t_copy(h->fd, (void *)a, buf, (size_t)t_ps, 0, NULL);
+	} else {
+		r = t_zeropage(h->fd, (void *)a, (size_t)t_ps, 0, NULL);
+	}
+	if (r && errno == EEXIST)
+		r = t_wake(h->fd, (void *)a, (size_t)t_ps);
+	if (r)
+		__atomic_add_fetch(&h->errors, 1, __ATOMIC_SEQ_CST);
+}
 
 static inline void *t_handler_fn(void *arg)
 {
 	struct t_handler *h = arg;
 	struct uffd_msg m[16];
+	uint64_t *buf = malloc((size_t)t_ps);
 
+	if (!buf)
+		T_BAIL("malloc");
 	while (!__atomic_load_n(&h->stop, __ATOMIC_SEQ_CST)) {
 		struct pollfd p = { .fd = h->fd, .events = POLLIN };
 		ssize_t n;
@@ -621,23 +738,24 @@ static inline void *t_handler_fn(void *arg)
 		poll(&p, 1, 20);
 		n = uf_read(h->fd, m, sizeof m);
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof m[0]; i++) {
-			uintptr_t a = m[i].arg.pagefault.address & ~(uintptr_t)(t_ps - 1);
-
 			__atomic_add_fetch(&h->msgs, 1, __ATOMIC_SEQ_CST);
-			if (t_zeropage(h->fd, (void *)a, (size_t)t_ps, 0, NULL))
-				t_wake(h->fd, (void *)a, (size_t)t_ps);
+			t_handler_resolve(h, m[i].arg.pagefault.address &
+					  ~(uintptr_t)(t_ps - 1), buf);
 		}
 	}
+	free(buf);
 	return NULL;
 }
 
-static inline void t_handler_start(struct t_handler *h, int fd)
+static inline void t_handler_start(struct t_handler *h, int fd, int copy)
 {
 	memset(h, 0, sizeof *h);
 	h->fd = fd;
+	h->copy = copy;
 	h->th = t_thread(t_handler_fn, h);
 }
 
+/* Stop it: the number of messages it handled. */
 static inline long t_handler_stop(struct t_handler *h)
 {
 	__atomic_store_n(&h->stop, 1, __ATOMIC_SEQ_CST);

@@ -39,7 +39,7 @@ static void same_page(int fd, char *p)
 		CHECK_EQ(m[i].event, UFFD_EVENT_PAGEFAULT);
 		CHECK_EQ(m[i].arg.pagefault.address, (uintptr_t)p);
 		for (int j = 0; j < N; j++)
-			if (m[i].arg.pagefault.feat.ptid == (uint32_t)t[j].tid)
+			if (m[i].arg.pagefault.feat.ptid == (uint32_t)t_touch_tid(&t[j]))
 				who = j;
 		CHECK(who >= 0);
 		if (who < 0)
@@ -85,7 +85,7 @@ static void different_pages(int fd, char *p)
 		CHECK(a >= (uintptr_t)p && pg < N && a % (uintptr_t)t_ps == 0);
 		if (a < (uintptr_t)p || pg >= N)
 			continue;
-		CHECK_EQ(m[i].arg.pagefault.feat.ptid, t[pg].tid);
+		CHECK_EQ(m[i].arg.pagefault.feat.ptid, t_touch_tid(&t[pg]));
 		CHECK_EQ(page_of[pg], -1);
 		page_of[pg] = i;
 	}

@@ -34,7 +34,7 @@ int main(void)
 	if (T_MSG(fd, &m2, 2000)) {
 		CHECK_EQ(memcmp(&m1, &m2, sizeof m1), 0);
 		CHECK_FAULT(&m2, p + t_ps, UFFD_PAGEFAULT_FLAG_WRITE);
-		CHECK_EQ(m2.arg.pagefault.feat.ptid, t.tid);
+		CHECK_EQ(m2.arg.pagefault.feat.ptid, t_touch_tid(&t));
 	}
 	CHECK(!t_touch_wait(&t, 100));
 
