@@ -4,7 +4,8 @@
 # run-tests.sh BUILD_DIR - run the behaviour tests of userfault.
 #
 #   1. Every executable BUILD_DIR/tests/* (not helpers/) once per back-end:
-#      USERFAULT_BACKEND=kernel, then emulated.
+#      USERFAULT_BACKEND=kernel, then emulated; then emulated again without
+#      guard markers (USERFAULT_GUARD_MARKERS=0), as on kernels before 6.15.
 #   2. The seccomp pass: every test again with the back-end left at "auto",
 #      under BUILD_DIR/tests/helpers/seccomp-run MODE, which takes the kernel
 #      userfaultfd away (MODE eperm, enosys, kill); the tests must then run on
@@ -23,6 +24,8 @@
 #   TEST_TIMEOUT=60                  seconds per run
 #   TESTS="api copy ..."             run only these tests (default: all)
 #   DROPIN=1                         0 to skip the drop-in checks
+#   NOMARKERS=1                      0 to skip the emulated pass without
+#                                    guard markers (USERFAULT_GUARD_MARKERS=0)
 #   VERBOSE=1                        print the output of every run
 set -u
 
@@ -36,6 +39,7 @@ BACKENDS=${BACKENDS-"kernel emulated"}
 SECCOMP_MODES=${SECCOMP_MODES-"eperm enosys kill"}
 TEST_TIMEOUT=${TEST_TIMEOUT:-60}
 DROPIN=${DROPIN:-1}
+NOMARKERS=${NOMARKERS:-1}
 VERBOSE=${VERBOSE:-0}
 SECCOMP_RUN=$B/tests/helpers/seccomp-run
 
@@ -121,6 +125,17 @@ for be in $BACKENDS; do
 			USERFAULT_BACKEND="$be" "$B/tests/$n"
 	done
 done
+
+# ---- 1b. the emulation without guard markers -------------------------------
+# What it does on kernels before 6.15: missing pages are PROT_NONE, within
+# vm.max_map_count mappings.
+if [ "$NOMARKERS" = 1 ] && [[ " $BACKENDS " == *" emulated "* ]]; then
+	echo "== back-end: emulated without guard markers (USERFAULT_GUARD_MARKERS=0)"
+	for n in "${tests[@]}"; do
+		run_one "$n" "emulated-nomarkers" env -u USERFAULT_EXPECT_BACKEND \
+			USERFAULT_BACKEND=emulated USERFAULT_GUARD_MARKERS=0 "$B/tests/$n"
+	done
+fi
 
 # ---- 2. seccomp: kernel userfaultfd blocked, back-end "auto" -------------
 if [ -n "$SECCOMP_MODES" ]; then
