@@ -160,8 +160,13 @@ int main(void)
 			break;
 		}
 	}
-	if (limited)
-		return at_the_limit(fd, p, pages, installed, src, words, before);
+	if (limited) {
+		int r = at_the_limit(fd, p, pages, installed, src, words, before);
+		free(bitmap);
+		free(pages);
+		free(src);
+		return r;
+	}
 	fprintf(stderr, "%d installs: %lld ms\n", INSTALLS, (long long)(t_now_ms() - t0));
 	for (int i = 0; i < installed; i++) {
 		fill(src, pages[i], words);

@@ -530,6 +530,7 @@ static int split_at(uintptr_t addr)
 static void merge_adjacent(void)
 {
 	int hw = atomic_load(&uf_areas_hw);
+	long extra = 0;
 
 	for (int i = 0; i < hw; i++) {
 		struct uf_area *a = &uf_areas[i];
@@ -554,6 +555,17 @@ static void merge_adjacent(void)
 				again = 1;
 			}
 		}
+	}
+	/* Protection mode: recount the mappings the registered areas use. */
+	if (!uf_caps.guard_markers) {
+		for (int i = 0; i < hw; i++) {
+			struct uf_area *a = &uf_areas[i];
+			if (atomic_load(&a->live) && UF_LD(a->ctx))
+				extra += uf_pages_extra_maps(uf_backings[UF_LD(a->backing)].bits,
+							     UF_LD(a->off) >> uf_caps.page_shift,
+							     (UF_LD(a->end) - UF_LD(a->start)) >> uf_caps.page_shift);
+		}
+		uf_pages_set_used(extra);
 	}
 }
 

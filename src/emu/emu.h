@@ -137,6 +137,8 @@ UF_HIDDEN int uf_next_run(_Atomic uint64_t *bits, uint64_t pg0, size_t n, size_t
 /* Making missing pages fault (markers or protection, see pages.c). */
 UF_HIDDEN int uf_pages_arm(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, int prot);
 UF_HIDDEN int uf_pages_arm_entry_prot(int prot);
+UF_HIDDEN long uf_pages_extra_maps(_Atomic uint64_t *bits, uint64_t pg0, size_t n);
+UF_HIDDEN void uf_pages_set_used(long extra);
 UF_HIDDEN int uf_pages_disarm(uintptr_t addr, size_t len, int prot);	/* a-s-s */
 UF_HIDDEN int uf_pages_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits,
 				       uint64_t pg0, int prot);

@@ -18,6 +18,8 @@
  * made accessible afterwards, in one step: nobody sees it half-written.
  */
 #include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include "emu/emu.h"
@@ -101,6 +103,102 @@ static int each_run(uintptr_t addr, size_t npages, _Atomic uint64_t *bits, uint6
 	return 0;
 }
 
+/* ---- the mapping budget (protection mode) ----
+ *
+ * Each run of pages of one kind is a mapping of its own.  The emulation may
+ * use mappings only up to a budget that leaves a reserve below
+ * vm.max_map_count (an eighth, at least 4096), so that the program, its
+ * allocator and its threads can still map memory when the emulation is at
+ * its limit: past it COPY and ZEROPAGE fail with ENOMEM. */
+static _Atomic long g_used = 0;		/* mappings beyond one per area */
+static long g_budget = -1;
+
+static void budget_init(void)
+{
+	long max = 65530, lines = 0, reserve;
+	char buf[4096];
+	int fd;
+	ssize_t n;
+
+	if (g_budget >= 0)
+		return;
+	fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof buf - 1);
+		if (n > 0) {
+			buf[n] = 0;
+			max = strtol(buf, NULL, 10);
+		}
+		close(fd);
+	}
+	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		while ((n = read(fd, buf, sizeof buf)) > 0)
+			for (ssize_t i = 0; i < n; i++)
+				lines += buf[i] == '\n';
+		close(fd);
+	}
+	reserve = max / 8 > 4096 ? max / 8 : 4096;
+	g_budget = max - reserve - lines > 0 ? max - reserve - lines : 0;
+}
+
+/* Runs of pages of one kind in [pg0, pg0 + n). */
+static long count_runs(_Atomic uint64_t *bits, uint64_t pg0, size_t n)
+{
+	size_t i = 0, len;
+	long runs = 0;
+
+	for (int kind = 0; kind < 2; kind++, i = 0)
+		while (uf_next_run(bits, pg0, n, &i, kind, &len)) {
+			runs++;
+			i += len;
+		}
+	return runs;
+}
+
+/* The mappings an area's pages need beyond one (protection mode). */
+long uf_pages_extra_maps(_Atomic uint64_t *bits, uint64_t pg0, size_t n)
+{
+	long runs = uf_caps.guard_markers ? 1 : count_runs(bits, pg0, n);
+	return runs > 1 ? runs - 1 : 0;
+}
+
+/* Set what the registered areas use now (under uf_lock, after changes). */
+void uf_pages_set_used(long extra)
+{
+	atomic_store(&g_used, extra);
+}
+
+/* Take (or give back) d mappings of the budget: 0, or -ENOMEM.  a-s-s */
+static int budget_take(long d)
+{
+	if (d <= 0 || uf_caps.guard_markers) {
+		atomic_fetch_add(&g_used, d);
+		return 0;
+	}
+	if (atomic_fetch_add(&g_used, d) + d > g_budget) {
+		atomic_fetch_sub(&g_used, d);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* How opening [addr, addr+len) of area v changes its number of mappings:
+ * each side that touches a present page merges (-1), each side that
+ * touches a missing page splits (+1), an edge of the area does neither. */
+static long reveal_delta(const struct uf_area_view *v, uintptr_t addr, size_t len)
+{
+	struct uf_backing *b = &uf_backings[v->backing];
+	uint64_t pg = (v->off + (addr - v->start)) >> uf_caps.page_shift;
+	long d = 0;
+
+	if (addr > v->start)
+		d += bit_get(b->bits, pg - 1) ? -1 : 1;
+	if (addr + len < v->end)
+		d += bit_get(b->bits, pg + (len >> uf_caps.page_shift)) ? -1 : 1;
+	return d;
+}
+
 /*
  * Arm [addr, addr+len): missing pages (bit clear) fault, present ones are
  * accessible with prot.  The range must be mapped with prot (markers) or
@@ -111,8 +209,14 @@ int uf_pages_arm(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg
 {
 	size_t n = len >> uf_caps.page_shift;
 
+	long extra;
+
 	if (uf_caps.guard_markers)
 		return each_run(addr, n, bits, pg0, 0, MADV_GUARD_INSTALL, 0);
+	budget_init();
+	extra = uf_pages_extra_maps(bits, pg0, n);
+	if (budget_take(extra) < 0)
+		return -ENOMEM;
 	return each_run(addr, n, bits, pg0, 1, 0, prot);
 }
 
@@ -145,10 +249,16 @@ int uf_pages_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits,
  * Then populate, which spares the woken thread a second exception.  a-s-s */
 static int reveal(const struct uf_area_view *v, uintptr_t addr, size_t len)
 {
-	int r = uf_pages_disarm(addr, len, v->prot);
+	long d = uf_caps.guard_markers ? 0 : reveal_delta(v, addr, len);
+	int r = budget_take(d);
 
 	if (r < 0)
 		return r;
+	r = uf_pages_disarm(addr, len, v->prot);
+	if (r < 0) {
+		budget_take(-d);
+		return r;
+	}
 	if (!uf_caps.populate)
 		return 0;
 	if (v->prot & PROT_WRITE)
