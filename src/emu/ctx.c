@@ -25,8 +25,30 @@ static _Atomic int g_in_use;		/* an emulated descriptor was made */
 static _Atomic int g_ctx_hw;		/* ctx slots ever used */
 static _Atomic uint32_t g_ctx_gen = 1;
 
-/* Emulated /dev/userfaultfd descriptors: memfds known by identity. */
-static struct { _Atomic int used; dev_t dev; ino_t ino; } g_devs[UF_MAX_DEV];
+/* Emulated /dev/userfaultfd descriptors: like a uffd, the read end of a
+ * pipe known by identity, whose write end we keep to see its last close. */
+static struct { _Atomic int used; dev_t dev; ino_t ino; int ourfd; } g_devs[UF_MAX_DEV];
+
+/* Is the read end of the pipe whose write end is ourfd closed everywhere?
+ * async-signal-safe */
+static int peer_gone_fd(int ourfd)
+{
+	struct pollfd p = { .fd = ourfd, .events = 0 };
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
+/* Forget the emulated devices whose every descriptor is closed. */
+static void devs_reap(void)
+{
+	for (int i = 0; i < UF_MAX_DEV; i++) {
+		int expected = 1;
+		if (atomic_load(&g_devs[i].used) == 1 && peer_gone_fd(g_devs[i].ourfd) &&
+		    atomic_compare_exchange_strong(&g_devs[i].used, &expected, 3)) {
+			close(g_devs[i].ourfd);
+			atomic_store(&g_devs[i].used, 0);
+		}
+	}
+}
 
 static pthread_once_t g_caps_once = PTHREAD_ONCE_INIT;
 static int g_caps_err;
@@ -132,13 +154,14 @@ enum uf_emu_kind uf_emu_fd_kind(int fd)
 
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return UF_EMU_NONE;
-	if (S_ISFIFO(st.st_mode))
-		return ctx_by_ident(st.st_dev, st.st_ino) ? UF_EMU_UFFD : UF_EMU_NONE;
-	if (S_ISREG(st.st_mode))
-		for (int i = 0; i < UF_MAX_DEV; i++)
-			if (atomic_load(&g_devs[i].used) && g_devs[i].ino == st.st_ino &&
-			    g_devs[i].dev == st.st_dev)
-				return UF_EMU_DEV;
+	if (!S_ISFIFO(st.st_mode))
+		return UF_EMU_NONE;
+	if (ctx_by_ident(st.st_dev, st.st_ino))
+		return UF_EMU_UFFD;
+	for (int i = 0; i < UF_MAX_DEV; i++)
+		if (atomic_load(&g_devs[i].used) == 1 && g_devs[i].ino == st.st_ino &&
+		    g_devs[i].dev == st.st_dev)
+			return UF_EMU_DEV;
 	return UF_EMU_NONE;
 }
 
@@ -205,32 +228,36 @@ fail_nolock:
 
 int uf_emu_open_dev(int oflags)
 {
-	int fd, r;
+	int pfd[2], r;
 	struct stat st;
 
 	if ((r = uf_caps_init()) < 0) {
 		errno = -r;
 		return -1;
 	}
-	fd = memfd_create("userfaultfd-dev", (oflags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
-	if (fd < 0)
+	devs_reap();
+	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return -1;
-	if (fstat(fd, &st) < 0)
+	if (!(oflags & O_CLOEXEC))
+		fcntl(pfd[0], F_SETFD, 0);
+	if (fstat(pfd[0], &st) < 0)
 		goto fail;
 	for (int i = 0; i < UF_MAX_DEV; i++) {
 		int expected = 0;
 		if (atomic_compare_exchange_strong(&g_devs[i].used, &expected, 2)) {
 			g_devs[i].dev = st.st_dev;
 			g_devs[i].ino = st.st_ino;
+			g_devs[i].ourfd = pfd[1];
 			atomic_store(&g_devs[i].used, 1);
 			atomic_store(&g_in_use, 1);
-			return fd;
+			return pfd[0];
 		}
 	}
 	errno = EMFILE;
 fail:
 	r = errno;
-	close(fd);
+	close(pfd[0]);
+	close(pfd[1]);
 	errno = r;
 	return -1;
 }
@@ -356,8 +383,7 @@ void uf_ctx_release(struct uf_ctx *c, uint32_t id)
  * process)?  async-signal-safe */
 static int peer_gone(struct uf_ctx *c)
 {
-	struct pollfd p = { .fd = atomic_load(&c->ourfd), .events = 0 };
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+	return peer_gone_fd(atomic_load(&c->ourfd));
 }
 
 int uf_emu_close(int fd)
@@ -367,25 +393,16 @@ int uf_emu_close(int fd)
 	uint32_t id = 0;
 	int r, err;
 
-	if (fstat(fd, &st) == 0) {
-		if (S_ISREG(st.st_mode)) {
-			for (int i = 0; i < UF_MAX_DEV; i++)
-				if (atomic_load(&g_devs[i].used) == 1 && g_devs[i].ino == st.st_ino &&
-				    g_devs[i].dev == st.st_dev) {
-					/* the identity stays valid while a dup is open; forget it
-					 * only if this was the last one (checked by nlink of fds:
-					 * we cannot know, so keep it - it costs one slot) */
-					break;
-				}
-		} else if (S_ISFIFO(st.st_mode)) {
-			c = ctx_by_ident(st.st_dev, st.st_ino);
-			id = c ? atomic_load(&c->id) : 0;
-		}
+	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+		c = ctx_by_ident(st.st_dev, st.st_ino);
+		id = c ? atomic_load(&c->id) : 0;
 	}
 	r = __close(fd);
 	err = errno;
 	if (c && atomic_load(&c->id) == id && peer_gone(c))
 		uf_ctx_release(c, id);
+	else if (!c)
+		devs_reap();
 	errno = err;
 	return r;
 }
