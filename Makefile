@@ -118,7 +118,7 @@ install: all
 	for m in man/*.7; do install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-clang
 
 .PHONY: all demo check test bench install clean
 .SECONDARY:
