@@ -19,7 +19,7 @@
  *
  * A call that meets no area goes straight to the C library.
  */
-#include <dlfcn.h>
+#include "interpose.h"
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -29,11 +29,9 @@
 #define MADV_DONTNEED_LOCKED 24
 #endif
 
-/* The next definition (the C library, or a sanitizer's interceptor).  While
- * dlsym itself runs we are not called through these names. */
-#define REAL(name) \
-	static __typeof__(name) *real_##name; \
-	if (!real_##name) real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
+/* A sanitizer's runtime may call these through the PLT while it starts,
+ * before it can run instrumented code: they are not instrumented. */
+#define UF_UNINSTRUMENTED __attribute__((no_sanitize("thread", "address", "undefined")))
 
 /* Called when the emulation starts, so that a static link always takes
  * this object (its symbols are otherwise only wanted by the program, which
@@ -42,27 +40,27 @@ void uf_vmops_anchor(void)
 {
 }
 
-static int page_ok(uintptr_t addr, size_t len)
+UF_UNINSTRUMENTED static int page_ok(uintptr_t addr, size_t len)
 {
 	size_t ps = uf_caps.page_size ? uf_caps.page_size : 4096;
 	return !(addr & (ps - 1)) && len && addr + len > addr;
 }
 
-static uintptr_t round_up(size_t len)
+UF_UNINSTRUMENTED static uintptr_t round_up(size_t len)
 {
 	size_t ps = uf_caps.page_size ? uf_caps.page_size : 4096;
 	return (len + ps - 1) & ~(ps - 1);
 }
 
-static int meets(const void *addr, size_t len)
+UF_UNINSTRUMENTED static int meets(const void *addr, size_t len)
 {
 	uintptr_t a = (uintptr_t)addr;
 	return atomic_load(&uf_areas_hw) && page_ok(a, len) && uf_areas_meet(a, a + round_up(len));
 }
 
-int munmap(void *addr, size_t len)
+UF_UNINSTRUMENTED int munmap(void *addr, size_t len)
 {
-	REAL(munmap);
+	UF_REAL(munmap);
 	if (meets(addr, len)) {
 		uintptr_t a = (uintptr_t)addr;
 		pthread_mutex_lock(&uf_lock);
@@ -72,7 +70,7 @@ int munmap(void *addr, size_t len)
 	return real_munmap(addr, len);
 }
 
-static void *map_fixed(void *addr, size_t len, int flags)
+UF_UNINSTRUMENTED static void *map_fixed(void *addr, size_t len, int flags)
 {
 	if ((flags & MAP_FIXED) && meets(addr, len)) {
 		uintptr_t a = (uintptr_t)addr;
@@ -83,28 +81,28 @@ static void *map_fixed(void *addr, size_t len, int flags)
 	return addr;
 }
 
-void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+UF_UNINSTRUMENTED void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	REAL(mmap);
+	UF_REAL(mmap);
 	map_fixed(addr, len, flags);
 	return real_mmap(addr, len, prot, flags, fd, off);
 }
 
-void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+UF_UNINSTRUMENTED void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	REAL(mmap64);
+	UF_REAL(mmap64);
 	map_fixed(addr, len, flags);
 	return real_mmap64(addr, len, prot, flags, fd, off);
 }
 
-void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
+UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
 {
 	void *want = NULL, *r;
 	uintptr_t o = (uintptr_t)old;
 	struct uf_area *a;
 	va_list ap;
 
-	REAL(mremap);
+	UF_REAL(mremap);
 	if (flags & MREMAP_FIXED) {
 		va_start(ap, flags);
 		want = va_arg(ap, void *);
@@ -142,13 +140,13 @@ void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
 	return r;
 }
 
-int mprotect(void *addr, size_t len, int prot)
+UF_UNINSTRUMENTED int mprotect(void *addr, size_t len, int prot)
 {
 	uintptr_t a = (uintptr_t)addr, end, at;
 	struct uf_vma *v;
 	int n, r = 0;
 
-	REAL(mprotect);
+	UF_REAL(mprotect);
 	if (!meets(addr, len))
 		return real_mprotect(addr, len, prot);
 	end = a + round_up(len);
@@ -185,9 +183,9 @@ int mprotect(void *addr, size_t len, int prot)
 	return r;
 }
 
-int madvise(void *addr, size_t len, int advice)
+UF_UNINSTRUMENTED int madvise(void *addr, size_t len, int advice)
 {
-	REAL(madvise);
+	UF_REAL(madvise);
 	if (advice == MADV_REMOVE && meets(addr, len)) {
 		errno = EINVAL;		/* private memory cannot have holes punched */
 		return -1;

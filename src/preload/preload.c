@@ -18,7 +18,7 @@
  * Emulated descriptors are remembered in a bitmap by number, so that read()
  * and close() of every other descriptor cost one test of a bit.
  */
-#include <dlfcn.h>
+#include "interpose.h"
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -55,10 +55,6 @@ static int is_dev_path(const char *path)
 	return path && !strcmp(path, "/dev/userfaultfd");
 }
 
-#define REAL(name) \
-	static __typeof__(name) *real_##name; \
-	if (!real_##name) real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
-
 long syscall(long nr, ...)
 {
 	va_list ap;
@@ -73,7 +69,7 @@ long syscall(long nr, ...)
 		mark(fd, uf_emu_in_use() && fd >= 0 && uf_emu_fd_kind(fd) != UF_EMU_NONE);
 		return fd;
 	}
-	REAL(syscall);
+	UF_REAL(syscall);
 	return real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
@@ -98,7 +94,7 @@ int open(const char *path, int flags, ...)
 	OPEN_MODE(flags, mode);
 	if (is_dev_path(path))
 		return open_dev(flags);
-	REAL(open);
+	UF_REAL(open);
 	return real_open(path, flags, mode);
 }
 
@@ -107,7 +103,7 @@ int open64(const char *path, int flags, ...)
 	OPEN_MODE(flags, mode);
 	if (is_dev_path(path))
 		return open_dev(flags);
-	REAL(open64);
+	UF_REAL(open64);
 	return real_open64(path, flags, mode);
 }
 
@@ -116,7 +112,7 @@ int openat(int dirfd, const char *path, int flags, ...)
 	OPEN_MODE(flags, mode);
 	if (is_dev_path(path))
 		return open_dev(flags);
-	REAL(openat);
+	UF_REAL(openat);
 	return real_openat(dirfd, path, flags, mode);
 }
 
@@ -125,7 +121,7 @@ int openat64(int dirfd, const char *path, int flags, ...)
 	OPEN_MODE(flags, mode);
 	if (is_dev_path(path))
 		return open_dev(flags);
-	REAL(openat64);
+	UF_REAL(openat64);
 	return real_openat64(dirfd, path, flags, mode);
 }
 
@@ -145,7 +141,7 @@ int ioctl(int fd, unsigned long req, ...)
 			mark(r, 1);
 		return r;
 	}
-	REAL(ioctl);
+	UF_REAL(ioctl);
 	return real_ioctl(fd, req, arg);
 }
 
@@ -162,7 +158,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 		errno = EBADF;		/* the kernel's uffd is read-only */
 		return -1;
 	}
-	REAL(write);
+	UF_REAL(write);
 	return real_write(fd, buf, n);
 }
 
@@ -185,13 +181,13 @@ static int dup_result(int oldfd, int newfd)
 
 int dup(int oldfd)
 {
-	REAL(dup);
+	UF_REAL(dup);
 	return dup_result(oldfd, real_dup(oldfd));
 }
 
 int dup2(int oldfd, int newfd)
 {
-	REAL(dup2);
+	UF_REAL(dup2);
 	/* A uffd replaced by dup2 may have been its last descriptor. */
 	if (marked(newfd) && newfd != oldfd) {
 		int r = real_dup2(oldfd, newfd);
@@ -202,7 +198,7 @@ int dup2(int oldfd, int newfd)
 
 int dup3(int oldfd, int newfd, int flags)
 {
-	REAL(dup3);
+	UF_REAL(dup3);
 	return dup_result(oldfd, real_dup3(oldfd, newfd, flags));
 }
 
@@ -217,7 +213,7 @@ int name(int fd, int cmd, ...)						\
 	va_start(ap, cmd);						\
 	arg = va_arg(ap, unsigned long);				\
 	va_end(ap);							\
-	REAL(name);							\
+	UF_REAL(name);							\
 	r = real_##name(fd, cmd, arg);					\
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)			\
 		dup_result(fd, r);					\
@@ -231,7 +227,7 @@ ssize_t recvmsg(int sock, struct msghdr *msg, int flags)
 	ssize_t r;
 	struct cmsghdr *c;
 
-	REAL(recvmsg);
+	UF_REAL(recvmsg);
 	r = real_recvmsg(sock, msg, flags);
 	if (r < 0 || !uf_emu_in_use() || !msg)
 		return r;
