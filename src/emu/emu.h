@@ -6,7 +6,8 @@
  * "area": a MAP_SHARED mapping of a memfd (its "backing") at the same address,
  * with the bytes it held.  A missing page is a hole in the memfd with a guard
  * marker (MADV_GUARD_INSTALL) on its page-table entry, so any user-mode access
- * raises SIGSEGV without splitting the mapping.  UFFDIO_COPY writes the page
+ * raises SIGSEGV without splitting the mapping (without markers, it is
+ * PROT_NONE instead: see pages.c).  UFFDIO_COPY writes the page
  * into the memfd with pwrite() (complete before anyone can see it), then
  * removes the marker (MADV_GUARD_REMOVE) and populates the entry, so the page
  * appears whole, at once, to every thread.  The SIGSEGV handler turns a
@@ -19,7 +20,8 @@
  *
  * Concurrency.  Everything the signal handler and COPY/ZEROPAGE/WAKE touch is
  * lock-free (atomics, seqlocks, futexes), so they are async-signal-safe.
- * Changes of the area table (REGISTER, UNREGISTER, release, fork) are
+ * Changes of the area table (REGISTER, UNREGISTER, release, fork, and the
+ * program's own munmap/mremap/mprotect/madvise over areas, see vmops.c) are
  * serialised by one mutex, never taken in a signal handler.
  */
 #ifndef UF_EMU_H
