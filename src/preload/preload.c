@@ -80,50 +80,31 @@ static int open_dev(int flags)
 	return fd;
 }
 
-#define OPEN_MODE(flags, mode) \
-	mode_t mode = 0; \
-	if ((flags) & (O_CREAT | O_TMPFILE)) { \
-		va_list ap; \
-		va_start(ap, flags); \
-		mode = va_arg(ap, mode_t); \
-		va_end(ap); \
-	}
-
-int open(const char *path, int flags, ...)
-{
-	OPEN_MODE(flags, mode);
-	if (is_dev_path(path))
-		return open_dev(flags);
-	UF_REAL(open);
-	return real_open(path, flags, mode);
+/* open, open64, openat, openat64: /dev/userfaultfd is ours, the rest goes
+ * on with the mode argument when there is one.  DIRFD_PARAM/DIRFD_ARG are
+ * empty for open and open64. */
+#define OPEN(name, DIRFD_PARAM, DIRFD_ARG)					\
+int name(DIRFD_PARAM const char *path, int flags, ...)				\
+{										\
+	mode_t mode = 0;							\
+										\
+	if (flags & (O_CREAT | O_TMPFILE)) {					\
+		va_list ap;							\
+		va_start(ap, flags);						\
+		mode = va_arg(ap, mode_t);					\
+		va_end(ap);							\
+	}									\
+	if (is_dev_path(path))							\
+		return open_dev(flags);						\
+	UF_REAL(name);								\
+	return real_##name(DIRFD_ARG path, flags, mode);			\
 }
-
-int open64(const char *path, int flags, ...)
-{
-	OPEN_MODE(flags, mode);
-	if (is_dev_path(path))
-		return open_dev(flags);
-	UF_REAL(open64);
-	return real_open64(path, flags, mode);
-}
-
-int openat(int dirfd, const char *path, int flags, ...)
-{
-	OPEN_MODE(flags, mode);
-	if (is_dev_path(path))
-		return open_dev(flags);
-	UF_REAL(openat);
-	return real_openat(dirfd, path, flags, mode);
-}
-
-int openat64(int dirfd, const char *path, int flags, ...)
-{
-	OPEN_MODE(flags, mode);
-	if (is_dev_path(path))
-		return open_dev(flags);
-	UF_REAL(openat64);
-	return real_openat64(dirfd, path, flags, mode);
-}
+#define NO_DIRFD
+#define COMMA_ ,
+OPEN(open, NO_DIRFD, NO_DIRFD)
+OPEN(open64, NO_DIRFD, NO_DIRFD)
+OPEN(openat, int dirfd COMMA_, dirfd COMMA_)
+OPEN(openat64, int dirfd COMMA_, dirfd COMMA_)
 
 int ioctl(int fd, unsigned long req, ...)
 {
