@@ -84,25 +84,29 @@ int uf_ioctl(int fd, unsigned long request, ...)
 	va_list ap;
 	unsigned long arg;
 	enum uf_emu_kind kind;
+	struct uf_ctx *c;
 
 	va_start(ap, request);
 	arg = va_arg(ap, unsigned long);
 	va_end(ap);
-	if (uf_emu_in_use() && (kind = uf_emu_fd_kind(fd)) != UF_EMU_NONE)
-		return uf_emu_ioctl(fd, kind, request, arg);
+	if (uf_emu_in_use() && (kind = uf_emu_fd_kind(fd, &c)) != UF_EMU_NONE)
+		return uf_emu_ioctl(fd, kind, c, request, arg);
 	return ioctl(fd, request, arg);
 }
 
 ssize_t uf_read(int fd, void *buf, size_t count)
 {
-	if (uf_emu_in_use() && uf_emu_fd_kind(fd) != UF_EMU_NONE)
-		return uf_emu_read(fd, buf, count);
+	enum uf_emu_kind kind;
+	struct uf_ctx *c;
+
+	if (uf_emu_in_use() && (kind = uf_emu_fd_kind(fd, &c)) != UF_EMU_NONE)
+		return uf_emu_read(fd, kind, c, buf, count);
 	return read(fd, buf, count);
 }
 
 int uf_close(int fd)
 {
-	if (uf_emu_in_use() && uf_emu_fd_kind(fd) != UF_EMU_NONE)
+	if (uf_emu_in_use())
 		return uf_emu_close(fd);
 	return close(fd);
 }
@@ -114,7 +118,7 @@ int uf_fd_backend(int fd)
 
 	if (fcntl(fd, F_GETFD) < 0)
 		return -EBADF;
-	if (uf_emu_in_use() && uf_emu_fd_kind(fd) == UF_EMU_UFFD)
+	if (uf_emu_in_use() && uf_emu_fd_kind(fd, NULL) == UF_EMU_UFFD)
 		return UF_BACKEND_EMULATED;
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	n = readlink(path, link, sizeof link - 1);

@@ -23,12 +23,20 @@ UF_HIDDEN void uf_kernel_probe(struct uf_probe *p);
 
 /* emu/: the emulation.  -1 and errno unless noted. */
 enum uf_emu_kind { UF_EMU_NONE = 0, UF_EMU_UFFD = 1, UF_EMU_DEV = 2 };
+struct uf_ctx;
 UF_HIDDEN int uf_emu_in_use(void);			/* any emulated fd made? */
-UF_HIDDEN enum uf_emu_kind uf_emu_fd_kind(int fd);
+/* What fd is to the emulation (one fstat); *ctx (may be NULL) gets the
+ * uffd's context. */
+UF_HIDDEN enum uf_emu_kind uf_emu_fd_kind(int fd, struct uf_ctx **ctx);
 UF_HIDDEN int uf_emu_userfaultfd(int flags);
 UF_HIDDEN int uf_emu_open_dev(int oflags);
-UF_HIDDEN int uf_emu_ioctl(int fd, enum uf_emu_kind kind, unsigned long req, unsigned long arg);
-UF_HIDDEN ssize_t uf_emu_read(int fd, void *buf, size_t count);
+/* On a descriptor uf_emu_fd_kind said is ours (kind and ctx from it). */
+UF_HIDDEN int uf_emu_ioctl(int fd, enum uf_emu_kind kind, struct uf_ctx *c, unsigned long req,
+			   unsigned long arg);
+UF_HIDDEN ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf,
+			      size_t count);
+/* close(2) of any descriptor, releasing an emulated uffd or device at its
+ * last close. */
 UF_HIDDEN int uf_emu_close(int fd);
 /* 0 if the emulation can work here, else a negative errno. */
 UF_HIDDEN int uf_emu_check(int *guard_markers);

@@ -138,31 +138,31 @@ static struct uf_ctx *ctx_by_ident(dev_t dev, ino_t ino)
 	return NULL;
 }
 
-/* async-signal-safe */
-struct uf_ctx *uf_ctx_by_fd(int fd)
+/* The emulated device with this identity: its slot, or -1. */
+static int dev_by_ident(dev_t dev, ino_t ino)
 {
-	struct stat st;
-
-	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
-		return NULL;
-	return ctx_by_ident(st.st_dev, st.st_ino);
+	for (int i = 0; i < UF_MAX_DEV; i++)
+		if (atomic_load(&g_devs[i].used) == 1 && g_devs[i].ino == ino && g_devs[i].dev == dev)
+			return i;
+	return -1;
 }
 
-enum uf_emu_kind uf_emu_fd_kind(int fd)
+/* async-signal-safe */
+enum uf_emu_kind uf_emu_fd_kind(int fd, struct uf_ctx **ctx)
 {
 	struct stat st;
+	struct uf_ctx *c;
 
-	if (fd < 0 || fstat(fd, &st) < 0)
+	if (ctx)
+		*ctx = NULL;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
 		return UF_EMU_NONE;
-	if (!S_ISFIFO(st.st_mode))
-		return UF_EMU_NONE;
-	if (ctx_by_ident(st.st_dev, st.st_ino))
+	if ((c = ctx_by_ident(st.st_dev, st.st_ino))) {
+		if (ctx)
+			*ctx = c;
 		return UF_EMU_UFFD;
-	for (int i = 0; i < UF_MAX_DEV; i++)
-		if (atomic_load(&g_devs[i].used) == 1 && g_devs[i].ino == st.st_ino &&
-		    g_devs[i].dev == st.st_dev)
-			return UF_EMU_DEV;
-	return UF_EMU_NONE;
+	}
+	return dev_by_ident(st.st_dev, st.st_ino) >= 0 ? UF_EMU_DEV : UF_EMU_NONE;
 }
 
 int uf_emu_userfaultfd(int flags)
@@ -262,11 +262,6 @@ fail:
 	return -1;
 }
 
-void uf_dev_reset_after_fork(void)
-{
-	/* Descriptors are inherited: nothing to forget. */
-}
-
 /* Tell poll/epoll that messages wait.  async-signal-safe */
 void uf_ctx_notify(struct uf_ctx *c)
 {
@@ -310,20 +305,13 @@ void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd)
 		uf_ctx_notify(c);
 }
 
-ssize_t uf_emu_read(int fd, void *buf, size_t count)
+ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, size_t count)
 {
 	struct uffd_msg msgs[UF_MAX_READ];
-	struct uf_ctx *c;
-	int kind = uf_emu_fd_kind(fd);
 	char tok;
 
 	if (kind == UF_EMU_DEV) {
 		errno = EINVAL;
-		return -1;
-	}
-	c = uf_ctx_by_fd(fd);
-	if (!c) {
-		errno = EBADF;
 		return -1;
 	}
 	if (atomic_load(&c->state) == CTX_NEW || count < sizeof(struct uffd_msg)) {
@@ -391,17 +379,19 @@ int uf_emu_close(int fd)
 	struct stat st;
 	struct uf_ctx *c = NULL;
 	uint32_t id = 0;
-	int r, err;
+	int r, err, dev = -1;
 
 	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
 		c = ctx_by_ident(st.st_dev, st.st_ino);
 		id = c ? atomic_load(&c->id) : 0;
+		if (!c)
+			dev = dev_by_ident(st.st_dev, st.st_ino);
 	}
 	r = __close(fd);
 	err = errno;
 	if (c && atomic_load(&c->id) == id && peer_gone(c))
 		uf_ctx_release(c, id);
-	else if (!c)
+	else if (dev >= 0)
 		devs_reap();
 	errno = err;
 	return r;

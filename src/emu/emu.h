@@ -77,7 +77,6 @@ struct uf_ctx {
 extern struct uf_ctx uf_ctxs[UF_MAX_CTX];
 extern pthread_mutex_t uf_lock;	/* serialises table changes */
 
-UF_HIDDEN struct uf_ctx *uf_ctx_by_fd(int fd);		/* async-signal-safe */
 UF_HIDDEN struct uf_ctx *uf_ctx_by_id(uint32_t id);	/* async-signal-safe */
 UF_HIDDEN void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd); /* async-signal-safe */
 UF_HIDDEN void uf_ctx_notify(struct uf_ctx *c);		/* async-signal-safe */
@@ -214,7 +213,6 @@ UF_HIDDEN void uf_areas_privatize(void);	/* child */
 /* ---- misc ---- */
 UF_HIDDEN void uf_watch_add(struct uf_ctx *c);
 UF_HIDDEN void uf_watch_reset_after_fork(void);
-UF_HIDDEN void uf_dev_reset_after_fork(void);
 
 static inline uintptr_t uf_page_down(uintptr_t a) { return a & ~(uintptr_t)(uf_caps.page_size - 1); }
 

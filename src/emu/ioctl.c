@@ -179,9 +179,9 @@ static int do_zeropage(struct uf_ctx *c, int fd, unsigned long arg)
 	return (uint64_t)r == zp.range.len ? 0 : fail(EAGAIN);
 }
 
-int uf_emu_ioctl(int fd, enum uf_emu_kind kind, unsigned long req, unsigned long arg)
+int uf_emu_ioctl(int fd, enum uf_emu_kind kind, struct uf_ctx *c, unsigned long req,
+		 unsigned long arg)
 {
-	struct uf_ctx *c;
 	int state;
 
 	if (kind == UF_EMU_DEV) {
@@ -190,9 +190,6 @@ int uf_emu_ioctl(int fd, enum uf_emu_kind kind, unsigned long req, unsigned long
 		/* The flags come by value, truncated to int as the kernel does. */
 		return uf_emu_userfaultfd((int)arg);
 	}
-	c = uf_ctx_by_fd(fd);
-	if (!c)
-		return fail(EBADF);
 	state = atomic_load(&c->state);
 	if (state == CTX_NEW) {
 		if ((unsigned)req == UFFDIO_API)

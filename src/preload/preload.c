@@ -38,16 +38,20 @@ static void mark(int fd, int on)
 		atomic_store_explicit(&g_mark[fd], (unsigned char)on, memory_order_relaxed);
 }
 
-/* Is fd (probably) an emulated uffd or device?  Descriptors beyond the
- * bitmap are checked by identity every time. */
+/* May fd be an emulated uffd or device?  The bit is only a hint (the
+ * uf_* entry points check the identity); descriptors beyond the bitmap
+ * always may be. */
 static int marked(int fd)
 {
 	if (!uf_emu_in_use() || fd < 0)
 		return 0;
-	if (fd < MARKS)
-		return atomic_load_explicit(&g_mark[fd], memory_order_relaxed) &&
-		       uf_emu_fd_kind(fd) != UF_EMU_NONE;
-	return uf_emu_fd_kind(fd) != UF_EMU_NONE;
+	return fd >= MARKS || atomic_load_explicit(&g_mark[fd], memory_order_relaxed);
+}
+
+/* Is fd an emulated uffd or device?  (Checked by identity.) */
+static int emulated(int fd)
+{
+	return marked(fd) && uf_emu_fd_kind(fd, NULL) != UF_EMU_NONE;
 }
 
 static int is_dev_path(const char *path)
@@ -66,7 +70,7 @@ long syscall(long nr, ...)
 	va_end(ap);
 	if (nr == __NR_userfaultfd) {
 		int fd = uf_userfaultfd((int)a[0]);
-		mark(fd, uf_emu_in_use() && fd >= 0 && uf_emu_fd_kind(fd) != UF_EMU_NONE);
+		mark(fd, uf_emu_in_use() && uf_emu_fd_kind(fd, NULL) != UF_EMU_NONE);
 		return fd;
 	}
 	UF_REAL(syscall);
@@ -111,13 +115,14 @@ int ioctl(int fd, unsigned long req, ...)
 	va_list ap;
 	unsigned long arg;
 	enum uf_emu_kind kind;
+	struct uf_ctx *c;
 
 	va_start(ap, req);
 	arg = va_arg(ap, unsigned long);
 	va_end(ap);
 	if (_IOC_TYPE(req) == UFFDIO && uf_emu_in_use() &&
-	    (kind = uf_emu_fd_kind(fd)) != UF_EMU_NONE) {
-		int r = uf_emu_ioctl(fd, kind, req, arg);
+	    (kind = uf_emu_fd_kind(fd, &c)) != UF_EMU_NONE) {
+		int r = uf_emu_ioctl(fd, kind, c, req, arg);
 		if (kind == UF_EMU_DEV && r >= 0)
 			mark(r, 1);
 		return r;
@@ -135,7 +140,7 @@ ssize_t read(int fd, void *buf, size_t n)
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
-	if (marked(fd)) {
+	if (emulated(fd)) {
 		errno = EBADF;		/* the kernel's uffd is read-only */
 		return -1;
 	}
@@ -156,7 +161,7 @@ int close(int fd)
 static int dup_result(int oldfd, int newfd)
 {
 	if (newfd >= 0)
-		mark(newfd, marked(oldfd));
+		mark(newfd, emulated(oldfd));
 	return newfd;
 }
 
@@ -169,11 +174,8 @@ int dup(int oldfd)
 int dup2(int oldfd, int newfd)
 {
 	UF_REAL(dup2);
-	/* A uffd replaced by dup2 may have been its last descriptor. */
-	if (marked(newfd) && newfd != oldfd) {
-		int r = real_dup2(oldfd, newfd);
-		return dup_result(oldfd, r);
-	}
+	/* A uffd that dup2 replaces may have been its last descriptor: the
+	 * watcher sees that release. */
 	return dup_result(oldfd, real_dup2(oldfd, newfd));
 }
 
@@ -218,7 +220,7 @@ ssize_t recvmsg(int sock, struct msghdr *msg, int flags)
 		int *fds = (int *)CMSG_DATA(c);
 		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		for (size_t i = 0; i < n; i++)
-			mark(fds[i], uf_emu_fd_kind(fds[i]) != UF_EMU_NONE);
+			mark(fds[i], uf_emu_fd_kind(fds[i], NULL) != UF_EMU_NONE);
 	}
 	return r;
 }
