@@ -15,18 +15,22 @@
 
 static _Atomic int g_backend = -1;	/* resolved back-end, -1 until chosen */
 
+/* The kernel where it works, else the emulation where it works; if
+ * nothing works, the kernel, which will say why. */
+static enum uf_backend choose(int kernel_usable, int emulated_usable)
+{
+	if (!kernel_usable && emulated_usable)
+		return UF_BACKEND_EMULATED;
+	return UF_BACKEND_KERNEL;
+}
+
 static enum uf_backend auto_choice(void)
 {
 	struct uf_probe p;
-	int guard = 0;
 
 	memset(&p, 0, sizeof p);
 	uf_kernel_probe(&p);
-	if (p.kernel_usable)
-		return UF_BACKEND_KERNEL;
-	if (uf_emu_check(&guard) == 0)
-		return UF_BACKEND_EMULATED;
-	return UF_BACKEND_KERNEL;	/* nothing works: let the kernel say why */
+	return choose(p.kernel_usable, !p.kernel_usable && uf_emu_check(NULL) == 0);
 }
 
 enum uf_backend uf_get_backend(void)
@@ -173,7 +177,6 @@ int uf_probe(struct uf_probe *out)
 	out->emulated_usable = r == 0;
 	out->emulated_errno = r < 0 ? -r : 0;
 	out->emulated_features = uf_emulated_features();
-	out->auto_choice = out->kernel_usable ? UF_BACKEND_KERNEL :
-			   out->emulated_usable ? UF_BACKEND_EMULATED : UF_BACKEND_KERNEL;
+	out->auto_choice = choose(out->kernel_usable, out->emulated_usable);
 	return 0;
 }
