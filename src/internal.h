@@ -12,7 +12,6 @@
 
 /* options.c: options that are also environment variables. */
 UF_HIDDEN enum uf_backend uf_opt_backend(void);	/* USERFAULT_BACKEND */
-UF_HIDDEN int uf_opt_debug(void);		/* USERFAULT_DEBUG */
 UF_HIDDEN int uf_opt_guard_markers(void);	/* USERFAULT_GUARD_MARKERS (default 1) */
 
 /* kernel.c: the real thing.  -1 and errno. */

@@ -15,16 +15,6 @@ enum uf_backend uf_opt_backend(void)
 	return b < 0 ? UF_BACKEND_AUTO : (enum uf_backend)b;
 }
 
-int uf_opt_debug(void)
-{
-	static int cached = -1;
-	if (cached < 0) {
-		const char *v = getenv("USERFAULT_DEBUG");
-		cached = (v && *v && strcmp(v, "0") != 0) ? 1 : 0;
-	}
-	return cached;
-}
-
 int uf_opt_guard_markers(void)
 {
 	const char *v = getenv("USERFAULT_GUARD_MARKERS");
