@@ -132,6 +132,45 @@ struct uf_emu_stats {
 };
 int uf_emu_stats(struct uf_emu_stats *out);
 
+/*
+ * In-thread paging (an extension; these return 0 or a negative errno).
+ *
+ * A pager is a userfaultfd whose faults are not queued as messages: the
+ * callback runs in the faulting thread itself, inside a signal handler, and
+ * resolves the fault with uf_pager_copy() or uf_pager_zero() (or the
+ * UFFDIO_COPY/ZEROPAGE ioctls on f->uffd).  A fault then costs one exception
+ * and no hand-off to another thread.  On the kernel back-end it is a uffd
+ * with UFFD_FEATURE_SIGBUS and a SIGBUS handler; on the emulated back-end the
+ * callback runs straight from the SIGSEGV handler.
+ *
+ * The callback must be async-signal-safe.  It returns 0 to retry the access
+ * (if the page is still missing, it faults again and the callback runs
+ * again), or a negative value to give the thread SIGBUS (BUS_ADRERR) as
+ * UFFD_FEATURE_SIGBUS would.  It must not unregister or close the pager.
+ */
+struct uf_pager_fault {
+	int uffd;		/* the pager */
+	unsigned flags;		/* UFFD_PAGEFAULT_FLAG_WRITE for a write */
+	void *address;		/* the faulting address, exact */
+	void *page;		/* its page, page-aligned */
+};
+typedef int (*uf_pager_fn)(const struct uf_pager_fault *f, void *arg);
+
+/* A new pager on the current back-end (O_CLOEXEC): its descriptor, ready for
+ * uf_pager_register(), or a negative errno. */
+int uf_pager_open(uf_pager_fn fn, void *arg);
+/* Register / unregister [addr, addr+len) (page-aligned, private anonymous)
+ * for missing-page faults served by the pager. */
+int uf_pager_register(int uffd, void *addr, size_t len);
+int uf_pager_unregister(int uffd, void *addr, size_t len);
+/* Resolve: install len bytes at dst from src, or zeros.  0 when all of it
+ * was installed, -EEXIST if a page of it was already present, else the
+ * ioctl's errno.  async-signal-safe */
+int uf_pager_copy(int uffd, void *dst, const void *src, size_t len);
+int uf_pager_zero(int uffd, void *dst, size_t len);
+/* Unregister everything and close. */
+int uf_pager_close(int uffd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -93,8 +93,12 @@ int uf_ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	arg = va_arg(ap, unsigned long);
 	va_end(ap);
-	if (uf_emu_in_use() && (kind = uf_emu_fd_kind(fd, &c)) != UF_EMU_NONE)
-		return uf_emu_ioctl(fd, kind, c, request, arg);
+	if (uf_emu_in_use()) {
+		if ((c = uf_emu_pager_hint(fd)))
+			return uf_emu_ioctl(fd, UF_EMU_UFFD, c, request, arg);
+		if ((kind = uf_emu_fd_kind(fd, &c)) != UF_EMU_NONE)
+			return uf_emu_ioctl(fd, kind, c, request, arg);
+	}
 	return ioctl(fd, request, arg);
 }
 

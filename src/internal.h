@@ -4,6 +4,7 @@
 #ifndef UF_INTERNAL_H
 #define UF_INTERNAL_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include "userfault.h"
 #include "sys.h"
@@ -13,6 +14,7 @@
 /* options.c: options that are also environment variables. */
 UF_HIDDEN enum uf_backend uf_opt_backend(void);	/* USERFAULT_BACKEND */
 UF_HIDDEN int uf_opt_guard_markers(void);	/* USERFAULT_GUARD_MARKERS (default 1) */
+UF_HIDDEN long uf_opt_spin_us(void);		/* USERFAULT_SPIN_US (default 100) */
 
 /* kernel.c: the real thing.  -1 and errno. */
 UF_HIDDEN int uf_kernel_userfaultfd(int flags);
@@ -20,10 +22,20 @@ UF_HIDDEN int uf_kernel_open_dev(int oflags);
 /* Probe in a child process; fills the kernel part of *p. */
 UF_HIDDEN void uf_kernel_probe(struct uf_probe *p);
 
+/* sigchain.c: sharing SIGSEGV and SIGBUS with the program. */
+UF_HIDDEN int uf_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+/* Install our handler for sig (SIGSEGV or SIGBUS) once; from then on the
+ * program's sigaction() calls for sig are recorded.  0 or -errno. */
+UF_HIDDEN int uf_sigchain_install(int sig, const struct sigaction *ours);
+/* The disposition the program believes sig has.  async-signal-safe */
+UF_HIDDEN void uf_program_sigaction(int sig, struct sigaction *out);
+/* Hand a fault that is not ours to the program's handler.  a-s-s */
+UF_HIDDEN void uf_chain(int sig, siginfo_t *si, void *uctx);
+
 /* emu/: the emulation.  -1 and errno unless noted. */
 enum uf_emu_kind { UF_EMU_NONE = 0, UF_EMU_UFFD = 1, UF_EMU_DEV = 2 };
 struct uf_ctx;
-UF_HIDDEN int uf_emu_in_use(void);			/* any emulated fd made? */
+UF_HIDDEN int uf_emu_in_use(void);			/* any emulated fd alive? */
 /* What fd is to the emulation (one fstat); *ctx (may be NULL) gets the
  * uffd's context. */
 UF_HIDDEN enum uf_emu_kind uf_emu_fd_kind(int fd, struct uf_ctx **ctx);
@@ -37,6 +49,11 @@ UF_HIDDEN ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, v
 /* close(2) of any descriptor, releasing an emulated uffd or device at its
  * last close. */
 UF_HIDDEN int uf_emu_close(int fd);
+/* The context of fd if it is the pager whose callback runs on this thread,
+ * else NULL.  async-signal-safe */
+UF_HIDDEN struct uf_ctx *uf_emu_pager_hint(int fd);
+/* Make the emulated uffd fd an in-thread pager (before any REGISTER). */
+UF_HIDDEN int uf_emu_set_pager(int fd, uf_pager_fn fn, void *arg);
 /* 0 if the emulation can work here, else a negative errno. */
 UF_HIDDEN int uf_emu_check(int *guard_markers);
 

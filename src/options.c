@@ -21,6 +21,20 @@ int uf_opt_guard_markers(void)
 	return !(v && !strcmp(v, "0"));
 }
 
+long uf_opt_spin_us(void)
+{
+	const char *v = getenv("USERFAULT_SPIN_US");
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return 100;
+	n = strtol(v, &end, 10);
+	if (*end || n < 0)
+		return 100;
+	return n > 10000 ? 10000 : n;
+}
+
 int uf_backend_parse(const char *name)
 {
 	if (!name)

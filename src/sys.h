@@ -135,6 +135,12 @@ static inline pid_t uf_sys_gettid(void)
 
 /* async-signal-safe: queue a signal with a chosen siginfo to a thread of
  * this process (the kernel allows any si_code when signalling oneself). */
+/* Set this thread's signal mask (the kernel's 8-byte sigset). */
+static inline int uf_sys_sigprocmask(int how, const sigset_t *set)
+{
+	return (int)uf_raw_syscall6(SYS_rt_sigprocmask, how, (long)set, 0, 8, 0, 0);
+}
+
 static inline int uf_sys_tgsigqueueinfo(pid_t tgid, pid_t tid, int sig, siginfo_t *si)
 {
 	return (int)syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, si);

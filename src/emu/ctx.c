@@ -21,7 +21,7 @@ struct uf_ctx uf_ctxs[UF_MAX_CTX];
 pthread_mutex_t uf_lock = PTHREAD_MUTEX_INITIALIZER;
 struct uf_stats_atomic uf_stats;
 
-static _Atomic int g_in_use;		/* an emulated descriptor was made */
+static _Atomic int g_live;		/* emulated uffds and devices alive */
 static _Atomic int g_ctx_hw;		/* ctx slots ever used */
 static _Atomic uint32_t g_ctx_gen = 1;
 
@@ -46,6 +46,7 @@ static void devs_reap(void)
 		    atomic_compare_exchange_strong(&g_devs[i].used, &expected, 3)) {
 			close(g_devs[i].ourfd);
 			atomic_store(&g_devs[i].used, 0);
+			atomic_fetch_sub(&g_live, 1);
 		}
 	}
 }
@@ -82,7 +83,12 @@ static void caps_probe(void)
 	uf_caps.guard_markers = uf_opt_guard_markers() &&
 				uf_sys_madvise(p, (size_t)ps, MADV_GUARD_INSTALL) == 0 &&
 				uf_sys_madvise(p, (size_t)ps, MADV_GUARD_REMOVE) == 0;
-	uf_caps.populate = uf_sys_madvise(p, (size_t)ps, MADV_POPULATE_WRITE) == 0;
+	uf_caps.populate = uf_sys_madvise(p, (size_t)ps, MADV_POPULATE_WRITE) == 0 &&
+			   uf_sys_madvise(p, (size_t)ps, MADV_POPULATE_READ) == 0;
+	/* Spinning pays only with a CPU left over for the thread that
+	 * resolves: leave it one. */
+	uf_caps.max_spinners = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	uf_caps.spin_ns = uf_opt_spin_us() * 1000;
 	uf_sys_munmap(p, 2 * (size_t)ps);
 	close(fd);
 	/* Without guard markers the emulation protects missing pages instead
@@ -111,7 +117,7 @@ uint64_t uf_emulated_features(void)
 
 int uf_emu_in_use(void)
 {
-	return atomic_load_explicit(&g_in_use, memory_order_relaxed);
+	return atomic_load_explicit(&g_live, memory_order_relaxed) > 0;
 }
 
 /* async-signal-safe */
@@ -208,11 +214,14 @@ int uf_emu_userfaultfd(int flags)
 	atomic_store(&c->features, 0);
 	atomic_store(&c->npending, 0);
 	atomic_store(&c->api_busy, 0);
+	atomic_store(&c->pager_fn, 0);
+	atomic_store(&c->pager_arg, 0);
+	atomic_store(&c->pager_fd, -1);
 	atomic_store(&c->id, ((atomic_fetch_add(&g_ctx_gen, 1) & 0xffffff) << 8) | (uint32_t)slot);
 	atomic_store(&c->state, CTX_NEW);
 	if (slot + 1 > atomic_load(&g_ctx_hw))
 		atomic_store(&g_ctx_hw, slot + 1);
-	atomic_store(&g_in_use, 1);
+	atomic_fetch_add(&g_live, 1);
 	pthread_mutex_unlock(&uf_lock);
 	uf_watch_add(c);
 	return sv[0];
@@ -248,8 +257,8 @@ int uf_emu_open_dev(int oflags)
 			g_devs[i].dev = st.st_dev;
 			g_devs[i].ino = st.st_ino;
 			g_devs[i].ourfd = pfd[1];
+			atomic_fetch_add(&g_live, 1);
 			atomic_store(&g_devs[i].used, 1);
-			atomic_store(&g_in_use, 1);
 			return pfd[0];
 		}
 	}
@@ -260,6 +269,18 @@ fail:
 	close(pfd[1]);
 	errno = r;
 	return -1;
+}
+
+int uf_emu_set_pager(int fd, uf_pager_fn fn, void *arg)
+{
+	struct uf_ctx *c;
+
+	if (uf_emu_fd_kind(fd, &c) != UF_EMU_UFFD)
+		return -EBADF;
+	atomic_store(&c->pager_arg, (uintptr_t)arg);
+	atomic_store(&c->pager_fd, fd);
+	atomic_store(&c->pager_fn, (uintptr_t)fn);
+	return 0;
 }
 
 /* Tell poll/epoll that messages wait.  async-signal-safe */
@@ -284,22 +305,19 @@ void uf_ctx_notify(struct uf_ctx *c)
  */
 void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd)
 {
-	int avail = 0;
 	char buf[256];
 
-	if (ioctl(userfd, FIONREAD, &avail) < 0)
-		return;
 	if (atomic_load(&c->npending) > 0) {
-		if (avail == 0)
+		int avail = 0;
+		if (ioctl(userfd, FIONREAD, &avail) == 0 && avail == 0)
 			uf_ctx_notify(c);
 		return;
 	}
-	while (avail > 0) {
-		struct iovec iov = { buf, avail < (int)sizeof buf ? (size_t)avail : sizeof buf };
-		ssize_t n = preadv2(userfd, &iov, 1, -1, RWF_NOWAIT);
-		if (n <= 0)
+	/* Drain: usually one byte, so usually one call. */
+	for (;;) {
+		struct iovec iov = { buf, sizeof buf };
+		if (preadv2(userfd, &iov, 1, -1, RWF_NOWAIT) < (ssize_t)sizeof buf)
 			break;
-		avail -= (int)n;
 	}
 	if (atomic_load(&c->npending) > 0)
 		uf_ctx_notify(c);
@@ -360,6 +378,7 @@ void uf_ctx_release(struct uf_ctx *c, uint32_t id)
 	uf_unregister_all_locked(id);
 	atomic_store(&c->state, CTX_FREE);
 	atomic_store(&c->id, 0);
+	atomic_fetch_sub(&g_live, 1);
 	uf_wake_all(id);
 	while (atomic_load(&c->users))
 		sched_yield();

@@ -55,7 +55,9 @@ struct uf_caps {
 	unsigned page_shift;
 	uintptr_t task_size;	/* first address user space cannot map */
 	int guard_markers;	/* MADV_GUARD_INSTALL works on shmem */
-	int populate;		/* MADV_POPULATE_WRITE works */
+	int populate;		/* MADV_POPULATE_READ/WRITE work */
+	int max_spinners;	/* faulting threads that may spin at once */
+	long spin_ns;		/* longest spin before sleeping (0: never) */
 };
 extern struct uf_caps uf_caps;
 UF_HIDDEN int uf_caps_init(void);
@@ -73,6 +75,10 @@ struct uf_ctx {
 	_Atomic uint64_t features;
 	_Atomic int npending;	/* unread fault messages */
 	_Atomic int api_busy;	/* UFFDIO_API in progress */
+	/* An in-thread pager (uf_pager_open): faults call pager_fn in the
+	 * faulting thread instead of queueing messages. */
+	_Atomic uintptr_t pager_fn, pager_arg;
+	_Atomic int pager_fd;
 };
 extern struct uf_ctx uf_ctxs[UF_MAX_CTX];
 extern pthread_mutex_t uf_lock;	/* serialises table changes */
@@ -187,9 +193,6 @@ UF_HIDDEN void uf_waiters_reset_after_fork(void);
 
 /* ---- signals (sigchain.c) ---- */
 UF_HIDDEN int uf_handler_install(void);
-UF_HIDDEN void uf_chain_segv(int sig, siginfo_t *si, void *uctx);	/* a-s-s */
-UF_HIDDEN int uf_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
-UF_HIDDEN void uf_sigchain_installed(const struct sigaction *prev);
 
 /* Copying to and from caller memory that may be bad: -EFAULT instead of a
  * crash.  async-signal-safe. */

@@ -7,6 +7,7 @@
  */
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include "arch/fault.h"
 #include "emu/emu.h"
@@ -19,6 +20,7 @@ struct uf_waiter {
 	_Atomic uint32_t ctx;
 	_Atomic uint64_t ticket;
 	_Atomic uintptr_t addr;		/* as reported in the message */
+	_Atomic uint32_t sleeping;	/* the faulter is (about to be) in futex_wait */
 	struct uffd_msg msg;
 };
 
@@ -26,6 +28,7 @@ static struct uf_waiter g_w[UF_MAX_WAITERS];
 static _Atomic int g_w_hw;			/* slots ever used */
 static _Atomic uint64_t g_ticket = 1;
 static _Atomic uint32_t g_w_freed;		/* futex: a slot was freed */
+static _Atomic int g_w_starved;			/* threads waiting for a slot */
 
 #define PHASE(s) ((s) & 0xff)
 #define WITH(s, ph) (((s) & ~0xffu) | (ph))
@@ -48,7 +51,10 @@ static struct uf_waiter *slot_claim(void)
 			}
 		}
 		/* More faulting threads than slots: wait for one to go. */
-		uf_sys_futex_wait(&g_w_freed, gen, NULL);
+		atomic_fetch_add(&g_w_starved, 1);
+		if (atomic_load(&g_w_freed) == gen)
+			uf_sys_futex_wait(&g_w_freed, gen, NULL);
+		atomic_fetch_sub(&g_w_starved, 1);
 	}
 }
 
@@ -59,7 +65,8 @@ static void slot_free(struct uf_waiter *w)
 	atomic_store(&w->ctx, 0);
 	atomic_store(&w->state, WITH(s, W_FREE));
 	atomic_fetch_add(&g_w_freed, 1);
-	uf_sys_futex_wake(&g_w_freed, 1);
+	if (atomic_load(&g_w_starved))
+		uf_sys_futex_wake(&g_w_freed, 1);
 }
 
 /* Move a queued or read waiter to phase `to`; returns 1 if we did. */
@@ -72,12 +79,14 @@ static int slot_finish(struct uf_waiter *w, uint32_t seen, uint32_t to, struct u
 	return 1;
 }
 
-/* Wake every waiter of c whose address is in [start, end).  a-s-s */
+/* Wake every waiter of c whose address is in [start, end).  Returns how
+ * many of them had not been read yet (their messages are withdrawn, so the
+ * descriptor's readiness may have to change).  a-s-s */
 long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end)
 {
 	uint32_t id = atomic_load(&c->id);
 	int hw = atomic_load(&g_w_hw);
-	long n = 0;
+	long unread = 0;
 
 	for (int i = 0; i < hw; i++) {
 		struct uf_waiter *w = &g_w[i];
@@ -92,11 +101,12 @@ long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end)
 		if (a < start || a >= end)
 			continue;
 		if (slot_finish(w, s, W_WOKEN, c)) {
-			uf_sys_futex_wake(&w->state, 1);
-			n++;
+			if (atomic_load(&w->sleeping))
+				uf_sys_futex_wake(&w->state, 1);
+			unread += PHASE(s) == W_PENDING;
 		}
 	}
-	return n;
+	return unread;
 }
 
 /* Release: wake all of a context's waiters.  a-s-s */
@@ -108,7 +118,7 @@ void uf_wake_all(uint32_t ctx_id)
 		struct uf_waiter *w = &g_w[i];
 		uint32_t s = atomic_load(&w->state);
 		if ((PHASE(s) == W_PENDING || PHASE(s) == W_READ) && atomic_load(&w->ctx) == ctx_id &&
-		    slot_finish(w, s, W_WOKEN, NULL))
+		    slot_finish(w, s, W_WOKEN, NULL) && atomic_load(&w->sleeping))
 			uf_sys_futex_wake(&w->state, 1);
 	}
 }
@@ -220,9 +230,32 @@ static __thread unsigned tls_spins __attribute__((tls_model("initial-exec")));
 static __thread unsigned tls_accerr __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tls_accerr_gen __attribute__((tls_model("initial-exec")));
 
+/* Is delivering SIGBUS by calling the program's handler from here exact:
+ * the same handler, mask and stack as the kernel would give it? */
+static int sigbus_direct_ok(const struct sigaction *sa, const ucontext_t *uc)
+{
+	if (!(sa->sa_flags & SA_SIGINFO) &&
+	    (sa->sa_handler == SIG_DFL || sa->sa_handler == SIG_IGN))
+		return 0;		/* the kernel's default action */
+	if (sa->sa_flags & SA_RESETHAND)
+		return 0;
+	/* We run on the alternate stack whenever the thread has one; the
+	 * kernel would run a handler without SA_ONSTACK on the normal stack. */
+	if (uc->uc_stack.ss_size && !(uc->uc_stack.ss_flags & SS_DISABLE) &&
+	    !(sa->sa_flags & SA_ONSTACK))
+		return 0;
+	return 1;
+}
+
 /* UFFD_FEATURE_SIGBUS: the faulting thread gets SIGBUS, BUS_ADRERR, at the
- * exact address, as from the kernel: unblocked if it was blocked, and the
- * default action if it was ignored.  a-s-s */
+ * exact address, as from the kernel.  Where exact, we call the program's
+ * handler straight away, with the signal mask the kernel would set (the
+ * interrupted one, plus sa_mask, plus SIGBUS unless SA_NODEFER); returning
+ * from our handler then restores the interrupted mask, as sigreturn does
+ * after the kernel's delivery.  Otherwise (SIGBUS blocked, ignored, default,
+ * SA_RESETHAND, or another stack) the kernel delivers a queued SIGBUS:
+ * unblocked if it was blocked, the default action if it was ignored.
+ * a-s-s */
 static void raise_sigbus(uintptr_t addr, void *uctx)
 {
 	siginfo_t si;
@@ -233,14 +266,132 @@ static void raise_sigbus(uintptr_t addr, void *uctx)
 	si.si_signo = SIGBUS;
 	si.si_code = BUS_ADRERR;
 	si.si_addr = (void *)addr;
+	atomic_fetch_add(&uf_stats.sigbus, 1);
+	uf_program_sigaction(SIGBUS, &cur);
+	if (!sigismember(&uc->uc_sigmask, SIGBUS) && sigbus_direct_ok(&cur, uc)) {
+		sigset_t mask;
+		sigorset(&mask, &uc->uc_sigmask, &cur.sa_mask);
+		if (!(cur.sa_flags & SA_NODEFER))
+			sigaddset(&mask, SIGBUS);
+		uf_sys_sigprocmask(SIG_SETMASK, &mask);
+		if (cur.sa_flags & SA_SIGINFO)
+			cur.sa_sigaction(SIGBUS, &si, uctx);
+		else
+			cur.sa_handler(SIGBUS);
+		return;
+	}
 	if (sigismember(&uc->uc_sigmask, SIGBUS))
 		sigdelset(&uc->uc_sigmask, SIGBUS);
 	if (uf_real_sigaction(SIGBUS, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN) {
 		cur.sa_handler = SIG_DFL;
 		uf_real_sigaction(SIGBUS, &cur, NULL);
 	}
-	atomic_fetch_add(&uf_stats.sigbus, 1);
 	uf_sys_tgsigqueueinfo(getpid(), uf_sys_gettid(), SIGBUS, &si);
+}
+
+/* The pager whose callback runs on this thread: its descriptor cannot be
+ * closed meanwhile (the callback's contract), so ioctls on it need no
+ * identity lookup. */
+static __thread int tls_pager_fd __attribute__((tls_model("initial-exec"))) = -1;
+static __thread struct uf_ctx *tls_pager_ctx __attribute__((tls_model("initial-exec")));
+
+/* async-signal-safe */
+struct uf_ctx *uf_emu_pager_hint(int fd)
+{
+	return fd == tls_pager_fd ? tls_pager_ctx : NULL;
+}
+
+/* An in-thread pager: its callback resolves the fault right here.  a-s-s */
+static void run_pager(struct uf_ctx *c, uintptr_t addr, int write, void *uctx)
+{
+	uf_pager_fn fn = (uf_pager_fn)atomic_load(&c->pager_fn);
+	struct uf_pager_fault f;
+	int saved_fd = tls_pager_fd, r;
+	struct uf_ctx *saved_ctx = tls_pager_ctx;
+
+	f.uffd = atomic_load(&c->pager_fd);
+	f.flags = write ? UFFD_PAGEFAULT_FLAG_WRITE : 0;
+	f.address = (void *)addr;
+	f.page = (void *)uf_page_down(addr);
+	atomic_fetch_add(&uf_stats.faults, 1);
+	tls_pager_fd = f.uffd;
+	tls_pager_ctx = c;
+	r = fn(&f, (void *)atomic_load(&c->pager_arg));
+	tls_pager_fd = saved_fd;
+	tls_pager_ctx = saved_ctx;
+	if (r < 0)
+		raise_sigbus(addr, uctx);
+}
+
+/* ---- Waiting: spin a little, then sleep ---- */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static _Atomic int g_spinners;		/* threads spinning now */
+static _Atomic long g_wait_ewma = -1;	/* recent waits, ns (-1: none yet) */
+
+static long now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);	/* async-signal-safe */
+	return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+static int resolved(struct uf_waiter *w)
+{
+	uint32_t s = atomic_load(&w->state);
+	return PHASE(s) == W_WOKEN || PHASE(s) == W_DONE;
+}
+
+/*
+ * Most faults are answered within tens of microseconds.  Sleeping at once
+ * costs the resolver a futex_wake system call and this thread a wake-up
+ * from an idle CPU, which is the largest single cost of a round trip on a
+ * virtual machine.  So a faulting thread first spins, for about twice the
+ * recent wait (at most USERFAULT_SPIN_US), and only while a CPU is left
+ * over for the resolver; when recent waits are longer than that, it sleeps
+ * at once.  a-s-s
+ */
+static void spin_wait(struct uf_waiter *w)
+{
+	long ewma = atomic_load(&g_wait_ewma), limit;
+
+	if (uf_caps.spin_ns <= 0)
+		return;
+	if (ewma < 0)
+		ewma = uf_caps.spin_ns / 2;
+	if (ewma > uf_caps.spin_ns)
+		return;
+	limit = 2 * ewma;
+	if (limit < 20000)
+		limit = 20000;
+	if (limit > uf_caps.spin_ns)
+		limit = uf_caps.spin_ns;
+	if (atomic_fetch_add(&g_spinners, 1) < uf_caps.max_spinners) {
+		long end = now_ns() + limit;
+		while (!resolved(w)) {
+			for (int i = 0; i < 64 && !resolved(w); i++)
+				cpu_relax();
+			if (now_ns() > end)
+				break;
+		}
+	}
+	atomic_fetch_sub(&g_spinners, 1);
+}
+
+/* A wait took ns: fold it into the recent average (1/8 weight).  a-s-s */
+static void wait_learn(long ns)
+{
+	long old = atomic_load(&g_wait_ewma);
+	long nw = old < 0 ? ns : old + (ns - old) / 8;
+	atomic_compare_exchange_strong(&g_wait_ewma, &old, nw);
 }
 
 /* Queue the fault and sleep until a wake covers it.  a-s-s */
@@ -250,6 +401,7 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 	uint64_t feat = atomic_load(&c->features);
 	uintptr_t rep = (feat & UFFD_FEATURE_EXACT_ADDRESS) ? addr : uf_page_down(addr);
 	uint32_t s;
+	long t0;
 
 	memset(&w->msg, 0, sizeof w->msg);
 	w->msg.event = UFFD_EVENT_PAGEFAULT;
@@ -258,6 +410,7 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 	if (feat & UFFD_FEATURE_THREAD_ID)
 		w->msg.arg.pagefault.feat.ptid = (__u32)uf_sys_gettid();
 	atomic_store(&w->addr, rep);
+	atomic_store(&w->sleeping, 0);
 	atomic_store(&w->ctx, atomic_load(&c->id));
 	atomic_store(&w->ticket, atomic_fetch_add(&g_ticket, 1));
 	atomic_fetch_add(&c->npending, 1);
@@ -278,6 +431,10 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 	} else {
 		uf_ctx_notify(c);
 	}
+	t0 = now_ns();
+	spin_wait(w);
+	if (!resolved(w))
+		atomic_store(&w->sleeping, 1);
 	for (;;) {
 		s = atomic_load(&w->state);
 		if (PHASE(s) == W_WOKEN || PHASE(s) == W_DONE)
@@ -292,6 +449,7 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 				break;
 		}
 	}
+	wait_learn(now_ns() - t0);
 	slot_free(w);
 }
 
@@ -348,7 +506,9 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 		goto retry;
 	}
 	tls_spins = 0;
-	if (atomic_load(&c->features) & UFFD_FEATURE_SIGBUS)
+	if (atomic_load(&c->pager_fn))
+		run_pager(c, addr, write, uctx);
+	else if (atomic_load(&c->features) & UFFD_FEATURE_SIGBUS)
 		raise_sigbus(addr, uctx);
 	else
 		wait_fault(c, &v, addr, write);
@@ -358,32 +518,18 @@ retry:
 not_ours:
 	tls_spins = 0;
 	errno = saved;
-	uf_chain_segv(sig, si, uctx);
+	uf_chain(sig, si, uctx);
 }
-
-static pthread_mutex_t g_inst_lock = PTHREAD_MUTEX_INITIALIZER;
-static int g_installed;
 
 int uf_handler_install(void)
 {
-	struct sigaction sa, prev;
-	int r = 0;
+	struct sigaction sa;
 
-	pthread_mutex_lock(&g_inst_lock);
-	if (!g_installed) {
-		memset(&sa, 0, sizeof sa);
-		sa.sa_sigaction = segv_handler;
-		sigemptyset(&sa.sa_mask);
-		/* NODEFER: a nested fault (a signal handler touching a missing
-		 * page while we wait) must reach us, not kill the process. */
-		sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK | SA_RESTART;
-		if (uf_real_sigaction(SIGSEGV, &sa, &prev) < 0) {
-			r = -errno;
-		} else {
-			uf_sigchain_installed(&prev);
-			g_installed = 1;
-		}
-	}
-	pthread_mutex_unlock(&g_inst_lock);
-	return r;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = segv_handler;
+	sigemptyset(&sa.sa_mask);
+	/* NODEFER: a nested fault (a signal handler touching a missing page
+	 * while we wait) must reach us, not kill the process. */
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK | SA_RESTART;
+	return uf_sigchain_install(SIGSEGV, &sa);
 }

@@ -1,18 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sharing SIGSEGV with the program.  Once the emulation has installed its
- * handler, the program's sigaction()/signal() calls for SIGSEGV are
- * recorded instead of replacing ours, and every fault that is not ours is
- * handed to the handler the program believes it has (installed before or
- * after us), with its flags honoured.  Other signals pass straight through.
+ * Sharing fault signals with the program.  Once the library has installed
+ * its handler for SIGSEGV (the emulation) or SIGBUS (the in-thread pager on
+ * the kernel back-end), the program's sigaction()/signal() calls for that
+ * signal are recorded instead of replacing ours, and every fault that is not
+ * ours is handed to the handler the program believes it has (installed
+ * before or after us), with its flags honoured.  Other signals pass straight
+ * through.
  *
  * We define sigaction() and signal() here; they take precedence over the C
  * library's for the whole program (shared library, static library and the
  * drop-in alike), and reach the real ones through __sigaction.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
-#include "emu/emu.h"
+#include "internal.h"
 
 extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
@@ -21,42 +24,71 @@ int uf_real_sigaction(int sig, const struct sigaction *act, struct sigaction *ol
 	return __sigaction(sig, act, old);
 }
 
-/* The program's SIGSEGV disposition, published for the handler: writers
- * fill the next slot of a small ring, then publish its index. */
+/* The program's disposition for each signal we share, published for the
+ * handlers: writers fill the next slot of a small ring, then publish its
+ * index. */
 #define RING 8
-static struct sigaction g_prev[RING];
-static _Atomic int g_prev_idx = -1;		/* -1: not installed yet */
+struct chain {
+	struct sigaction prev[RING];
+	_Atomic int idx;		/* -1: not installed yet */
+};
+static struct chain g_chain[2] = { { .idx = -1 }, { .idx = -1 } };
 static pthread_mutex_t g_prev_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void prev_publish(const struct sigaction *sa)
+static struct chain *chain_of(int sig)
 {
-	int i = atomic_load(&g_prev_idx);
-	int n = (i < 0 ? 0 : i + 1) % RING;
-	g_prev[n] = *sa;
-	atomic_store(&g_prev_idx, n);
+	return sig == SIGSEGV ? &g_chain[0] : sig == SIGBUS ? &g_chain[1] : NULL;
 }
 
-void uf_sigchain_installed(const struct sigaction *prev)
+static void prev_publish(struct chain *ch, const struct sigaction *sa)
 {
+	int i = atomic_load(&ch->idx);
+	int n = (i < 0 ? 0 : i + 1) % RING;
+	ch->prev[n] = *sa;
+	atomic_store(&ch->idx, n);
+}
+
+int uf_sigchain_install(int sig, const struct sigaction *ours)
+{
+	struct chain *ch = chain_of(sig);
+	struct sigaction prev;
+	int r = 0;
+
 	pthread_mutex_lock(&g_prev_lock);
-	prev_publish(prev);
+	if (atomic_load(&ch->idx) < 0) {
+		if (__sigaction(sig, ours, &prev) < 0)
+			r = -errno;
+		else
+			prev_publish(ch, &prev);
+	}
 	pthread_mutex_unlock(&g_prev_lock);
+	return r;
+}
+
+/* async-signal-safe */
+void uf_program_sigaction(int sig, struct sigaction *out)
+{
+	struct chain *ch = chain_of(sig);
+	int i = ch ? atomic_load(&ch->idx) : -1;
+
+	if (i >= 0) {
+		*out = ch->prev[i];
+		return;
+	}
+	if (__sigaction(sig, NULL, out) < 0) {
+		memset(out, 0, sizeof *out);
+		out->sa_handler = SIG_DFL;
+	}
 }
 
 /* Hand a fault that is not ours to the program.  a-s-s */
-void uf_chain_segv(int sig, siginfo_t *si, void *uctx)
+void uf_chain(int sig, siginfo_t *si, void *uctx)
 {
-	int i = atomic_load(&g_prev_idx);
+	struct chain *ch = chain_of(sig);
 	struct sigaction sa;
 	sigset_t old;
 
-	if (i < 0) {
-		sa.sa_handler = SIG_DFL;
-		sa.sa_flags = 0;
-		sigemptyset(&sa.sa_mask);
-	} else {
-		sa = g_prev[i];
-	}
+	uf_program_sigaction(sig, &sa);
 	if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) {
 		/* The default action for a fault: reset and return, so that the
 		 * access faults again and the kernel acts (core dump, exit status)
@@ -67,11 +99,11 @@ void uf_chain_segv(int sig, siginfo_t *si, void *uctx)
 		__sigaction(sig, &dfl, NULL);
 		return;
 	}
-	if (sa.sa_flags & SA_RESETHAND) {
+	if ((sa.sa_flags & SA_RESETHAND) && ch) {
 		struct sigaction dfl;
 		memset(&dfl, 0, sizeof dfl);
 		dfl.sa_handler = SIG_DFL;
-		prev_publish(&dfl);
+		prev_publish(ch, &dfl);
 	}
 	pthread_sigmask(SIG_BLOCK, &sa.sa_mask, &old);
 	if (sa.sa_flags & SA_SIGINFO)
@@ -83,21 +115,17 @@ void uf_chain_segv(int sig, siginfo_t *si, void *uctx)
 
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-	int r = 0;
+	struct chain *ch = chain_of(sig);
 
-	if (sig != SIGSEGV || atomic_load(&g_prev_idx) < 0)
+	if (!ch || atomic_load(&ch->idx) < 0)
 		return __sigaction(sig, act, old);
 	pthread_mutex_lock(&g_prev_lock);
-	if (atomic_load(&g_prev_idx) < 0) {
-		pthread_mutex_unlock(&g_prev_lock);
-		return __sigaction(sig, act, old);
-	}
 	if (old)
-		*old = g_prev[atomic_load(&g_prev_idx)];
+		*old = ch->prev[atomic_load(&ch->idx)];
 	if (act)
-		prev_publish(act);
+		prev_publish(ch, act);
 	pthread_mutex_unlock(&g_prev_lock);
-	return r;
+	return 0;
 }
 
 sighandler_t signal(int sig, sighandler_t handler)

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The in-thread pager (uf_pager_open): faults resolved by a callback in the
+ * faulting thread, on either back-end.
+ *
+ * Emulated: the uffd's context carries the callback, and the SIGSEGV
+ * handler calls it instead of queueing a message (emu/fault.c).
+ *
+ * Kernel: a uffd with UFFD_FEATURE_SIGBUS; our SIGBUS handler finds the
+ * pager whose range holds the address in a small lock-free table and calls
+ * its callback.  A SIGBUS that is not ours goes to the program's handler
+ * (sigchain.c).
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include "arch/fault.h"
+#include "internal.h"
+
+#define UF_MAX_PAGER_RANGES 256
+
+/* A registered range of a kernel-back-end pager.  seq is a seqlock (odd
+ * while the entry changes); end == 0 marks a free entry. */
+struct prange {
+	_Atomic uint32_t seq;
+	_Atomic uintptr_t start, end;
+	_Atomic int fd;
+	_Atomic uintptr_t fn, arg;
+};
+static struct prange g_ranges[UF_MAX_PAGER_RANGES];
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t g_page_mask;
+
+/* The pagers themselves: fd -> callback, for uf_pager_register. */
+#define UF_MAX_PAGERS 64
+static struct { int fd; uf_pager_fn fn; void *arg; int emulated; } g_pagers[UF_MAX_PAGERS];
+static int g_npagers;
+
+static int pager_find_locked(int fd)
+{
+	for (int i = 0; i < g_npagers; i++)
+		if (g_pagers[i].fd == fd)
+			return i;
+	return -1;
+}
+
+/* ---- the range table ---- */
+
+static void range_set(struct prange *r, uintptr_t start, uintptr_t end, int fd, uintptr_t fn,
+		      uintptr_t arg)
+{
+	atomic_fetch_add(&r->seq, 1);
+	atomic_store(&r->start, start);
+	atomic_store(&r->fd, fd);
+	atomic_store(&r->fn, fn);
+	atomic_store(&r->arg, arg);
+	atomic_store(&r->end, end);
+	atomic_fetch_add(&r->seq, 1);
+}
+
+static int range_add_locked(uintptr_t start, uintptr_t end, int fd, uintptr_t fn, uintptr_t arg)
+{
+	for (int i = 0; i < UF_MAX_PAGER_RANGES; i++)
+		if (atomic_load(&g_ranges[i].end) == 0) {
+			range_set(&g_ranges[i], start, end, fd, fn, arg);
+			return 0;
+		}
+	return -ENOMEM;
+}
+
+/* Remove [start, end) of fd's ranges (all of fd's with start = 0, end =
+ * UINTPTR_MAX), keeping what lies outside.  Fails only when a split needs
+ * an entry and none is free, before changing anything. */
+static int range_remove_locked(int fd, uintptr_t start, uintptr_t end)
+{
+	int need = 0, free_entries = 0;
+
+	for (int i = 0; i < UF_MAX_PAGER_RANGES; i++) {
+		struct prange *r = &g_ranges[i];
+		uintptr_t s = atomic_load(&r->start), e = atomic_load(&r->end);
+		if (!e) {
+			free_entries++;
+			continue;
+		}
+		if (atomic_load(&r->fd) == fd && s < start && e > end)
+			need++;
+	}
+	if (need > free_entries)
+		return -ENOMEM;
+	for (int i = 0; i < UF_MAX_PAGER_RANGES; i++) {
+		struct prange *r = &g_ranges[i];
+		uintptr_t s = atomic_load(&r->start), e = atomic_load(&r->end);
+		uintptr_t fn = atomic_load(&r->fn), arg = atomic_load(&r->arg);
+		if (!e || atomic_load(&r->fd) != fd || e <= start || s >= end)
+			continue;
+		if (s < start && e > end) {
+			range_set(r, s, start, fd, fn, arg);
+			range_add_locked(end, e, fd, fn, arg);
+		} else if (s < start) {
+			range_set(r, s, start, fd, fn, arg);
+		} else if (e > end) {
+			range_set(r, end, e, fd, fn, arg);
+		} else {
+			range_set(r, 0, 0, -1, 0, 0);
+		}
+	}
+	return 0;
+}
+
+/* The range holding addr, read consistently.  async-signal-safe */
+static int range_lookup(uintptr_t addr, int *fd, uf_pager_fn *fn, void **arg)
+{
+	for (int i = 0; i < UF_MAX_PAGER_RANGES; i++) {
+		struct prange *r = &g_ranges[i];
+		for (;;) {
+			uint32_t q = atomic_load(&r->seq);
+			uintptr_t s, e;
+			if (q & 1)
+				continue;
+			s = atomic_load(&r->start);
+			e = atomic_load(&r->end);
+			*fd = atomic_load(&r->fd);
+			*fn = (uf_pager_fn)atomic_load(&r->fn);
+			*arg = (void *)atomic_load(&r->arg);
+			if (atomic_load(&r->seq) != q)
+				continue;
+			if (e && addr >= s && addr < e)
+				return 1;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* ---- the SIGBUS handler (kernel back-end) ---- */
+
+/* async-signal-safe */
+static void sigbus_handler(int sig, siginfo_t *si, void *uctx)
+{
+	int saved = errno, fd;
+	uintptr_t addr = (uintptr_t)si->si_addr;
+	uf_pager_fn fn;
+	void *arg;
+
+	if (si->si_code == BUS_ADRERR && range_lookup(addr, &fd, &fn, &arg)) {
+		struct uf_pager_fault f;
+		f.uffd = fd;
+		f.flags = uf_fault_is_write(uctx) ? UFFD_PAGEFAULT_FLAG_WRITE : 0;
+		f.address = (void *)addr;
+		f.page = (void *)(addr & g_page_mask);
+		if (fn(&f, arg) >= 0) {
+			errno = saved;
+			return;
+		}
+	}
+	errno = saved;
+	uf_chain(sig, si, uctx);
+}
+
+/* ---- the API ---- */
+
+int uf_pager_open(uf_pager_fn fn, void *arg)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd, r, emulated = uf_get_backend() == UF_BACKEND_EMULATED;
+
+	if (!fn)
+		return -EINVAL;
+	g_page_mask = ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
+	if (!emulated) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_sigaction = sigbus_handler;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK | SA_RESTART;
+		if ((r = uf_sigchain_install(SIGBUS, &sa)) < 0)
+			return r;
+		api.features = UFFD_FEATURE_SIGBUS;
+	}
+	fd = uf_userfaultfd(O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (uf_ioctl(fd, UFFDIO_API, &api) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (emulated && (r = uf_emu_set_pager(fd, fn, arg)) < 0)
+		goto fail;
+	pthread_mutex_lock(&g_lock);
+	if (g_npagers == UF_MAX_PAGERS) {
+		pthread_mutex_unlock(&g_lock);
+		r = -EMFILE;
+		goto fail;
+	}
+	g_pagers[g_npagers].fd = fd;
+	g_pagers[g_npagers].fn = fn;
+	g_pagers[g_npagers].arg = arg;
+	g_pagers[g_npagers].emulated = emulated;
+	g_npagers++;
+	pthread_mutex_unlock(&g_lock);
+	return fd;
+fail:
+	uf_close(fd);
+	return r;
+}
+
+int uf_pager_register(int uffd, void *addr, size_t len)
+{
+	struct uffdio_register reg = { .range = { (uintptr_t)addr, len },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+	int i, r = 0;
+
+	pthread_mutex_lock(&g_lock);
+	i = pager_find_locked(uffd);
+	if (i < 0) {
+		r = -EBADF;
+	} else if (uf_ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+		r = -errno;
+	} else if (!g_pagers[i].emulated) {
+		/* Replace whatever part of it was registered before. */
+		uintptr_t s = (uintptr_t)addr, e = s + len;
+		r = range_remove_locked(uffd, s, e);
+		if (r == 0)
+			r = range_add_locked(s, e, uffd, (uintptr_t)g_pagers[i].fn,
+					     (uintptr_t)g_pagers[i].arg);
+		if (r < 0) {
+			struct uffdio_range rg = { s, len };
+			uf_ioctl(uffd, UFFDIO_UNREGISTER, &rg);
+		}
+	}
+	pthread_mutex_unlock(&g_lock);
+	return r;
+}
+
+int uf_pager_unregister(int uffd, void *addr, size_t len)
+{
+	struct uffdio_range rg = { (uintptr_t)addr, len };
+	int i, r = 0;
+
+	pthread_mutex_lock(&g_lock);
+	i = pager_find_locked(uffd);
+	if (i < 0)
+		r = -EBADF;
+	else if (!g_pagers[i].emulated &&
+		 (r = range_remove_locked(uffd, rg.start, rg.start + len)) < 0)
+		;
+	else if (uf_ioctl(uffd, UFFDIO_UNREGISTER, &rg) < 0)
+		r = -errno;
+	pthread_mutex_unlock(&g_lock);
+	return r;
+}
+
+/* async-signal-safe */
+int uf_pager_copy(int uffd, void *dst, const void *src, size_t len)
+{
+	struct uffdio_copy c = { .dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = len };
+	int saved = errno, r = 0;
+
+	if (uf_ioctl(uffd, UFFDIO_COPY, &c) < 0)
+		r = -errno;
+	errno = saved;
+	return r;
+}
+
+/* async-signal-safe */
+int uf_pager_zero(int uffd, void *dst, size_t len)
+{
+	struct uffdio_zeropage z = { .range = { (uintptr_t)dst, len } };
+	int saved = errno, r = 0;
+
+	if (uf_ioctl(uffd, UFFDIO_ZEROPAGE, &z) < 0)
+		r = -errno;
+	errno = saved;
+	return r;
+}
+
+int uf_pager_close(int uffd)
+{
+	int i, r = 0;
+
+	pthread_mutex_lock(&g_lock);
+	i = pager_find_locked(uffd);
+	if (i < 0) {
+		r = -EBADF;
+	} else {
+		if (!g_pagers[i].emulated)
+			range_remove_locked(uffd, 0, UINTPTR_MAX);
+		g_pagers[i] = g_pagers[--g_npagers];
+		if (uf_close(uffd) < 0)
+			r = -errno;
+	}
+	pthread_mutex_unlock(&g_lock);
+	return r;
+}
