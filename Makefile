@@ -35,7 +35,7 @@ LIB_SRC  := $(wildcard src/*.c src/emu/*.c)
 LIB_OBJ  := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 PRE_SRC  := $(wildcard src/preload/*.c)
 PRE_OBJ  := $(patsubst src/%.c,$(B)/obj/%.o,$(PRE_SRC))
-TOOL_SRC := $(wildcard tools/*.c)
+TOOL_SRC := $(wildcard tools/*.c) $(wildcard bench/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 TESTS    := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 HELP_SRC := $(wildcard tests/helpers/*.c)
@@ -71,8 +71,8 @@ $(PRELOAD): $(PRE_OBJ) $(LIB_OBJ)
 
 # Programs link the static library: build/userfault and the tests run from
 # the build tree without an install.
-$(CLI): $(TOOL_SRC) $(wildcard tools/*.h) $(STLIB) $(HDRS)
-	$(CC) $(ALLCFLAGS) -DUF_PRELOAD_NAME='"libuserfault-preload.so"' -o $@ $(TOOL_SRC) $(STLIB) $(LDLIBS)
+$(CLI): $(TOOL_SRC) $(wildcard tools/*.h bench/*.h) $(STLIB) $(HDRS)
+	$(CC) $(ALLCFLAGS) -DUF_PRELOAD_NAME='"libuserfault-preload.so"' -o $@ $(TOOL_SRC) $(STLIB) $(LDLIBS) -lm
 
 $(B)/tests/%: tests/%.c $(STLIB) $(HDRS)
 	@mkdir -p $(dir $@)
@@ -109,7 +109,7 @@ install: all
 	install -m 755 $(PRELOAD) $(DESTDIR)$(LIBDIR)/
 	install -m 644 include/userfault.h $(DESTDIR)$(INCDIR)/
 	install -m 644 include/userfault/uapi.h $(DESTDIR)$(INCDIR)/userfault/
-	$(CC) $(ALLCFLAGS) -DUF_PRELOAD_NAME='"$(LIBDIR)/libuserfault-preload.so"' -o $(B)/userfault.installed $(TOOL_SRC) $(STLIB) $(LDLIBS)
+	$(CC) $(ALLCFLAGS) -DUF_PRELOAD_NAME='"$(LIBDIR)/libuserfault-preload.so"' -o $(B)/userfault.installed $(TOOL_SRC) $(STLIB) $(LDLIBS) -lm
 	install -m 755 $(B)/userfault.installed $(DESTDIR)$(BINDIR)/userfault
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' userfault.pc.in > $(DESTDIR)$(PKGDIR)/userfault.pc

@@ -24,7 +24,7 @@ static const char usage_text[] =
 	"  probe [--json]          which back-ends work here, and why not\n"
 	"  demo [N]                serve N pages (default 8) through a userfaultfd\n"
 	"  run [--] PROG [ARGS]    run PROG with the drop-in library (LD_PRELOAD)\n"
-	"  bench                   (not yet implemented)\n"
+	"  bench                   measure both back-ends side by side\n"
 	"  stress                  (not yet implemented)\n"
 	"  help [COMMAND]          this help, or the help of COMMAND\n"
 	"\n"
@@ -58,7 +58,7 @@ static const struct command commands[] = {
 	{ "probe", cmd_probe },
 	{ "demo", cmd_demo },
 	{ "run", cmd_run },
-	{ "bench", not_implemented },
+	{ "bench", cmd_bench },
 	{ "stress", not_implemented },
 };
 

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench.h - the workloads behind "userfault bench".
+ *
+ * Each workload runs once per call and reports a cost per fault (or per
+ * page) in nanoseconds; cmd-bench.c repeats them, interleaving back-ends
+ * within each repetition so that every ratio compares runs made moments
+ * apart.  Functions return 0 or a negative errno.
+ */
+#ifndef USERFAULT_BENCH_H
+#define USERFAULT_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Who serves the faults. */
+enum bench_target {
+	BT_PLAIN = -1,		/* no uffd: plain first-touch page faults */
+	BT_KERNEL = 1,		/* = UF_BACKEND_KERNEL */
+	BT_EMULATED = 2,	/* = UF_BACKEND_EMULATED */
+};
+
+/* Cross-thread round trip: faulting threads touch pages of a registered
+ * region; handler threads read the messages and resolve them. */
+struct rt_params {
+	int target;		/* enum bench_target */
+	int blocking;		/* handlers block in read() instead of poll() */
+	int zeropage;		/* UFFDIO_ZEROPAGE instead of UFFDIO_COPY */
+	int write;		/* faulters write the page (else read) */
+	size_t unit;		/* bytes resolved per fault (page size up to 2 MiB) */
+	int faulters, handlers;
+	long faults;		/* total faults (units touched) */
+	double *lat_ns;		/* optional: latency of each fault, faults entries */
+};
+/* *ns: wall time from the start of the faulters to the last one's end,
+ * divided by the number of faults. */
+int bench_roundtrip(const struct rt_params *p, double *ns);
+
+/* In-thread resolution: one thread touches `faults` pages.
+ *   INT_PAGER:  uf_pager_open() on the current back-end;
+ *   INT_SIGBUS: UFFD_FEATURE_SIGBUS, the program's own SIGBUS handler does
+ *               UFFDIO_COPY (on the kernel back-end: the kernel's own
+ *               in-thread mode). */
+enum { INT_PAGER, INT_SIGBUS };
+int bench_inthread(int target, int how, long faults, double *ns);
+
+/* Sparse faults in a large region (MAP_NORESERVE): `faults` random pages of
+ * `size` bytes touched by one thread, served by one handler thread. */
+struct scale_result {
+	double ns;		/* per fault */
+	long maps_region;	/* mappings inside the region afterwards */
+	long maps_total;	/* lines of /proc/self/maps afterwards */
+	double mem_ratio;	/* (resident + shmem growth) / bytes installed */
+	double register_ms;	/* time of UFFDIO_REGISTER */
+};
+int bench_scale(int target, size_t size, long faults, struct scale_result *out);
+
+/* Direct installs: `installs` random UFFDIO_COPYs into a registered region
+ * of `size` bytes, counting mappings at checkpoints. */
+struct install_result {
+	double ns;		/* per COPY */
+	long maps_max;		/* most mappings seen inside the region */
+	long maps_total;	/* lines of /proc/self/maps at the end */
+	double mem_ratio;	/* (resident + shmem growth) / bytes installed */
+};
+int bench_installs(int target, size_t size, long installs, struct install_result *out);
+
+/* The kernel back-end's overhead: uf_ioctl() against the raw system call,
+ * for UFFDIO_COPY of one page and UFFDIO_WAKE.  ns[0] library COPY, ns[1]
+ * raw COPY, ns[2] library WAKE, ns[3] raw WAKE, per call. */
+int bench_passthrough(long calls, double ns[4]);
+
+/* The latency distributions (ns) as an SVG chart (plot.c). */
+int bench_write_svg(const char *path, const double *kernel, size_t nk, const double *emulated,
+		    size_t ne);
+
+/* ---- helpers (util.c) ---- */
+uint64_t bench_now_ns(void);
+/* Lines of /proc/self/maps, and mappings intersecting [start, end). */
+long bench_maps_count(uintptr_t start, uintptr_t end, long *total);
+/* RssAnon + RssShmem of this process, in bytes. */
+long long bench_resident_bytes(void);
+/* A small fast generator (xorshift). */
+uint64_t bench_rand(uint64_t *state);
+
+#endif /* USERFAULT_BENCH_H */

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* util.c - clocks, /proc readers and a random generator for the benchmarks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "bench.h"
+
+uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+long bench_maps_count(uintptr_t start, uintptr_t end, long *total)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	long in = 0, all = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long s, e;
+		if (!strchr(line, '\n') && !feof(f)) {
+			/* a long path: skip the rest of the line */
+			int ch;
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+		}
+		if (sscanf(line, "%lx-%lx", &s, &e) != 2)
+			continue;
+		all++;
+		if (s < end && e > start)
+			in++;
+	}
+	fclose(f);
+	if (total)
+		*total = all;
+	return in;
+}
+
+static long long status_kb(const char *key)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t n = strlen(key);
+	long long v = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, key, n) == 0 && line[n] == ':') {
+			v = atoll(line + n + 1);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+long long bench_resident_bytes(void)
+{
+	return (status_kb("RssAnon") + status_kb("RssShmem")) * 1024;
+}
+
+uint64_t bench_rand(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}

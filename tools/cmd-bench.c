@@ -1,0 +1,614 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd-bench.c - "userfault bench": the same workloads on the kernel
+ * back-end, the emulated back-end and plain page faults, in one process run.
+ *
+ * Every case is repeated (default 7 times); within a repetition the cases
+ * of a group run one after the other, their order alternating between
+ * repetitions, and every ratio is computed within a repetition, so that the
+ * machine's drift (a noisy VM) cancels out.  We print the median, min and
+ * max of each case and of each ratio; --json, --markdown and --svg write the
+ * same results for machines and for BENCHMARKS.md.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "../bench/bench.h"
+
+static const char bench_help[] =
+	"usage: " CLI_NAME " bench [--quick] [--reps N] [--json FILE] [--markdown FILE]\n"
+	"                       [--svg FILE] [--only GROUP]\n"
+	"\n"
+	"Run the benchmark workloads on the kernel back-end, the emulated\n"
+	"back-end and plain first-touch page faults, each repeated N times (7),\n"
+	"and print the median, min and max of each, and of every ratio computed\n"
+	"within a repetition.  Groups: roundtrip, bulk, threads, inthread, scale,\n"
+	"passthrough.  Costs are in microseconds per fault (per page for bulk).\n"
+	"\n"
+	"  --quick          fewer faults and 3 repetitions: under a minute\n"
+	"  --reps N         repetitions (1 to 99)\n"
+	"  --only GROUP     run one group\n"
+	"  --json FILE      write the results as JSON ('-' for stdout)\n"
+	"  --markdown FILE  write the results as a Markdown report\n"
+	"  --svg FILE       plot the round-trip latency distributions (SVG)\n"
+	"\n"
+	"Without a working kernel userfaultfd, or emulation, the cases that need\n"
+	"it are reported as not run.  Exit status: 0 if every case ran, else 1.\n";
+
+#define MAX_REPS 99
+
+enum group { G_ROUNDTRIP, G_BULK, G_THREADS, G_INTHREAD, G_SCALE, G_PASSTHROUGH, G_N };
+static const char *const group_names[G_N] = {
+	"roundtrip", "bulk", "threads", "inthread", "scale", "passthrough",
+};
+
+/* How a case runs. */
+enum kind { K_RT, K_INTHREAD, K_SCALE, K_PASS };
+
+struct bcase {
+	const char *name;	/* stable key (JSON) */
+	const char *label;	/* for people */
+	enum group group;
+	enum kind kind;
+	int target;		/* enum bench_target */
+	/* K_RT */
+	int blocking, zeropage, write, faulters, handlers;
+	size_t unit;
+	/* K_INTHREAD */
+	int how;
+	/* K_SCALE */
+	size_t size;
+	/* K_PASS: which of the four figures */
+	int pass_idx;
+	/* results */
+	double v[MAX_REPS];
+	int n;
+	int err;
+	struct scale_result sc[MAX_REPS];
+};
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define GiB ((size_t)1 << 30)
+#define RT(nm, lb, g, t, b, z, w, f, h, u) \
+	{ .name = nm, .label = lb, .group = g, .kind = K_RT, .target = t, .blocking = b, \
+	  .zeropage = z, .write = w, .faulters = f, .handlers = h, .unit = u }
+#define IT(nm, lb, t, hw) { .name = nm, .label = lb, .group = G_INTHREAD, .kind = K_INTHREAD, .target = t, .how = hw }
+#define SC(nm, lb, t, sz) { .name = nm, .label = lb, .group = G_SCALE, .kind = K_SCALE, .target = t, .size = sz }
+#define PS(nm, lb, i) { .name = nm, .label = lb, .group = G_PASSTHROUGH, .kind = K_PASS, .target = BT_KERNEL, .pass_idx = i }
+
+enum {
+	C_PLAIN, C_RT_K, C_RT_E, C_RTB_K, C_RTB_E, C_ZR_K, C_ZR_E, C_ZW_K, C_ZW_E,
+	C_B64_K, C_B64_E, C_B2M_K, C_B2M_E, C_B4_P,
+	C_T21_K, C_T21_E, C_T41_K, C_T41_E, C_T42_K, C_T42_E,
+	C_IN_E, C_IN_K, C_SB_K, C_SB_E,
+	C_S16_K, C_S16_E, C_S1G_K, C_S1G_E, C_S64_K, C_S64_E,
+	C_PL_COPY, C_PR_COPY, C_PL_WAKE, C_PR_WAKE,
+	C_N
+};
+
+static struct bcase cases[C_N] = {
+	[C_PLAIN] = RT("plain_fault", "plain first-touch fault (no uffd)", G_ROUNDTRIP, BT_PLAIN, 0, 0, 0, 1, 0, 4 * KiB),
+	[C_RT_K] = RT("rt_poll_kernel", "round trip, poll+read+COPY: kernel", G_ROUNDTRIP, BT_KERNEL, 0, 0, 0, 1, 1, 4 * KiB),
+	[C_RT_E] = RT("rt_poll_emulated", "round trip, poll+read+COPY: emulated", G_ROUNDTRIP, BT_EMULATED, 0, 0, 0, 1, 1, 4 * KiB),
+	[C_RTB_K] = RT("rt_block_kernel", "round trip, blocking read+COPY: kernel", G_ROUNDTRIP, BT_KERNEL, 1, 0, 0, 1, 1, 4 * KiB),
+	[C_RTB_E] = RT("rt_block_emulated", "round trip, blocking read+COPY: emulated", G_ROUNDTRIP, BT_EMULATED, 1, 0, 0, 1, 1, 4 * KiB),
+	[C_ZR_K] = RT("rt_zero_read_kernel", "round trip, ZEROPAGE, read touch: kernel", G_ROUNDTRIP, BT_KERNEL, 0, 1, 0, 1, 1, 4 * KiB),
+	[C_ZR_E] = RT("rt_zero_read_emulated", "round trip, ZEROPAGE, read touch: emulated", G_ROUNDTRIP, BT_EMULATED, 0, 1, 0, 1, 1, 4 * KiB),
+	[C_ZW_K] = RT("rt_zero_write_kernel", "round trip, ZEROPAGE, write touch: kernel", G_ROUNDTRIP, BT_KERNEL, 0, 1, 1, 1, 1, 4 * KiB),
+	[C_ZW_E] = RT("rt_zero_write_emulated", "round trip, ZEROPAGE, write touch: emulated", G_ROUNDTRIP, BT_EMULATED, 0, 1, 1, 1, 1, 4 * KiB),
+	[C_B64_K] = RT("bulk64k_kernel", "COPY 64 KiB per fault, per page: kernel", G_BULK, BT_KERNEL, 0, 0, 0, 1, 1, 64 * KiB),
+	[C_B64_E] = RT("bulk64k_emulated", "COPY 64 KiB per fault, per page: emulated", G_BULK, BT_EMULATED, 0, 0, 0, 1, 1, 64 * KiB),
+	[C_B2M_K] = RT("bulk2m_kernel", "COPY 2 MiB per fault, per page: kernel", G_BULK, BT_KERNEL, 0, 0, 0, 1, 1, 2 * MiB),
+	[C_B2M_E] = RT("bulk2m_emulated", "COPY 2 MiB per fault, per page: emulated", G_BULK, BT_EMULATED, 0, 0, 0, 1, 1, 2 * MiB),
+	[C_B4_P] = RT("bulk_plain", "plain first-touch fault, per page", G_BULK, BT_PLAIN, 0, 0, 0, 1, 0, 4 * KiB),
+	[C_T21_K] = RT("threads_2f1h_kernel", "2 faulting + 1 handler thread: kernel", G_THREADS, BT_KERNEL, 0, 0, 0, 2, 1, 4 * KiB),
+	[C_T21_E] = RT("threads_2f1h_emulated", "2 faulting + 1 handler thread: emulated", G_THREADS, BT_EMULATED, 0, 0, 0, 2, 1, 4 * KiB),
+	[C_T41_K] = RT("threads_4f1h_kernel", "4 faulting + 1 handler thread: kernel", G_THREADS, BT_KERNEL, 0, 0, 0, 4, 1, 4 * KiB),
+	[C_T41_E] = RT("threads_4f1h_emulated", "4 faulting + 1 handler thread: emulated", G_THREADS, BT_EMULATED, 0, 0, 0, 4, 1, 4 * KiB),
+	[C_T42_K] = RT("threads_4f2h_kernel", "4 faulting + 2 handler threads: kernel", G_THREADS, BT_KERNEL, 0, 0, 0, 4, 2, 4 * KiB),
+	[C_T42_E] = RT("threads_4f2h_emulated", "4 faulting + 2 handler threads: emulated", G_THREADS, BT_EMULATED, 0, 0, 0, 4, 2, 4 * KiB),
+	[C_IN_E] = IT("inthread_emulated", "in-thread pager: emulated", BT_EMULATED, INT_PAGER),
+	[C_IN_K] = IT("inthread_kernel", "in-thread pager: kernel (SIGBUS underneath)", BT_KERNEL, INT_PAGER),
+	[C_SB_K] = IT("sigbus_kernel", "FEATURE_SIGBUS, program's handler COPYs: kernel", BT_KERNEL, INT_SIGBUS),
+	[C_SB_E] = IT("sigbus_emulated", "FEATURE_SIGBUS, program's handler COPYs: emulated", BT_EMULATED, INT_SIGBUS),
+	[C_S16_K] = SC("scale16m_kernel", "16 MiB region, random faults: kernel", BT_KERNEL, 16 * MiB),
+	[C_S16_E] = SC("scale16m_emulated", "16 MiB region, random faults: emulated", BT_EMULATED, 16 * MiB),
+	[C_S1G_K] = SC("scale1g_kernel", "1 GiB region, random faults: kernel", BT_KERNEL, GiB),
+	[C_S1G_E] = SC("scale1g_emulated", "1 GiB region, random faults: emulated", BT_EMULATED, GiB),
+	[C_S64_K] = SC("scale64g_kernel", "64 GiB region, random faults: kernel", BT_KERNEL, 64 * GiB),
+	[C_S64_E] = SC("scale64g_emulated", "64 GiB region, random faults: emulated", BT_EMULATED, 64 * GiB),
+	[C_PL_COPY] = PS("pass_copy_lib", "UFFDIO_COPY 4 KiB via uf_ioctl (kernel back-end)", 0),
+	[C_PR_COPY] = PS("pass_copy_raw", "UFFDIO_COPY 4 KiB via ioctl(2)", 1),
+	[C_PL_WAKE] = PS("pass_wake_lib", "UFFDIO_WAKE via uf_ioctl (kernel back-end)", 2),
+	[C_PR_WAKE] = PS("pass_wake_raw", "UFFDIO_WAKE via ioctl(2)", 3),
+};
+
+/* Ratios, each computed within a repetition: num / den. */
+struct ratio {
+	const char *key;	/* JSON key */
+	const char *label;
+	int num, den;
+	double target;		/* the goal (<=), 0 for none */
+};
+static const struct ratio ratios[] = {
+	{ "roundtrip_ratio", "round trip (poll): emulated / kernel", C_RT_E, C_RT_K, 1.3 },
+	{ "roundtrip_block_ratio", "round trip (blocking read): emulated / kernel", C_RTB_E, C_RTB_K, 0 },
+	{ "zeropage_read_ratio", "ZEROPAGE, read touch: emulated / kernel", C_ZR_E, C_ZR_K, 0 },
+	{ "zeropage_write_ratio", "ZEROPAGE, write touch: emulated / kernel", C_ZW_E, C_ZW_K, 0 },
+	{ "roundtrip_vs_plain", "round trip (poll), kernel / plain fault", C_RT_K, C_PLAIN, 0 },
+	{ "roundtrip_emulated_vs_plain", "round trip (poll), emulated / plain fault", C_RT_E, C_PLAIN, 0 },
+	{ "bulk64k_ratio", "COPY 64 KiB per page: emulated / kernel", C_B64_E, C_B64_K, 0 },
+	{ "bulk2m_ratio", "COPY 2 MiB per page: emulated / kernel", C_B2M_E, C_B2M_K, 1.2 },
+	{ "threads2_ratio", "2 faulters + 1 handler: emulated / kernel", C_T21_E, C_T21_K, 1.25 },
+	{ "threads4_ratio", "4 faulters + 1 handler: emulated / kernel", C_T41_E, C_T41_K, 0 },
+	{ "threads4x2_ratio", "4 faulters + 2 handlers: emulated / kernel", C_T42_E, C_T42_K, 0 },
+	{ "inthread_ratio", "in-thread pager (emulated) / kernel round trip", C_IN_E, C_RT_K, 0.7 },
+	{ "sigbus_ratio", "in-thread pager (emulated) / kernel SIGBUS mode", C_IN_E, C_SB_K, 1.1 },
+	{ "sigbus_emulated_ratio", "SIGBUS mode: emulated / kernel", C_SB_E, C_SB_K, 0 },
+	{ "scale16m_ratio", "16 MiB random faults: emulated / kernel", C_S16_E, C_S16_K, 0 },
+	{ "scale1g_ratio", "1 GiB random faults: emulated / kernel", C_S1G_E, C_S1G_K, 0 },
+	{ "scale64g_ratio", "64 GiB random faults: emulated / kernel", C_S64_E, C_S64_K, 0 },
+	{ "passthrough_ratio", "UFFDIO_COPY: kernel back-end / raw syscall", C_PL_COPY, C_PR_COPY, 1.02 },
+	{ "passthrough_wake_ratio", "UFFDIO_WAKE: kernel back-end / raw syscall", C_PL_WAKE, C_PR_WAKE, 0 },
+};
+#define NRATIOS (int)(sizeof ratios / sizeof ratios[0])
+
+struct opts {
+	int quick, reps, only;
+	const char *json, *markdown, *svg;
+	/* sizes */
+	long rt_faults, bulk_faults2m, bulk_faults64k, thr_faults, in_faults, sc_faults, pass_calls;
+	long installs;
+};
+
+/* Latency samples of the poll round trip, all repetitions pooled. */
+static double *lat_k, *lat_e;
+static size_t nlat_k, nlat_e;
+
+/* The 64 GiB install case, run once per target. */
+static struct install_result inst[2];
+static int inst_err[2] = { 1, 1 };
+
+/* ---- Statistics --------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct stat3 {
+	double med, min, max;
+	int n;
+};
+
+static struct stat3 stats(const double *v, int n)
+{
+	double s[MAX_REPS];
+	struct stat3 r = { NAN, NAN, NAN, n };
+
+	if (n <= 0)
+		return r;
+	memcpy(s, v, (size_t)n * sizeof *v);
+	qsort(s, (size_t)n, sizeof *s, cmp_double);
+	r.min = s[0];
+	r.max = s[n - 1];
+	r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	return r;
+}
+
+static double percentile(double *sorted, size_t n, double p)
+{
+	size_t i;
+
+	if (!n)
+		return NAN;
+	i = (size_t)(p * (double)(n - 1) + 0.5);
+	return sorted[i < n ? i : n - 1];
+}
+
+/* A ratio's values: those repetitions where both cases ran. */
+static int ratio_values(const struct ratio *r, double *out)
+{
+	const struct bcase *a = &cases[r->num], *b = &cases[r->den];
+	int n = 0;
+
+	for (int i = 0; i < a->n && i < b->n; i++)
+		if (a->v[i] > 0 && b->v[i] > 0)
+			out[n++] = a->v[i] / b->v[i];
+	return n;
+}
+
+/* ---- Running ------------------------------------------------------------ */
+
+static int run_case(struct bcase *c, const struct opts *o, int rep)
+{
+	double ns = 0, pass[4];
+	int r = 0;
+
+	switch (c->kind) {
+	case K_RT: {
+		struct rt_params p = {
+			.target = c->target, .blocking = c->blocking, .zeropage = c->zeropage,
+			.write = c->write, .unit = c->unit, .faulters = c->faulters,
+			.handlers = c->handlers,
+		};
+		double **lat = NULL;
+		size_t *nlat = NULL;
+
+		if (c->group == G_BULK && c->target != BT_PLAIN)
+			p.faults = c->unit >= 2 * MiB ? o->bulk_faults2m : o->bulk_faults64k;
+		else if (c->group == G_THREADS)
+			p.faults = o->thr_faults;
+		else
+			p.faults = o->rt_faults;
+		if (c == &cases[C_RT_K]) {
+			lat = &lat_k;
+			nlat = &nlat_k;
+		} else if (c == &cases[C_RT_E]) {
+			lat = &lat_e;
+			nlat = &nlat_e;
+		}
+		if (lat) {
+			double *grown = realloc(*lat, (*nlat + (size_t)p.faults) * sizeof **lat);
+			if (!grown)
+				return -ENOMEM;
+			*lat = grown;
+			p.lat_ns = *lat + *nlat;
+		}
+		r = bench_roundtrip(&p, &ns);
+		if (r == 0 && lat)
+			*nlat += (size_t)p.faults;
+		if (c->group == G_BULK)
+			ns /= (double)(c->unit / (size_t)sysconf(_SC_PAGESIZE));
+		break;
+	}
+	case K_INTHREAD:
+		r = bench_inthread(c->target, c->how, o->in_faults, &ns);
+		break;
+	case K_SCALE:
+		r = bench_scale(c->target, c->size, o->sc_faults, &c->sc[rep]);
+		ns = c->sc[rep].ns;
+		break;
+	case K_PASS:
+		/* The four figures come from one interleaved run. */
+		if (c->pass_idx != 0)
+			return 0;
+		r = bench_passthrough(o->pass_calls, pass);
+		if (r == 0)
+			for (int i = 0; i < 4; i++) {
+				struct bcase *pc = &cases[C_PL_COPY + i];
+				pc->v[pc->n++] = pass[i];
+			}
+		return r;
+	}
+	if (r == 0)
+		c->v[c->n++] = ns;
+	return r;
+}
+
+static void run_all(const struct opts *o)
+{
+	for (int rep = 0; rep < o->reps; rep++) {
+		fprintf(stderr, "\r" CLI_NAME " bench: repetition %d of %d ", rep + 1, o->reps);
+		for (int g = 0; g < G_N; g++) {
+			int ids[C_N], k = 0;
+
+			if (o->only >= 0 && g != o->only)
+				continue;
+			for (int i = 0; i < C_N; i++)
+				if ((int)cases[i].group == g)
+					ids[k++] = i;
+			/* Alternate the order within the group between repetitions. */
+			for (int j = 0; j < k; j++) {
+				struct bcase *c = &cases[ids[rep % 2 ? k - 1 - j : j]];
+				int r = run_case(c, o, rep);
+				if (r < 0 && !c->err) {
+					c->err = -r;
+					fprintf(stderr, "\n" CLI_NAME " bench: %s: %s\n", c->name, strerror(-r));
+				}
+			}
+		}
+	}
+	fprintf(stderr, "\n");
+	if (o->only < 0 || o->only == G_SCALE) {
+		for (int t = 0; t < 2; t++) {
+			fprintf(stderr, CLI_NAME " bench: %ld random installs in 64 GiB (%s)\n", o->installs,
+				t ? "emulated" : "kernel");
+			inst_err[t] = -bench_installs(t ? BT_EMULATED : BT_KERNEL, 64 * GiB, o->installs, &inst[t]);
+			if (inst_err[t])
+				fprintf(stderr, CLI_NAME " bench: installs: %s\n", strerror(inst_err[t]));
+		}
+	}
+}
+
+/* ---- Reporting ---------------------------------------------------------- */
+
+struct machine {
+	char kernel[256], cpu[256], date[64];
+	long cpus;
+};
+
+static void machine_info(struct machine *m)
+{
+	struct utsname u;
+	FILE *f;
+	char line[512];
+	time_t now = time(NULL);
+
+	memset(m, 0, sizeof *m);
+	if (uname(&u) == 0)
+		snprintf(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release, u.machine);
+	m->cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	strcpy(m->cpu, "unknown");
+	if ((f = fopen("/proc/cpuinfo", "r"))) {
+		while (fgets(line, sizeof line, f))
+			if (strncmp(line, "model name", 10) == 0) {
+				char *v = strchr(line, ':');
+				if (v) {
+					v += 1 + (v[1] == ' ');
+					v[strcspn(v, "\n")] = 0;
+					snprintf(m->cpu, sizeof m->cpu, "%s", v);
+				}
+				break;
+			}
+		fclose(f);
+	}
+	strftime(m->date, sizeof m->date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+}
+
+static void print_num(FILE *f, double v)
+{
+	if (isnan(v))
+		fputs("null", f);
+	else
+		fprintf(f, "%.4f", v);
+}
+
+static void latency_stats(double *v, size_t n, double out[4])
+{
+	qsort(v, n, sizeof *v, cmp_double);
+	out[0] = percentile(v, n, 0.50) / 1000;
+	out[1] = percentile(v, n, 0.90) / 1000;
+	out[2] = percentile(v, n, 0.99) / 1000;
+	out[3] = n ? v[n - 1] / 1000 : NAN;
+}
+
+static void print_text(const struct opts *o, const struct machine *m, double lk[4], double le[4])
+{
+	printf("userfault bench: %s, %ld CPUs, %s; %d repetitions%s\n\n", m->kernel, m->cpus, m->cpu,
+	       o->reps, o->quick ? " (quick)" : "");
+	printf("%-52s %9s %9s %9s\n", "case (us per fault; bulk: per page)", "median", "min", "max");
+	for (int i = 0; i < C_N; i++) {
+		const struct bcase *c = &cases[i];
+		struct stat3 s = stats(c->v, c->n);
+		if (o->only >= 0 && (int)c->group != o->only)
+			continue;
+		if (!c->n) {
+			printf("%-52s %9s  (%s)\n", c->label, "not run", c->err ? strerror(c->err) : "skipped");
+			continue;
+		}
+		printf("%-52s %9.2f %9.2f %9.2f\n", c->label, s.med / 1000, s.min / 1000, s.max / 1000);
+	}
+	printf("\n%-52s %9s %9s %9s %8s\n", "ratio (within a repetition)", "median", "min", "max", "target");
+	for (int i = 0; i < NRATIOS; i++) {
+		double v[MAX_REPS];
+		int n = ratio_values(&ratios[i], v);
+		struct stat3 s = stats(v, n);
+		if (!n)
+			continue;
+		printf("%-52s %9.3f %9.3f %9.3f", ratios[i].label, s.med, s.min, s.max);
+		if (ratios[i].target > 0)
+			printf("  <= %.2f %s", ratios[i].target, s.med <= ratios[i].target ? "met" : "MISSED");
+		printf("\n");
+	}
+	if (nlat_k || nlat_e) {
+		printf("\nround-trip latency (us)   %9s %9s %9s %9s %9s\n", "p50", "p90", "p99", "max", "samples");
+		printf("  kernel                  %9.2f %9.2f %9.2f %9.2f %9zu\n", lk[0], lk[1], lk[2], lk[3], nlat_k);
+		printf("  emulated                %9.2f %9.2f %9.2f %9.2f %9zu\n", le[0], le[1], le[2], le[3], nlat_e);
+	}
+	for (int t = 0; t < 2; t++) {
+		if (inst_err[t])
+			continue;
+		printf("%s 64 GiB, %ld random COPYs: %.2f us each, mappings in region <= %ld, maps lines %ld, memory %.3f x bytes installed\n",
+		       t ? "emulated" : "kernel  ", o->installs, inst[t].ns / 1000, inst[t].maps_max,
+		       inst[t].maps_total, inst[t].mem_ratio);
+	}
+}
+
+static int write_json(const struct opts *o, const struct machine *m, double lk[4], double le[4])
+{
+	FILE *f = strcmp(o->json, "-") == 0 ? stdout : fopen(o->json, "w");
+
+	if (!f) {
+		cli_error("%s: %s", o->json, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "{\n");
+	for (int i = 0; i < NRATIOS; i++) {
+		double v[MAX_REPS];
+		int n = ratio_values(&ratios[i], v);
+		fprintf(f, "  \"%s\": ", ratios[i].key);
+		print_num(f, stats(v, n).med);
+		fprintf(f, ",\n");
+	}
+	fprintf(f, "  \"max_mappings_64g\": ");
+	if (inst_err[1])
+		fprintf(f, "null");
+	else
+		fprintf(f, "%ld", inst[1].maps_max);
+	fprintf(f, ",\n  \"machine\": {\"kernel\": \"%s\", \"cpu\": \"%s\", \"cpus\": %ld, \"date\": \"%s\"},\n",
+		m->kernel, m->cpu, m->cpus, m->date);
+	fprintf(f, "  \"reps\": %d, \"quick\": %s,\n  \"cases\": {\n", o->reps, o->quick ? "true" : "false");
+	for (int i = 0, first = 1; i < C_N; i++) {
+		const struct bcase *c = &cases[i];
+		struct stat3 s = stats(c->v, c->n);
+		if (!c->n)
+			continue;
+		fprintf(f, "%s    \"%s\": {\"unit\": \"us\", \"median\": ", first ? "" : ",\n", c->name);
+		print_num(f, s.med / 1000);
+		fprintf(f, ", \"min\": ");
+		print_num(f, s.min / 1000);
+		fprintf(f, ", \"max\": ");
+		print_num(f, s.max / 1000);
+		fprintf(f, ", \"runs\": [");
+		for (int k = 0; k < c->n; k++)
+			fprintf(f, "%s%.3f", k ? ", " : "", c->v[k] / 1000);
+		fprintf(f, "]");
+		if (c->kind == K_SCALE) {
+			fprintf(f, ", \"maps_in_region\": %ld, \"mem_ratio\": %.4f, \"register_ms\": %.3f",
+				c->sc[c->n - 1].maps_region, c->sc[c->n - 1].mem_ratio, c->sc[c->n - 1].register_ms);
+		}
+		fprintf(f, "}");
+		first = 0;
+	}
+	fprintf(f, "\n  },\n  \"ratios\": {\n");
+	for (int i = 0, first = 1; i < NRATIOS; i++) {
+		double v[MAX_REPS];
+		int n = ratio_values(&ratios[i], v);
+		struct stat3 s = stats(v, n);
+		if (!n)
+			continue;
+		fprintf(f, "%s    \"%s\": {\"median\": %.4f, \"min\": %.4f, \"max\": %.4f, \"target\": ",
+			first ? "" : ",\n", ratios[i].key, s.med, s.min, s.max);
+		if (ratios[i].target > 0)
+			fprintf(f, "%.2f", ratios[i].target);
+		else
+			fprintf(f, "null");
+		fprintf(f, "}");
+		first = 0;
+	}
+	fprintf(f, "\n  },\n  \"latency_us\": {\"kernel\": {\"p50\": ");
+	print_num(f, lk[0]);
+	fprintf(f, ", \"p90\": ");
+	print_num(f, lk[1]);
+	fprintf(f, ", \"p99\": ");
+	print_num(f, lk[2]);
+	fprintf(f, ", \"max\": ");
+	print_num(f, lk[3]);
+	fprintf(f, "}, \"emulated\": {\"p50\": ");
+	print_num(f, le[0]);
+	fprintf(f, ", \"p90\": ");
+	print_num(f, le[1]);
+	fprintf(f, ", \"p99\": ");
+	print_num(f, le[2]);
+	fprintf(f, ", \"max\": ");
+	print_num(f, le[3]);
+	fprintf(f, "}},\n  \"installs_64g\": {");
+	for (int t = 0; t < 2; t++) {
+		fprintf(f, "%s\"%s\": ", t ? ", " : "", t ? "emulated" : "kernel");
+		if (inst_err[t])
+			fprintf(f, "null");
+		else
+			fprintf(f, "{\"installs\": %ld, \"us_per_copy\": %.3f, \"maps_max\": %ld, \"maps_total\": %ld, \"mem_ratio\": %.4f}",
+				o->installs, inst[t].ns / 1000, inst[t].maps_max, inst[t].maps_total, inst[t].mem_ratio);
+	}
+	fprintf(f, "}\n}\n");
+	if (f != stdout && fclose(f) != 0) {
+		cli_error("%s: %s", o->json, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+
+/* ---- The command -------------------------------------------------------- */
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	long v;
+
+	o->reps = 0;
+	o->only = -1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char **file = NULL;
+
+		if (strcmp(a, "--quick") == 0) {
+			o->quick = 1;
+			continue;
+		}
+		if (strcmp(a, "--json") == 0)
+			file = &o->json;
+		else if (strcmp(a, "--markdown") == 0)
+			file = &o->markdown;
+		else if (strcmp(a, "--svg") == 0)
+			file = &o->svg;
+		if (file) {
+			if (++i == argc)
+				return cli_usage_error("bench", "%s needs a file name", a);
+			*file = argv[i];
+			continue;
+		}
+		if (strcmp(a, "--reps") == 0) {
+			if (++i == argc || cli_parse_count(argv[i], 1, MAX_REPS, &v))
+				return cli_usage_error("bench", "--reps needs a count from 1 to %d", MAX_REPS);
+			o->reps = (int)v;
+			continue;
+		}
+		if (strcmp(a, "--only") == 0) {
+			if (++i == argc)
+				return cli_usage_error("bench", "--only needs a group");
+			for (int g = 0; g < G_N; g++)
+				if (strcmp(argv[i], group_names[g]) == 0)
+					o->only = g;
+			if (o->only < 0)
+				return cli_usage_error("bench", "unknown group '%s'", argv[i]);
+			continue;
+		}
+		return cli_usage_error("bench", "unknown argument '%s'", a);
+	}
+	if (!o->reps)
+		o->reps = o->quick ? 3 : 7;
+	o->rt_faults = o->quick ? 400 : 2000;
+	o->bulk_faults64k = o->quick ? 40 : 200;
+	o->bulk_faults2m = o->quick ? 4 : 16;
+	o->thr_faults = o->quick ? 400 : 2000;
+	o->in_faults = o->quick ? 1000 : 5000;
+	o->sc_faults = o->quick ? 300 : 2000;
+	o->pass_calls = o->quick ? 2000 : 20000;
+	o->installs = o->quick ? 20000 : 200000;
+	return CLI_OK;
+}
+
+int cmd_bench(int argc, char **argv, struct cli_global *global)
+{
+	struct opts o = { 0 };
+	struct machine m;
+	double lk[4], le[4];
+	int r, failed = 0;
+
+	if (argc > 1 && cli_is_help(argv[1])) {
+		fputs(bench_help, stdout);
+		return CLI_OK;
+	}
+	if (global->backend)
+		return cli_usage_error("bench", "bench runs every back-end: no --backend");
+	if ((r = parse(argc, argv, &o)) != CLI_OK)
+		return r;
+	machine_info(&m);
+	run_all(&o);
+	latency_stats(lat_k, nlat_k, lk);
+	latency_stats(lat_e, nlat_e, le);
+	print_text(&o, &m, lk, le);
+	for (int i = 0; i < C_N; i++)
+		if ((o.only < 0 || (int)cases[i].group == o.only) && cases[i].err)
+			failed = 1;
+	if ((o.only < 0 || o.only == G_SCALE) && (inst_err[0] || inst_err[1]))
+		failed = 1;
+	if (o.json && write_json(&o, &m, lk, le) < 0)
+		failed = 1;
+	if (o.svg && bench_write_svg(o.svg, lat_k, nlat_k, lat_e, nlat_e) < 0)
+		failed = 1;
+	free(lat_k);
+	free(lat_e);
+	return failed ? CLI_FAIL : CLI_OK;
+}
