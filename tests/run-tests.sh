@@ -5,7 +5,8 @@
 #
 #   1. Every executable BUILD_DIR/tests/* (not helpers/) once per back-end:
 #      USERFAULT_BACKEND=kernel, then emulated; then emulated again without
-#      guard markers (USERFAULT_GUARD_MARKERS=0), as on kernels before 6.15.
+#      guard markers (USERFAULT_GUARD_MARKERS=0), as on kernels before 6.15,
+#      and without spinning (USERFAULT_SPIN_US=0: every waiter sleeps).
 #   2. The seccomp pass: every test again with the back-end left at "auto",
 #      under BUILD_DIR/tests/helpers/seccomp-run MODE, which takes the kernel
 #      userfaultfd away (MODE eperm, enosys, kill); the tests must then run on
@@ -128,12 +129,13 @@ done
 
 # ---- 1b. the emulation without guard markers -------------------------------
 # What it does on kernels before 6.15: missing pages are PROT_NONE, within
-# vm.max_map_count mappings.
+# vm.max_map_count mappings.  Also without spinning, so that every faulting
+# thread takes the futex path (the default spins first, see fault.c).
 if [ "$NOMARKERS" = 1 ] && [[ " $BACKENDS " == *" emulated "* ]]; then
-	echo "== back-end: emulated without guard markers (USERFAULT_GUARD_MARKERS=0)"
+	echo "== back-end: emulated without guard markers or spinning (USERFAULT_GUARD_MARKERS=0 USERFAULT_SPIN_US=0)"
 	for n in "${tests[@]}"; do
 		run_one "$n" "emulated-nomarkers" env -u USERFAULT_EXPECT_BACKEND \
-			USERFAULT_BACKEND=emulated USERFAULT_GUARD_MARKERS=0 "$B/tests/$n"
+			USERFAULT_BACKEND=emulated USERFAULT_GUARD_MARKERS=0 USERFAULT_SPIN_US=0 "$B/tests/$n"
 	done
 fi
 
