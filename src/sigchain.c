@@ -105,6 +105,10 @@ void uf_chain(int sig, siginfo_t *si, void *uctx)
 		dfl.sa_handler = SIG_DFL;
 		prev_publish(ch, &dfl);
 	}
+	/* The mask the kernel would give the handler: sa_mask, plus the
+	 * signal itself unless SA_NODEFER (ours is NODEFER, so add it). */
+	if (!(sa.sa_flags & SA_NODEFER))
+		sigaddset(&sa.sa_mask, sig);
 	pthread_sigmask(SIG_BLOCK, &sa.sa_mask, &old);
 	if (sa.sa_flags & SA_SIGINFO)
 		sa.sa_sigaction(sig, si, uctx);
