@@ -164,8 +164,10 @@ int uf_pager_open(uf_pager_fn fn, void *arg);
 int uf_pager_register(int uffd, void *addr, size_t len);
 int uf_pager_unregister(int uffd, void *addr, size_t len);
 /* Resolve: install len bytes at dst from src, or zeros.  0 when all of it
- * was installed, -EEXIST if a page of it was already present, else the
- * ioctl's errno.  async-signal-safe */
+ * was installed; -EEXIST if its first page was already present (another
+ * thread won: treat it as success); -EAGAIN if only a first part was
+ * installed (a later page was present); else the ioctl's errno, as a
+ * negative value.  errno is left alone.  async-signal-safe */
 int uf_pager_copy(int uffd, void *dst, const void *src, size_t len);
 int uf_pager_zero(int uffd, void *dst, size_t len);
 /* Unregister everything and close. */

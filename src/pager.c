@@ -71,10 +71,9 @@ static int range_add_locked(uintptr_t start, uintptr_t end, int fd, uintptr_t fn
 	return -ENOMEM;
 }
 
-/* Remove [start, end) of fd's ranges (all of fd's with start = 0, end =
- * UINTPTR_MAX), keeping what lies outside.  Fails only when a split needs
- * an entry and none is free, before changing anything. */
-static int range_remove_locked(int fd, uintptr_t start, uintptr_t end)
+/* Can [start, end) be removed from fd's ranges: -ENOMEM if a split needs
+ * an entry and none is free, else 0. */
+static int range_can_remove_locked(int fd, uintptr_t start, uintptr_t end)
 {
 	int need = 0, free_entries = 0;
 
@@ -88,7 +87,15 @@ static int range_remove_locked(int fd, uintptr_t start, uintptr_t end)
 		if (atomic_load(&r->fd) == fd && s < start && e > end)
 			need++;
 	}
-	if (need > free_entries)
+	return need > free_entries ? -ENOMEM : 0;
+}
+
+/* Remove [start, end) of fd's ranges (all of fd's with start = 0, end =
+ * UINTPTR_MAX), keeping what lies outside.  Fails only when a split needs
+ * an entry and none is free, before changing anything. */
+static int range_remove_locked(int fd, uintptr_t start, uintptr_t end)
+{
+	if (range_can_remove_locked(fd, start, end) < 0)
 		return -ENOMEM;
 	for (int i = 0; i < UF_MAX_PAGER_RANGES; i++) {
 		struct prange *r = &g_ranges[i];
@@ -240,15 +247,21 @@ int uf_pager_unregister(int uffd, void *addr, size_t len)
 	struct uffdio_range rg = { (uintptr_t)addr, len };
 	int i, r = 0;
 
+	/* The kernel first: a request it refuses (unaligned, say) must leave
+	 * the table alone, or faults in ranges still registered would find no
+	 * pager.  Removing from the table cannot fail once checked, under the
+	 * lock. */
 	pthread_mutex_lock(&g_lock);
 	i = pager_find_locked(uffd);
 	if (i < 0)
 		r = -EBADF;
 	else if (!g_pagers[i].emulated &&
-		 (r = range_remove_locked(uffd, rg.start, rg.start + len)) < 0)
+		 (r = range_can_remove_locked(uffd, rg.start, rg.start + len)) < 0)
 		;
 	else if (uf_ioctl(uffd, UFFDIO_UNREGISTER, &rg) < 0)
 		r = -errno;
+	else if (!g_pagers[i].emulated)
+		range_remove_locked(uffd, rg.start, rg.start + len);
 	pthread_mutex_unlock(&g_lock);
 	return r;
 }
