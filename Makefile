@@ -100,6 +100,15 @@ test: check
 bench: all
 	./$(CLI) bench
 
+# BENCHMARKS.md: one full run, a run of the round trips without spinning,
+# then the analysis (bench/NOTES.md).
+benchmarks: all
+	@mkdir -p docs
+	./$(CLI) bench --markdown BENCHMARKS.md --svg docs/bench-latency.svg --json docs/bench-results.json
+	USERFAULT_SPIN_US=0 ./$(CLI) bench --only roundtrip --markdown BENCHMARKS.md --append
+	USERFAULT_SPIN_US=0 ./$(CLI) bench --only threads --markdown BENCHMARKS.md --append
+	cat bench/NOTES.md >> BENCHMARKS.md
+
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/userfault $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGDIR) $(DESTDIR)$(MANDIR)/man3
 	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
@@ -120,5 +129,5 @@ install: all
 clean:
 	rm -rf build build-asan build-tsan build-clang
 
-.PHONY: all demo check test bench install clean
+.PHONY: all demo check test bench benchmarks install clean
 .SECONDARY:
