@@ -676,7 +676,7 @@ static void unregister_area(struct uf_area *a)
 	uf_area_end(a);
 	uf_pages_disarm(s, e - s, UF_LD(a->prot));
 	if (c)
-		uf_wake_range(c, s, e);
+		uf_wake_range(c, s, e, NULL);
 }
 
 int uf_unregister_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end)

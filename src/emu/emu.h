@@ -149,9 +149,13 @@ UF_HIDDEN void uf_pages_set_used(long extra);
 UF_HIDDEN int uf_pages_disarm(uintptr_t addr, size_t len, int prot);	/* a-s-s */
 UF_HIDDEN int uf_pages_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits,
 				       uint64_t pg0, int prot);
-/* Install pages [dst, dst+len) of one area from src (NULL = zeros).  Returns
- * bytes installed (> 0) or a negative errno.  async-signal-safe */
-UF_HIDDEN long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len);
+/* Install pages [dst, dst+len) of one area from src (NULL = zeros), and
+ * populate their entries if asked.  Returns bytes installed (> 0) or a
+ * negative errno.  async-signal-safe */
+UF_HIDDEN long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len,
+			  int populate);
+/* Fill the entries of installed pages (speed only).  async-signal-safe */
+UF_HIDDEN void uf_populate(const struct uf_area_view *v, uintptr_t addr, size_t len);
 
 /* fork waits for installs in flight and holds new ones back. */
 UF_HIDDEN void uf_install_pause(void);
@@ -186,7 +190,8 @@ UF_HIDDEN int uf_area_move_begin_locked(struct uf_area *a, size_t newlen);
 UF_HIDDEN void uf_area_move_end_locked(struct uf_area *a, void *to, size_t newlen);
 
 /* ---- waiters (fault.c) ---- */
-UF_HIDDEN long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end); /* a-s-s */
+UF_HIDDEN long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end,
+			    long *woken);			/* a-s-s */
 UF_HIDDEN void uf_wake_all(uint32_t ctx_id);			/* a-s-s */
 UF_HIDDEN int uf_take_msgs(struct uf_ctx *c, struct uffd_msg *out, int max); /* a-s-s */
 UF_HIDDEN void uf_waiters_reset_after_fork(void);

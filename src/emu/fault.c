@@ -81,8 +81,9 @@ static int slot_finish(struct uf_waiter *w, uint32_t seen, uint32_t to, struct u
 
 /* Wake every waiter of c whose address is in [start, end).  Returns how
  * many of them had not been read yet (their messages are withdrawn, so the
- * descriptor's readiness may have to change).  a-s-s */
-long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end)
+ * descriptor's readiness may have to change); *woken (if not NULL) gets how
+ * many were woken.  a-s-s */
+long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end, long *woken)
 {
 	uint32_t id = atomic_load(&c->id);
 	int hw = atomic_load(&g_w_hw);
@@ -104,6 +105,8 @@ long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end)
 			if (atomic_load(&w->sleeping))
 				uf_sys_futex_wake(&w->state, 1);
 			unread += PHASE(s) == W_PENDING;
+			if (woken)
+				++*woken;
 		}
 	}
 	return unread;
@@ -451,6 +454,10 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 	}
 	wait_learn(now_ns() - t0);
 	slot_free(w);
+	/* Woken by a single-page install: the resolver left the entry of our
+	 * page for us to fill (see resolve() in ioctl.c), off its path. */
+	if (PHASE(s) == W_WOKEN && uf_area_still(v) && uf_page_present(v, addr))
+		uf_populate(v, uf_page_down(addr), uf_caps.page_size);
 }
 
 /* The SIGSEGV handler.  Returns to retry the access, or hands the signal on

@@ -103,7 +103,7 @@ static int do_wake(struct uf_ctx *c, int fd, unsigned long arg)
 		return fail(EFAULT);
 	if (!range_ok(rg.start, rg.len))
 		return fail(EINVAL);
-	if (uf_wake_range(c, rg.start, rg.start + rg.len))
+	if (uf_wake_range(c, rg.start, rg.start + rg.len, NULL))
 		uf_ctx_tokens_sync(c, fd);
 	return 0;
 }
@@ -121,9 +121,17 @@ static long resolve(struct uf_ctx *c, int fd, uint64_t dst, const void *src, uin
 		return -ENOENT;
 	if (v.busy)		/* being converted: not yet a registered range */
 		return -ENOENT;
-	r = uf_install(&v, dst, src, len);
-	if (r > 0 && wake && uf_wake_range(c, dst, dst + (uint64_t)r))
-		uf_ctx_tokens_sync(c, fd);
+	r = uf_install(&v, dst, src, len, !wake);
+	if (r > 0 && wake) {
+		long woken = 0;
+		if (uf_wake_range(c, dst, dst + (uint64_t)r, &woken))
+			uf_ctx_tokens_sync(c, fd);
+		/* Fill the page table entries after the wake, so that the woken
+		 * threads run meanwhile; a thread woken for a single page fills
+		 * its own (wait_fault), off this thread's path. */
+		if (!woken || (uint64_t)r != uf_caps.page_size)
+			uf_populate(&v, dst, (size_t)r);
+	}
 	return r;
 }
 

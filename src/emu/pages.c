@@ -245,12 +245,25 @@ int uf_pages_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits,
 	return each_run(addr, len >> uf_caps.page_shift, bits, pg0, 1, 0, prot);
 }
 
+/* Fill the page table entries of installed pages, which spares the next
+ * access an exception.  A read populate is enough, and cheaper: on a shared
+ * memfd mapping a read fault maps the page writable where the mapping is
+ * (shmem needs no write notification), and maps up to 16 pages per fault.
+ * Only a matter of speed: it may fail (a page missing again, a fork's
+ * freeze) without harm.  a-s-s */
+void uf_populate(const struct uf_area_view *v, uintptr_t addr, size_t len)
+{
+	if (!uf_caps.populate)
+		return;
+	if (v->prot & PROT_READ)
+		uf_sys_madvise((void *)addr, len, MADV_POPULATE_READ);
+	else if (v->prot & PROT_WRITE)
+		uf_sys_madvise((void *)addr, len, MADV_POPULATE_WRITE);
+}
+
 /* Make installed pages accessible: their content is already in the memfd.
- * Then populate, which spares the woken thread a second exception.  A read
- * populate is enough, and cheaper: on a shared memfd mapping a read fault
- * maps the page writable where the mapping is (shmem needs no write
- * notification), and maps up to 16 pages per fault.  a-s-s */
-static int reveal(const struct uf_area_view *v, uintptr_t addr, size_t len)
+ * a-s-s */
+static int reveal(const struct uf_area_view *v, uintptr_t addr, size_t len, int populate)
 {
 	long d = uf_caps.guard_markers ? 0 : reveal_delta(v, addr, len);
 	int r = budget_take(d);
@@ -262,12 +275,8 @@ static int reveal(const struct uf_area_view *v, uintptr_t addr, size_t len)
 		budget_take(-d);
 		return r;
 	}
-	if (!uf_caps.populate)
-		return 0;
-	if (v->prot & PROT_READ)
-		uf_sys_madvise((void *)addr, len, MADV_POPULATE_READ);
-	else if (v->prot & PROT_WRITE)
-		uf_sys_madvise((void *)addr, len, MADV_POPULATE_WRITE);
+	if (populate)
+		uf_populate(v, addr, len);
 	return 0;
 }
 
@@ -366,21 +375,24 @@ static void install_leave(void)
 		uf_sys_futex_wake(&g_inflight, 1);
 }
 
-static long install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len);
+static long install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len,
+		    int populate);
 
 /* Install [dst, dst+len) of one area: bytes installed, or -errno if none.
  * async-signal-safe */
-long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len)
+long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len,
+		int populate)
 {
 	long r;
 
 	install_enter();
-	r = install(v, dst, src, len);
+	r = install(v, dst, src, len, populate);
 	install_leave();
 	return r;
 }
 
-static long install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len)
+static long install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len,
+		    int populate)
 {
 	struct uf_backing *b = &uf_backings[v->backing];
 	size_t ps = uf_caps.page_size, npages = len >> uf_caps.page_shift, done = 0;
@@ -406,7 +418,7 @@ static long install(const struct uf_area_view *v, uintptr_t dst, const void *src
 			unclaim(b, pg, full, run);	/* unreadable source */
 			err = -EFAULT;
 		}
-		if (full && (r = reveal(v, dst + done * ps, full * ps)) < 0) {
+		if (full && (r = reveal(v, dst + done * ps, full * ps, populate)) < 0) {
 			/* Out of mappings (protection mode): hide the run again
 			 * (merging back never needs a new mapping) and forget it. */
 			uf_sys_mprotect((void *)(dst + done * ps), full * ps, PROT_NONE);
