@@ -27,7 +27,8 @@ struct rt_params {
 	int blocking;		/* handlers block in read() instead of poll() */
 	int zeropage;		/* UFFDIO_ZEROPAGE instead of UFFDIO_COPY */
 	int write;		/* faulters write the page (else read) */
-	size_t unit;		/* bytes resolved per fault (page size up to 2 MiB) */
+	size_t unit;		/* bytes resolved per fault (page size up to 2 MiB);
+				 * the faulter then reads every page of it */
 	int faulters, handlers;
 	long faults;		/* total faults (units touched) */
 	double *lat_ns;		/* optional: latency of each fault, faults entries */
