@@ -79,7 +79,8 @@ int bench_write_svg(const char *path, const double *kernel, size_t nk, const dou
 uint64_t bench_now_ns(void);
 /* Lines of /proc/self/maps, and mappings intersecting [start, end). */
 long bench_maps_count(uintptr_t start, uintptr_t end, long *total);
-/* RssAnon + RssShmem of this process, in bytes. */
+/* RssAnon of this process + Shmem of the system (memfd pages, mapped or
+ * not), in bytes. */
 long long bench_resident_bytes(void);
 /* A small fast generator (xorshift). */
 uint64_t bench_rand(uint64_t *state);
