@@ -117,10 +117,19 @@ static long resolve(struct uf_ctx *c, int fd, uint64_t dst, const void *src, uin
 	struct uf_area_view v;
 	long r;
 
-	if (!uf_area_find(dst, &v) || dst + len > v.end || !v.ctx)
-		return -ENOENT;
-	if (v.busy)		/* being converted: not yet a registered range */
-		return -ENOENT;
+	/* A busy area is being converted (REGISTER) or frozen (fork): wait,
+	 * as the kernel's COPY waits for the mmap lock, then look again. */
+	for (;;) {
+		uint32_t gen;
+
+		if (!uf_area_find(dst, &v) || dst + len > v.end || !v.ctx)
+			return -ENOENT;
+		if (!v.busy)
+			break;
+		gen = atomic_load(&uf_busy_gen);
+		if (uf_area_still(&v))
+			uf_area_wait_busy(gen);
+	}
 	r = uf_install(&v, dst, src, len, !wake);
 	if (r > 0 && wake) {
 		long woken = 0;
