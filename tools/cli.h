@@ -33,6 +33,7 @@ int cmd_probe(int argc, char **argv, struct cli_global *global);
 int cmd_demo(int argc, char **argv, struct cli_global *global);
 int cmd_run(int argc, char **argv, struct cli_global *global);
 int cmd_bench(int argc, char **argv, struct cli_global *global);
+int cmd_stress(int argc, char **argv, struct cli_global *global);
 
 /* ---- Messages (cli.c) -------------------------------------------------- */
 

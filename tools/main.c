@@ -25,7 +25,7 @@ static const char usage_text[] =
 	"  demo [N]                serve N pages (default 8) through a userfaultfd\n"
 	"  run [--] PROG [ARGS]    run PROG with the drop-in library (LD_PRELOAD)\n"
 	"  bench                   measure both back-ends side by side\n"
-	"  stress                  (not yet implemented)\n"
+	"  stress                  bounce pages through faults, check every byte\n"
 	"  help [COMMAND]          this help, or the help of COMMAND\n"
 	"\n"
 	"Options:\n"
@@ -38,17 +38,6 @@ static const char usage_text[] =
 	"Exit status: 0 success, 1 runtime error, 2 command-line error; 'run' exits\n"
 	"with the status of PROG, or 127 if PROG cannot be executed.\n";
 
-static int not_implemented(int argc, char **argv, struct cli_global *global)
-{
-	(void)global;
-	if (argc > 1 && cli_is_help(argv[1])) {
-		printf("usage: " CLI_NAME " %s\n\nNot yet implemented.\n", argv[0]);
-		return CLI_OK;
-	}
-	cli_error("%s: not yet implemented", argv[0]);
-	return CLI_USAGE;
-}
-
 struct command {
 	const char *name;
 	int (*run)(int argc, char **argv, struct cli_global *global);
@@ -59,7 +48,7 @@ static const struct command commands[] = {
 	{ "demo", cmd_demo },
 	{ "run", cmd_run },
 	{ "bench", cmd_bench },
-	{ "stress", not_implemented },
+	{ "stress", cmd_stress },
 };
 
 static const struct command *find_command(const char *name)

@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd-stress.c - "userfault stress": bounce pages between two regions
+ * through page faults, and check every byte.
+ *
+ * Round r copies region SRC into region DST (the roles swap each round):
+ *
+ *   1. copy:    DST is emptied (MADV_DONTNEED) and registered for missing
+ *               pages; faulting threads read every page in a random order
+ *               and check it; handler threads serve the faults with
+ *               UFFDIO_COPY of a random size (4 KiB to 2 MiB) around the
+ *               address.  Midway the main thread forks: the child checks
+ *               that each page is either whole or missing (zero).
+ *   2. drop:    random ranges of DST are dropped (MADV_DONTNEED) while it
+ *               is registered; the faulting threads read them again, so
+ *               they fault and are served again.
+ *   3. write:   the faulting threads write the next round's pattern into
+ *               every page of DST.
+ *   4. check:   DST is unregistered and every byte compared.
+ *
+ * Exit status 0 only if every byte checked out.  The last line says how
+ * many bytes were checked and how many corruptions were found.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char stress_help[] =
+	"usage: " CLI_NAME " stress [--backend B] [--seconds N] [--threads T]\n"
+	"                        [--handlers H] [--size MIB] [--rounds R] [--seed S] [--no-fork]\n"
+	"\n"
+	"Bounce pages between two regions through page faults: each round\n"
+	"registers the destination, faulting threads read its pages in random\n"
+	"order while handler threads serve them with UFFDIO_COPY of random sizes\n"
+	"(4 KiB to 2 MiB); random ranges are then dropped with MADV_DONTNEED and\n"
+	"faulted again; the faulting threads write the next round's pattern; the\n"
+	"destination is unregistered and every byte checked; the regions swap\n"
+	"roles.  A child forked in the middle of each copy checks that every page\n"
+	"it sees is whole or missing.\n"
+	"\n"
+	"  --seconds N    run rounds for about N seconds (default 10)\n"
+	"  --rounds R     stop after R rounds (default: no limit)\n"
+	"  --threads T    faulting threads (default 4)\n"
+	"  --handlers H   handler threads (default 2)\n"
+	"  --size MIB     size of each region in MiB (default 32)\n"
+	"  --seed S       random seed (default: from the clock; printed)\n"
+	"  --no-fork      do not fork during the copies\n"
+	"\n"
+	"Exit status: 0 if every byte checked out, 1 otherwise.\n";
+
+#define MAX_FAULTERS 64
+#define MAX_HANDLERS 16
+#define PHASE_LIMIT_S 120	/* a phase that takes longer has hung */
+
+struct stress {
+	size_t ps, npages, len;
+	char *reg[2];
+	int uffd, stopfd;
+	unsigned nfaulters, nhandlers;
+	uint64_t seed;
+
+	/* The round: DST = reg[dst], whose pages should hold pattern(round)
+	 * after the copy, then pattern(round + 1) after the write phase. */
+	int dst;
+	unsigned round;
+
+	/* The current phase's work: a list of pages shared out by index. */
+	uint64_t *order;
+	size_t norder;
+	_Atomic size_t next;
+	_Atomic int phase;		/* PH_* */
+	_Atomic unsigned busy;		/* faulters still in the phase */
+	_Atomic unsigned gen;		/* bumped to start a phase */
+	_Atomic int quit;
+
+	_Atomic uint64_t checked;	/* bytes compared */
+	_Atomic uint64_t corrupt;	/* pages found wrong */
+	_Atomic uint64_t faults, copies, eexist, partial;
+	_Atomic int err;		/* first unexpected errno */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+};
+
+enum { PH_READ = 1, PH_WRITE };
+
+/* ---- the pattern: one 64-bit word per 8 bytes ---- */
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static uint64_t word(const struct stress *s, unsigned round, uint64_t page, size_t w)
+{
+	return mix(s->seed ^ ((uint64_t)round << 44) ^ (page << 12) ^ w);
+}
+
+static void fill_page(const struct stress *s, char *p, unsigned round, uint64_t page)
+{
+	uint64_t *q = (uint64_t *)p;
+	for (size_t w = 0; w < s->ps / 8; w++)
+		q[w] = word(s, round, page, w);
+}
+
+/* 1 if page holds pattern(round).  Async-signal-safe (the fork child). */
+static int page_ok(const struct stress *s, const char *p, unsigned round, uint64_t page)
+{
+	const volatile uint64_t *q = (const volatile uint64_t *)p;
+	for (size_t w = 0; w < s->ps / 8; w++)
+		if (q[w] != word(s, round, page, w))
+			return 0;
+	return 1;
+}
+
+static int page_zero(const struct stress *s, const char *p)
+{
+	const volatile uint64_t *q = (const volatile uint64_t *)p;
+	for (size_t w = 0; w < s->ps / 8; w++)
+		if (q[w])
+			return 0;
+	return 1;
+}
+
+static void note_err(struct stress *s, int e)
+{
+	int z = 0;
+	atomic_compare_exchange_strong(&s->err, &z, e);
+}
+
+static uint64_t rnd(uint64_t *st)
+{
+	*st = mix(*st);
+	return *st;
+}
+
+/* ---- handlers ---- */
+
+static void wake_page(struct stress *s, uintptr_t page)
+{
+	struct uffdio_range r = { page, s->ps };
+	if (uf_ioctl(s->uffd, UFFDIO_WAKE, &r) < 0)
+		note_err(s, errno);
+}
+
+/* Serve a fault at addr with a COPY of a random size around it. */
+static void serve(struct stress *s, uintptr_t addr, uint64_t *st)
+{
+	static const size_t sizes[] = { 4096, 8192, 16384, 65536, 262144, 2097152 };
+	uintptr_t base = (uintptr_t)s->reg[s->dst], end = base + s->len;
+	const char *src = s->reg[!s->dst];
+	size_t sz = sizes[rnd(st) % (sizeof sizes / sizeof sizes[0])];
+	uintptr_t page = addr & ~(uintptr_t)(s->ps - 1);
+	uintptr_t from, to;
+	struct uffdio_copy c;
+
+	if (sz < s->ps)
+		sz = s->ps;
+	from = base + ((page - base) & ~(uintptr_t)(sz - 1));
+	to = from + sz < end ? from + sz : end;
+	c.dst = from;
+	c.src = (uintptr_t)src + (from - base);
+	c.len = to - from;
+	c.mode = 0;
+	c.copy = 0;
+	if (uf_ioctl(s->uffd, UFFDIO_COPY, &c) == 0) {
+		atomic_fetch_add(&s->copies, 1);
+		return;
+	}
+	if (errno == EAGAIN && c.copy > 0)
+		atomic_fetch_add(&s->partial, 1);
+	else if (errno == EEXIST)
+		atomic_fetch_add(&s->eexist, 1);
+	else {
+		note_err(s, errno);
+		return;
+	}
+	/* Part of the range was present: make sure of the faulting page. */
+	c.dst = page;
+	c.src = (uintptr_t)src + (page - base);
+	c.len = s->ps;
+	c.copy = 0;
+	if (uf_ioctl(s->uffd, UFFDIO_COPY, &c) < 0) {
+		if (errno != EEXIST)
+			note_err(s, errno);
+		wake_page(s, page);
+	}
+}
+
+static void *handler_main(void *arg)
+{
+	struct stress *s = arg;
+	struct uffd_msg m[16];
+	struct pollfd pf[2] = { { s->uffd, POLLIN, 0 }, { s->stopfd, POLLIN, 0 } };
+	uint64_t st = s->seed ^ (uint64_t)(uintptr_t)&st;
+
+	for (;;) {
+		ssize_t n;
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			note_err(s, errno);
+			break;
+		}
+		if (pf[1].revents)
+			break;
+		n = uf_read(s->uffd, m, sizeof m);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				note_err(s, errno);
+			continue;
+		}
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof m[0]; i++) {
+			if (m[i].event != UFFD_EVENT_PAGEFAULT) {
+				note_err(s, EPROTO);
+				continue;
+			}
+			atomic_fetch_add(&s->faults, 1);
+			serve(s, m[i].arg.pagefault.address, &st);
+		}
+	}
+	return NULL;
+}
+
+/* ---- faulters ---- */
+
+static void do_page(struct stress *s, uint64_t pg, int phase)
+{
+	char *p = s->reg[s->dst] + pg * s->ps;
+
+	if (phase == PH_READ) {
+		if (!page_ok(s, p, s->round, pg))
+			atomic_fetch_add(&s->corrupt, 1);
+		atomic_fetch_add(&s->checked, s->ps);
+	} else {
+		fill_page(s, p, s->round + 1, pg);
+	}
+}
+
+static void *faulter_main(void *arg)
+{
+	struct stress *s = arg;
+	unsigned seen = 0;
+
+	for (;;) {
+		int phase;
+		size_t i;
+
+		pthread_mutex_lock(&s->lock);
+		while (atomic_load(&s->gen) == seen && !atomic_load(&s->quit))
+			pthread_cond_wait(&s->cond, &s->lock);
+		pthread_mutex_unlock(&s->lock);
+		if (atomic_load(&s->quit))
+			return NULL;
+		seen = atomic_load(&s->gen);
+		phase = atomic_load(&s->phase);
+		while ((i = atomic_fetch_add(&s->next, 1)) < s->norder)
+			do_page(s, s->order[i], phase);
+		pthread_mutex_lock(&s->lock);
+		if (atomic_fetch_sub(&s->busy, 1) == 1)
+			pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+/* ---- the main thread ---- */
+
+static void shuffle(uint64_t *v, size_t n, uint64_t *st)
+{
+	for (size_t i = n; i > 1; i--) {
+		size_t j = rnd(st) % i;
+		uint64_t t = v[i - 1];
+		v[i - 1] = v[j];
+		v[j] = t;
+	}
+}
+
+/* The fork child: every page of DST is whole (this round's pattern) or
+ * missing (zero), never anything else.  Only reads and _exit. */
+static void child_check(const struct stress *s)
+{
+	const char *d = s->reg[s->dst];
+	unsigned bad = 0;
+
+	for (uint64_t pg = 0; pg < s->npages; pg++) {
+		const char *p = d + pg * s->ps;
+		if (!page_ok(s, p, s->round, pg) && !page_zero(s, p))
+			bad++;
+	}
+	_exit(bad > 250 ? 250 : (int)bad);
+}
+
+/* Start a phase over order[0..n) and wait for it; with fork_at, fork once
+ * that many pages are done.  0, or -1 if it hung. */
+static int run_phase(struct stress *s, int phase, size_t n, int do_fork)
+{
+	struct timespec deadline;
+	int forked = 0, r = 0;
+
+	s->norder = n;
+	atomic_store(&s->next, 0);
+	atomic_store(&s->phase, phase);
+	pthread_mutex_lock(&s->lock);
+	atomic_store(&s->busy, s->nfaulters);
+	atomic_fetch_add(&s->gen, 1);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+
+	if (do_fork) {
+		pid_t pid;
+		int st;
+
+		while (atomic_load(&s->next) < n / 2 && atomic_load(&s->busy))
+			sched_yield();
+		pid = fork();
+		if (pid == 0)
+			child_check(s);
+		if (pid < 0) {
+			note_err(s, errno);
+		} else {
+			forked = 1;
+			if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
+				fprintf(stderr, CLI_NAME " stress: fork child died (status 0x%x)\n", st);
+				atomic_fetch_add(&s->corrupt, 1);
+			} else {
+				atomic_fetch_add(&s->corrupt, (uint64_t)WEXITSTATUS(st));
+				atomic_fetch_add(&s->checked, s->len);
+			}
+		}
+	}
+	(void)forked;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += PHASE_LIMIT_S;
+	pthread_mutex_lock(&s->lock);
+	while (atomic_load(&s->busy) && r == 0)
+		if (pthread_cond_timedwait(&s->cond, &s->lock, &deadline) == ETIMEDOUT)
+			r = -1;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static int reg_range(struct stress *s, int which, int on)
+{
+	struct uffdio_register rg = { .range = { (uintptr_t)s->reg[which], s->len },
+				      .mode = UFFDIO_REGISTER_MODE_MISSING };
+	if (uf_ioctl(s->uffd, on ? UFFDIO_REGISTER : UFFDIO_UNREGISTER, on ? (void *)&rg : (void *)&rg.range) < 0) {
+		note_err(s, errno);
+		return -1;
+	}
+	return 0;
+}
+
+/* One round.  0, or -1 on a hang or an error. */
+static int round_run(struct stress *s, int do_fork, uint64_t *st)
+{
+	char *d = s->reg[s->dst];
+	size_t ndrop = 0;
+
+	/* 1. copy */
+	if (madvise(d, s->len, MADV_DONTNEED) < 0 || reg_range(s, s->dst, 1) < 0)
+		return -1;
+	for (uint64_t i = 0; i < s->npages; i++)
+		s->order[i] = i;
+	shuffle(s->order, s->npages, st);
+	if (run_phase(s, PH_READ, s->npages, do_fork) < 0)
+		return -1;
+	/* 2. drop random ranges while registered, and fault them again */
+	for (int k = 0; k < 8; k++) {
+		uint64_t first = rnd(st) % s->npages;
+		uint64_t n = 1 + rnd(st) % (s->npages / 16 + 1);
+		if (first + n > s->npages)
+			n = s->npages - first;
+		if (madvise(d + first * s->ps, n * s->ps, MADV_DONTNEED) < 0) {
+			note_err(s, errno);
+			return -1;
+		}
+		for (uint64_t i = 0; i < n; i++)
+			s->order[ndrop++] = first + i;
+	}
+	shuffle(s->order, ndrop, st);
+	if (run_phase(s, PH_READ, ndrop, 0) < 0)
+		return -1;
+	/* 3. write the next round's pattern */
+	for (uint64_t i = 0; i < s->npages; i++)
+		s->order[i] = i;
+	shuffle(s->order, s->npages, st);
+	if (run_phase(s, PH_WRITE, s->npages, 0) < 0)
+		return -1;
+	/* 4. unregister and check every byte */
+	if (reg_range(s, s->dst, 0) < 0)
+		return -1;
+	for (uint64_t pg = 0; pg < s->npages; pg++) {
+		if (!page_ok(s, d + pg * s->ps, s->round + 1, pg))
+			atomic_fetch_add(&s->corrupt, 1);
+		atomic_fetch_add(&s->checked, s->ps);
+	}
+	return 0;
+}
+
+static int parse_num(const char *opt, const char *v, long min, long max, long *out)
+{
+	if (!v || cli_parse_count(v, min, max, out) < 0)
+		return cli_usage_error("stress", "%s needs a number from %ld to %ld", opt, min, max);
+	return CLI_OK;
+}
+
+int cmd_stress(int argc, char **argv, struct cli_global *global)
+{
+	struct stress s;
+	long seconds = 10, threads = 4, handlers = 2, size_mib = 32, rounds = 0, seed = -1;
+	int do_fork = 1, r, status = CLI_OK;
+	pthread_t fth[MAX_FAULTERS], hth[MAX_HANDLERS];
+	unsigned nf = 0, nh = 0;
+	struct uffdio_api api = { .api = UFFD_API };
+	time_t start;
+	uint64_t st;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		int t;
+		if (cli_is_help(a)) {
+			fputs(stress_help, stdout);
+			return CLI_OK;
+		}
+		if ((t = cli_take_backend(argc, argv, &i, global, "stress")) < 0)
+			return CLI_USAGE;
+		if (t)
+			continue;
+		if (!strcmp(a, "--no-fork")) {
+			do_fork = 0;
+			continue;
+		}
+		if (!strcmp(a, "--seconds")) r = parse_num(a, v, 1, 86400, &seconds);
+		else if (!strcmp(a, "--threads")) r = parse_num(a, v, 1, MAX_FAULTERS, &threads);
+		else if (!strcmp(a, "--handlers")) r = parse_num(a, v, 1, MAX_HANDLERS, &handlers);
+		else if (!strcmp(a, "--size")) r = parse_num(a, v, 4, 65536, &size_mib);
+		else if (!strcmp(a, "--rounds")) r = parse_num(a, v, 1, 1000000000, &rounds);
+		else if (!strcmp(a, "--seed")) r = parse_num(a, v, 0, 0x7fffffffffffffffL, &seed);
+		else
+			return cli_usage_error("stress", "unknown argument '%s'", a);
+		if (r != CLI_OK)
+			return r;
+		i++;
+	}
+	if ((r = cli_use_backend(global, "stress")) != CLI_OK)
+		return r;
+
+	memset(&s, 0, sizeof s);
+	s.ps = (size_t)sysconf(_SC_PAGESIZE);
+	s.len = (size_t)size_mib << 20;
+	s.npages = s.len / s.ps;
+	s.nfaulters = (unsigned)threads;
+	s.nhandlers = (unsigned)handlers;
+	s.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	s.uffd = s.stopfd = -1;
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_cond_init(&s.cond, NULL);
+	st = s.seed;
+	printf(CLI_NAME " stress: %s back-end, 2 regions of %ld MiB, %ld faulting + %ld handler threads, "
+	       "seed %llu%s\n", uf_backend_name(uf_get_backend()), size_mib, threads, handlers,
+	       (unsigned long long)s.seed, do_fork ? ", forks" : "");
+	fflush(stdout);
+
+	for (int k = 0; k < 2; k++) {
+		s.reg[k] = mmap(NULL, s.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (s.reg[k] == MAP_FAILED) {
+			cli_error("mmap: %s", strerror(errno));
+			return CLI_FAIL;
+		}
+	}
+	s.order = malloc(s.npages * sizeof *s.order);
+	s.uffd = uf_userfaultfd(O_CLOEXEC | O_NONBLOCK);
+	s.stopfd = eventfd(0, EFD_CLOEXEC);
+	if (!s.order || s.uffd < 0 || s.stopfd < 0 || uf_ioctl(s.uffd, UFFDIO_API, &api) < 0) {
+		cli_error("set-up: %s", strerror(errno));
+		return CLI_FAIL;
+	}
+	/* Round 0's source: region 0 holds pattern(0). */
+	for (uint64_t pg = 0; pg < s.npages; pg++)
+		fill_page(&s, s.reg[0] + pg * s.ps, 0, pg);
+	s.dst = 1;
+	for (nh = 0; nh < s.nhandlers; nh++)
+		if (pthread_create(&hth[nh], NULL, handler_main, &s))
+			break;
+	for (nf = 0; nf < s.nfaulters; nf++)
+		if (pthread_create(&fth[nf], NULL, faulter_main, &s))
+			break;
+	s.nfaulters = nf;
+	if (nh == 0 || nf == 0) {
+		cli_error("cannot start threads");
+		status = CLI_FAIL;
+	}
+
+	start = time(NULL);
+	while (status == CLI_OK && time(NULL) - start < seconds && (!rounds || s.round < rounds)) {
+		if (round_run(&s, do_fork, &st) < 0) {
+			if (!atomic_load(&s.err))
+				cli_error("round %u: a phase took over %d s: a fault was never served", s.round,
+					  PHASE_LIMIT_S);
+			status = CLI_FAIL;
+			break;
+		}
+		s.round++;
+		s.dst = !s.dst;
+		if (atomic_load(&s.err) || atomic_load(&s.corrupt))
+			break;
+	}
+
+	atomic_store(&s.quit, 1);
+	pthread_mutex_lock(&s.lock);
+	pthread_cond_broadcast(&s.cond);
+	pthread_mutex_unlock(&s.lock);
+	if (status == CLI_OK) {
+		uint64_t one = 1;
+		if (write(s.stopfd, &one, sizeof one) < 0)
+			note_err(&s, errno);
+		for (unsigned i = 0; i < nf; i++)
+			pthread_join(fth[i], NULL);
+		for (unsigned i = 0; i < nh; i++)
+			pthread_join(hth[i], NULL);
+	}
+	if (atomic_load(&s.err)) {
+		cli_error("unexpected error: %s", strerror(atomic_load(&s.err)));
+		status = CLI_FAIL;
+	}
+	if (atomic_load(&s.corrupt))
+		status = CLI_FAIL;
+	printf(CLI_NAME " stress: %u rounds in %lds, %llu faults, %llu copies (%llu EEXIST, %llu partial)\n",
+	       s.round, (long)(time(NULL) - start), (unsigned long long)atomic_load(&s.faults),
+	       (unsigned long long)atomic_load(&s.copies), (unsigned long long)atomic_load(&s.eexist),
+	       (unsigned long long)atomic_load(&s.partial));
+	printf(CLI_NAME " stress: %llu bytes checked, %llu corruptions found\n",
+	       (unsigned long long)atomic_load(&s.checked), (unsigned long long)atomic_load(&s.corrupt));
+	fflush(stdout);
+	/* A hung phase leaves threads blocked in faults: leave without them. */
+	if (status != CLI_OK)
+		_exit(CLI_FAIL);
+	uf_close(s.uffd);
+	close(s.stopfd);
+	free(s.order);
+	return status;
+}
