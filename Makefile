@@ -4,6 +4,7 @@
 #   make check           build, then run the test suite on both back-ends
 #   make SAN=asan check  the same under ASan+UBSan              (build-asan/)
 #   make SAN=tsan check  the same under TSan                    (build-tsan/)
+#   make analyze         clang-tidy, cppcheck, valgrind: no finding allowed (tools/analyze.sh)
 #   make install PREFIX=/usr/local DESTDIR=
 VERSION  := 0.1.0
 SOVER    := 0
@@ -78,7 +79,12 @@ $(B)/tests/%: tests/%.c $(STLIB) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -Itests -o $@ $< $(STLIB) $(LDLIBS)
 
-# Test helpers (wrappers such as the seccomp sandbox) are not tests.
+# Test helpers (wrappers such as the seccomp sandbox) are not tests.  The
+# raw-* ones use the kernel ABI alone, like an unmodified program.
+$(B)/tests/helpers/raw-%: tests/helpers/raw-%.c include/userfault/uapi.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -pthread -o $@ $<
+
 $(B)/tests/helpers/%: tests/helpers/%.c $(STLIB) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -Itests -o $@ $< $(STLIB) $(LDLIBS)
@@ -96,6 +102,17 @@ check: all
 	tests/run-tests.sh $(B)
 
 test: check
+
+# Static analysis (clang-tidy with .clang-tidy, cppcheck) and the emulated
+# back-end's tests under valgrind; fails on any finding (tools/analyze.sh).
+analyze: all
+	tools/analyze.sh $(B)
+
+# The compiler flags, for the compilation database that tools/analyze.sh writes.
+print-cflags:
+	@echo '$(ALLCFLAGS)'
+
+.PHONY: analyze print-cflags
 
 bench: all
 	./$(CLI) bench
@@ -131,3 +148,22 @@ clean:
 
 .PHONY: all demo check test bench benchmarks install clean
 .SECONDARY:
+
+# Differential fuzzing of the two back-ends (fuzz/README.md).
+#   make fuzz         libFuzzer target, clang + ASan/UBSan   ($(B)/fuzz/uffd-diff)
+#   make fuzz-check   replay fuzz/corpus with $(CC), then a short libFuzzer pass
+FUZZ_CC   ?= clang
+FUZZ_FLAGS = -std=gnu11 $(WARN) -O1 -g -D_GNU_SOURCE -Iinclude -Isrc -pthread -fno-omit-frame-pointer \
+	     -fsanitize=address,undefined -fno-sanitize-recover=undefined
+$(B)/fuzz/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(B)/fuzz/uffd-diff: fuzz/uffd-diff.c $(patsubst src/%.c,$(B)/fuzz/obj/%.o,$(LIB_SRC)) $(HDRS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(filter %.o,$^)
+$(B)/fuzz/uffd-diff-replay: fuzz/uffd-diff.c $(STLIB) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -DUFFD_DIFF_REPLAY -o $@ $< $(STLIB) $(LDLIBS)
+fuzz: $(B)/fuzz/uffd-diff
+fuzz-check: $(B)/fuzz/uffd-diff-replay
+	fuzz/check.sh $(B) "$(FUZZ_CC)"
+.PHONY: fuzz fuzz-check

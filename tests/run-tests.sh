@@ -230,6 +230,69 @@ if [ "$DROPIN" = 1 ]; then
 	run_dropin_tests
 fi
 
+# ---- 4. the drop-in in set-user-ID programs -------------------------------
+# A set-user-ID program run by another user (AT_SECURE) must get the kernel,
+# never the emulation, even with LD_PRELOAD and USERFAULT_BACKEND set: the
+# dynamic loader drops a preload given by path, and a drop-in loaded anyway
+# (by name, from a trusted directory, with the set-user-ID bit, which the
+# loader accepts) must stay inert.  The control run (same program, no
+# set-user-ID bit) must get the emulation.  Needs root (chown, setpriv).
+run_setuid_tests() {
+	local kind=$B/tests/helpers/raw-uffd-kind pre=$B/libuserfault-preload.so
+	local dir libdir=/usr/lib/x86_64-linux-gnu lib=libuserfault-preload-setuid-test.so
+	local out reason t0 t1
+	echo "== drop-in: set-user-ID programs"
+	if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null 2>&1; then
+		record SKIP setuid dropin 0 "needs root and setpriv"
+		return 0
+	fi
+	if ldd "$pre" 2>/dev/null | grep -Eq 'lib(a|t|ub)san'; then
+		record SKIP setuid dropin 0 "sanitizer runtimes refuse set-user-ID programs"
+		return 0
+	fi
+	[ -d "$libdir" ] || libdir=/usr/lib
+	t0=$(now_us)
+	dir=$(mktemp -d)
+	chmod 755 "$dir"
+	cp "$kind" "$dir/kind"
+	chmod 755 "$dir/kind"
+	reason=
+	# Control: not set-user-ID, run as nobody: the drop-in works.
+	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
+		env LD_PRELOAD="$pre" USERFAULT_BACKEND=emulated "$dir/kind" 2>&1)
+	[ "$out" = "emulated preloaded" ] || reason="control run (no set-user-ID bit): '$out', expected 'emulated preloaded'"
+	# Set-user-ID root, run as nobody, preload by path.
+	chown root:root "$dir/kind" && chmod 4755 "$dir/kind"
+	if [ -z "$reason" ]; then
+		out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
+			env LD_PRELOAD="$pre" USERFAULT_BACKEND=emulated "$dir/kind" 2>&1)
+		[ "$out" = kernel ] || reason="set-user-ID, preload by path: '$out', expected 'kernel'"
+	fi
+	# Set-user-ID, preload by name from a trusted directory: loaded, inert.
+	if [ -z "$reason" ] && [ -w "$libdir" ]; then
+		install -m 4755 "$pre" "$libdir/$lib"
+		out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
+			env LD_PRELOAD="$lib" USERFAULT_BACKEND=emulated "$dir/kind" 2>&1)
+		rm -f "$libdir/$lib"
+		if [ "$out" = kernel ]; then
+			reason="the loader did not load $libdir/$lib: the check proves nothing"
+		elif [ "$out" != "kernel preloaded" ]; then
+			reason="set-user-ID, drop-in loaded: '$out', expected 'kernel preloaded'"
+		fi
+	fi
+	rm -rf "$dir"
+	t1=$(now_us)
+	if [ -z "$reason" ]; then
+		record PASS setuid dropin $((t1 - t0))
+	else
+		record FAIL setuid dropin $((t1 - t0)) "$reason"
+	fi
+}
+
+if [ "$DROPIN" = 1 ]; then
+	run_setuid_tests
+fi
+
 if [ ${#failures[@]} -gt 0 ]; then
 	echo "failed:"
 	printf '  %s\n' "${failures[@]}"

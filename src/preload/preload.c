@@ -17,9 +17,17 @@
  *
  * Emulated descriptors are remembered in a bitmap by number, so that read()
  * and close() of every other descriptor cost one test of a bit.
+ *
+ * In a set-user-ID or set-group-ID program (AT_SECURE) the drop-in does
+ * nothing: creation goes to the kernel as if we were not there, so no
+ * emulated descriptor (and no memfd, pipe or thread of ours) ever exists,
+ * and every other call passes straight through.  The dynamic loader already
+ * refuses LD_PRELOAD paths in such programs; this covers a drop-in loaded
+ * some other way (/etc/ld.so.preload, a trusted directory).
  */
 #include "interpose.h"
 #include <fcntl.h>
+#include <sys/auxv.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -54,9 +62,15 @@ static int emulated(int fd)
 	return marked(fd) && uf_emu_fd_kind(fd, NULL) != UF_EMU_NONE;
 }
 
+/* A set-user-ID or set-group-ID program: stay out of its way. */
+static int secure(void)
+{
+	return getauxval(AT_SECURE) != 0;
+}
+
 static int is_dev_path(const char *path)
 {
-	return path && !strcmp(path, "/dev/userfaultfd");
+	return path && !strcmp(path, "/dev/userfaultfd") && !secure();
 }
 
 long syscall(long nr, ...)
@@ -68,7 +82,7 @@ long syscall(long nr, ...)
 	for (int i = 0; i < 6; i++)
 		a[i] = va_arg(ap, long);
 	va_end(ap);
-	if (nr == __NR_userfaultfd) {
+	if (nr == __NR_userfaultfd && !secure()) {
 		int fd = uf_userfaultfd((int)a[0]);
 		mark(fd, uf_emu_in_use() && uf_emu_fd_kind(fd, NULL) != UF_EMU_NONE);
 		return fd;
