@@ -54,6 +54,12 @@ UF_HIDDEN int uf_emu_close(int fd);
 UF_HIDDEN struct uf_ctx *uf_emu_pager_hint(int fd);
 /* Make the emulated uffd fd an in-thread pager (before any REGISTER). */
 UF_HIDDEN int uf_emu_set_pager(int fd, uf_pager_fn fn, void *arg);
+/* Touch, in user mode, the missing registered pages of a buffer that a
+ * system call is about to write (kernel_writes) or read, so that their faults
+ * reach the uffd first (emu/pretouch.c). */
+struct iovec;
+UF_HIDDEN void uf_emu_pretouch(uintptr_t buf, size_t len, int kernel_writes);
+UF_HIDDEN void uf_emu_pretouch_iov(const struct iovec *iov, int n, int kernel_writes);
 /* 0 if the emulation can work here, else a negative errno. */
 UF_HIDDEN int uf_emu_check(int *guard_markers);
 

@@ -29,4 +29,12 @@ static inline int uf_fault_is_write(const void *uctx)
 	return 0;
 }
 
+/* A write access that changes nothing, even with other threads writing.
+ * With LSE atomics it is a single store-type access; without, the
+ * exclusive load faults first, as a read. */
+static inline void uf_touch_write(void *p)
+{
+	__atomic_fetch_or((volatile char *)p, 0, __ATOMIC_RELAXED);
+}
+
 #endif

@@ -3,7 +3,8 @@
  * Decoding a memory fault from a signal context, one tiny header per
  * architecture (in the manner of GNU libsigsegv).  Each provides
  *   uf_fault_is_write(ucontext)  -> 1 for a write access, 0 for a read
- * Both are async-signal-safe (they only read the context).
+ *   uf_touch_write(p)            a write access to p that changes nothing
+ * Both are async-signal-safe.
  */
 #ifndef UF_ARCH_FAULT_H
 #define UF_ARCH_FAULT_H

@@ -12,4 +12,11 @@ static inline int uf_fault_is_write(const void *uctx)
 	return (uc->uc_mcontext.gregs[REG_ERR] & UF_PF_WRITE) != 0;
 }
 
+/* A write access that changes nothing, even with other threads writing:
+ * a locked OR of 0 (a plain C atomic add of 0 may be turned into a load). */
+static inline void uf_touch_write(void *p)
+{
+	__asm__ __volatile__("lock orb $0, %0" : "+m"(*(volatile char *)p) : : "memory");
+}
+
 #endif

@@ -9,6 +9,9 @@
  *   open/openat("/dev/userfaultfd")            -> uf_open_dev
  *   ioctl(fd, UFFDIO_* | USERFAULTFD_IOC_NEW)  -> the emulation, for its fds
  *   read(), close(), write() on an emulated uffd
+ *   read/write/pread/pwrite/readv/writev/preadv/pwritev(2), recv/recvfrom/
+ *   recvmsg, send/sendto/sendmsg, fread/fwrite: missing registered pages of
+ *   their buffers are touched first (see emu/pretouch.c)
  *   dup/dup2/dup3/fcntl(F_DUPFD), recvmsg(SCM_RIGHTS): new numbers for one
  *
  * sigaction() and signal() come from the library itself (emu/sigchain.c).
@@ -27,7 +30,9 @@
  */
 #include "interpose.h"
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/auxv.h>
+#include <sys/uio.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -149,6 +154,7 @@ ssize_t read(int fd, void *buf, size_t n)
 {
 	if (marked(fd))
 		return uf_read(fd, buf, n);
+	uf_emu_pretouch((uintptr_t)buf, n, 1);
 	return __read(fd, buf, n);
 }
 
@@ -158,8 +164,61 @@ ssize_t write(int fd, const void *buf, size_t n)
 		errno = EBADF;		/* the kernel's uffd is read-only */
 		return -1;
 	}
+	uf_emu_pretouch((uintptr_t)buf, n, 0);
 	UF_REAL(write);
 	return real_write(fd, buf, n);
+}
+
+/*
+ * The other calls that copy to or from user memory: touch the buffers'
+ * missing registered pages first (emu/pretouch.c), then the C library's
+ * function.  KW: 1 if the kernel writes the buffer.
+ */
+#define BUF_CALL(ret, name, params, buf, len, kw, args)			\
+ret name params								\
+{										\
+	uf_emu_pretouch((uintptr_t)(buf), (len), (kw));			\
+	UF_REAL(name);								\
+	return real_##name args;						\
+}
+#define IOV_CALL(ret, name, params, iov, cnt, kw, args)			\
+ret name params								\
+{										\
+	uf_emu_pretouch_iov((iov), (cnt), (kw));				\
+	UF_REAL(name);								\
+	return real_##name args;						\
+}
+BUF_CALL(ssize_t, pread, (int fd, void *b, size_t n, off_t o), b, n, 1, (fd, b, n, o))
+BUF_CALL(ssize_t, pread64, (int fd, void *b, size_t n, off64_t o), b, n, 1, (fd, b, n, o))
+BUF_CALL(ssize_t, pwrite, (int fd, const void *b, size_t n, off_t o), b, n, 0, (fd, b, n, o))
+BUF_CALL(ssize_t, pwrite64, (int fd, const void *b, size_t n, off64_t o), b, n, 0, (fd, b, n, o))
+BUF_CALL(ssize_t, recv, (int fd, void *b, size_t n, int f), b, n, 1, (fd, b, n, f))
+BUF_CALL(ssize_t, recvfrom, (int fd, void *b, size_t n, int f, struct sockaddr *a, socklen_t *l),
+	 b, n, 1, (fd, b, n, f, a, l))
+BUF_CALL(ssize_t, send, (int fd, const void *b, size_t n, int f), b, n, 0, (fd, b, n, f))
+BUF_CALL(ssize_t, sendto, (int fd, const void *b, size_t n, int f, const struct sockaddr *a, socklen_t l),
+	 b, n, 0, (fd, b, n, f, a, l))
+#undef fread_unlocked
+#undef fwrite_unlocked
+BUF_CALL(size_t, fread, (void *b, size_t sz, size_t n, FILE *f), b, sz * n, 1, (b, sz, n, f))
+BUF_CALL(size_t, fread_unlocked, (void *b, size_t sz, size_t n, FILE *f), b, sz * n, 1, (b, sz, n, f))
+BUF_CALL(size_t, fwrite, (const void *b, size_t sz, size_t n, FILE *f), b, sz * n, 0, (b, sz, n, f))
+BUF_CALL(size_t, fwrite_unlocked, (const void *b, size_t sz, size_t n, FILE *f), b, sz * n, 0, (b, sz, n, f))
+IOV_CALL(ssize_t, readv, (int fd, const struct iovec *v, int c), v, c, 1, (fd, v, c))
+IOV_CALL(ssize_t, writev, (int fd, const struct iovec *v, int c), v, c, 0, (fd, v, c))
+IOV_CALL(ssize_t, preadv, (int fd, const struct iovec *v, int c, off_t o), v, c, 1, (fd, v, c, o))
+IOV_CALL(ssize_t, preadv64, (int fd, const struct iovec *v, int c, off64_t o), v, c, 1, (fd, v, c, o))
+IOV_CALL(ssize_t, pwritev, (int fd, const struct iovec *v, int c, off_t o), v, c, 0, (fd, v, c, o))
+IOV_CALL(ssize_t, pwritev64, (int fd, const struct iovec *v, int c, off64_t o), v, c, 0, (fd, v, c, o))
+IOV_CALL(ssize_t, preadv2, (int fd, const struct iovec *v, int c, off_t o, int f), v, c, 1, (fd, v, c, o, f))
+IOV_CALL(ssize_t, pwritev2, (int fd, const struct iovec *v, int c, off_t o, int f), v, c, 0, (fd, v, c, o, f))
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (msg)
+		uf_emu_pretouch_iov(msg->msg_iov, (int)msg->msg_iovlen, 0);
+	UF_REAL(sendmsg);
+	return real_sendmsg(fd, msg, flags);
 }
 
 int close(int fd)
@@ -225,6 +284,8 @@ ssize_t recvmsg(int sock, struct msghdr *msg, int flags)
 	struct cmsghdr *c;
 
 	UF_REAL(recvmsg);
+	if (msg)
+		uf_emu_pretouch_iov(msg->msg_iov, (int)msg->msg_iovlen, 1);
 	r = real_recvmsg(sock, msg, flags);
 	if (r < 0 || !uf_emu_in_use() || !msg)
 		return r;

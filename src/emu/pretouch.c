@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Touching missing pages before a system call does.  The kernel cannot take
+ * a fault on an emulated missing page for us: a read() into one fails with
+ * EFAULT.  So the drop-in's wrappers of the calls that copy to or from user
+ * memory first touch, in user mode, every missing registered page of their
+ * buffers: the fault goes to the uffd like any other, the monitor serves it,
+ * and the call then finds the page present, as with the kernel's uffd.
+ *
+ * A buffer the kernel will write (read(), recv()) is touched with a write
+ * that changes nothing (a locked OR of 0, src/arch/), so the message has the WRITE
+ * flag the kernel's would have; a buffer it will read (write(), send()) is
+ * touched with a read.  Where the kernel fails such a call with EFAULT, so
+ * do we (no touch): a uffd made with UFFD_USER_MODE_ONLY, one with
+ * UFFD_FEATURE_SIGBUS (the kernel's access gets EFAULT, not a signal), and
+ * an in-thread pager (SIGBUS-based on the kernel back-end).
+ */
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include "arch/fault.h"
+#include "emu/emu.h"
+
+static void touch_range(uintptr_t start, uintptr_t end, int kernel_writes)
+{
+	uintptr_t a = uf_page_down(start);
+
+	for (; a < end; a += uf_caps.page_size) {
+		struct uf_area_view v;
+		struct uf_ctx *c;
+
+		if (!uf_area_find(a, &v) || !v.ctx || v.busy ||
+		    !(v.mode & UFFDIO_REGISTER_MODE_MISSING) || uf_page_present(&v, a))
+			continue;
+		c = uf_ctx_by_id(v.ctx);
+		if (!c || (c->flags & UFFD_USER_MODE_ONLY) ||
+		    (atomic_load(&c->features) & UFFD_FEATURE_SIGBUS) || atomic_load(&c->pager_fn))
+			continue;
+		if (kernel_writes && (v.prot & PROT_WRITE))
+			uf_touch_write((void *)a);
+		else if (v.prot & PROT_READ)
+			(void)*(volatile char *)a;
+	}
+}
+
+void uf_emu_pretouch(uintptr_t s, size_t len, int kernel_writes)
+{
+	uintptr_t e;
+
+	if (!len || !uf_emu_in_use() || __builtin_add_overflow(s, len, &e))
+		return;
+	if (!uf_areas_meet(s, e))
+		return;
+	touch_range(s, e, kernel_writes);
+}
+
+void uf_emu_pretouch_iov(const struct iovec *iov, int n, int kernel_writes)
+{
+	if (!uf_emu_in_use() || !iov || n <= 0)
+		return;
+	for (int i = 0; i < n; i++)
+		uf_emu_pretouch((uintptr_t)iov[i].iov_base, iov[i].iov_len, kernel_writes);
+}
