@@ -42,9 +42,11 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	c.copy = 0;
 	if (uf_ioctl(g_uffd, UFFDIO_COPY, &c) < 0 && errno != EEXIST) {
 		atomic_store(&g_sigbus_err, errno);
-		/* Give up on this page: make it plain memory so the access ends. */
-		mmap((void *)(uintptr_t)c.dst, g_ps, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		/* Give up on this page: make it plain memory so the access ends
+		 * (should that fail too, the access faults again: a new try). */
+		/* cppcheck-suppress leakReturnValNotUsed ; MAP_FIXED, at c.dst */
+		(void)mmap((void *)(uintptr_t)c.dst, g_ps, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	}
 	errno = saved;
 }

@@ -30,6 +30,7 @@ long bench_maps_count(uintptr_t start, uintptr_t end, long *total)
 			while ((ch = fgetc(f)) != EOF && ch != '\n')
 				;
 		}
+		/* NOLINTNEXTLINE(cert-err34-c): the kernel's format, in range */
 		if (sscanf(line, "%lx-%lx", &s, &e) != 2)
 			continue;
 		all++;
@@ -53,6 +54,7 @@ static long long status_kb(const char *key)
 		return -1;
 	while (fgets(line, sizeof line, f))
 		if (strncmp(line, key, n) == 0 && line[n] == ':') {
+			/* NOLINTNEXTLINE(cert-err34-c): a kernel-written number of kB */
 			v = atoll(line + n + 1);
 			break;
 		}
@@ -71,6 +73,7 @@ static long long meminfo_kb(const char *key)
 		return -1;
 	while (fgets(line, sizeof line, f))
 		if (strncmp(line, key, n) == 0 && line[n] == ':') {
+			/* NOLINTNEXTLINE(cert-err34-c): a kernel-written number of kB */
 			v = atoll(line + n + 1);
 			break;
 		}

@@ -228,13 +228,13 @@ int main(void)
 		die("UFFDIO_API");
 	printf("UFFDIO_API: THREAD_ID enabled\n");
 
-	region = mmap(NULL, NPAGES * page_size, PROT_READ | PROT_WRITE,
+	region = mmap(NULL, (size_t)NPAGES * page_size, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (region == MAP_FAILED)
 		die("mmap");
 	memset(&reg, 0, sizeof reg);
 	reg.range.start = (uintptr_t)region;
-	reg.range.len = NPAGES * page_size;
+	reg.range.len = (size_t)NPAGES * page_size;
 	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
 	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
 		die("UFFDIO_REGISTER");
@@ -307,6 +307,6 @@ int main(void)
 	       aligned, nfaults,
 	       bad == 0 && nfaults == NPAGES && aligned == nfaults ? "ok" : "FAILED");
 	close(uffd);
-	munmap(region, NPAGES * page_size);
+	munmap(region, (size_t)NPAGES * page_size);
 	return bad == 0 && nfaults == NPAGES && aligned == nfaults ? 0 : 1;
 }

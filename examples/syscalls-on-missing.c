@@ -48,7 +48,7 @@ static void *handler(void *arg)
 			continue;
 		uintptr_t at = m.arg.pagefault.address & ~(uintptr_t)(ps - 1);
 		size_t n = (at - (uintptr_t)region) / ps;
-		faulted[n] = m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE ? 2 : 1;
+		faulted[n] = (m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) ? 2 : 1;
 		memset(page, 'A' + (int)n, ps);
 		struct uffdio_copy c = { .dst = at, .src = (uintptr_t)page, .len = ps };
 		if (ioctl(uffd, UFFDIO_COPY, &c) < 0 && errno != EEXIST)

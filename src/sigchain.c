@@ -17,6 +17,7 @@
 #include <string.h>
 #include "internal.h"
 
+/* NOLINTNEXTLINE(bugprone-reserved-identifier): glibc's own name for it */
 extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
 int uf_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
@@ -89,7 +90,9 @@ void uf_chain(int sig, siginfo_t *si, void *uctx)
 	sigset_t old;
 
 	uf_program_sigaction(sig, &sa);
-	if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) {
+	/* SIG_DFL and SIG_IGN whatever SA_SIGINFO says: sa_handler and
+	 * sa_sigaction share their storage, and the kernel reads it so. */
+	if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) {
 		/* The default action for a fault: reset and return, so that the
 		 * access faults again and the kernel acts (core dump, exit status)
 		 * exactly as it would have without us. */

@@ -41,10 +41,12 @@
  * read, close) must not be reached from inside the library through their
  * public names, or the drop-in would call itself: we use these instead.
  */
+/* NOLINTBEGIN(bugprone-reserved-identifier): glibc's own names for them */
 extern ssize_t __read(int fd, void *buf, size_t n);
 extern int __close(int fd);
 extern ssize_t __write(int fd, const void *buf, size_t n);
 extern int __open(const char *path, int flags, ...);
+/* NOLINTEND(bugprone-reserved-identifier) */
 
 /* A system call without going through syscall(3), nor through a
  * sanitizer's interceptor, nor through our own interposers of the memory

@@ -70,6 +70,7 @@ static char *fresh_hole(void)
 	char *p = t_map(1);
 
 	munmap(p, (size_t)t_ps);
+	/* cppcheck-suppress deallocret ; the address, not the memory, is wanted */
 	return p;
 }
 

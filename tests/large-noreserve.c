@@ -96,7 +96,7 @@ static int at_the_limit(int fd, char *p, const uint64_t *pages, int installed, u
 	CHECK(now <= max + 1);			/* [vsyscall] is listed, not counted */
 	for (int i = 0; i < installed; i++) {
 		fill(src, pages[i], words);
-		if (memcmp(p + pages[i] * (uint64_t)t_ps, src, (size_t)t_ps))
+		if (memcmp(p + pages[i] * (uint64_t)t_ps, src, (size_t)t_ps) != 0)
 			bad++;
 	}
 	CHECK_EQ(bad, 0);
@@ -188,7 +188,7 @@ int main(void)
 	fprintf(stderr, "%d installs: %lld ms\n", INSTALLS, (long long)(t_now_ms() - t0));
 	for (int i = 0; i < installed; i++) {
 		fill(src, pages[i], words);
-		if (memcmp(p + pages[i] * (uint64_t)t_ps, src, (size_t)t_ps) && bad++ < 5)
+		if (memcmp(p + pages[i] * (uint64_t)t_ps, src, (size_t)t_ps) != 0 && bad++ < 5)
 			fprintf(stderr, "  page %llu: content differs (word 0 = %#llx)\n",
 				(unsigned long long)pages[i],
 				(unsigned long long)*(uint64_t *)(p + pages[i] * (uint64_t)t_ps));

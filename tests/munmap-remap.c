@@ -54,6 +54,7 @@ int main(void)
 	/* mmap(MAP_FIXED) over a registered range. */
 	p = t_map_reg(fd, 4);
 	CHECK_EQ(t_copy_byte(fd, p, 0x62, 2, 0), 0);
+	/* cppcheck-suppress leakReturnValNotUsed ; MAP_FIXED over p */
 	T_REQUIRE(mmap(p, 4 * (size_t)t_ps, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == p);
 	check_fresh(fd, p, 4);
@@ -65,6 +66,7 @@ int main(void)
 	CHECK_EQ(t_copy_byte(fd, p, 0x63, 1, 0), 0);
 	CHECK_EQ(t_copy_byte(fd, p + t_ps, 0x64, 1, 0), 0);
 	CHECK_EQ(munmap(p + t_ps, (size_t)t_ps), 0);
+	/* cppcheck-suppress leakReturnValNotUsed ; MAP_FIXED_NOREPLACE into p's hole */
 	T_REQUIRE(mmap(p + t_ps, (size_t)t_ps, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == p + t_ps);
 	CHECK_ERRNO(t_copy_byte(fd, p + t_ps, 0x65, 1, 0), ENOENT);

@@ -186,6 +186,7 @@ static int check_page_(int line, const char *p, size_t i, int zero,
 	for (size_t o = 0; o < (size_t)t_ps; o++) {
 		char w = p + o == at ? val : zero ? 0 : want[o];
 
+		/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): p is mmap's, never 0 */
 		if (p[o] != w) {
 			t_fail(__FILE__, line, "page %zu byte %#zx: expected %#x, got %#x",
 			       i, o, (unsigned char)w, (unsigned char)p[o]);
@@ -777,11 +778,15 @@ static void two_pagers(void)
 /* With SIGBUS at SIG_DFL, a failing callback kills the process by SIGBUS.
  * The child is forked first thing, while the process has one thread, so
  * that it may start threads of its own (the emulation's watcher) even
- * under TSan. */
+ * under TSan.  Not under valgrind (tools/analyze.sh): it takes the SIGBUS
+ * that the emulation queues to the thread, with BUS_ADRERR, for a fault in
+ * its own code, and aborts. */
 static pid_t default_action_start(void)
 {
 	pid_t pid;
 
+	if (getenv("USERFAULT_TEST_VALGRIND"))
+		return 0;
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
@@ -803,6 +808,10 @@ static void default_action_check(pid_t pid)
 {
 	int st;
 
+	if (pid == 0) {
+		T_NOTE("SIGBUS at SIG_DFL: not checked under valgrind");
+		return;
+	}
 	T_REQUIRE(pid > 0);
 	T_REQUIRE(waitpid(pid, &st, 0) == pid);
 	CHECK(WIFSIGNALED(st));

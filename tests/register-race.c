@@ -34,7 +34,7 @@ static void *writer_fn(void *arg)
 
 int main(void)
 {
-	size_t pages = WRITERS * PAGES_EACH, len, slots;
+	size_t pages = (size_t)WRITERS * PAGES_EACH, len, slots;
 	struct writer w[WRITERS];
 	struct t_handler h;
 	int fd, stop = 0;
@@ -84,7 +84,9 @@ int main(void)
 	CHECK_EQ(t_handler_stop(&h), 0);
 	CHECK_EQ(h.errors, 0);
 	fprintf(stderr, "%ld register rounds\n", rounds);
-	CHECK(rounds > 10);
+	/* Under valgrind (tools/analyze.sh) one thread runs at a time, and each
+	 * REGISTER parses /proc/self/maps in instrumented code: no rate there. */
+	CHECK(rounds > (getenv("USERFAULT_TEST_VALGRIND") ? 0 : 10));
 
 	/* Check the counts: slot (k * 67) % slots was incremented once per k;
 	 * 67 is odd and slots a power of two, so each run of `slots` writes

@@ -80,8 +80,9 @@ static void descriptors(int *uffd, char **reg)
 		if (!(fl & FD_CLOEXEC))
 			fprintf(stderr, "descriptor %d (%s) is not close-on-exec\n", fd, link);
 		CHECK(fl & FD_CLOEXEC);
-		if (strncmp(link, "pipe:", 5) && strncmp(link, "/memfd:", 7) &&
-		    strcmp(link, "anon_inode:[eventpoll]") && strcmp(link, "anon_inode:[userfaultfd]")) {
+		if (strncmp(link, "pipe:", 5) != 0 && strncmp(link, "/memfd:", 7) != 0 &&
+		    strcmp(link, "anon_inode:[eventpoll]") != 0 &&
+		    strcmp(link, "anon_inode:[userfaultfd]") != 0) {
 			fprintf(stderr, "descriptor %d is %s\n", fd, link);
 			CHECK(0);
 		}

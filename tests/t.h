@@ -436,6 +436,7 @@ static inline int t_copy_byte(int fd, void *dst, int byte, size_t pages,
 			      uint64_t mode)
 {
 	size_t len = pages * (size_t)t_ps;
+	/* NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI): t_ps > 0 */
 	char *src = malloc(len);
 	int ret, e;
 

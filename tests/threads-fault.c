@@ -31,7 +31,7 @@ static void same_page(int fd, char *p)
 	int got, seen[N] = { 0 };
 
 	for (int i = 0; i < N; i++)
-		t_touch_start(&t[i], p + 64 * i, i & 1, (char)(0x40 + i));
+		t_touch_start(&t[i], p + 64 * (size_t)i, i & 1, (char)(0x40 + i));
 	got = collect(fd, m);
 	for (int i = 0; i < got; i++) {
 		int who = -1;
@@ -57,7 +57,7 @@ static void same_page(int fd, char *p)
 	for (int j = 0; j < N; j++) {
 		CHECK(t_touch_wait(&t[j], 2000));
 		if (j & 1)
-			CHECK_EQ(p[64 * j], 0x40 + j);
+			CHECK_EQ(p[64 * (size_t)j], 0x40 + j);
 		else
 			CHECK_EQ(t[j].val, 0x3f);
 	}

@@ -32,6 +32,7 @@ int main(void)
 	/* WAKE without resolving: the same fault again. */
 	CHECK_EQ(t_wake(fd, p + t_ps, (size_t)t_ps), 0);
 	if (T_MSG(fd, &m2, 2000)) {
+		/* NOLINTNEXTLINE(bugprone-suspicious-memory-comparison): all 32 bytes, as read() gave them */
 		CHECK_EQ(memcmp(&m1, &m2, sizeof m1), 0);
 		CHECK_FAULT(&m2, p + t_ps, UFFD_PAGEFAULT_FLAG_WRITE);
 		CHECK_EQ(m2.arg.pagefault.feat.ptid, t_touch_tid(&t));
@@ -41,6 +42,7 @@ int main(void)
 	/* A wide WAKE covering the page works too. */
 	CHECK_EQ(t_wake(fd, p, 4 * (size_t)t_ps), 0);
 	if (T_MSG(fd, &m2, 2000))
+		/* NOLINTNEXTLINE(bugprone-suspicious-memory-comparison): as above */
 		CHECK_EQ(memcmp(&m1, &m2, sizeof m1), 0);
 
 	CHECK_EQ(t_copy_byte(fd, p + t_ps, 0x11, 1, 0), 0);

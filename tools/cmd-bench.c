@@ -78,12 +78,14 @@ struct bcase {
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 #define GiB ((size_t)1 << 30)
+/* NOLINTBEGIN(bugprone-macro-parentheses): each argument is a whole initialiser */
 #define RT(nm, lb, g, t, b, z, w, f, h, u) \
 	{ .name = nm, .label = lb, .group = g, .kind = K_RT, .target = t, .blocking = b, \
 	  .zeropage = z, .write = w, .faulters = f, .handlers = h, .unit = u }
 #define IT(nm, lb, t, hw) { .name = nm, .label = lb, .group = G_INTHREAD, .kind = K_INTHREAD, .target = t, .how = hw }
 #define SC(nm, lb, t, sz) { .name = nm, .label = lb, .group = G_SCALE, .kind = K_SCALE, .target = t, .size = sz }
 #define PS(nm, lb, i) { .name = nm, .label = lb, .group = G_PASSTHROUGH, .kind = K_PASS, .target = BT_KERNEL, .pass_idx = i }
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 enum {
 	C_PLAIN, C_RT_K, C_RT_E, C_RTB_K, C_RTB_E, C_ZR_K, C_ZR_E, C_ZW_K, C_ZW_E,
@@ -188,13 +190,12 @@ static int cmp_double(const void *a, const void *b)
 
 struct stat3 {
 	double med, min, max;
-	int n;
 };
 
 static struct stat3 stats(const double *v, int n)
 {
 	double s[MAX_REPS];
-	struct stat3 r = { NAN, NAN, NAN, n };
+	struct stat3 r = { NAN, NAN, NAN };
 
 	if (n <= 0)
 		return r;
@@ -268,7 +269,9 @@ static int run_case(struct bcase *c, const struct opts *o, int rep)
 		r = bench_roundtrip(&p, &ns);
 		if (r == 0 && lat)
 			*nlat += (size_t)p.faults;
+		/* Per page: the units of G_BULK are whole pages. */
 		if (c->group == G_BULK)
+			/* NOLINTNEXTLINE(bugprone-integer-division) */
 			ns /= (double)(c->unit / (size_t)sysconf(_SC_PAGESIZE));
 		break;
 	}
@@ -344,6 +347,7 @@ static void machine_info(struct machine *m)
 	FILE *f;
 	char line[512];
 	time_t now = time(NULL);
+	struct tm tm;
 
 	memset(m, 0, sizeof *m);
 	if (uname(&u) == 0)
@@ -363,7 +367,7 @@ static void machine_info(struct machine *m)
 			}
 		fclose(f);
 	}
-	strftime(m->date, sizeof m->date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+	strftime(m->date, sizeof m->date, "%Y-%m-%d %H:%M UTC", gmtime_r(&now, &tm));
 }
 
 static void print_num(FILE *f, double v)
@@ -599,8 +603,8 @@ static int write_markdown(const struct opts *o, const struct machine *m, double 
 			"|---|---:|---:|---:|---:|\n");
 		for (int i = C_S16_K; i <= C_S64_E; i++) {
 			const struct bcase *c = &cases[i];
-			const struct scale_result *r = &c->sc[c->n - 1];
-			if (c->n)
+			const struct scale_result *r = c->n ? &c->sc[c->n - 1] : NULL;
+			if (r)
 				fprintf(f, "| %s | %ld | %ld | %.3f | %.2f |\n", c->label, r->maps_region,
 					r->maps_total, r->mem_ratio, r->register_ms);
 		}

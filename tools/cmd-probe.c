@@ -79,6 +79,7 @@ static int has_cap_sys_ptrace(void)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof line, f))
+		/* NOLINTNEXTLINE(cert-err34-c): kernel-written, 64 bits at most */
 		if (sscanf(line, "CapEff: %llx", &caps) == 1) {
 			ret = !!(caps & (1ULL << CAP_SYS_PTRACE));
 			break;

@@ -47,6 +47,7 @@ static int preload_path(char *buf, size_t size)
 			cli_error("run: drop-in path too long: %s", UF_PRELOAD_NAME);
 			return -1;
 		}
+		/* NOLINTNEXTLINE(clang-analyzer-security.insecureAPI.strcpy): length checked above */
 		strcpy(buf, UF_PRELOAD_NAME);
 		return 0;
 	}

@@ -466,7 +466,6 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 	s.nfaulters = (unsigned)threads;
 	s.nhandlers = (unsigned)handlers;
 	s.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	s.uffd = s.stopfd = -1;
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.cond, NULL);
 	st = s.seed;
@@ -487,6 +486,7 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 	s.stopfd = eventfd(0, EFD_CLOEXEC);
 	if (!s.order || s.uffd < 0 || s.stopfd < 0 || uf_ioctl(s.uffd, UFFDIO_API, &api) < 0) {
 		cli_error("set-up: %s", strerror(errno));
+		free(s.order);
 		return CLI_FAIL;
 	}
 	/* Round 0's source: region 0 holds pattern(0). */

@@ -13,7 +13,7 @@
  * every layout is checked at compile time at the bottom of this file.
  */
 #ifndef _LINUX_USERFAULTFD_H
-#define _LINUX_USERFAULTFD_H
+#define _LINUX_USERFAULTFD_H	/* NOLINT(bugprone-reserved-identifier): the kernel header's guard */
 
 #include <linux/types.h>
 #include <linux/ioctl.h>

@@ -124,7 +124,7 @@ bool uf_page_present(const struct uf_area_view *v, uintptr_t addr)
 /* async-signal-safe */
 void uf_area_wait_busy(uint32_t gen)
 {
-	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	struct timespec ts = { 0, 50L * 1000 * 1000 };
 	uf_sys_futex_wait(&uf_busy_gen, gen, &ts);
 }
 
@@ -579,13 +579,14 @@ static int split_at_bounds(uintptr_t start, uintptr_t end)
  * changes (the kernel's all-or-nothing validation): no mapping at all, or
  * one of a kind outside `allowed`, is EINVAL; a piece of ours owned by
  * another uffd is `foreign_err`.  Returns the count of mappings (the
- * array is the caller's to free) or a negative errno. */
+ * array is the caller's to free) or a negative errno (*out is NULL). */
 static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned allowed,
 		       int foreign_err, struct uf_vma **out)
 {
 	struct uf_vma *v;
 	int n, err = 0;
 
+	*out = NULL;
 	pthread_once(&g_tables_once, tables_init);
 	drop_stale(start, end);
 	n = vmas_in(start, end, &v);

@@ -359,6 +359,7 @@ void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd)
 	}
 	/* Drain: usually one byte, so usually one call. */
 	for (;;) {
+		/* cppcheck-suppress legacyUninitvar ; buf is where preadv2 writes */
 		struct iovec iov = { buf, sizeof buf };
 		if (preadv2(userfd, &iov, 1, -1, RWF_NOWAIT) < (ssize_t)sizeof buf)
 			break;
@@ -508,7 +509,7 @@ void uf_watch_add(struct uf_ctx *c)
 		if (g_epfd >= 0) {
 			pthread_attr_init(&at);
 			pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-			pthread_attr_setstacksize(&at, 64 * 1024);
+			pthread_attr_setstacksize(&at, (size_t)64 * 1024);
 			/* The watcher takes no signals: they belong to the program. */
 			sigfillset(&all);
 			pthread_sigmask(SIG_SETMASK, &all, &old);

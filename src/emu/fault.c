@@ -237,8 +237,8 @@ static __thread uint32_t tls_accerr_gen __attribute__((tls_model("initial-exec")
  * the same handler, mask and stack as the kernel would give it? */
 static int sigbus_direct_ok(const struct sigaction *sa, const ucontext_t *uc)
 {
-	if (!(sa->sa_flags & SA_SIGINFO) &&
-	    (sa->sa_handler == SIG_DFL || sa->sa_handler == SIG_IGN))
+	/* Whatever SA_SIGINFO says, as the kernel: one field for both. */
+	if (sa->sa_handler == SIG_DFL || sa->sa_handler == SIG_IGN)
 		return 0;		/* the kernel's default action */
 	if (sa->sa_flags & SA_RESETHAND)
 		return 0;

@@ -41,6 +41,7 @@ int uf_maps_in(uintptr_t start, uintptr_t end, struct uf_vma **out)
 		struct uf_vma x;
 
 		path[0] = 0;
+		/* NOLINTNEXTLINE(cert-err34-c): the kernel's format, in range */
 		if (sscanf(line, "%lx-%lx %7s %lx %15s %lu %4095[^\n]", &s, &e, perm, &off, dev, &ino,
 			   path) < 6)
 			continue;
