@@ -256,6 +256,10 @@ run_setuid_tests() {
 	chmod 755 "$dir"
 	cp "$kind" "$dir/kind"
 	chmod 755 "$dir/kind"
+	# User nobody may not reach the build tree: use copies it can read.
+	cp "$pre" "$dir/libuserfault-preload.so"
+	chmod 755 "$dir/libuserfault-preload.so"
+	pre=$dir/libuserfault-preload.so
 	reason=
 	# Control: not set-user-ID, run as nobody: the drop-in works.
 	out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
