@@ -43,28 +43,10 @@ long bench_maps_count(uintptr_t start, uintptr_t end, long *total)
 	return in;
 }
 
-static long long status_kb(const char *key)
+/* The number of kB after "key:" in a /proc file, or -1. */
+static long long proc_kb(const char *path, const char *key)
 {
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	size_t n = strlen(key);
-	long long v = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, key, n) == 0 && line[n] == ':') {
-			/* NOLINTNEXTLINE(cert-err34-c): a kernel-written number of kB */
-			v = atoll(line + n + 1);
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
-static long long meminfo_kb(const char *key)
-{
-	FILE *f = fopen("/proc/meminfo", "r");
+	FILE *f = fopen(path, "r");
 	char line[256];
 	size_t n = strlen(key);
 	long long v = -1;
@@ -86,7 +68,7 @@ static long long meminfo_kb(const char *key)
  * process's RssShmem counts only the mapped ones). */
 long long bench_resident_bytes(void)
 {
-	return (status_kb("RssAnon") + meminfo_kb("Shmem")) * 1024;
+	return (proc_kb("/proc/self/status", "RssAnon") + proc_kb("/proc/meminfo", "Shmem")) * 1024;
 }
 
 uint64_t bench_rand(uint64_t *s)

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <time.h>
 #include <stdint.h>
 #include <unistd.h>
 #include <sys/syscall.h>
@@ -127,6 +128,14 @@ static inline long uf_sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, const
 static inline long uf_sys_futex_wake(_Atomic uint32_t *addr, int n)
 {
 	return syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/* CLOCK_MONOTONIC in ns.  async-signal-safe (clock_gettime is). */
+static inline long uf_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
 /* async-signal-safe */

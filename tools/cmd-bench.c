@@ -439,6 +439,19 @@ static void print_text(const struct opts *o, const struct machine *m, double lk[
 	}
 }
 
+/* "name": {"p50": .., "p90": .., "p99": .., "max": ..} */
+static void print_latency(FILE *f, const char *name, const double v[4])
+{
+	static const char *const keys[4] = { "p50", "p90", "p99", "max" };
+
+	fprintf(f, "\"%s\": {", name);
+	for (int i = 0; i < 4; i++) {
+		fprintf(f, "%s\"%s\": ", i ? ", " : "", keys[i]);
+		print_num(f, v[i]);
+	}
+	fprintf(f, "}");
+}
+
 static int write_json(const struct opts *o, const struct machine *m, double lk[4], double le[4])
 {
 	FILE *f = strcmp(o->json, "-") == 0 ? stdout : fopen(o->json, "w");
@@ -501,23 +514,11 @@ static int write_json(const struct opts *o, const struct machine *m, double lk[4
 		fprintf(f, "}");
 		first = 0;
 	}
-	fprintf(f, "\n  },\n  \"latency_us\": {\"kernel\": {\"p50\": ");
-	print_num(f, lk[0]);
-	fprintf(f, ", \"p90\": ");
-	print_num(f, lk[1]);
-	fprintf(f, ", \"p99\": ");
-	print_num(f, lk[2]);
-	fprintf(f, ", \"max\": ");
-	print_num(f, lk[3]);
-	fprintf(f, "}, \"emulated\": {\"p50\": ");
-	print_num(f, le[0]);
-	fprintf(f, ", \"p90\": ");
-	print_num(f, le[1]);
-	fprintf(f, ", \"p99\": ");
-	print_num(f, le[2]);
-	fprintf(f, ", \"max\": ");
-	print_num(f, le[3]);
-	fprintf(f, "}},\n  \"installs_64g\": {");
+	fprintf(f, "\n  },\n  \"latency_us\": {");
+	print_latency(f, "kernel", lk);
+	fprintf(f, ", ");
+	print_latency(f, "emulated", le);
+	fprintf(f, "},\n  \"installs_64g\": {");
 	for (int t = 0; t < 2; t++) {
 		fprintf(f, "%s\"%s\": ", t ? ", " : "", t ? "emulated" : "kernel");
 		if (inst_err[t])

@@ -56,13 +56,6 @@ static void devs_reap(void)
 static pthread_once_t g_caps_once = PTHREAD_ONCE_INIT;
 static int g_caps_err;
 
-static long now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
 /*
  * After an install, the next access either takes an exception that maps
  * the page, or finds its entry already filled by MADV_POPULATE_READ, a
@@ -81,16 +74,16 @@ static int populate_pays(void *p, size_t ps)
 		long t0, t1;
 
 		uf_sys_madvise(p, ps, MADV_DONTNEED);	/* drops the entry only */
-		t0 = now_ns();
+		t0 = uf_now_ns();
 		(void)c[0];
-		t1 = now_ns();
+		t1 = uf_now_ns();
 		if (t1 - t0 < fault)
 			fault = t1 - t0;
 		uf_sys_madvise(p, ps, MADV_DONTNEED);
-		t0 = now_ns();
+		t0 = uf_now_ns();
 		uf_sys_madvise(p, ps, MADV_POPULATE_READ);
 		(void)c[0];
-		t1 = now_ns();
+		t1 = uf_now_ns();
 		if (t1 - t0 < pop)
 			pop = t1 - t0;
 	}

@@ -340,13 +340,6 @@ static inline void cpu_relax(void)
 static _Atomic int g_spinners;		/* threads spinning now */
 static _Atomic long g_wait_ewma = -1;	/* recent waits, ns (-1: none yet) */
 
-static long now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);	/* async-signal-safe */
-	return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
 static int resolved(struct uf_waiter *w)
 {
 	uint32_t s = atomic_load(&w->state);
@@ -378,11 +371,11 @@ static void spin_wait(struct uf_waiter *w)
 	if (limit > uf_caps.spin_ns)
 		limit = uf_caps.spin_ns;
 	if (atomic_fetch_add(&g_spinners, 1) < uf_caps.max_spinners) {
-		long end = now_ns() + limit;
+		long end = uf_now_ns() + limit;
 		while (!resolved(w)) {
 			for (int i = 0; i < 64 && !resolved(w); i++)
 				cpu_relax();
-			if (now_ns() > end)
+			if (uf_now_ns() > end)
 				break;
 		}
 	}
@@ -434,7 +427,7 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 	} else {
 		uf_ctx_notify(c);
 	}
-	t0 = now_ns();
+	t0 = uf_now_ns();
 	spin_wait(w);
 	if (!resolved(w))
 		atomic_store(&w->sleeping, 1);
@@ -452,7 +445,7 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 				break;
 		}
 	}
-	wait_learn(now_ns() - t0);
+	wait_learn(uf_now_ns() - t0);
 	slot_free(w);
 	/* Woken by a single-page install: the resolver left the entry of our
 	 * page for us to fill (see resolve() in ioctl.c), off its path. */
