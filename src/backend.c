@@ -99,7 +99,15 @@ int uf_ioctl(int fd, unsigned long request, ...)
 		if ((kind = uf_emu_fd_kind(fd, &c)) != UF_EMU_NONE)
 			return uf_emu_ioctl(fd, kind, c, request, arg);
 	}
-	return ioctl(fd, request, arg);
+	int r = ioctl(fd, request, arg);
+	/* A pipe says ENOTTY: it may be an emulated uffd of another process,
+	 * never seen here (the kernel back-end pays nothing for this). */
+	if (r < 0 && errno == ENOTTY && _IOC_TYPE(request) == UFFDIO) {
+		if (uf_emu_adopt(fd) == 0)
+			return uf_emu_ioctl(fd, UF_EMU_REMOTE, NULL, request, arg);
+		errno = ENOTTY;
+	}
+	return r;
 }
 
 ssize_t uf_read(int fd, void *buf, size_t count)
@@ -109,7 +117,17 @@ ssize_t uf_read(int fd, void *buf, size_t count)
 
 	if (uf_emu_in_use() && (kind = uf_emu_fd_kind(fd, &c)) != UF_EMU_NONE)
 		return uf_emu_read(fd, kind, c, buf, count);
-	return read(fd, buf, count);
+	ssize_t r = read(fd, buf, count);
+	/* A uffd never returns a part of a message: bytes of a pipe that is
+	 * an emulated uffd of another process, never seen here?  (They are
+	 * readiness tokens; dropping one loses nothing.) */
+	if (r > 0 && r % (ssize_t)sizeof(struct uffd_msg)) {
+		int e = errno;
+		if (uf_emu_adopt(fd) == 0)
+			return uf_emu_read(fd, UF_EMU_REMOTE, NULL, buf, count);
+		errno = e;
+	}
+	return r;
 }
 
 int uf_close(int fd)

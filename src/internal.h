@@ -33,7 +33,8 @@ UF_HIDDEN void uf_program_sigaction(int sig, struct sigaction *out);
 UF_HIDDEN void uf_chain(int sig, siginfo_t *si, void *uctx);
 
 /* emu/: the emulation.  -1 and errno unless noted. */
-enum uf_emu_kind { UF_EMU_NONE = 0, UF_EMU_UFFD = 1, UF_EMU_DEV = 2 };
+enum uf_emu_kind { UF_EMU_NONE = 0, UF_EMU_UFFD = 1, UF_EMU_DEV = 2,
+		   UF_EMU_REMOTE = 3 /* an emulated uffd of another process */ };
 struct uf_ctx;
 UF_HIDDEN int uf_emu_in_use(void);			/* any emulated fd alive? */
 /* What fd is to the emulation (one fstat); *ctx (may be NULL) gets the
@@ -60,6 +61,9 @@ UF_HIDDEN int uf_emu_set_pager(int fd, uf_pager_fn fn, void *arg);
 struct iovec;
 UF_HIDDEN void uf_emu_pretouch(uintptr_t buf, size_t len, int kernel_writes);
 UF_HIDDEN void uf_emu_pretouch_iov(const struct iovec *iov, int n, int kernel_writes);
+/* fd, unknown so far, may be an emulated uffd of another process (a pipe
+ * whose owner serves it): 0 if it is, and is usable from now on. */
+UF_HIDDEN int uf_emu_adopt(int fd);
 /* 0 if the emulation can work here, else a negative errno. */
 UF_HIDDEN int uf_emu_check(int *guard_markers);
 

@@ -93,6 +93,18 @@ static inline long uf_raw_syscall1(long nr, long a1)
 	return uf_raw_syscall6(nr, a1, 0, 0, 0, 0, 0);
 }
 
+/* The socket calls of remote.c: not through the drop-in's recvmsg, which
+ * would take the descriptors they carry for the program's. */
+struct msghdr;
+static inline long uf_sys_recvmsg(int fd, struct msghdr *m, int flags)
+{
+	return uf_raw_syscall6(SYS_recvmsg, fd, (long)m, flags, 0, 0, 0);
+}
+static inline long uf_sys_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	return uf_raw_syscall6(SYS_sendmsg, fd, (long)m, flags, 0, 0, 0);
+}
+
 /* The memory calls, as the library itself makes them.  async-signal-safe */
 static inline void *uf_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {

@@ -863,9 +863,10 @@ int uf_area_move_begin_locked(struct uf_area *a, size_t newlen)
 
 /* After mremap() of area a: to is where it is now (MAP_FAILED: it did not
  * move).  In place, it keeps its registration and a grown tail is missing;
- * moved, it is unregistered (as the kernel's moved mapping is without
- * UFFD_FEATURE_EVENT_REMAP) and every page is accessible. */
-void uf_area_move_end_locked(struct uf_area *a, void *to_, size_t newlen)
+ * moved, it keeps it if `keep` (UFFD_FEATURE_EVENT_REMAP), else it is
+ * unregistered, as the kernel's moved mapping, and every page is
+ * accessible. */
+void uf_area_move_end_locked(struct uf_area *a, void *to_, size_t newlen, int keep)
 {
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
 	uintptr_t to = to_ == MAP_FAILED ? s : (uintptr_t)to_;
@@ -879,12 +880,19 @@ void uf_area_move_end_locked(struct uf_area *a, void *to_, size_t newlen)
 	uf_area_begin(a);
 	UF_ST(a->start, to);
 	UF_ST(a->end, to + newlen);
-	if (to != s) {
+	if (to != s && !keep) {
 		UF_ST(a->ctx, 0);
 		UF_ST(a->mode, 0);
 	}
 	uf_area_end(a);
-	if (UF_LD(a->ctx)) {
+	if (UF_LD(a->ctx) && to != s) {
+		/* Moved with UFFD_FEATURE_EVENT_REMAP: the registration follows.
+		 * Arm the missing pages at the new place (markers are page
+		 * table entries; arming again is harmless). */
+		for (size_t i = oldpages; i < newlen >> uf_caps.page_shift; i++)
+			uf_bit_clear(b->bits, pg0 + i);
+		uf_pages_arm(to, newlen, b->bits, pg0, prot);
+	} else if (UF_LD(a->ctx)) {
 		/* A grown tail is holes of the memfd: missing.  With markers
 		 * the rest kept its markers; with protection everything is
 		 * inaccessible now and arming opens the present pages. */
@@ -967,18 +975,54 @@ void uf_areas_thaw(void)
 	uf_install_resume();
 }
 
-/* Child, after fork (one thread): replace every area by private anonymous
- * memory holding the same bytes.  Without UFFD_FEATURE_EVENT_FORK the
- * child's ranges are unregistered, so its missing pages read as zero. */
-void uf_areas_privatize(void)
+/* Child: a copy of memfd fd (its data only) in a new memfd, or -1. */
+static int backing_clone(int fd)
+{
+	struct stat st;
+	off_t pos = 0;
+	int nfd;
+
+	if (fstat(fd, &st) < 0 || (nfd = memfd_create("userfault", MFD_CLOEXEC)) < 0)
+		return -1;
+	if (ftruncate(nfd, st.st_size) < 0) {
+		close(nfd);
+		return -1;
+	}
+	for (off_t d; (d = next_data(fd, &pos, st.st_size)) >= 0;) {
+		off_t in = d, out = d;
+		size_t left = (size_t)(pos - d);
+		while (left) {
+			ssize_t k = copy_file_range(fd, &in, nfd, &out, left, 0);
+			if (k <= 0) {
+				close(nfd);
+				return -1;
+			}
+			left -= (size_t)k;
+		}
+	}
+	return nfd;
+}
+
+/*
+ * Child, after fork (one thread).  An area owned by a uffd with
+ * UFFD_FEATURE_EVENT_FORK (from[i]) stays registered, now to the child's
+ * new uffd (to[i]), on a copy of its memfd: its missing pages stay missing.
+ * Every other area becomes private anonymous memory holding the same
+ * bytes: without EVENT_FORK the child's ranges are unregistered, so its
+ * missing pages read as zero.
+ */
+void uf_areas_privatize(const uint32_t *from, const uint32_t *to, int nmap)
 {
 	int hw = atomic_load(&uf_areas_hw);
+	int newfd[UF_MAX_BACKING];
 
+	for (int i = 0; i < UF_MAX_BACKING; i++)
+		newfd[i] = -1;
 	for (int k = 0; k < hw; k++) {
 		struct uf_area *a = &uf_areas[k];
 		uintptr_t s, e;
 		uint64_t off;
-		int fd, prot;
+		int fd, prot, bi, keep = -1;
 		void *m;
 
 		if (!atomic_load(&a->live))
@@ -987,7 +1031,23 @@ void uf_areas_privatize(void)
 		e = UF_LD(a->end);
 		off = UF_LD(a->off);
 		prot = UF_LD(a->prot);
-		fd = uf_backings[UF_LD(a->backing)].fd;
+		bi = UF_LD(a->backing);
+		fd = uf_backings[bi].fd;
+		for (int i = 0; i < nmap; i++)
+			if (UF_LD(a->ctx) && UF_LD(a->ctx) == from[i])
+				keep = i;
+		if (keep >= 0 && newfd[bi] < 0)
+			newfd[bi] = backing_clone(fd);
+		if (keep >= 0 && newfd[bi] >= 0) {
+			m = uf_sys_mmap((void *)s, e - s, uf_pages_arm_entry_prot(prot),
+					MAP_SHARED | MAP_FIXED, newfd[bi], (off_t)off);
+			if (m != MAP_FAILED) {
+				uf_pages_arm(s, e - s, uf_backings[bi].bits, off >> uf_caps.page_shift, prot);
+				UF_ST(a->ctx, to[keep]);
+				atomic_store(&a->busy, 0);
+				continue;
+			}
+		}
 		m = uf_sys_mmap(NULL, e - s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (m != MAP_FAILED) {
 			off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
@@ -1000,12 +1060,18 @@ void uf_areas_privatize(void)
 		}
 		atomic_store(&a->live, 0);
 		atomic_store(&a->busy, 0);
+		if (newfd[bi] >= 0)
+			uf_backings[bi].refs--;
 	}
 	for (int i = 0; i < UF_MAX_BACKING; i++) {
-		if (uf_backings[i].fd >= 0) {
-			close(uf_backings[i].fd);
-			uf_backings[i].fd = -1;
+		if (uf_backings[i].fd < 0)
+			continue;
+		struct stat st;
+		close(uf_backings[i].fd);
+		uf_backings[i].fd = newfd[i];
+		if (newfd[i] < 0)
 			uf_backings[i].refs = 0;
-		}
+		else if (fstat(newfd[i], &st) == 0)
+			uf_backings[i].ino = st.st_ino;
 	}
 }

@@ -26,6 +26,7 @@ struct uf_stats_atomic uf_stats;
 static _Atomic int g_live;		/* emulated uffds and devices alive */
 static _Atomic int g_ctx_hw;		/* ctx slots ever used */
 static _Atomic uint32_t g_ctx_gen = 1;
+static _Atomic int g_remotes;		/* foreign uffds in use (remote.c) */
 
 /* Emulated /dev/userfaultfd descriptors: like a uffd, the read end of a
  * pipe known by identity, whose write end we keep to see its last close. */
@@ -152,6 +153,13 @@ uint64_t uf_emulated_features(void)
 	return UF_EMU_FEATURES;
 }
 
+/* A foreign uffd starts (1) or stops (-1) being used here (remote.c). */
+void uf_live_add(int n)
+{
+	atomic_fetch_add(&g_live, n);
+	atomic_fetch_add(&g_remotes, n);
+}
+
 int uf_emu_in_use(void)
 {
 	return atomic_load_explicit(&g_live, memory_order_relaxed) > 0;
@@ -200,12 +208,45 @@ enum uf_emu_kind uf_emu_fd_kind(int fd, struct uf_ctx **ctx)
 		*ctx = NULL;
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
 		return UF_EMU_NONE;
+	if (atomic_load(&g_remotes) > 0 && uf_remote_lookup(st.st_dev, st.st_ino) >= 0)
+		return UF_EMU_REMOTE;
 	if ((c = ctx_by_ident(st.st_dev, st.st_ino))) {
 		if (ctx)
 			*ctx = c;
 		return UF_EMU_UFFD;
 	}
 	return dev_by_ident(st.st_dev, st.st_ino) >= 0 ? UF_EMU_DEV : UF_EMU_NONE;
+}
+
+/* Set up the free ctx slot for a uffd whose pipe is (dev, ino) with our
+ * end ourfd: new (features 0) or, for a fork child, running with these
+ * features.  Returns its id.  uf_lock held, or the fork child's only
+ * thread. */
+uint32_t uf_ctx_make(int slot, dev_t dev, ino_t ino, int ourfd, int flags, uint64_t features)
+{
+	struct uf_ctx *c = &uf_ctxs[slot];
+	uint32_t id;
+
+	c->dev = dev;
+	c->ino = ino;
+	atomic_store(&c->ourfd, ourfd);
+	c->flags = flags;
+	atomic_store(&c->features, features);
+	atomic_store(&c->npending, 0);
+	atomic_store(&c->changing, 0);
+	atomic_store(&c->api_busy, 0);
+	atomic_store(&c->pager_fn, 0);
+	atomic_store(&c->pager_arg, 0);
+	atomic_store(&c->pager_fd, -1);
+	atomic_store(&c->lsock, uf_service_listen(c));
+	c->orphan_tried = 0;
+	id = ((atomic_fetch_add(&g_ctx_gen, 1) & 0xffffff) << 8) | (uint32_t)slot;
+	atomic_store(&c->id, id);
+	atomic_store(&c->state, features ? CTX_RUNNING : CTX_NEW);
+	if (slot + 1 > atomic_load(&g_ctx_hw))
+		atomic_store(&g_ctx_hw, slot + 1);
+	atomic_fetch_add(&g_live, 1);
+	return id;
 }
 
 int uf_emu_userfaultfd(int flags)
@@ -244,21 +285,7 @@ int uf_emu_userfaultfd(int flags)
 		goto fail_nolock;
 	}
 	c = &uf_ctxs[slot];
-	c->dev = st.st_dev;
-	c->ino = st.st_ino;
-	atomic_store(&c->ourfd, sv[1]);
-	c->flags = flags;
-	atomic_store(&c->features, 0);
-	atomic_store(&c->npending, 0);
-	atomic_store(&c->api_busy, 0);
-	atomic_store(&c->pager_fn, 0);
-	atomic_store(&c->pager_arg, 0);
-	atomic_store(&c->pager_fd, -1);
-	atomic_store(&c->id, ((atomic_fetch_add(&g_ctx_gen, 1) & 0xffffff) << 8) | (uint32_t)slot);
-	atomic_store(&c->state, CTX_NEW);
-	if (slot + 1 > atomic_load(&g_ctx_hw))
-		atomic_store(&g_ctx_hw, slot + 1);
-	atomic_fetch_add(&g_live, 1);
+	uf_ctx_make(slot, st.st_dev, st.st_ino, sv[1], flags, 0);
 	pthread_mutex_unlock(&uf_lock);
 	uf_watch_add(c);
 	return sv[0];
@@ -306,6 +333,53 @@ fail:
 	close(pfd[1]);
 	errno = r;
 	return -1;
+}
+
+int uf_emu_adopt(int fd)
+{
+	int r = uf_caps_init();
+
+	if (r < 0)
+		return r;
+	uf_fork_init();
+	return uf_remote_attach(fd) < 0 ? -EBADF : 0;
+}
+
+int uf_fork_fd_adopt(int fd, int flags)
+{
+	if (!(flags & O_CLOEXEC))
+		fcntl(fd, F_SETFD, 0);
+	if (uf_remote_attach(fd) < 0) {
+		/* Its process is already gone: a uffd of nothing, as the
+		 * kernel's after a spurious FORK. */
+	}
+	return fd;
+}
+
+/* A fork child's copy of its parent's uffd: reach the parent (once). */
+static int orphan_remote(int fd, struct uf_ctx *c)
+{
+	if (!c->orphan_tried) {
+		c->orphan_tried = 1;
+		uf_remote_attach(fd);
+	}
+	return atomic_load(&g_remotes) > 0 && uf_remote_lookup(c->dev, c->ino) >= 0;
+}
+
+/* The FORK messages just taken name descriptors of ours made at fork:
+ * give the reader its own, at the lowest free number, as the kernel does
+ * at read() time. */
+static void fork_msgs_adopt(struct uffd_msg *m, int k)
+{
+	for (int i = 0; i < k; i++) {
+		if (m[i].event != UFFD_EVENT_FORK)
+			continue;
+		int held = (int)m[i].arg.fork.ufd, flags = (int)m[i].arg.reserved.reserved2;
+		int nfd = fcntl(held, (flags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+		close(held);
+		m[i].arg.reserved.reserved2 = 0;
+		m[i].arg.fork.ufd = (__u32)(nfd >= 0 ? uf_fork_fd_adopt(nfd, flags) : -1);
+	}
 }
 
 int uf_emu_set_pager(int fd, uf_pager_fn fn, void *arg)
@@ -370,6 +444,8 @@ ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, 
 		errno = EINVAL;
 		return -1;
 	}
+	if (kind == UF_EMU_REMOTE || (atomic_load(&c->state) == CTX_ORPHAN && orphan_remote(fd, c)))
+		return uf_remote_read(fd, buf, count);
 	if (atomic_load(&c->state) == CTX_NEW || count < sizeof(struct uffd_msg)) {
 		errno = EINVAL;
 		return -1;
@@ -382,7 +458,9 @@ ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, 
 			max = UF_MAX_READ;
 		k = atomic_load(&c->state) == CTX_RUNNING ? uf_take_msgs(c, msgs, max) : 0;
 		if (k > 0) {
-			int r = uf_copy_out(buf, msgs, (size_t)k * sizeof msgs[0]);
+			int r;
+			fork_msgs_adopt(msgs, k);
+			r = uf_copy_out(buf, msgs, (size_t)k * sizeof msgs[0]);
 			uf_ctx_tokens_sync(c, fd);
 			if (r < 0) {
 				/* As the kernel: the messages are gone. */
@@ -403,6 +481,10 @@ ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, 
 	}
 }
 
+static pthread_mutex_t g_watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_epfd = -1;
+static pid_t g_watch_pid;
+
 /* Release: the last descriptor of the uffd is closed.  Unregister all its
  * ranges and wake every waiter; unread messages vanish with them. */
 void uf_ctx_release(struct uf_ctx *c, uint32_t id)
@@ -421,6 +503,16 @@ void uf_ctx_release(struct uf_ctx *c, uint32_t id)
 	while (atomic_load(&c->users))
 		sched_yield();
 	close(atomic_exchange(&c->ourfd, -1));
+	{
+		int ls = atomic_exchange(&c->lsock, -1);
+		if (ls >= 0) {
+			pthread_mutex_lock(&g_watch_lock);
+			if (g_epfd >= 0)
+				epoll_ctl(g_epfd, EPOLL_CTL_DEL, ls, NULL);
+			pthread_mutex_unlock(&g_watch_lock);
+			close(ls);
+		}
+	}
 	pthread_mutex_unlock(&uf_lock);
 }
 
@@ -450,15 +542,14 @@ int uf_emu_close(int fd)
 		uf_ctx_release(c, id);
 	else if (dev >= 0)
 		devs_reap();
+	else if (atomic_load(&g_remotes) > 0)
+		uf_remote_reap();
 	errno = err;
 	return r;
 }
 
-/* ---- the watcher: one thread that notices closes we did not see ---- */
-
-static pthread_mutex_t g_watch_lock = PTHREAD_MUTEX_INITIALIZER;
-static int g_epfd = -1;
-static pid_t g_watch_pid;
+/* ---- the watcher: one thread that notices closes we did not see, and
+ * serves the uffds of this process to other processes (remote.c) ---- */
 
 static void *watch_main(void *arg)
 {
@@ -473,8 +564,20 @@ static void *watch_main(void *arg)
 			return NULL;
 		}
 		for (int i = 0; i < n; i++) {
-			uint32_t id = (uint32_t)ev[i].data.u64;
-			struct uf_ctx *c = uf_ctx_by_id(id);
+			uint64_t tag = ev[i].data.u64;
+			uint32_t id = (uint32_t)tag;
+			struct uf_ctx *c;
+
+			if ((tag & UF_TAG_MASK) == UF_TAG_REMOTE) {
+				if (ev[i].events & (EPOLLERR | EPOLLHUP))
+					uf_remote_reap();
+				continue;
+			}
+			if ((tag & UF_TAG_MASK) != UF_TAG_RELEASE) {
+				uf_service_event(epfd, tag, ev[i].events);
+				continue;
+			}
+			c = uf_ctx_by_id(id);
 			if (!c)
 				continue;
 			/* One-shot: the closing of ourfd in release removes it
@@ -485,13 +588,9 @@ static void *watch_main(void *arg)
 	}
 }
 
-void uf_watch_add(struct uf_ctx *c)
+/* Start the watcher of this process if needed (g_watch_lock held). */
+static void watch_start_locked(void)
 {
-	/* No event asked: a pipe's write end reports EPOLLERR, always
-	 * delivered, once no read end is left anywhere. */
-	struct epoll_event ev = { .events = EPOLLONESHOT };
-
-	pthread_mutex_lock(&g_watch_lock);
 	if (g_epfd < 0 || g_watch_pid != getpid()) {
 		pthread_t t;
 		pthread_attr_t at;
@@ -502,7 +601,7 @@ void uf_watch_add(struct uf_ctx *c)
 		if (g_epfd >= 0) {
 			pthread_attr_init(&at);
 			pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-			pthread_attr_setstacksize(&at, (size_t)64 * 1024);
+			pthread_attr_setstacksize(&at, (size_t)256 * 1024);
 			/* The watcher takes no signals: they belong to the program. */
 			sigfillset(&all);
 			pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -514,9 +613,36 @@ void uf_watch_add(struct uf_ctx *c)
 			pthread_attr_destroy(&at);
 		}
 	}
-	ev.data.u64 = atomic_load(&c->id);
-	if (g_epfd >= 0)
+}
+
+void uf_watch_add(struct uf_ctx *c)
+{
+	/* No event asked: a pipe's write end reports EPOLLERR, always
+	 * delivered, once no read end is left anywhere. */
+	struct epoll_event ev = { .events = EPOLLONESHOT };
+	struct epoll_event lev = { .events = EPOLLIN };
+	int ls = atomic_load(&c->lsock);
+
+	pthread_mutex_lock(&g_watch_lock);
+	watch_start_locked();
+	ev.data.u64 = UF_TAG_RELEASE | atomic_load(&c->id);
+	lev.data.u64 = UF_TAG_LISTEN | atomic_load(&c->id);
+	if (g_epfd >= 0) {
 		epoll_ctl(g_epfd, EPOLL_CTL_ADD, atomic_load(&c->ourfd), &ev);
+		if (ls >= 0)
+			epoll_ctl(g_epfd, EPOLL_CTL_ADD, ls, &lev);
+	}
+	pthread_mutex_unlock(&g_watch_lock);
+}
+
+void uf_watch_fd(int fd, uint64_t tag)
+{
+	struct epoll_event ev = { .events = 0, .data.u64 = tag };
+
+	pthread_mutex_lock(&g_watch_lock);
+	watch_start_locked();
+	if (g_epfd >= 0)
+		epoll_ctl(g_epfd, EPOLL_CTL_ADD, fd, &ev);
 	pthread_mutex_unlock(&g_watch_lock);
 }
 

@@ -43,8 +43,9 @@
 #define UF_MAX_READ	64	/* messages returned by one read() */
 
 /* The features the emulation implements. */
-#define UF_EMU_FEATURES	(UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | \
-			 UFFD_FEATURE_EXACT_ADDRESS)
+#define UF_EMU_FEATURES	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
+			 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_SIGBUS | \
+			 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS)
 /* REGISTER's ioctls answer for an emulated MISSING range. */
 #define UF_EMU_RANGE_IOCTLS ((__u64)1 << _UFFDIO_WAKE | (__u64)1 << _UFFDIO_COPY | \
 			     (__u64)1 << _UFFDIO_ZEROPAGE)
@@ -73,17 +74,24 @@ struct uf_ctx {
 	_Atomic int users;	/* threads writing to ourfd right now */
 	int flags;		/* creation flags */
 	_Atomic uint64_t features;
-	_Atomic int npending;	/* unread fault messages */
+	_Atomic int npending;	/* unread messages (faults and events) */
+	_Atomic int changing;	/* events raised and not yet read: COPY and
+				 * ZEROPAGE give EAGAIN (the kernel's
+				 * mmap_changing) */
 	_Atomic int api_busy;	/* UFFDIO_API in progress */
 	/* An in-thread pager (uf_pager_open): faults call pager_fn in the
 	 * faulting thread instead of queueing messages. */
 	_Atomic uintptr_t pager_fn, pager_arg;
 	_Atomic int pager_fd;
+	_Atomic int lsock;	/* listening for other processes (remote.c) */
+	int orphan_tried;	/* fork child: tried to reach the owner */
 };
 extern struct uf_ctx uf_ctxs[UF_MAX_CTX];
 extern pthread_mutex_t uf_lock;	/* serialises table changes */
 
 UF_HIDDEN struct uf_ctx *uf_ctx_by_id(uint32_t id);	/* async-signal-safe */
+UF_HIDDEN uint32_t uf_ctx_make(int slot, dev_t dev, ino_t ino, int ourfd, int flags,
+			       uint64_t features);
 UF_HIDDEN void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd); /* async-signal-safe */
 UF_HIDDEN void uf_ctx_notify(struct uf_ctx *c);		/* async-signal-safe */
 UF_HIDDEN void uf_ctx_release(struct uf_ctx *c, uint32_t id);	/* takes uf_lock */
@@ -187,13 +195,26 @@ UF_HIDDEN int uf_areas_protect_locked(uintptr_t start, uintptr_t end, int prot);
 UF_HIDDEN int uf_areas_discard_locked(uintptr_t start, uintptr_t end);
 UF_HIDDEN struct uf_area *uf_area_exact_locked(uintptr_t start, uintptr_t end);
 UF_HIDDEN int uf_area_move_begin_locked(struct uf_area *a, size_t newlen);
-UF_HIDDEN void uf_area_move_end_locked(struct uf_area *a, void *to, size_t newlen);
+UF_HIDDEN void uf_area_move_end_locked(struct uf_area *a, void *to, size_t newlen, int keep);
+
+/* ---- non-cooperative events (events.c) ---- */
+enum { UF_EV_UNMAP, UF_EV_REMOVE, UF_EV_REMAP };
+#define UF_MAX_EVENTS 64	/* events one operation raises, at most */
+struct uf_event {
+	uint32_t ctx;
+	uintptr_t start, end;
+};
+UF_HIDDEN int uf_events_collect_locked(int kind, uintptr_t start, uintptr_t end,
+				       struct uf_event *ev, int max);
+UF_HIDDEN int uf_events_send(int kind, const struct uf_event *e, uintptr_t to);
+UF_HIDDEN void uf_events_done(const struct uf_event *ev, int n);
 
 /* ---- waiters (fault.c) ---- */
 UF_HIDDEN long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end,
 			    long *woken);			/* a-s-s */
 UF_HIDDEN void uf_wake_all(uint32_t ctx_id);			/* a-s-s */
 UF_HIDDEN int uf_take_msgs(struct uf_ctx *c, struct uffd_msg *out, int max); /* a-s-s */
+UF_HIDDEN int uf_event_raise(struct uf_ctx *c, const struct uffd_msg *msg);
 UF_HIDDEN void uf_waiters_reset_after_fork(void);
 
 /* ---- signals (sigchain.c) ---- */
@@ -216,10 +237,32 @@ extern struct uf_stats_atomic uf_stats;
 UF_HIDDEN void uf_fork_init(void);
 UF_HIDDEN void uf_areas_freeze(void);		/* parent, before */
 UF_HIDDEN void uf_areas_thaw(void);		/* parent, after */
-UF_HIDDEN void uf_areas_privatize(void);	/* child */
+UF_HIDDEN void uf_areas_privatize(const uint32_t *from, const uint32_t *to, int n); /* child */
 
 /* ---- misc ---- */
 UF_HIDDEN void uf_watch_add(struct uf_ctx *c);
+/* Watch another descriptor (EPOLLIN; tag says what it is). */
+UF_HIDDEN void uf_watch_fd(int fd, uint64_t tag);
+UF_HIDDEN void uf_live_add(int n);
+
+/* ---- a uffd used from another process (remote.c) ---- */
+#define UF_TAG_MASK	(0xffULL << 56)
+#define UF_TAG_RELEASE	(0ULL << 56)	/* a uffd's write end: its release */
+#define UF_TAG_LISTEN	(1ULL << 56)	/* a uffd's listening socket */
+#define UF_TAG_CONN	(2ULL << 56)	/* a client's connection */
+#define UF_TAG_REMOTE	(3ULL << 56)	/* a foreign uffd's write end */
+UF_HIDDEN int uf_service_listen(struct uf_ctx *c);
+UF_HIDDEN void uf_service_event(int epfd, uint64_t tag, uint32_t events);
+UF_HIDDEN void uf_service_reset_after_fork(void);
+UF_HIDDEN int uf_remote_lookup(dev_t dev, ino_t ino);	/* a-s-s */
+UF_HIDDEN int uf_remote_attach(int fd);
+UF_HIDDEN void uf_remote_reap(void);
+UF_HIDDEN int uf_remote_ioctl(int fd, unsigned long req, unsigned long arg);
+UF_HIDDEN ssize_t uf_remote_read(int fd, void *buf, size_t count);
+UF_HIDDEN void uf_remote_reset_after_fork(void);
+/* A FORK message's descriptor arrived (fd): give it the creation flags of
+ * the parent uffd and make it usable from here; returns its number. */
+UF_HIDDEN int uf_fork_fd_adopt(int fd, int flags);
 UF_HIDDEN void uf_watch_reset_after_fork(void);
 
 static inline uintptr_t uf_page_down(uintptr_t a) { return a & ~(uintptr_t)(uf_caps.page_size - 1); }

@@ -21,6 +21,8 @@ struct uf_waiter {
 	_Atomic uint64_t ticket;
 	_Atomic uintptr_t addr;		/* as reported in the message */
 	_Atomic uint32_t sleeping;	/* the faulter is (about to be) in futex_wait */
+	_Atomic int event;		/* a non-cooperative event, not a fault */
+	_Atomic int ev_read;		/* the event was read (not abandoned) */
 	struct uffd_msg msg;
 };
 
@@ -96,7 +98,7 @@ long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end, long *woken
 
 		if (PHASE(s) != W_PENDING && PHASE(s) != W_READ)
 			continue;
-		if (atomic_load(&w->ctx) != id)
+		if (atomic_load(&w->ctx) != id || atomic_load(&w->event))
 			continue;
 		a = atomic_load(&w->addr);
 		if (a < start || a >= end)
@@ -126,25 +128,31 @@ void uf_wake_all(uint32_t ctx_id)
 	}
 }
 
-/* Take up to max unread messages of c, oldest first.  a-s-s */
+/* Take up to max unread messages of c: faults oldest first, then events
+ * oldest first (the kernel returns an event only when no fault is
+ * pending).  Reading an event completes it: the thread that raised it goes
+ * on.  a-s-s */
 int uf_take_msgs(struct uf_ctx *c, struct uffd_msg *out, int max)
 {
 	uint32_t id = atomic_load(&c->id);
 	int k = 0;
 
 	while (k < max) {
-		int hw = atomic_load(&g_w_hw), best = -1;
+		int hw = atomic_load(&g_w_hw), best = -1, bev = 2;
 		uint64_t bt = UINT64_MAX;
 		uint32_t bs = 0;
 
 		for (int i = 0; i < hw; i++) {
 			uint32_t s = atomic_load(&g_w[i].state);
 			uint64_t t;
+			int ev;
 			if (PHASE(s) != W_PENDING || atomic_load(&g_w[i].ctx) != id)
 				continue;
 			t = atomic_load(&g_w[i].ticket);
-			if (t < bt) {
+			ev = atomic_load(&g_w[i].event);
+			if (ev < bev || (ev == bev && t < bt)) {
 				bt = t;
+				bev = ev;
 				best = i;
 				bs = s;
 			}
@@ -154,10 +162,62 @@ int uf_take_msgs(struct uf_ctx *c, struct uffd_msg *out, int max)
 		/* Copy before claiming: once READ, the faulter may be woken and
 		 * reuse the slot at any moment. */
 		memcpy(&out[k], &g_w[best].msg, sizeof out[k]);
-		if (slot_finish(&g_w[best], bs, W_READ, c))
+		if (bev) {
+			struct uf_waiter *w = &g_w[best];
+			atomic_store(&w->ev_read, 1);
+			if (slot_finish(w, bs, W_WOKEN, c)) {
+				if (atomic_load(&w->sleeping))
+					uf_sys_futex_wake(&w->state, 1);
+				k++;
+			}
+		} else if (slot_finish(&g_w[best], bs, W_READ, c)) {
 			k++;
+		}
 	}
 	return k;
+}
+
+/*
+ * A non-cooperative event: queue msg on c and wait until it is read (1) or
+ * abandoned because c was released (0).  The caller has raised c->changing
+ * (COPY and ZEROPAGE fail with EAGAIN meanwhile).  Not in a signal handler
+ * of ours; never with uf_lock held (the reader may need it).
+ */
+int uf_event_raise(struct uf_ctx *c, const struct uffd_msg *msg)
+{
+	struct uf_waiter *w = slot_claim();
+	uint32_t s;
+	int r;
+
+	memcpy(&w->msg, msg, sizeof w->msg);
+	atomic_store(&w->addr, 0);
+	atomic_store(&w->event, 1);
+	atomic_store(&w->ev_read, 0);
+	atomic_store(&w->sleeping, 1);
+	atomic_store(&w->ctx, atomic_load(&c->id));
+	atomic_store(&w->ticket, atomic_fetch_add(&g_ticket, 1));
+	atomic_fetch_add(&c->npending, 1);
+	s = atomic_load(&w->state);
+	atomic_store(&w->state, WITH(s, W_PENDING));
+	if (atomic_load(&c->state) != CTX_RUNNING) {
+		s = atomic_load(&w->state);
+		if (PHASE(s) == W_PENDING)
+			slot_finish(w, s, W_DONE, c);
+	} else {
+		uf_ctx_notify(c);
+	}
+	for (;;) {
+		s = atomic_load(&w->state);
+		if (PHASE(s) == W_WOKEN || PHASE(s) == W_DONE)
+			break;
+		/* Signals are handled and the wait goes on (the kernel's wait
+		 * is killable only). */
+		uf_sys_futex_wait(&w->state, s, NULL);
+	}
+	r = atomic_load(&w->ev_read);
+	atomic_store(&w->event, 0);
+	slot_free(w);
+	return r;
 }
 
 void uf_waiters_reset_after_fork(void)
@@ -406,6 +466,7 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 	if (feat & UFFD_FEATURE_THREAD_ID)
 		w->msg.arg.pagefault.feat.ptid = (__u32)uf_sys_gettid();
 	atomic_store(&w->addr, rep);
+	atomic_store(&w->event, 0);
 	atomic_store(&w->sleeping, 0);
 	atomic_store(&w->ctx, atomic_load(&c->id));
 	atomic_store(&w->ticket, atomic_fetch_add(&g_ticket, 1));

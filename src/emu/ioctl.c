@@ -117,6 +117,10 @@ static long resolve(struct uf_ctx *c, int fd, uint64_t dst, const void *src, uin
 	struct uf_area_view v;
 	long r;
 
+	/* An event is on its way to the reader: the layout it describes may
+	 * not be the one we would install into (the kernel's mmap_changing). */
+	if (atomic_load(&c->changing))
+		return -EAGAIN;
 	/* A busy area is being converted (REGISTER) or frozen (fork): wait,
 	 * as the kernel's COPY waits for the mmap lock, then look again. */
 	for (;;) {
@@ -207,15 +211,26 @@ int uf_emu_ioctl(int fd, enum uf_emu_kind kind, struct uf_ctx *c, unsigned long 
 		/* The flags come by value, truncated to int as the kernel does. */
 		return uf_emu_userfaultfd((int)arg);
 	}
+	if (kind == UF_EMU_REMOTE)
+		return uf_remote_ioctl(fd, req, arg);
 	state = atomic_load(&c->state);
+	if (state == CTX_ORPHAN && fd >= 0) {
+		/* A fork child's copy of its parent's uffd: the parent serves
+		 * it (remote.c), as the kernel's targets the parent's memory. */
+		if (!c->orphan_tried) {
+			c->orphan_tried = 1;
+			uf_remote_attach(fd);
+		}
+		if (uf_remote_lookup(c->dev, c->ino) >= 0)
+			return uf_remote_ioctl(fd, req, arg);
+	}
 	if (state == CTX_NEW) {
 		if ((unsigned)req == UFFDIO_API)
 			return do_api(c, arg);
 		return fail(EINVAL);
 	}
 	if (state == CTX_ORPHAN) {
-		/* A fork child's copy of its parent's uffd: its target is
-		 * another process, which the emulation cannot reach. */
+		/* ... whose parent is gone (or cannot be reached). */
 		switch ((unsigned)req) {
 		case UFFDIO_REGISTER: case UFFDIO_UNREGISTER: return fail(ENOMEM);
 		case UFFDIO_WAKE: return 0;

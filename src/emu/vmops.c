@@ -9,7 +9,7 @@
  *
  *   munmap, mmap(MAP_FIXED) over an area  the registration goes
  *   mremap, moved                          the data moves, the new place is
- *                                          not registered
+ *                                          registered only with EVENT_REMAP
  *   mremap, grown in place                 the tail is registered, missing
  *   mprotect                               access rights change, the
  *                                          registration stays
@@ -17,7 +17,9 @@
  *                                          again if registered, zero if not
  *   MADV_REMOVE                            EINVAL, as on private memory
  *
- * A call that meets no area goes straight to the C library.
+ * and with the uffd's UFFD_FEATURE_EVENT_UNMAP / REMAP / REMOVE, the events
+ * the kernel sends (events.c).  A call that meets no area goes straight to
+ * the C library.
  */
 #include "interpose.h"
 #include <stdarg.h>
@@ -58,45 +60,84 @@ UF_UNINSTRUMENTED static int meets(const void *addr, size_t len)
 	return atomic_load(&uf_areas_hw) && page_ok(a, len) && uf_areas_meet(a, a + round_up(len));
 }
 
-UF_UNINSTRUMENTED int munmap(void *addr, size_t len)
+/* The UNMAP events of [a, a+len) (uf_lock held): see events.c. */
+UF_UNINSTRUMENTED static int unmap_events_locked(uintptr_t a, size_t len, struct uf_event *ev)
 {
-	UF_REAL(munmap);
-	if (meets(addr, len)) {
-		uintptr_t a = (uintptr_t)addr;
-		pthread_mutex_lock(&uf_lock);
-		uf_areas_forget_locked(a, a + round_up(len));
-		pthread_mutex_unlock(&uf_lock);
-	}
-	return real_munmap(addr, len);
+	return uf_events_collect_locked(UF_EV_UNMAP, a, a + len, ev, UF_MAX_EVENTS);
 }
 
-UF_UNINSTRUMENTED static void *map_fixed(void *addr, size_t len, int flags)
+/* Tell each uffd of ev[] (after the operation, if it succeeded), waiting
+ * until each has read; then COPY works again. */
+UF_UNINSTRUMENTED static void send_events(int kind, const struct uf_event *ev, int n, int ok,
+					  uintptr_t to)
 {
-	if ((flags & MAP_FIXED) && meets(addr, len)) {
-		uintptr_t a = (uintptr_t)addr;
-		pthread_mutex_lock(&uf_lock);
-		uf_areas_forget_locked(a, a + round_up(len));
-		pthread_mutex_unlock(&uf_lock);
-	}
-	return addr;
+	int e = errno;
+
+	for (int i = 0; i < n && ok; i++)
+		uf_events_send(kind, &ev[i], to);
+	uf_events_done(ev, n);
+	errno = e;
 }
+
+UF_UNINSTRUMENTED int munmap(void *addr, size_t len)
+{
+	struct uf_event ev[UF_MAX_EVENTS];
+	int n = 0, r;
+
+	UF_REAL(munmap);
+	if (!meets(addr, len))
+		return real_munmap(addr, len);
+	uintptr_t a = (uintptr_t)addr;
+	pthread_mutex_lock(&uf_lock);
+	n = unmap_events_locked(a, round_up(len), ev);
+	uf_areas_forget_locked(a, a + round_up(len));
+	pthread_mutex_unlock(&uf_lock);
+	r = real_munmap(addr, len);
+	send_events(UF_EV_UNMAP, ev, n, r == 0, 0);
+	return r;
+}
+
+/* mmap(MAP_FIXED) over areas: they go, and the uffds that asked are told
+ * (UNMAP, the whole range) once the new mapping is in place. */
+#define MAP_FIXED_CALL(real, addr, len, prot, flags, fd, off)			\
+	do {									\
+		struct uf_event ev_[UF_MAX_EVENTS];				\
+		int n_ = 0;							\
+		void *r_;							\
+		if (!((flags) & MAP_FIXED) || !meets(addr, len))		\
+			return real(addr, len, prot, flags, fd, off);		\
+		uintptr_t a_ = (uintptr_t)(addr);				\
+		pthread_mutex_lock(&uf_lock);					\
+		n_ = unmap_events_locked(a_, round_up(len), ev_);		\
+		uf_areas_forget_locked(a_, a_ + round_up(len));			\
+		pthread_mutex_unlock(&uf_lock);					\
+		r_ = real(addr, len, prot, flags, fd, off);			\
+		send_events(UF_EV_UNMAP, ev_, n_, r_ != MAP_FAILED, 0);		\
+		return r_;							\
+	} while (0)
 
 UF_UNINSTRUMENTED void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	UF_REAL(mmap);
-	map_fixed(addr, len, flags);
-	return real_mmap(addr, len, prot, flags, fd, off);
+	MAP_FIXED_CALL(real_mmap, addr, len, prot, flags, fd, off);
 }
 
 UF_UNINSTRUMENTED void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	UF_REAL(mmap64);
-	map_fixed(addr, len, flags);
-	return real_mmap64(addr, len, prot, flags, fd, off);
+	MAP_FIXED_CALL(real_mmap64, addr, len, prot, flags, fd, off);
 }
 
+/*
+ * mremap() of an area.  The events, in the kernel's order, all after the
+ * call: UNMAP of what a MREMAP_FIXED destination replaced, REMAP (the area
+ * moved; with UFFD_FEATURE_EVENT_REMAP its registration follows it), UNMAP
+ * of the old range after a move, or of the tail a shrink in place cut.
+ */
 UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
 {
+	struct uf_event dst_ev[UF_MAX_EVENTS], old_ev[UF_MAX_EVENTS], remap_ev;
+	int ndst = 0, nold = 0, remap = 0, keep = 0;
 	void *want = NULL, *r;
 	uintptr_t o = (uintptr_t)old;
 	struct uf_area *a;
@@ -114,21 +155,43 @@ UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flag
 	pthread_mutex_lock(&uf_lock);
 	oldlen = round_up(oldlen);
 	newlen = round_up(newlen);
-	if (flags & MREMAP_FIXED)
+	if (flags & MREMAP_FIXED) {
+		ndst = unmap_events_locked((uintptr_t)want, newlen, dst_ev);
 		uf_areas_forget_locked((uintptr_t)want, (uintptr_t)want + newlen);
+	}
 	a = (flags & MREMAP_DONTUNMAP) ? NULL : uf_area_exact_locked(o, o + oldlen);
 	if (a) {
+		uint32_t id = UF_LD(a->ctx);
+		struct uf_ctx *c = uf_ctx_by_id(id);
 		int e = uf_area_move_begin_locked(a, newlen);
 		if (e < 0) {
+			uf_events_done(dst_ev, ndst);
 			pthread_mutex_unlock(&uf_lock);
 			errno = -e;
 			return MAP_FAILED;
 		}
+		if (c && atomic_load(&c->state) == CTX_RUNNING) {
+			uint64_t f = atomic_load(&c->features);
+			keep = !!(f & UFFD_FEATURE_EVENT_REMAP);
+			if (keep) {
+				remap_ev.ctx = id;
+				remap_ev.start = o;
+				remap_ev.end = o + oldlen;
+				atomic_fetch_add(&c->changing, 1);
+				remap = 1;
+			}
+		}
+		/* Whatever happens, the old range or its cut tail is
+		 * unmapped: the uffds that asked hear of it. */
+		if (newlen < oldlen && !(flags & MREMAP_FIXED))
+			nold = unmap_events_locked(o + newlen, oldlen - newlen, old_ev);
+		else
+			nold = unmap_events_locked(o, oldlen, old_ev);
 	}
 	r = real_mremap(old, oldlen, newlen, flags, want);
 	if (a) {
 		int e = errno;
-		uf_area_move_end_locked(a, r, newlen);
+		uf_area_move_end_locked(a, r, newlen, keep);
 		errno = e;
 	} else if (r != MAP_FAILED) {
 		/* Not one whole area (the kernel would have refused a range
@@ -137,6 +200,18 @@ UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flag
 		uf_areas_forget_locked(o, o + oldlen);
 	}
 	pthread_mutex_unlock(&uf_lock);
+
+	send_events(UF_EV_UNMAP, dst_ev, ndst, r != MAP_FAILED, 0);
+	if (r != MAP_FAILED && (uintptr_t)r != o) {
+		/* Moved: REMAP, then UNMAP of the old range. */
+		send_events(UF_EV_REMAP, &remap_ev, remap, 1, (uintptr_t)r);
+		send_events(UF_EV_UNMAP, old_ev, nold, 1, 0);
+	} else {
+		if (remap)
+			uf_events_done(&remap_ev, 1);
+		/* In place: a shrink cut the tail. */
+		send_events(UF_EV_UNMAP, old_ev, nold, r != MAP_FAILED && newlen < oldlen, 0);
+	}
 	return r;
 }
 
@@ -192,18 +267,32 @@ UF_UNINSTRUMENTED int madvise(void *addr, size_t len, int advice)
 	}
 	if ((advice == MADV_DONTNEED || advice == MADV_DONTNEED_LOCKED || advice == MADV_FREE) &&
 	    meets(addr, len)) {
+		struct uf_event ev[UF_MAX_EVENTS];
 		uintptr_t a = (uintptr_t)addr;
-		int r = real_madvise(addr, len, advice);
-		if (r < 0)
-			return r;
+		int r, n;
+
+		/* REMOVE goes before the pages do; the caller waits until each
+		 * is read.  The pages then fault again. */
 		pthread_mutex_lock(&uf_lock);
-		r = uf_areas_discard_locked(a, a + round_up(len));
+		n = uf_events_collect_locked(UF_EV_REMOVE, a, a + round_up(len), ev, UF_MAX_EVENTS);
 		pthread_mutex_unlock(&uf_lock);
-		if (r < 0) {
-			errno = -r;
-			return -1;
+		for (int i = 0; i < n; i++)
+			uf_events_send(UF_EV_REMOVE, &ev[i], 0);
+		/* MADV_FREE is for private memory only; an area is a shared
+		 * mapping standing for private memory, whose pages go now
+		 * (MADV_FREE may free them at any time). */
+		r = real_madvise(addr, len, advice == MADV_FREE ? MADV_DONTNEED : advice);
+		if (r == 0) {
+			pthread_mutex_lock(&uf_lock);
+			r = uf_areas_discard_locked(a, a + round_up(len));
+			pthread_mutex_unlock(&uf_lock);
+			if (r < 0) {
+				errno = -r;
+				r = -1;
+			}
 		}
-		return 0;
+		uf_events_done(ev, n);
+		return r;
 	}
 	return real_madvise(addr, len, advice);
 }

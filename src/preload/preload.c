@@ -152,8 +152,17 @@ int ioctl(int fd, unsigned long req, ...)
 
 ssize_t read(int fd, void *buf, size_t n)
 {
-	if (marked(fd))
-		return uf_read(fd, buf, n);
+	if (marked(fd)) {
+		ssize_t r = uf_read(fd, buf, n);
+		/* A FORK message brings a new uffd descriptor. */
+		for (ssize_t i = 0; i + (ssize_t)sizeof(struct uffd_msg) <= r; i += sizeof(struct uffd_msg)) {
+			struct uffd_msg m;
+			memcpy(&m, (char *)buf + i, sizeof m);
+			if (m.event == UFFD_EVENT_FORK)
+				mark((int)m.arg.fork.ufd, 1);
+		}
+		return r;
+	}
 	uf_emu_pretouch((uintptr_t)buf, n, 1);
 	return __read(fd, buf, n);
 }
@@ -287,15 +296,24 @@ ssize_t recvmsg(int sock, struct msghdr *msg, int flags)
 	if (msg)
 		uf_emu_pretouch_iov(msg->msg_iov, (int)msg->msg_iovlen, 1);
 	r = real_recvmsg(sock, msg, flags);
-	if (r < 0 || !uf_emu_in_use() || !msg)
+	if (r < 0 || !msg || secure())
 		return r;
 	for (c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		int *fds = (int *)CMSG_DATA(c);
 		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++)
-			mark(fds[i], uf_emu_fd_kind(fds[i], NULL) != UF_EMU_NONE);
+		for (size_t i = 0; i < n; i++) {
+			/* An emulated uffd, ours or another process's (then it
+			 * becomes usable here). */
+			int known = uf_emu_in_use() && uf_emu_fd_kind(fds[i], NULL) != UF_EMU_NONE;
+			if (!known) {
+				struct stat st;
+				known = fstat(fds[i], &st) == 0 && S_ISFIFO(st.st_mode) &&
+					uf_emu_adopt(fds[i]) == 0;
+			}
+			mark(fds[i], known);
+		}
 	}
 	return r;
 }

@@ -1,0 +1,683 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A uffd used from another process (UFFD-SPEC section 13): a monitor that
+ * got the descriptor over a unix socket (SCM_RIGHTS), a fork child holding
+ * its parent's uffd, the reader of a UFFD_EVENT_FORK.  The memory, the
+ * waiters and the messages live in the process that owns the uffd (where
+ * it was created); that process serves the others.
+ *
+ *   Owner  Every uffd listens on an abstract unix socket named after the
+ *          identity of its pipe ("userfault-uffd-DEV-INO"), served by the
+ *          watcher thread (ctx.c).  A connection must first prove that
+ *          its process holds the uffd: HELLO carries the read end itself
+ *          (SCM_RIGHTS), which is compared and closed at once.  Then it
+ *          may read messages (TAKE) and run ioctls; COPY carries the
+ *          source bytes in the request, at most UF_CHUNK at a time.
+ *   Client The reply to HELLO hands over a copy of the pipe's write end:
+ *          the client keeps it, so that when the owner exits the uffd
+ *          neither reads EOF nor polls POLLHUP (the kernel shows nothing
+ *          either).  read() takes the messages from the owner; poll and
+ *          epoll work on the pipe as in the owner.
+ *
+ * When the owner is gone: COPY and ZEROPAGE give ESRCH, REGISTER and
+ * UNREGISTER ENOMEM, WAKE 0, API EINVAL, read() waits forever (EAGAIN
+ * with O_NONBLOCK), as the kernel's uffd of a dead process.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include "emu/emu.h"
+
+#define UF_MAX_REMOTE	64	/* foreign uffds a process uses */
+#define UF_MAX_CONN	64	/* connections an owner serves */
+#define UF_CHUNK	(128 * 1024)
+
+enum { RQ_HELLO = 1, RQ_TAKE, RQ_IOCTL, RQ_COPY };
+
+struct rq {
+	uint32_t op;
+	uint32_t max;		/* TAKE: messages wanted */
+	uint64_t req;		/* IOCTL, COPY: the request number */
+	unsigned char s[64];	/* IOCTL, COPY: the struct (COPY: payload follows) */
+};
+struct rp {
+	int64_t ret;
+	int32_t err;
+	int32_t n;		/* TAKE: messages following */
+	unsigned char s[64];
+};
+
+static void name_of(struct sockaddr_un *a, socklen_t *len, dev_t dev, ino_t ino)
+{
+	int n;
+
+	memset(a, 0, sizeof *a);
+	a->sun_family = AF_UNIX;
+	n = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "userfault-uffd-%lx-%lx",
+		     (unsigned long)dev, (unsigned long)ino);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* Send a message with up to one descriptor. */
+static int send_fd(int sock, const void *buf, size_t len, int fd)
+{
+	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd >= 0) {
+		struct cmsghdr *c;
+		memset(&u, 0, sizeof u);
+		m.msg_control = u.b;
+		m.msg_controllen = sizeof u.b;
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof fd);
+	}
+	return uf_sys_sendmsg(sock, &m, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+/* Receive a message and the descriptors that came with it (closed if more
+ * than max).  Returns the length, 0 at EOF, -1 on error. */
+static ssize_t recv_fds(int sock, void *buf, size_t len, int *fds, int max, int *nfds)
+{
+	union { char b[CMSG_SPACE(sizeof(int) * UF_MAX_READ)]; struct cmsghdr align; } u;
+	struct iovec iov = { buf, len };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+			    .msg_controllen = sizeof u.b };
+	ssize_t r;
+
+	*nfds = 0;
+	do
+		r = uf_sys_recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+			if (*nfds < max)
+				fds[(*nfds)++] = f;
+			else
+				close(f);
+		}
+	}
+	return r;
+}
+
+/* ====================================================================== */
+/* The owner's side: served by the watcher thread.                         */
+/* ====================================================================== */
+
+static struct { int fd; uint32_t ctx; int authed; } g_conn[UF_MAX_CONN];
+static pthread_once_t g_conn_once = PTHREAD_ONCE_INIT;
+
+static void conn_init(void)
+{
+	for (int i = 0; i < UF_MAX_CONN; i++)
+		g_conn[i].fd = -1;
+}
+
+int uf_service_listen(struct uf_ctx *c)
+{
+	struct sockaddr_un a;
+	socklen_t len;
+	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (s < 0)
+		return -1;
+	name_of(&a, &len, c->dev, c->ino);
+	if (bind(s, (struct sockaddr *)&a, len) < 0 || listen(s, 16) < 0) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+static void conn_close(int epfd, int i)
+{
+	epoll_ctl(epfd, EPOLL_CTL_DEL, g_conn[i].fd, NULL);
+	close(g_conn[i].fd);
+	g_conn[i].fd = -1;
+}
+
+static void on_accept(int epfd, int lsock, uint32_t id)
+{
+	for (;;) {
+		int s = accept4(lsock, NULL, NULL, SOCK_CLOEXEC), i;
+		struct epoll_event ev = { .events = EPOLLIN };
+
+		if (s < 0)
+			return;
+		for (i = 0; i < UF_MAX_CONN && g_conn[i].fd >= 0; i++)
+			;
+		if (i == UF_MAX_CONN) {
+			close(s);
+			continue;
+		}
+		g_conn[i].fd = s;
+		g_conn[i].ctx = id;
+		g_conn[i].authed = 0;
+		ev.data.u64 = UF_TAG_CONN | (uint64_t)i;
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev) < 0)
+			conn_close(epfd, i);
+	}
+}
+
+static void serve_take(struct uf_ctx *c, int sock, const struct rq *q)
+{
+	struct {
+		struct rp h;
+		struct uffd_msg m[UF_MAX_READ];
+	} out;
+	int max = (int)q->max, k, fds[UF_MAX_READ], nfds = 0;
+	union { char b[CMSG_SPACE(sizeof(int) * UF_MAX_READ)]; struct cmsghdr align; } u;
+	struct iovec iov;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	memset(&out.h, 0, sizeof out.h);
+	if (max < 1 || max > UF_MAX_READ)
+		max = UF_MAX_READ;
+	if (atomic_load(&c->state) == CTX_NEW) {
+		out.h.ret = -1;
+		out.h.err = EINVAL;
+		k = 0;
+	} else {
+		k = atomic_load(&c->state) == CTX_RUNNING ? uf_take_msgs(c, out.m, max) : 0;
+	}
+	if (atomic_load(&c->npending) > 0)
+		uf_ctx_notify(c);
+	/* A FORK message names a descriptor of ours: it goes along, and the
+	 * reader puts its own number in the message. */
+	for (int i = 0; i < k; i++)
+		if (out.m[i].event == UFFD_EVENT_FORK)
+			fds[nfds++] = (int)out.m[i].arg.fork.ufd;
+	out.h.n = k;
+	iov.iov_base = &out;
+	iov.iov_len = sizeof out.h + (size_t)k * sizeof out.m[0];
+	if (nfds) {
+		struct cmsghdr *cm;
+		memset(&u, 0, sizeof u);
+		m.msg_control = u.b;
+		m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
+	}
+	if (uf_sys_sendmsg(sock, &m, MSG_NOSIGNAL) < 0) {
+		(void)0;	/* the reader is gone: the messages are lost, as
+				 * the kernel's are when a reader's copy-out fails */
+	}
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+static void serve_ioctl(struct uf_ctx *c, int sock, struct rq *q, void *payload, size_t plen)
+{
+	struct rp out;
+
+	memset(&out, 0, sizeof out);
+	if (q->op == RQ_COPY) {
+		struct uffdio_copy cp;
+		memcpy(&cp, q->s, sizeof cp);
+		if (cp.len > plen)
+			cp.len = plen;
+		cp.src = (uintptr_t)payload;
+		memcpy(q->s, &cp, sizeof cp);
+	}
+	out.ret = uf_emu_ioctl(-1, UF_EMU_UFFD, c, (unsigned long)q->req, (unsigned long)q->s);
+	out.err = out.ret < 0 ? errno : 0;
+	memcpy(out.s, q->s, sizeof out.s);
+	send_fd(sock, &out, sizeof out, -1);
+}
+
+void uf_service_event(int epfd, uint64_t tag, uint32_t events)
+{
+	static unsigned char buf[sizeof(struct rq) + UF_CHUNK];
+	uint64_t kind = tag & UF_TAG_MASK;
+	uint32_t v = (uint32_t)tag;
+	struct uf_ctx *c;
+	struct rq *q = (struct rq *)buf;
+	int fds[1], nfds, i;
+	ssize_t n;
+
+	pthread_once(&g_conn_once, conn_init);
+	if (kind == UF_TAG_LISTEN) {
+		if ((c = uf_ctx_by_id(v)) && atomic_load(&c->lsock) >= 0)
+			on_accept(epfd, atomic_load(&c->lsock), v);
+		return;
+	}
+	i = (int)v;
+	if (i < 0 || i >= UF_MAX_CONN || g_conn[i].fd < 0)
+		return;
+	n = recv_fds(g_conn[i].fd, buf, sizeof buf, fds, 1, &nfds);
+	if (n < (ssize_t)sizeof *q) {
+		for (int k = 0; k < nfds; k++)
+			close(fds[k]);
+		if (n <= 0 && !(n < 0 && errno == EAGAIN))
+			conn_close(epfd, i);
+		return;
+	}
+	(void)events;
+	c = uf_ctx_by_id(g_conn[i].ctx);
+	if (!c) {
+		for (int k = 0; k < nfds; k++)
+			close(fds[k]);
+		conn_close(epfd, i);	/* released: the client sees the owner gone */
+		return;
+	}
+	if (q->op == RQ_HELLO) {
+		struct stat st;
+		struct rp out;
+		int ok = nfds == 1 && fstat(fds[0], &st) == 0 && st.st_dev == c->dev &&
+			 st.st_ino == c->ino && (fcntl(fds[0], F_GETFL) & O_ACCMODE) == O_RDONLY;
+
+		if (nfds)
+			close(fds[0]);
+		memset(&out, 0, sizeof out);
+		out.ret = ok ? 0 : -1;
+		out.err = ok ? 0 : EPERM;
+		if (ok)
+			g_conn[i].authed = 1;
+		send_fd(g_conn[i].fd, &out, sizeof out, ok ? atomic_load(&c->ourfd) : -1);
+		if (!ok)
+			conn_close(epfd, i);
+		return;
+	}
+	for (int k = 0; k < nfds; k++)
+		close(fds[k]);
+	if (!g_conn[i].authed) {
+		conn_close(epfd, i);
+		return;
+	}
+	switch (q->op) {
+	case RQ_TAKE:
+		serve_take(c, g_conn[i].fd, q);
+		break;
+	case RQ_IOCTL:
+	case RQ_COPY:
+		serve_ioctl(c, g_conn[i].fd, q, buf + sizeof *q, (size_t)n - sizeof *q);
+		break;
+	default:
+		conn_close(epfd, i);
+	}
+}
+
+void uf_service_reset_after_fork(void)
+{
+	/* The connections are the parent's: close our copies. */
+	pthread_once(&g_conn_once, conn_init);
+	for (int i = 0; i < UF_MAX_CONN; i++)
+		if (g_conn[i].fd >= 0) {
+			close(g_conn[i].fd);
+			g_conn[i].fd = -1;
+		}
+}
+
+/* ====================================================================== */
+/* The client's side.                                                       */
+/* ====================================================================== */
+
+struct uf_remote {
+	_Atomic int used;	/* 0 free, 1 live, 2 being set up */
+	dev_t dev;
+	ino_t ino;
+	int sock;		/* -1 once the owner is gone */
+	int wr;			/* the pipe's write end */
+	pthread_mutex_t mu;
+};
+static struct uf_remote g_rem[UF_MAX_REMOTE];
+
+/* async-signal-safe */
+int uf_remote_lookup(dev_t dev, ino_t ino)
+{
+	for (int i = 0; i < UF_MAX_REMOTE; i++)
+		if (atomic_load(&g_rem[i].used) == 1 && g_rem[i].ino == ino && g_rem[i].dev == dev)
+			return i;
+	return -1;
+}
+
+static void remote_free(int i)
+{
+	struct uf_remote *r = &g_rem[i];
+	int expected = 1;
+
+	if (!atomic_compare_exchange_strong(&r->used, &expected, 2))
+		return;
+	if (r->sock >= 0)
+		close(r->sock);
+	if (r->wr >= 0)
+		close(r->wr);
+	r->sock = r->wr = -1;
+	uf_live_add(-1);
+	atomic_store(&r->used, 0);
+}
+
+/* Forget the foreign uffds whose every read end is closed.  Called at our
+ * close() of one, and by the watcher (each write end is watched). */
+void uf_remote_reap(void)
+{
+	for (int i = 0; i < UF_MAX_REMOTE; i++) {
+		struct pollfd p = { .fd = g_rem[i].wr, .events = 0 };
+		if (atomic_load(&g_rem[i].used) == 1 && poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+			remote_free(i);
+	}
+}
+
+/* Use the uffd fd, owned by another process, from this one: 0, or -1 if
+ * it is no uffd of a live owner. */
+int uf_remote_attach(int fd)
+{
+	struct sockaddr_un a;
+	socklen_t len;
+	struct stat st;
+	struct rq q;
+	struct rp p;
+	int s, i, fds[1], nfds, expected;
+
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return -1;
+	if (uf_remote_lookup(st.st_dev, st.st_ino) >= 0)
+		return 0;
+	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -1;
+	name_of(&a, &len, st.st_dev, st.st_ino);
+	memset(&q, 0, sizeof q);
+	q.op = RQ_HELLO;
+	if (connect(s, (struct sockaddr *)&a, len) < 0 || send_fd(s, &q, sizeof q, fd) < 0 ||
+	    recv_fds(s, &p, sizeof p, fds, 1, &nfds) != (ssize_t)sizeof p || p.ret < 0 || nfds != 1) {
+		close(s);
+		return -1;
+	}
+	/* The owner is who it says: it holds the write end of this pipe. */
+	if (fstat(fds[0], &st) < 0 || uf_remote_lookup(st.st_dev, st.st_ino) >= 0) {
+		close(fds[0]);
+		close(s);
+		return uf_remote_lookup(st.st_dev, st.st_ino) >= 0 ? 0 : -1;
+	}
+	for (i = 0; i < UF_MAX_REMOTE; i++) {
+		expected = 0;
+		if (atomic_compare_exchange_strong(&g_rem[i].used, &expected, 2))
+			break;
+	}
+	if (i == UF_MAX_REMOTE) {
+		close(fds[0]);
+		close(s);
+		errno = EMFILE;
+		return -1;
+	}
+	g_rem[i].dev = st.st_dev;
+	g_rem[i].ino = st.st_ino;
+	g_rem[i].sock = s;
+	g_rem[i].wr = fds[0];
+	pthread_mutex_init(&g_rem[i].mu, NULL);
+	uf_live_add(1);
+	atomic_store(&g_rem[i].used, 1);
+	uf_watch_fd(fds[0], UF_TAG_REMOTE | (uint64_t)i);
+	return 0;
+}
+
+/* One request and its reply, under the entry's lock.  -1 if the owner is
+ * gone (then for good). */
+static int call(struct uf_remote *r, const struct rq *q, const void *payload, size_t plen,
+		void *reply, size_t rlen, int *fds, int *nfds)
+{
+	struct iovec iov[2] = { { (void *)q, sizeof *q }, { (void *)payload, plen } };
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = plen ? 2 : 1 };
+	int dummy, ok = -1;
+	ssize_t n;
+
+	pthread_mutex_lock(&r->mu);
+	if (r->sock >= 0 && uf_sys_sendmsg(r->sock, &m, MSG_NOSIGNAL) == (ssize_t)(sizeof *q + plen)) {
+		n = recv_fds(r->sock, reply, rlen, fds ? fds : &dummy, fds ? UF_MAX_READ : 0,
+			     nfds ? nfds : &dummy);
+		if (n >= (ssize_t)sizeof(struct rp))
+			ok = 0;
+	}
+	if (ok < 0 && r->sock >= 0) {
+		close(r->sock);
+		r->sock = -1;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return ok;
+}
+
+static int fail(int err)
+{
+	errno = err;
+	return -1;
+}
+
+static size_t struct_size(unsigned long req)
+{
+	switch ((unsigned)req) {
+	case UFFDIO_API: return sizeof(struct uffdio_api);
+	case UFFDIO_REGISTER: return sizeof(struct uffdio_register);
+	case UFFDIO_UNREGISTER: case UFFDIO_WAKE: return sizeof(struct uffdio_range);
+	case UFFDIO_COPY: return sizeof(struct uffdio_copy);
+	case UFFDIO_ZEROPAGE: return sizeof(struct uffdio_zeropage);
+	default: return 0;
+	}
+}
+
+/* What a uffd whose process is gone answers (section 13.4). */
+static int gone(unsigned long req)
+{
+	switch ((unsigned)req) {
+	case UFFDIO_REGISTER: case UFFDIO_UNREGISTER: return fail(ENOMEM);
+	case UFFDIO_WAKE: return 0;
+	case UFFDIO_COPY: case UFFDIO_ZEROPAGE: return fail(ESRCH);
+	default: return fail(EINVAL);
+	}
+}
+
+/* COPY from here: the source is read here, page by page where it faults,
+ * and sent along, UF_CHUNK at a time. */
+static int remote_copy(struct uf_remote *r, unsigned long arg, struct uffdio_copy *cp)
+{
+	uint64_t done = 0, ps = uf_caps.page_size ? uf_caps.page_size : 4096;
+	int64_t out;
+	int err = 0;
+	char *buf = malloc(UF_CHUNK);
+
+	if (!buf)
+		return fail(ENOMEM);
+	while (done < cp->len) {
+		uint64_t n = cp->len - done < UF_CHUNK ? cp->len - done : UF_CHUNK, got = 0;
+		struct rq q;
+		struct rp p;
+		struct uffdio_copy part = *cp;
+
+		while (got < n && uf_copy_in(buf + got, (const char *)(uintptr_t)cp->src + done + got,
+					     n - got < ps ? n - got : ps) == 0)
+			got += n - got < ps ? n - got : ps;
+		if (!got) {
+			err = EFAULT;
+			break;
+		}
+		memset(&q, 0, sizeof q);
+		q.op = RQ_COPY;
+		q.req = UFFDIO_COPY;
+		part.dst = cp->dst + done;
+		part.len = got;
+		memcpy(q.s, &part, sizeof part);
+		if (call(r, &q, buf, got, &p, sizeof p, NULL, NULL) < 0) {
+			free(buf);
+			return done ? fail(EAGAIN) : gone(UFFDIO_COPY);
+		}
+		memcpy(&part, p.s, sizeof part);
+		if (part.copy < 0) {
+			err = (int)-part.copy;
+			break;
+		}
+		done += (uint64_t)part.copy;
+		if ((uint64_t)part.copy < got) {
+			err = EAGAIN;
+			break;
+		}
+		if (got < n) {
+			err = EFAULT;
+			break;
+		}
+	}
+	free(buf);
+	out = done ? (int64_t)done : -err;
+	if (uf_copy_out((char *)arg + offsetof(struct uffdio_copy, copy), &out, sizeof out))
+		return fail(EFAULT);
+	if (!err)
+		return 0;
+	return fail(done ? EAGAIN : err);
+}
+
+static int remote_ioctl_at(int i, unsigned long req, unsigned long arg)
+{
+	struct uf_remote *r = &g_rem[i];
+	size_t size = struct_size(req);
+	struct rq q;
+	struct rp p;
+
+	if (!size)
+		return fail(EINVAL);	/* MOVE, WRITEPROTECT, ...: not emulated */
+	memset(&q, 0, sizeof q);
+	if (uf_copy_in(q.s, (void *)arg, size))
+		return fail(EFAULT);
+	if ((unsigned)req == UFFDIO_COPY) {
+		struct uffdio_copy cp;
+		uint64_t pgmask = (uf_caps.page_size ? uf_caps.page_size : 4096) - 1;
+
+		memcpy(&cp, q.s, sizeof cp);
+		/* The checks COPY makes before it reads the source (ioctl.c). */
+		if ((cp.dst & pgmask) || (cp.len & pgmask) || !cp.len ||
+		    cp.dst >= uf_caps.task_size || cp.len > uf_caps.task_size - cp.dst ||
+		    cp.src >= uf_caps.task_size || cp.len > uf_caps.task_size - cp.src ||
+		    (cp.mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP)))
+			return fail(EINVAL);
+		if (!(cp.mode & UFFDIO_COPY_MODE_WP))
+			return remote_copy(r, arg, &cp);
+	}
+	q.op = RQ_IOCTL;
+	q.req = req;
+	if (call(r, &q, NULL, 0, &p, sizeof p, NULL, NULL) < 0)
+		return gone(req);
+	if (uf_copy_out((void *)arg, p.s, size))
+		return fail(EFAULT);
+	if (p.ret < 0)
+		return fail(p.err);
+	return (int)p.ret;
+}
+
+/* The entry of fd, attaching it if it is a foreign uffd not seen yet. */
+static int entry_of(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return -1;
+	return uf_remote_lookup(st.st_dev, st.st_ino);
+}
+
+int uf_remote_ioctl(int fd, unsigned long req, unsigned long arg)
+{
+	int i = entry_of(fd);
+
+	if (i < 0)
+		return gone(req);
+	return remote_ioctl_at(i, req, arg);
+}
+
+ssize_t uf_remote_read(int fd, void *buf, size_t count)
+{
+	struct {
+		struct rp h;
+		struct uffd_msg m[UF_MAX_READ];
+	} in;
+	int i = entry_of(fd), fds[UF_MAX_READ], nfds, k;
+	char tok[256];
+	int flags = fcntl(fd, F_GETFL);
+
+	if (i < 0)
+		return fail(EBADF);
+	if (count < sizeof(struct uffd_msg))
+		return fail(EINVAL);
+	for (;;) {
+		struct rq q;
+		/* Drain first: a message queued after this sends its own byte. */
+		for (;;) {
+			struct iovec iov = { tok, sizeof tok };
+			if (preadv2(fd, &iov, 1, -1, RWF_NOWAIT) < (ssize_t)sizeof tok)
+				break;
+		}
+		memset(&q, 0, sizeof q);
+		q.op = RQ_TAKE;
+		q.max = (uint32_t)(count / sizeof(struct uffd_msg));
+		if (q.max > UF_MAX_READ)
+			q.max = UF_MAX_READ;
+		k = 0;
+		if (call(&g_rem[i], &q, NULL, 0, &in, sizeof in, fds, &nfds) == 0) {
+			if (in.h.ret < 0) {
+				for (int f = 0; f < nfds; f++)
+					close(fds[f]);
+				return fail(in.h.err);
+			}
+			k = in.h.n;
+			/* The FORK descriptors, in order, become ours. */
+			for (int j = 0, f = 0; j < k; j++) {
+				if (in.m[j].event != UFFD_EVENT_FORK)
+					continue;
+				int fl = (int)in.m[j].arg.reserved.reserved2;
+				in.m[j].arg.reserved.reserved2 = 0;
+				in.m[j].arg.fork.ufd = (__u32)(f < nfds ? uf_fork_fd_adopt(fds[f++], fl) : -1);
+			}
+		}
+		if (k > 0) {
+			if (uf_copy_out(buf, in.m, (size_t)k * sizeof in.m[0]))
+				return fail(EFAULT);
+			return (ssize_t)k * (ssize_t)sizeof in.m[0];
+		}
+		/* Nothing: wait on the pipe, as a local read does. */
+		if (g_rem[i].sock < 0 && (flags & O_NONBLOCK))
+			return fail(EAGAIN);
+		ssize_t n = __read(fd, tok, 1);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return fail(EAGAIN);
+	}
+}
+
+void uf_remote_reset_after_fork(void)
+{
+	/* The child inherits our descriptors but not the connections'
+	 * meaning: each reply would go to whichever process reads first. */
+	for (int i = 0; i < UF_MAX_REMOTE; i++) {
+		if (atomic_load(&g_rem[i].used) != 1)
+			continue;
+		if (g_rem[i].sock >= 0)
+			close(g_rem[i].sock);
+		g_rem[i].sock = -1;
+		pthread_mutex_init(&g_rem[i].mu, NULL);
+		/* Reconnect lazily: forget the entry, keep nothing open. */
+		close(g_rem[i].wr);
+		g_rem[i].wr = -1;
+		uf_live_add(-1);
+		atomic_store(&g_rem[i].used, 0);
+	}
+}
