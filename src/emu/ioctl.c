@@ -27,30 +27,48 @@ static int range_ok(uint64_t start, uint64_t len)
 	return 1;
 }
 
+/* A refused UFFDIO_API: the struct is zeroed, and if even that cannot be
+ * written the answer is EFAULT (the kernel's err_out). */
+static int api_refuse(unsigned long arg, int err)
+{
+	static const struct uffdio_api zero;
+
+	if (uf_copy_out((void *)arg, &zero, sizeof zero))
+		return fail(EFAULT);
+	return fail(err);
+}
+
 static int do_api(struct uf_ctx *c, unsigned long arg)
 {
 	struct uffdio_api api;
-	static const struct uffdio_api zero;
 	uint64_t want;
-	int expected = CTX_NEW;
+	int expected = CTX_NEW, busy = 0;
 
 	if (uf_copy_in(&api, (void *)arg, sizeof api))
 		return fail(EFAULT);
 	want = api.features;
-	if (api.api != UFFD_API || (want & ~(uint64_t)UF_EMU_FEATURES)) {
-		uf_copy_out((void *)arg, &zero, sizeof zero);
-		return fail(EINVAL);
-	}
+	if (api.api != UFFD_API || (want & ~(uint64_t)UF_EMU_FEATURES))
+		return api_refuse(arg, EINVAL);
 	api.features = UF_EMU_FEATURES;
 	api.ioctls = UFFD_API_IOCTLS;
 	if (uf_copy_out((void *)arg, &api, sizeof api))
 		return fail(EFAULT);
+	/* Only once per uffd; the answer already written is wiped.  The
+	 * features change only with the state, as the kernel sets both with
+	 * one cmpxchg: a refused call (or the loser of two at once) leaves
+	 * them alone. */
+	if (!atomic_compare_exchange_strong(&c->api_busy, &busy, 1))
+		return api_refuse(arg, EINVAL);
+	if (atomic_load(&c->state) != CTX_NEW) {
+		atomic_store(&c->api_busy, 0);
+		return api_refuse(arg, EINVAL);
+	}
 	atomic_store(&c->features, want);
 	if (!atomic_compare_exchange_strong(&c->state, &expected, CTX_RUNNING)) {
-		/* Only once per uffd; the answer already written is wiped. */
-		uf_copy_out((void *)arg, &zero, sizeof zero);
-		return fail(EINVAL);
+		atomic_store(&c->api_busy, 0);
+		return api_refuse(arg, EINVAL);
 	}
+	atomic_store(&c->api_busy, 0);
 	return 0;
 }
 
