@@ -127,10 +127,12 @@ static int do_wake(struct uf_ctx *c, int fd, unsigned long arg)
 }
 
 /*
- * COPY and ZEROPAGE: section 5.2.  Returns the result to store in the
- * output field (bytes or -errno).  async-signal-safe
+ * COPY (from src) and ZEROPAGE (zeros; src unused): section 5.2.  Returns
+ * the result to store in the output field (bytes or -errno).
+ * async-signal-safe
  */
-static long resolve(struct uf_ctx *c, int fd, uint64_t dst, const void *src, uint64_t len, int wake)
+static long resolve(struct uf_ctx *c, int fd, uint64_t dst, const void *src, int zeros, uint64_t len,
+		    int wake)
 {
 	struct uf_area_view v;
 	long r;
@@ -148,7 +150,7 @@ static long resolve(struct uf_ctx *c, int fd, uint64_t dst, const void *src, uin
 		if (uf_area_still(&v))
 			uf_area_wait_busy(gen);
 	}
-	r = uf_install(&v, dst, src, len, !wake);
+	r = uf_install(&v, dst, src, zeros, len, !wake);
 	if (r > 0 && wake) {
 		long woken = 0;
 		if (uf_wake_range(c, dst, dst + (uint64_t)r, &woken))
@@ -180,7 +182,7 @@ static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
 	if (cp.mode & UFFDIO_COPY_MODE_WP) {
 		r = -EINVAL;		/* no range of ours is registered for WP */
 	} else {
-		r = resolve(c, fd, cp.dst, (const void *)(uintptr_t)cp.src, cp.len,
+		r = resolve(c, fd, cp.dst, (const void *)(uintptr_t)cp.src, 0, cp.len,
 			    !(cp.mode & UFFDIO_COPY_MODE_DONTWAKE));
 	}
 	out = r;
@@ -204,7 +206,7 @@ static int do_zeropage(struct uf_ctx *c, int fd, unsigned long arg)
 		return fail(EINVAL);
 	if (zp.mode & ~UFFDIO_ZEROPAGE_MODE_DONTWAKE)
 		return fail(EINVAL);
-	r = resolve(c, fd, zp.range.start, NULL, zp.range.len,
+	r = resolve(c, fd, zp.range.start, NULL, 1, zp.range.len,
 		    !(zp.mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE));
 	out = r;
 	if (uf_copy_out((char *)arg + 24, &out, sizeof out))
