@@ -119,6 +119,13 @@ static void enoent(int fd)
 	/* MODE_WP on a MISSING-only registration. */
 	CHECK_ERRNO(t_copy(fd, p, src, (size_t)t_ps, UFFDIO_COPY_MODE_WP, &out), EINVAL);
 	CHECK_EQ(out, -EINVAL);
+	/* MODE_WP where the destination is not one registered VMA: the VMA
+	 * is looked up (ENOENT) before the mode is checked against it. */
+	CHECK_ERRNO(t_copy(fd, p + 4 * t_ps, src, (size_t)t_ps, UFFDIO_COPY_MODE_WP, &out), ENOENT);
+	CHECK_EQ(out, -ENOENT);
+	CHECK_ERRNO(t_copy(fd, p + 3 * t_ps, src, 2 * (size_t)t_ps,
+			   UFFDIO_COPY_MODE_WP | UFFDIO_COPY_MODE_DONTWAKE, &out), ENOENT);
+	CHECK_EQ(out, -ENOENT);
 
 	/* Nothing happened to the pages: COPY into the PROT_READ VMA works
 	 * and gives a readable page; the RW pages still fault. */

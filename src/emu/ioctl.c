@@ -128,11 +128,12 @@ static int do_wake(struct uf_ctx *c, int fd, unsigned long arg)
 
 /*
  * COPY (from src) and ZEROPAGE (zeros; src unused): section 5.2.  Returns
- * the result to store in the output field (bytes or -errno).
- * async-signal-safe
+ * the result to store in the output field (bytes or -errno).  wp: COPY's
+ * MODE_WP, refused once the destination is found, as the kernel checks it
+ * against the VMA it has looked up.  async-signal-safe
  */
 static long resolve(struct uf_ctx *c, int fd, uint64_t dst, const void *src, int zeros, uint64_t len,
-		    int wake)
+		    int wp, int wake)
 {
 	struct uf_area_view v;
 	long r;
@@ -150,6 +151,8 @@ static long resolve(struct uf_ctx *c, int fd, uint64_t dst, const void *src, int
 		if (uf_area_still(&v))
 			uf_area_wait_busy(gen);
 	}
+	if (wp)
+		return -EINVAL;		/* no range of ours is registered for WP */
 	r = uf_install(&v, dst, src, zeros, len, !wake);
 	if (r > 0 && wake) {
 		long woken = 0;
@@ -179,12 +182,8 @@ static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
 		return fail(EINVAL);
 	if (cp.mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP))
 		return fail(EINVAL);
-	if (cp.mode & UFFDIO_COPY_MODE_WP) {
-		r = -EINVAL;		/* no range of ours is registered for WP */
-	} else {
-		r = resolve(c, fd, cp.dst, (const void *)(uintptr_t)cp.src, 0, cp.len,
-			    !(cp.mode & UFFDIO_COPY_MODE_DONTWAKE));
-	}
+	r = resolve(c, fd, cp.dst, (const void *)(uintptr_t)cp.src, 0, cp.len,
+		    !!(cp.mode & UFFDIO_COPY_MODE_WP), !(cp.mode & UFFDIO_COPY_MODE_DONTWAKE));
 	out = r;
 	if (uf_copy_out((char *)arg + 32, &out, sizeof out))
 		return fail(EFAULT);
@@ -206,7 +205,7 @@ static int do_zeropage(struct uf_ctx *c, int fd, unsigned long arg)
 		return fail(EINVAL);
 	if (zp.mode & ~UFFDIO_ZEROPAGE_MODE_DONTWAKE)
 		return fail(EINVAL);
-	r = resolve(c, fd, zp.range.start, NULL, 1, zp.range.len,
+	r = resolve(c, fd, zp.range.start, NULL, 1, zp.range.len, 0,
 		    !(zp.mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE));
 	out = r;
 	if (uf_copy_out((char *)arg + 24, &out, sizeof out))
