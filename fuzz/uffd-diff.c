@@ -124,7 +124,6 @@ static const int known_on[KD_COUNT] = {
 	[KD_DEV_OPEN_FLAGS] = 1,
 	[KD_NOT_MERGED] = 1,
 	[KD_UNREGISTER_POLL] = 1,
-	[KD_WAKE_DESPITE_EFAULT] = 1,
 };
 static long known_hits[KD_COUNT];
 static int g_strict, g_trace;

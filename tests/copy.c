@@ -6,7 +6,9 @@
  * MODE_WP without WP registration → EINVAL (copy = -22); COPY into a
  * PROT_READ registered VMA installs a readable page; COPY of many pages;
  * COPY through another uffd into a range registered by the first works but
- * wakes only that other uffd's faulters (the first's need a WAKE on it). */
+ * wakes only that other uffd's faulters (the first's need a WAKE on it);
+ * a result field that cannot be written gives EFAULT after the install,
+ * and then nobody is woken. */
 #include "t.h"
 
 static void wake_and_dontwake(int fd, char *p)
@@ -183,6 +185,57 @@ static void other_ctx(int fd)
 	t_unmap_reg(fd, p, 2);
 }
 
+/* The result field cannot be written: EFAULT, the page is installed, and
+ * nobody is woken (the kernel returns before its wake when put_user of
+ * .copy / .zeropage fails); a WAKE then resumes the faulter. */
+static void unwritable_result(int fd)
+{
+	char *p = t_map_reg(fd, 2);
+	char *src = t_map(1);
+	char *arg = t_map(1);
+	struct t_touch t;
+	struct uffd_msg m;
+
+	memset(src, 0x71, (size_t)t_ps);
+	t_touch_start(&t, p + 5, 0, 0);
+	if (T_MSG(fd, &m, 2000))
+		CHECK_FAULT(&m, p, 0);
+	{
+		struct uffdio_copy c = { .dst = (uintptr_t)p, .src = (uintptr_t)src,
+					 .len = (size_t)t_ps, .copy = 0x5a5a };
+		memcpy(arg, &c, sizeof c);
+	}
+	T_REQUIRE(mprotect(arg, (size_t)t_ps, PROT_READ) == 0);
+	CHECK_ERRNO(uf_ioctl(fd, UFFDIO_COPY, arg), EFAULT);
+	CHECK_EQ(p[7], 0x71);			/* installed */
+	CHECK(!t_touch_wait(&t, 300));		/* not woken */
+	T_NO_MSG(fd, 0);
+	CHECK_EQ(t_wake(fd, p, (size_t)t_ps), 0);
+	CHECK(t_touch_wait(&t, 2000));
+	CHECK_EQ(t.val, 0x71);
+
+	t_touch_start(&t, p + t_ps + 5, 1, 0x72);
+	if (T_MSG(fd, &m, 2000))
+		CHECK_FAULT(&m, p + t_ps, UFFD_PAGEFAULT_FLAG_WRITE);
+	T_REQUIRE(mprotect(arg, (size_t)t_ps, PROT_READ | PROT_WRITE) == 0);
+	{
+		struct uffdio_zeropage z = { .range = { (uintptr_t)p + (uintptr_t)t_ps,
+							(size_t)t_ps }, .zeropage = 0x5a5a };
+		memcpy(arg, &z, sizeof z);
+	}
+	T_REQUIRE(mprotect(arg, (size_t)t_ps, PROT_READ) == 0);
+	CHECK_ERRNO(uf_ioctl(fd, UFFDIO_ZEROPAGE, arg), EFAULT);
+	CHECK_EQ(p[t_ps + 7], 0);		/* installed */
+	CHECK(!t_touch_wait(&t, 300));		/* not woken */
+	CHECK_EQ(t_wake(fd, p + t_ps, (size_t)t_ps), 0);
+	CHECK(t_touch_wait(&t, 2000));
+	CHECK_EQ(p[t_ps + 5], 0x72);
+	T_NO_MSG(fd, 100);
+	munmap(arg, (size_t)t_ps);
+	munmap(src, (size_t)t_ps);
+	t_unmap_reg(fd, p, 2);
+}
+
 int main(void)
 {
 	int fd;
@@ -201,6 +254,7 @@ int main(void)
 	enoent(fd);
 	big(fd);
 	other_ctx(fd);
+	unwritable_result(fd);
 	CHECK_EQ(uf_close(fd), 0);
 	return t_done();
 }

@@ -127,52 +127,59 @@ static int do_wake(struct uf_ctx *c, int fd, unsigned long arg)
 }
 
 /*
- * COPY (from src) and ZEROPAGE (zeros; src unused): section 5.2.  Returns
- * the result to store in the output field (bytes or -errno).  wp: COPY's
- * MODE_WP, refused once the destination is found, as the kernel checks it
- * against the VMA it has looked up.  async-signal-safe
+ * COPY (from src) and ZEROPAGE (zeros; src unused): section 5.2, without
+ * the wake.  Returns the result to store in the output field (bytes or
+ * -errno); *v gets the destination's area.  wp: COPY's MODE_WP, refused
+ * once the destination is found, as the kernel checks it against the VMA
+ * it has looked up.  populate: fill the page table entries right away
+ * (when nobody is to be woken).  async-signal-safe
  */
-static long resolve(struct uf_ctx *c, int fd, uint64_t dst, const void *src, int zeros, uint64_t len,
-		    int wp, int wake)
+static long resolve(uint64_t dst, const void *src, int zeros, uint64_t len, int wp, int populate,
+		    struct uf_area_view *v)
 {
-	struct uf_area_view v;
-	long r;
-
 	/* A busy area is being converted (REGISTER) or frozen (fork): wait,
 	 * as the kernel's COPY waits for the mmap lock, then look again. */
 	for (;;) {
 		uint32_t gen;
 
-		if (!uf_area_find(dst, &v) || dst + len > v.end || !v.ctx)
+		if (!uf_area_find(dst, v) || dst + len > v->end || !v->ctx)
 			return -ENOENT;
-		if (!v.busy)
+		if (!v->busy)
 			break;
 		gen = atomic_load(&uf_busy_gen);
-		if (uf_area_still(&v))
+		if (uf_area_still(v))
 			uf_area_wait_busy(gen);
 	}
 	if (wp)
 		return -EINVAL;		/* no range of ours is registered for WP */
-	r = uf_install(&v, dst, src, zeros, len, !wake);
-	if (r > 0 && wake) {
-		long woken = 0;
-		if (uf_wake_range(c, dst, dst + (uint64_t)r, &woken))
-			uf_ctx_tokens_sync(c, fd);
-		/* Fill the page table entries after the wake, so that the woken
-		 * threads run meanwhile; a thread woken for a single page fills
-		 * its own (wait_fault), off this thread's path. */
-		if (!woken || (uint64_t)r != uf_caps.page_size)
-			uf_populate(&v, dst, (size_t)r);
-	}
-	return r;
+	return uf_install(v, dst, src, zeros, len, populate);
+}
+
+/* The wake after a COPY or ZEROPAGE that installed r bytes at dst (in area
+ * v), once the result is written: the kernel returns EFAULT without waking
+ * when it cannot write it.  async-signal-safe */
+static void resolved_wake(struct uf_ctx *c, int fd, const struct uf_area_view *v, uint64_t dst,
+			  long r)
+{
+	long woken = 0;
+
+	if (uf_wake_range(c, dst, dst + (uint64_t)r, &woken))
+		uf_ctx_tokens_sync(c, fd);
+	/* Fill the page table entries after the wake, so that the woken
+	 * threads run meanwhile; a thread woken for a single page fills its
+	 * own (wait_fault), off this thread's path. */
+	if (!woken || (uint64_t)r != uf_caps.page_size)
+		uf_populate(v, dst, (size_t)r);
 }
 
 /* async-signal-safe */
 static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_copy cp;
+	struct uf_area_view v;
 	long r;
 	int64_t out;
+	int wake;
 
 	if (uf_copy_in(&cp, (void *)arg, 32))
 		return fail(EFAULT);
@@ -182,13 +189,16 @@ static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
 		return fail(EINVAL);
 	if (cp.mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP))
 		return fail(EINVAL);
-	r = resolve(c, fd, cp.dst, (const void *)(uintptr_t)cp.src, 0, cp.len,
-		    !!(cp.mode & UFFDIO_COPY_MODE_WP), !(cp.mode & UFFDIO_COPY_MODE_DONTWAKE));
+	wake = !(cp.mode & UFFDIO_COPY_MODE_DONTWAKE);
+	r = resolve(cp.dst, (const void *)(uintptr_t)cp.src, 0, cp.len,
+		    !!(cp.mode & UFFDIO_COPY_MODE_WP), !wake, &v);
 	out = r;
 	if (uf_copy_out((char *)arg + 32, &out, sizeof out))
 		return fail(EFAULT);
 	if (r < 0)
 		return fail((int)-r);
+	if (wake)
+		resolved_wake(c, fd, &v, cp.dst, r);
 	return (uint64_t)r == cp.len ? 0 : fail(EAGAIN);
 }
 
@@ -196,8 +206,10 @@ static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
 static int do_zeropage(struct uf_ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_zeropage zp;
+	struct uf_area_view v;
 	long r;
 	int64_t out;
+	int wake;
 
 	if (uf_copy_in(&zp, (void *)arg, 24))
 		return fail(EFAULT);
@@ -205,13 +217,15 @@ static int do_zeropage(struct uf_ctx *c, int fd, unsigned long arg)
 		return fail(EINVAL);
 	if (zp.mode & ~UFFDIO_ZEROPAGE_MODE_DONTWAKE)
 		return fail(EINVAL);
-	r = resolve(c, fd, zp.range.start, NULL, 1, zp.range.len, 0,
-		    !(zp.mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE));
+	wake = !(zp.mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE);
+	r = resolve(zp.range.start, NULL, 1, zp.range.len, 0, !wake, &v);
 	out = r;
 	if (uf_copy_out((char *)arg + 24, &out, sizeof out))
 		return fail(EFAULT);
 	if (r < 0)
 		return fail((int)-r);
+	if (wake)
+		resolved_wake(c, fd, &v, zp.range.start, r);
 	return (uint64_t)r == zp.range.len ? 0 : fail(EAGAIN);
 }
 
