@@ -8,7 +8,8 @@
  * COPY through another uffd into a range registered by the first works but
  * wakes only that other uffd's faulters (the first's need a WAKE on it);
  * a result field that cannot be written gives EFAULT after the install,
- * and then nobody is woken. */
+ * and then nobody is woken; ranges registered side by side (one VMA for the
+ * kernel) can be filled by one COPY or ZEROPAGE. */
 #include "t.h"
 
 static void wake_and_dontwake(int fd, char *p)
@@ -185,6 +186,65 @@ static void other_ctx(int fd)
 	t_unmap_reg(fd, p, 2);
 }
 
+/* Ranges registered side by side by one uffd, with the same mode and
+ * protection, are one VMA for the kernel (it merges them): COPY and
+ * ZEROPAGE may span them, partial copies stop at the first present page
+ * wherever it is, and the faulters in both are woken. */
+static void adjacent(int fd)
+{
+	char *p = t_map(6);
+	char *src = t_map(4);
+	struct t_touch t1, t2;
+	struct uffd_msg m;
+	int64_t out;
+
+	memset(src, 0x81, 4 * (size_t)t_ps);
+	T_REQUIRE(t_register(fd, p, 2 * (size_t)t_ps) == 0);
+	T_REQUIRE(t_register(fd, p + 2 * t_ps, 2 * (size_t)t_ps) == 0);
+	T_REQUIRE(t_register(fd, p + 4 * t_ps, 2 * (size_t)t_ps) == 0);
+	t_touch_start(&t1, p + t_ps + 1, 0, 0);
+	if (T_MSG(fd, &m, 2000))
+		CHECK_FAULT(&m, p + t_ps, 0);
+	t_touch_start(&t2, p + 2 * t_ps + 2, 0, 0);
+	if (T_MSG(fd, &m, 2000))
+		CHECK_FAULT(&m, p + 2 * t_ps, 0);
+	/* Pages 1 and 2: one page in each of the first two registrations. */
+	CHECK_EQ(t_copy(fd, p + t_ps, src, 2 * (size_t)t_ps, 0, &out), 0);
+	CHECK_EQ(out, 2 * t_ps);
+	CHECK(t_touch_wait(&t1, 2000));
+	CHECK(t_touch_wait(&t2, 2000));
+	CHECK_EQ(t1.val, (char)0x81);
+	CHECK_EQ(t2.val, (char)0x81);
+	/* Pages 0 to 3: page 1 is present, so one page is done. */
+	CHECK_ERRNO(t_copy(fd, p, src, 4 * (size_t)t_ps, 0, &out), EAGAIN);
+	CHECK_EQ(out, t_ps);
+	/* Pages 3 to 5 (across the second boundary), zeros. */
+	CHECK_EQ(t_zeropage(fd, p + 3 * t_ps, 3 * (size_t)t_ps, 0, &out), 0);
+	CHECK_EQ(out, 3 * t_ps);
+	CHECK_EQ(p[5 * t_ps + 9], 0);
+	T_NO_MSG(fd, 0);
+	CHECK_EQ(t_unregister(fd, p, 6 * (size_t)t_ps), 0);
+
+	/* Not one VMA: another uffd, or another protection.  ENOENT. */
+	{
+		int fd2 = t_uffd(0);
+
+		T_REQUIRE(t_register(fd, p, 2 * (size_t)t_ps) == 0);
+		T_REQUIRE(t_register(fd2, p + 2 * t_ps, 2 * (size_t)t_ps) == 0);
+		CHECK_ERRNO(t_copy(fd, p + t_ps, src, 2 * (size_t)t_ps, 0, &out), ENOENT);
+		CHECK_EQ(out, -ENOENT);
+		CHECK_ERRNO(t_zeropage(fd2, p + t_ps, 2 * (size_t)t_ps, 0, &out), ENOENT);
+		CHECK_EQ(out, -ENOENT);
+		CHECK_EQ(uf_close(fd2), 0);
+		T_REQUIRE(mprotect(p + 2 * t_ps, 2 * (size_t)t_ps, PROT_READ) == 0);
+		T_REQUIRE(t_register(fd, p + 2 * t_ps, 2 * (size_t)t_ps) == 0);
+		CHECK_ERRNO(t_copy(fd, p + t_ps, src, 2 * (size_t)t_ps, 0, &out), ENOENT);
+		CHECK_EQ(out, -ENOENT);
+	}
+	t_unmap_reg(fd, p, 6);
+	munmap(src, 4 * (size_t)t_ps);
+}
+
 /* The result field cannot be written: EFAULT, the page is installed, and
  * nobody is woken (the kernel returns before its wake when put_user of
  * .copy / .zeropage fails); a WAKE then resumes the faulter. */
@@ -255,6 +315,7 @@ int main(void)
 	big(fd);
 	other_ctx(fd);
 	unwritable_result(fd);
+	adjacent(fd);
 	CHECK_EQ(uf_close(fd), 0);
 	return t_done();
 }

@@ -126,33 +126,71 @@ static int do_wake(struct uf_ctx *c, int fd, unsigned long arg)
 	return 0;
 }
 
+/* The area that goes on from v at v->end as the same kernel VMA: one
+ * registered by the same uffd with the same modes and protection.  The
+ * kernel merges adjacent VMAs whose flags are equal, so two registrations
+ * side by side make one VMA; the emulation keeps an area (a memfd) per
+ * registration, and COPY/ZEROPAGE treat such a run of areas as one.  1 if
+ * there is one (in *n).  async-signal-safe */
+static int area_next(const struct uf_area_view *v, struct uf_area_view *n)
+{
+	return uf_area_find(v->end, n) && n->start == v->end && n->ctx == v->ctx &&
+	       n->mode == v->mode && n->prot == v->prot;
+}
+
 /*
  * COPY (from src) and ZEROPAGE (zeros; src unused): section 5.2, without
  * the wake.  Returns the result to store in the output field (bytes or
- * -errno); *v gets the destination's area.  wp: COPY's MODE_WP, refused
- * once the destination is found, as the kernel checks it against the VMA
- * it has looked up.  populate: fill the page table entries right away
- * (when nobody is to be woken).  async-signal-safe
+ * -errno); *v gets the area of dst.  The destination must lie in one
+ * registered VMA (ENOENT), which may be several areas (area_next); each
+ * page still appears at once.  wp: COPY's MODE_WP, refused once the
+ * destination is found, as the kernel checks it against the VMA it has
+ * looked up.  populate: fill the page table entries right away (when
+ * nobody is to be woken).  async-signal-safe
  */
 static long resolve(uint64_t dst, const void *src, int zeros, uint64_t len, int wp, int populate,
 		    struct uf_area_view *v)
 {
+	struct uf_area_view cur, next;
+	uint64_t end = dst + len, done = 0;
+
 	/* A busy area is being converted (REGISTER) or frozen (fork): wait,
 	 * as the kernel's COPY waits for the mmap lock, then look again. */
 	for (;;) {
 		uint32_t gen;
 
-		if (!uf_area_find(dst, v) || dst + len > v->end || !v->ctx)
+		if (!uf_area_find(dst, v) || !v->ctx)
 			return -ENOENT;
-		if (!v->busy)
+		cur = *v;
+		while (!cur.busy && end > cur.end) {
+			if (!area_next(&cur, &next))
+				return -ENOENT;
+			cur = next;
+		}
+		if (!cur.busy)
 			break;
 		gen = atomic_load(&uf_busy_gen);
-		if (uf_area_still(v))
+		if (uf_area_still(&cur))
 			uf_area_wait_busy(gen);
 	}
 	if (wp)
 		return -EINVAL;		/* no range of ours is registered for WP */
-	return uf_install(v, dst, src, zeros, len, populate);
+	if (end <= v->end)		/* one area: the usual case */
+		return uf_install(v, dst, src, zeros, len, populate);
+	/* Area by area; the first that stops short ends the operation, as a
+	 * page that stops the kernel's loop does. */
+	for (cur = *v;;) {
+		uint64_t at = dst + done, n = (end < cur.end ? end : cur.end) - at;
+		long r = uf_install(&cur, at, (const void *)((uintptr_t)src + done), zeros, n,
+				    populate);
+
+		if (r < 0)
+			return done ? (long)done : r;
+		done += (uint64_t)r;
+		if ((uint64_t)r < n || at + n == end || !area_next(&cur, &next))
+			return (long)done;
+		cur = next;
+	}
 }
 
 /* The wake after a COPY or ZEROPAGE that installed r bytes at dst (in area
@@ -167,7 +205,8 @@ static void resolved_wake(struct uf_ctx *c, int fd, const struct uf_area_view *v
 		uf_ctx_tokens_sync(c, fd);
 	/* Fill the page table entries after the wake, so that the woken
 	 * threads run meanwhile; a thread woken for a single page fills its
-	 * own (wait_fault), off this thread's path. */
+	 * own (wait_fault), off this thread's path.  (The areas of one
+	 * resolve() have the same protection, all that uf_populate uses.) */
 	if (!woken || (uint64_t)r != uf_caps.page_size)
 		uf_populate(v, dst, (size_t)r);
 }
