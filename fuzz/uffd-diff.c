@@ -122,7 +122,6 @@ static const int known_on[KD_COUNT] = {
 	[KD_READ_FAULT] = 1,
 	[KD_DEV_POLL] = 1,
 	[KD_DEV_OPEN_FLAGS] = 1,
-	[KD_UNREGISTER_POLL] = 1,
 };
 static long known_hits[KD_COUNT];
 static int g_strict, g_trace;

@@ -97,7 +97,7 @@ static int do_register(struct uf_ctx *c, unsigned long arg)
 	return 0;
 }
 
-static int do_unregister(struct uf_ctx *c, unsigned long arg)
+static int do_unregister(struct uf_ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_range rg;
 	int r;
@@ -109,7 +109,12 @@ static int do_unregister(struct uf_ctx *c, unsigned long arg)
 	pthread_mutex_lock(&uf_lock);
 	r = uf_unregister_locked(c, rg.start, rg.start + rg.len);
 	pthread_mutex_unlock(&uf_lock);
-	return r < 0 ? fail(-r) : 0;
+	if (r < 0)
+		return fail(-r);
+	/* The waiters it woke took their unread messages with them: poll
+	 * must not find the uffd readable for those any more. */
+	uf_ctx_tokens_sync(c, fd);
+	return 0;
 }
 
 /* async-signal-safe */
@@ -301,7 +306,7 @@ int uf_emu_ioctl(int fd, enum uf_emu_kind kind, struct uf_ctx *c, unsigned long 
 	case UFFDIO_REGISTER:
 		return do_register(c, arg);
 	case UFFDIO_UNREGISTER:
-		return do_unregister(c, arg);
+		return do_unregister(c, fd, arg);
 	case UFFDIO_WAKE:
 		return do_wake(c, fd, arg);
 	case UFFDIO_COPY:
