@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* /dev/userfaultfd: USERFAULTFD_IOC_NEW creates a working uffd with the given
  * flags; bad flags are EINVAL; high bits of the argument are ignored; any
- * other ioctl on the device descriptor is EINVAL. */
+ * other ioctl on the device descriptor is EINVAL, but for those the VFS
+ * answers for any file (FIONBIO, FIOCLEX, FIONCLEX, FIOASYNC). */
 #include "t.h"
+
+#include <sys/ioctl.h>
 
 int main(void)
 {
@@ -21,6 +24,24 @@ int main(void)
 	CHECK_ERRNO(uf_ioctl(dev, USERFAULTFD_IOC_NEW, (unsigned long)O_RDWR), EINVAL);
 	CHECK_ERRNO(uf_ioctl(dev, USERFAULTFD_IOC_NEW,
 			     (unsigned long)(O_NONBLOCK | 0x40000000)), EINVAL);
+
+	/* The ioctls the VFS answers for any file. */
+	{
+		int on = 1;
+
+		CHECK_EQ(uf_ioctl(dev, FIONBIO, &on), 0);
+		CHECK(fcntl(dev, F_GETFL) & O_NONBLOCK);
+		on = 0;
+		CHECK_EQ(uf_ioctl(dev, FIONBIO, &on), 0);
+		CHECK(!(fcntl(dev, F_GETFL) & O_NONBLOCK));
+		CHECK_EQ(uf_ioctl(dev, FIONCLEX, 0UL), 0);
+		CHECK_EQ(fcntl(dev, F_GETFD) & FD_CLOEXEC, 0);
+		CHECK_EQ(uf_ioctl(dev, FIOCLEX, 0UL), 0);
+		CHECK_EQ(fcntl(dev, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+		on = 1;
+		CHECK_ERRNO(uf_ioctl(dev, FIOASYNC, &on), ENOTTY);
+		CHECK_ERRNO(uf_ioctl(dev, FIONREAD, &on), EINVAL);
+	}
 
 	/* Other commands on the device. */
 	{

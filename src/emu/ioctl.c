@@ -6,8 +6,13 @@
  */
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include "emu/emu.h"
+
+#ifndef FIGETBSZ
+#define FIGETBSZ _IO(0x00, 2)
+#endif
 
 static int fail(int err)
 {
@@ -273,11 +278,47 @@ static int do_zeropage(struct uf_ctx *c, int fd, unsigned long arg)
 	return (uint64_t)r == zp.range.len ? 0 : fail(EAGAIN);
 }
 
+/*
+ * The commands the kernel's VFS answers itself, for any file, before the
+ * file's own ioctl (fs/ioctl.c, do_vfs_ioctl): the same on a uffd and on
+ * /dev/userfaultfd, in any state.  1 if req is one, with the result in *ret.
+ * async-signal-safe
+ */
+static int vfs_ioctl(int fd, unsigned req, unsigned long arg, int *ret)
+{
+	int on;
+
+	switch (req) {
+	case FIOCLEX: case FIONCLEX: case FIONBIO: case FIGETBSZ:
+		/* Done by the VFS to our pipe just the same (close-on-exec,
+		 * O_NONBLOCK, EFAULT for a bad argument, the page-sized block
+		 * of a pseudo file system).  A raw call: the drop-in's ioctl()
+		 * would bring it back here. */
+		*ret = (int)uf_raw_syscall4(SYS_ioctl, fd, req, (long)arg, 0);
+		return 1;
+	case FIOASYNC:
+		/* Neither file has a fasync method: asking for FASYNC is
+		 * ENOTTY, clearing it (never set) is 0. */
+		if (uf_copy_in(&on, (const void *)arg, sizeof on))
+			*ret = fail(EFAULT);
+		else
+			*ret = on ? fail(ENOTTY) : 0;
+		return 1;
+	case FIOQSIZE:			/* not a file, directory or link */
+		*ret = fail(ENOTTY);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 int uf_emu_ioctl(int fd, enum uf_emu_kind kind, struct uf_ctx *c, unsigned long req,
 		 unsigned long arg)
 {
-	int state;
+	int state, r;
 
+	if (vfs_ioctl(fd, (unsigned)req, arg, &r))
+		return r;
 	if (kind == UF_EMU_DEV) {
 		if ((unsigned)req != USERFAULTFD_IOC_NEW)
 			return fail(EINVAL);
