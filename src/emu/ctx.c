@@ -363,7 +363,7 @@ void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd)
 
 ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, size_t count)
 {
-	struct uffd_msg msgs[UF_MAX_READ];
+	struct uffd_msg msgs[1];
 	char tok;
 
 	if (kind == UF_EMU_DEV) {
@@ -375,21 +375,32 @@ ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, 
 		return -1;
 	}
 	for (;;) {
-		int max = (int)(count / sizeof(struct uffd_msg));
-		int k;
+		size_t max = count / sizeof(struct uffd_msg);
+		ssize_t k = 0;
 
-		if (max > UF_MAX_READ)
-			max = UF_MAX_READ;
-		k = atomic_load(&c->state) == CTX_RUNNING ? uf_take_msgs(c, msgs, max) : 0;
-		if (k > 0) {
-			int r = uf_copy_out(buf, msgs, (size_t)k * sizeof msgs[0]);
+		/* As the kernel: one message at a time, as many as fit, each
+		 * taken from the queue before it is copied.  A copy that fails
+		 * loses its message and ends the read: EFAULT if it was the
+		 * first, else the messages copied before it; the rest stay
+		 * queued. */
+		while ((size_t)k < max && atomic_load(&c->state) == CTX_RUNNING &&
+		       uf_take_msgs(c, msgs, 1) == 1) {
+			/* (Integer arithmetic: buf may be NULL.) */
+			if (uf_copy_out((void *)((uintptr_t)buf + (size_t)k * sizeof msgs[0]), msgs,
+					sizeof msgs[0]) < 0) {
+				if (!k)
+					k = -1;
+				break;
+			}
+			k++;
+		}
+		if (k) {
 			uf_ctx_tokens_sync(c, fd);
-			if (r < 0) {
-				/* As the kernel: the messages are gone. */
+			if (k < 0) {
 				errno = EFAULT;
 				return -1;
 			}
-			return (ssize_t)k * (ssize_t)sizeof msgs[0];
+			return k * (ssize_t)sizeof msgs[0];
 		}
 		/* Nothing queued: wait on the socket itself, so that O_NONBLOCK,
 		 * EINTR and SA_RESTART behave exactly as for any descriptor. */

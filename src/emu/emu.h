@@ -40,7 +40,6 @@
 #define UF_MAX_AREAS	1024	/* areas (registered pieces) per process */
 #define UF_MAX_BACKING	1024	/* memfds per process */
 #define UF_MAX_WAITERS	1024	/* threads waiting on a fault at once */
-#define UF_MAX_READ	64	/* messages returned by one read() */
 
 /* The features the emulation implements. */
 #define UF_EMU_FEATURES	(UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | \
