@@ -28,8 +28,11 @@ static _Atomic int g_ctx_hw;		/* ctx slots ever used */
 static _Atomic uint32_t g_ctx_gen = 1;
 
 /* Emulated /dev/userfaultfd descriptors: like a uffd, the read end of a
- * pipe known by identity, whose write end we keep to see its last close. */
-static struct { _Atomic int used; dev_t dev; ino_t ino; int ourfd; } g_devs[UF_MAX_DEV];
+ * pipe known by identity, whose write end we keep to see its last close;
+ * acc is the access mode it was opened with.  The pipe holds one byte for
+ * good: the kernel's device has no poll method, so poll() reports it
+ * readable (and writable) whatever happens. */
+static struct { _Atomic int used; dev_t dev; ino_t ino; int ourfd; int acc; } g_devs[UF_MAX_DEV];
 
 /* Is the read end of the pipe whose write end is ourfd closed everywhere?
  * async-signal-safe */
@@ -190,6 +193,28 @@ static int dev_by_ident(dev_t dev, ino_t ino)
 	return -1;
 }
 
+/* read() (write: 0) or write() (1) on an emulated /dev/userfaultfd: the
+ * device has neither method, so the kernel's VFS answers EINVAL where the
+ * descriptor was opened for it, else EBADF. */
+static int dev_rw_errno(int fd, int write)
+{
+	struct stat st;
+	int i, acc;
+
+	if (fstat(fd, &st) < 0 || (i = dev_by_ident(st.st_dev, st.st_ino)) < 0)
+		return EBADF;
+	acc = g_devs[i].acc;
+	if (acc == O_RDWR || acc == (write ? O_WRONLY : O_RDONLY))
+		return EINVAL;
+	return EBADF;
+}
+
+int uf_emu_write_errno(int fd, enum uf_emu_kind kind)
+{
+	/* A uffd is opened read-only. */
+	return kind == UF_EMU_DEV ? dev_rw_errno(fd, 1) : EBADF;
+}
+
 /* async-signal-safe */
 enum uf_emu_kind uf_emu_fd_kind(int fd, struct uf_ctx **ctx)
 {
@@ -277,16 +302,30 @@ int uf_emu_open_dev(int oflags)
 	int pfd[2], r;
 	struct stat st;
 
+	/* What open(2) says of a character device that exists. */
+	if (oflags & O_DIRECTORY) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	if ((oflags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (oflags & O_DIRECT) {
+		errno = EINVAL;
+		return -1;
+	}
 	if ((r = uf_caps_init()) < 0) {
 		errno = -r;
 		return -1;
 	}
 	devs_reap();
-	if (pipe2(pfd, O_CLOEXEC) < 0)
+	/* Our end does not block either: it only ever gets the one byte. */
+	if (pipe2(pfd, O_CLOEXEC | (oflags & O_NONBLOCK)) < 0)
 		return -1;
 	if (!(oflags & O_CLOEXEC))
 		fcntl(pfd[0], F_SETFD, 0);
-	if (fstat(pfd[0], &st) < 0)
+	if (fstat(pfd[0], &st) < 0 || __write(pfd[1], "d", 1) != 1)
 		goto fail;
 	for (int i = 0; i < UF_MAX_DEV; i++) {
 		int expected = 0;
@@ -294,6 +333,7 @@ int uf_emu_open_dev(int oflags)
 			g_devs[i].dev = st.st_dev;
 			g_devs[i].ino = st.st_ino;
 			g_devs[i].ourfd = pfd[1];
+			g_devs[i].acc = oflags & O_ACCMODE;
 			atomic_fetch_add(&g_live, 1);
 			atomic_store(&g_devs[i].used, 1);
 			return pfd[0];
@@ -367,7 +407,7 @@ ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, 
 	char tok;
 
 	if (kind == UF_EMU_DEV) {
-		errno = EINVAL;
+		errno = dev_rw_errno(fd, 0);
 		return -1;
 	}
 	if (atomic_load(&c->state) == CTX_NEW || count < sizeof(struct uffd_msg)) {

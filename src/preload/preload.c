@@ -160,8 +160,11 @@ ssize_t read(int fd, void *buf, size_t n)
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
-	if (emulated(fd)) {
-		errno = EBADF;		/* the kernel's uffd is read-only */
+	enum uf_emu_kind kind;
+
+	if (marked(fd) && (kind = uf_emu_fd_kind(fd, NULL)) != UF_EMU_NONE) {
+		/* The kernel's uffd is read-only; its device has no write. */
+		errno = uf_emu_write_errno(fd, kind);
 		return -1;
 	}
 	uf_emu_pretouch((uintptr_t)buf, n, 0);
