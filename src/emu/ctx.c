@@ -386,7 +386,9 @@ void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd)
 
 	if (atomic_load(&c->npending) > 0) {
 		int avail = 0;
-		if (ioctl(userfd, FIONREAD, &avail) == 0 && avail == 0)
+		/* A raw call: the drop-in's ioctl() answers FIONREAD on a uffd
+		 * as the kernel's does (EINVAL). */
+		if (uf_raw_syscall4(SYS_ioctl, userfd, FIONREAD, (long)&avail, 0) == 0 && avail == 0)
 			uf_ctx_notify(c);
 		return;
 	}
