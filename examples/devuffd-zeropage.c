@@ -218,6 +218,28 @@ int main(void)
 	uffd = ioctl(devfd, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
 	if (uffd < 0)
 		die("USERFAULTFD_IOC_NEW");
+	{
+		/* The device itself has no read or write (EINVAL, opened
+		 * O_RDWR), and no poll method: always ready. */
+		char b[sizeof(struct uffd_msg)];
+		struct pollfd p = { .fd = devfd, .events = POLLIN };
+		int rerr, werr;
+
+		rerr = read(devfd, b, sizeof b) < 0 ? errno : 0;
+		werr = write(devfd, b, 1) < 0 ? errno : 0;
+		printf("/dev/userfaultfd: read: %s; write: %s; poll: %s\n", strerror(rerr),
+		       strerror(werr), poll(&p, 1, 0) == 1 && p.revents == POLLIN ? "POLLIN" : "not ready");
+	}
+	{
+		/* Requests the kernel answers for any file, and FIONREAD,
+		 * which goes to the uffd. */
+		int on = 1, n, nerr, aerr;
+
+		nerr = ioctl(uffd, FIONREAD, &n) < 0 ? errno : 0;
+		aerr = ioctl(uffd, FIOASYNC, &on) < 0 ? errno : 0;
+		printf("uffd: FIONREAD: %s; FIOASYNC: %s; FIONBIO: %s\n", strerror(nerr),
+		       strerror(aerr), ioctl(uffd, FIONBIO, &on) == 0 ? "ok" : strerror(errno));
+	}
 	close(devfd);
 	printf("/dev/userfaultfd: USERFAULTFD_IOC_NEW gave a userfaultfd\n");
 

@@ -117,18 +117,11 @@ static const char *const known_what[KD_COUNT] = {
 };
 /* Excused while not fixed: delete the line of a difference once it is. */
 static const int known_on[KD_COUNT] = {
-	[KD_API_EFAULT] = 1,
-	[KD_COPY_SRC_NULL] = 1,
-	[KD_COPY_WP_ENOENT] = 1,
-	[KD_GENERIC_IOCTL] = 1,
+	/* D5 cannot be fixed as the emulation is built: the uffd is a pipe's
+	 * read end, whose poll reports POLLIN and POLLHUP but never POLLERR,
+	 * and poll/select/epoll are not interposed (README, Compatibility:
+	 * the same cause as the documented POLLERR of a blocking uffd). */
 	[KD_POLL_UNINIT] = 1,
-	[KD_READ_FAULT] = 1,
-	[KD_API_AGAIN_FEATURES] = 1,
-	[KD_DEV_POLL] = 1,
-	[KD_DEV_OPEN_FLAGS] = 1,
-	[KD_NOT_MERGED] = 1,
-	[KD_UNREGISTER_POLL] = 1,
-	[KD_WAKE_DESPITE_EFAULT] = 1,
 };
 static long known_hits[KD_COUNT];
 static int g_strict, g_trace;
@@ -769,13 +762,17 @@ static uint64_t reg_mode(int side, uint64_t mode)
 
 /* Features: the three the emulation offers, others the kernel knows (the
  * emulation refuses them as a kernel built without them would: the kernel
- * side gets an unknown bit instead), and bits nobody knows. */
+ * side gets an unknown bit instead), and bits nobody knows.  The event
+ * features, which the emulation now offers too, are never asked: one
+ * thread cannot read the event its own munmap or madvise waits for
+ * (tests/events.c and tests/remote.c cover them); their slots in the table
+ * hold other refused features, so that the corpus keeps its meaning. */
 static uint64_t api_features(int side, uint8_t f1, uint8_t f2)
 {
 	static const uint64_t other[14] = {
-		UFFD_FEATURE_PAGEFAULT_FLAG_WP, UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP,
-		UFFD_FEATURE_EVENT_REMOVE, UFFD_FEATURE_MISSING_HUGETLBFS, UFFD_FEATURE_MISSING_SHMEM,
-		UFFD_FEATURE_EVENT_UNMAP, UFFD_FEATURE_MINOR_HUGETLBFS, UFFD_FEATURE_MINOR_SHMEM,
+		UFFD_FEATURE_PAGEFAULT_FLAG_WP, UFFD_FEATURE_MISSING_SHMEM, UFFD_FEATURE_MINOR_SHMEM,
+		UFFD_FEATURE_MOVE, UFFD_FEATURE_MISSING_HUGETLBFS, UFFD_FEATURE_MISSING_SHMEM,
+		UFFD_FEATURE_POISON, UFFD_FEATURE_MINOR_HUGETLBFS, UFFD_FEATURE_MINOR_SHMEM,
 		UFFD_FEATURE_WP_HUGETLBFS_SHMEM, UFFD_FEATURE_WP_UNPOPULATED, UFFD_FEATURE_POISON,
 		UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_MOVE,
 	};

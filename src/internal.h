@@ -47,6 +47,8 @@ UF_HIDDEN int uf_emu_ioctl(int fd, enum uf_emu_kind kind, struct uf_ctx *c, unsi
 			   unsigned long arg);
 UF_HIDDEN ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf,
 			      size_t count);
+/* The errno of write(2) on an emulated descriptor of this kind. */
+UF_HIDDEN int uf_emu_write_errno(int fd, enum uf_emu_kind kind);
 /* close(2) of any descriptor, releasing an emulated uffd or device at its
  * last close. */
 UF_HIDDEN int uf_emu_close(int fd);

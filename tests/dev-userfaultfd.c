@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* /dev/userfaultfd: USERFAULTFD_IOC_NEW creates a working uffd with the given
  * flags; bad flags are EINVAL; high bits of the argument are ignored; any
- * other ioctl on the device descriptor is EINVAL. */
+ * other ioctl on the device descriptor is EINVAL, but for those the VFS
+ * answers for any file (FIONBIO, FIOCLEX, FIONCLEX, FIOASYNC); the open
+ * flags count: read() is EBADF on a descriptor opened O_WRONLY, EINVAL
+ * otherwise, O_NONBLOCK shows in F_GETFL; poll() finds it always ready. */
 #include "t.h"
+
+#include <sys/ioctl.h>
 
 int main(void)
 {
@@ -21,6 +26,24 @@ int main(void)
 	CHECK_ERRNO(uf_ioctl(dev, USERFAULTFD_IOC_NEW, (unsigned long)O_RDWR), EINVAL);
 	CHECK_ERRNO(uf_ioctl(dev, USERFAULTFD_IOC_NEW,
 			     (unsigned long)(O_NONBLOCK | 0x40000000)), EINVAL);
+
+	/* The ioctls the VFS answers for any file. */
+	{
+		int on = 1;
+
+		CHECK_EQ(uf_ioctl(dev, FIONBIO, &on), 0);
+		CHECK(fcntl(dev, F_GETFL) & O_NONBLOCK);
+		on = 0;
+		CHECK_EQ(uf_ioctl(dev, FIONBIO, &on), 0);
+		CHECK(!(fcntl(dev, F_GETFL) & O_NONBLOCK));
+		CHECK_EQ(uf_ioctl(dev, FIONCLEX, 0UL), 0);
+		CHECK_EQ(fcntl(dev, F_GETFD) & FD_CLOEXEC, 0);
+		CHECK_EQ(uf_ioctl(dev, FIOCLEX, 0UL), 0);
+		CHECK_EQ(fcntl(dev, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+		on = 1;
+		CHECK_ERRNO(uf_ioctl(dev, FIOASYNC, &on), ENOTTY);
+		CHECK_ERRNO(uf_ioctl(dev, FIONREAD, &on), EINVAL);
+	}
 
 	/* Other commands on the device. */
 	{
@@ -60,6 +83,36 @@ int main(void)
 	CHECK_EQ(p[5], 0x3c);
 	CHECK_EQ(p[t_ps + 7], 0x4d);
 	CHECK_EQ(uf_close(fd), 0);
+
+	/* The open flags: the access mode decides read() (EINVAL where the
+	 * device could be read, which it cannot, else EBADF); O_NONBLOCK
+	 * shows; poll() always finds it ready (no poll method); USERFAULTFD_IOC_NEW
+	 * works whatever the mode.  open(2)'s own checks for a device file. */
+	{
+		static const int modes[4] = { O_RDONLY, O_WRONLY, O_RDWR, O_RDWR | O_NONBLOCK };
+		static const int rerr[4] = { EINVAL, EBADF, EINVAL, EINVAL };
+		char b[64];
+
+		for (int i = 0; i < 4; i++) {
+			int d = uf_open_dev(modes[i] | O_CLOEXEC), u;
+			struct pollfd pfd = { .events = POLLIN };
+
+			T_REQUIRE(d >= 0);
+			CHECK_ERRNO(uf_read(d, b, sizeof b), rerr[i]);
+			CHECK_EQ(fcntl(d, F_GETFL) & O_NONBLOCK, modes[i] & O_NONBLOCK);
+			pfd.fd = d;
+			CHECK_EQ(poll(&pfd, 1, 0), 1);
+			CHECK_EQ(pfd.revents, POLLIN);
+			u = uf_ioctl(d, USERFAULTFD_IOC_NEW, (unsigned long)O_CLOEXEC);
+			CHECK(u >= 0);
+			if (u >= 0)
+				CHECK_EQ(uf_close(u), 0);
+			CHECK_EQ(uf_close(d), 0);
+		}
+		CHECK_ERRNO(uf_open_dev(O_RDWR | O_CLOEXEC | O_DIRECTORY), ENOTDIR);
+		CHECK_ERRNO(uf_open_dev(O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL), EEXIST);
+		CHECK_ERRNO(uf_open_dev(O_RDWR | O_CLOEXEC | O_DIRECT), EINVAL);
+	}
 
 	/* Opening and closing the device (and a uffd from it) many times
 	 * leaks nothing: no EMFILE after a few hundred rounds. */

@@ -3,9 +3,13 @@
  * the file status flags (F_SETFL O_NONBLOCK on a copy makes reads on the
  * original non-blocking, and back); FD_CLOEXEC via F_SETFD is honoured by
  * exec; a descriptor passed over a unix socket (SCM_RIGHTS) within the process
- * is the same object, and keeps working after the original is closed. */
+ * is the same object, and keeps working after the original is closed; the
+ * ioctls the VFS answers for any file (FIONBIO, FIOCLEX...) work through
+ * uf_ioctl as on any descriptor. */
 #include "t.h"
 
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -166,11 +170,50 @@ static void scm_rights(void)
 	close(sv[1]);
 }
 
+/* The ioctls the kernel's VFS answers for any file, through uf_ioctl, before
+ * and after UFFDIO_API: FIONBIO, FIOCLEX, FIONCLEX change the flags;
+ * FIOASYNC is ENOTTY (no fasync) unless it clears; FIOQSIZE ENOTTY;
+ * FIGETBSZ the page size; FIONREAD goes to the uffd (EINVAL). */
+static void vfs_ioctls(void)
+{
+	int fd = uf_userfaultfd(O_CLOEXEC), on, n;
+	long long q;
+
+	T_REQUIRE(fd >= 0);
+	for (int round = 0; round < 2; round++) {
+		on = 1;
+		CHECK_EQ(uf_ioctl(fd, FIONBIO, &on), 0);
+		CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK);
+		on = 0;
+		CHECK_EQ(uf_ioctl(fd, FIONBIO, &on), 0);
+		CHECK(!(fcntl(fd, F_GETFL) & O_NONBLOCK));
+		CHECK_ERRNO(uf_ioctl(fd, FIONBIO, NULL), EFAULT);
+		CHECK_EQ(uf_ioctl(fd, FIONCLEX, 0UL), 0);
+		CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+		CHECK_EQ(uf_ioctl(fd, FIOCLEX, 0UL), 0);
+		CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+		on = 1;
+		CHECK_ERRNO(uf_ioctl(fd, FIOASYNC, &on), ENOTTY);
+		on = 0;
+		CHECK_EQ(uf_ioctl(fd, FIOASYNC, &on), 0);
+		CHECK_ERRNO(uf_ioctl(fd, FIOASYNC, NULL), EFAULT);
+		CHECK_ERRNO(uf_ioctl(fd, FIOQSIZE, &q), ENOTTY);
+		n = 0;
+		CHECK_EQ(uf_ioctl(fd, FIGETBSZ, &n), 0);
+		CHECK_EQ(n, t_ps);
+		CHECK_ERRNO(uf_ioctl(fd, FIONREAD, &n), EINVAL);
+		if (round == 0)
+			CHECK_EQ(t_api_fd(fd, 0), 0);
+	}
+	CHECK_EQ(uf_close(fd), 0);
+}
+
 int main(void)
 {
 	t_start(30);
 	dups();
 	cloexec();
 	scm_rights();
+	vfs_ioctls();
 	return t_done();
 }

@@ -4,7 +4,8 @@
  * wakes when a fault arrives.  Blocking descriptor: the kernel always reports
  * POLLERR (select: readable and writable; epoll: EPOLLERR); emulated reports
  * readable only when a message waits (documented difference).  F_SETFL
- * O_NONBLOCK switches between the two at once. */
+ * O_NONBLOCK switches between the two at once.  UNREGISTER takes the unread
+ * messages of the threads it wakes: no longer readable for them. */
 #include "t.h"
 
 #include <sys/epoll.h>
@@ -154,10 +155,43 @@ static void blocking(void)
 	CHECK_EQ(uf_close(fd), 0);
 }
 
+/* UNREGISTER wakes the threads of its range and their unread messages go
+ * with them: readable no more, unless a message of another range waits. */
+static void after_unregister(void)
+{
+	static const struct want idle = { 0, 0, 0 };
+	static const struct want ready = { POLLIN, 1, EPOLLIN };
+	int fd = t_uffd(0);
+	char *p = t_map_reg(fd, 3);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct t_touch t[3];
+	struct uffd_msg m;
+
+	T_REQUIRE(ep >= 0);
+	T_REQUIRE(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+	for (int i = 0; i < 3; i++)
+		t_touch_start(&t[i], p + i * t_ps, 0, 0);
+	CHECK_EQ(poll_now(fd, 3000), POLLIN);
+	t_msleep(200);			/* all three queued, none read */
+	CHECK_EQ(t_unregister(fd, p, 2 * (size_t)t_ps), 0);
+	CHECK(t_touch_wait(&t[0], 2000));
+	CHECK(t_touch_wait(&t[1], 2000));
+	check_ready(fd, ep, &ready, "UNREGISTER woke 2 of 3 unread");
+	CHECK_EQ(t_unregister(fd, p + 2 * t_ps, (size_t)t_ps), 0);
+	CHECK(t_touch_wait(&t[2], 2000));
+	check_ready(fd, ep, &idle, "UNREGISTER woke the last unread");
+	CHECK_ERRNO(uf_read(fd, &m, sizeof m), EAGAIN);
+	close(ep);
+	munmap(p, 3 * (size_t)t_ps);
+	CHECK_EQ(uf_close(fd), 0);
+}
+
 int main(void)
 {
 	t_start(30);
 	nonblocking();
 	blocking();
+	after_unregister();
 	return t_done();
 }

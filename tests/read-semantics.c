@@ -2,7 +2,9 @@
 /* read() on a uffd: EINVAL for fewer than 32 bytes (0, 1, 31; also while
  * messages wait, without consuming them); EAGAIN when empty (never 0);
  * k * 32 bytes, FIFO, several messages per read, read(40) returns one;
- * a COPY wake drops woken messages that were not read yet; a blocking read
+ * a COPY wake drops woken messages that were not read yet; a buffer that
+ * faults loses the message being copied, and only that one (EFAULT if it
+ * was the first, else the messages before it are returned); a blocking read
  * is interrupted by a signal (EINTR) or restarted with SA_RESTART. */
 #include "t.h"
 
@@ -85,6 +87,47 @@ static void nonblocking(void)
 	CHECK_EQ(uf_close(fd), 0);
 }
 
+/* A buffer that faults part way: messages are taken one at a time, and the
+ * one whose copy fails is lost (its thread keeps waiting, unreported):
+ * EFAULT if it was the first, else the bytes of those before it; the
+ * messages after it stay queued. */
+static void bad_buffer(void)
+{
+	int fd = t_uffd(0);
+	char *p = t_map_reg(fd, 4);
+	char *b = t_map(2);
+	char *cut = b + t_ps - sizeof(struct uffd_msg);	/* 32 bytes, then a hole */
+	struct uffd_msg m[4];
+	struct t_touch t[4];
+
+	munmap(b + t_ps, (size_t)t_ps);
+	three_faulters(p, 0, t);
+	CHECK_EQ(uf_read(fd, cut, 3 * sizeof m[0]), 32);
+	memcpy(&m[0], cut, sizeof m[0]);
+	CHECK_FAULT(&m[0], p, 0);
+	/* The second was lost, the third is still there. */
+	CHECK_EQ(uf_read(fd, m, sizeof m), 32);
+	CHECK_FAULT(&m[0], p + 2 * t_ps, 0);
+	T_NO_MSG(fd, 0);
+
+	/* The first message cannot be copied: EFAULT, and it is gone. */
+	t_touch_start(&t[3], p + 3 * t_ps, 1, 0x66);
+	t_msleep(150);
+	CHECK_ERRNO(uf_read(fd, NULL, 2 * sizeof m[0]), EFAULT);
+	T_NO_MSG(fd, 100);
+	for (int i = 0; i < 4; i++)
+		CHECK(!t_touch_wait(&t[i], 0));
+	CHECK_EQ(t_copy_byte(fd, p, 0x65, 4, 0), 0);
+	for (int i = 0; i < 4; i++)
+		CHECK(t_touch_wait(&t[i], 2000));
+	CHECK_EQ(t[1].val, 0x65);
+	CHECK_EQ(p[3 * t_ps], 0x66);
+	T_NO_MSG(fd, 100);
+	munmap(b, (size_t)t_ps);
+	t_unmap_reg(fd, p, 4);
+	CHECK_EQ(uf_close(fd), 0);
+}
+
 static void blocking(void)
 {
 	int fd = t_uffd_flags(O_CLOEXEC, 0);
@@ -122,6 +165,7 @@ int main(void)
 {
 	t_start(20);
 	nonblocking();
+	bad_buffer();
 	blocking();
 	return t_done();
 }

@@ -29,8 +29,11 @@ static _Atomic uint32_t g_ctx_gen = 1;
 static _Atomic int g_remotes;		/* foreign uffds in use (remote.c) */
 
 /* Emulated /dev/userfaultfd descriptors: like a uffd, the read end of a
- * pipe known by identity, whose write end we keep to see its last close. */
-static struct { _Atomic int used; dev_t dev; ino_t ino; int ourfd; } g_devs[UF_MAX_DEV];
+ * pipe known by identity, whose write end we keep to see its last close;
+ * acc is the access mode it was opened with.  The pipe holds one byte for
+ * good: the kernel's device has no poll method, so poll() reports it
+ * readable (and writable) whatever happens. */
+static struct { _Atomic int used; dev_t dev; ino_t ino; int ourfd; int acc; } g_devs[UF_MAX_DEV];
 
 /* Is the read end of the pipe whose write end is ourfd closed everywhere?
  * async-signal-safe */
@@ -198,6 +201,28 @@ static int dev_by_ident(dev_t dev, ino_t ino)
 	return -1;
 }
 
+/* read() (write: 0) or write() (1) on an emulated /dev/userfaultfd: the
+ * device has neither method, so the kernel's VFS answers EINVAL where the
+ * descriptor was opened for it, else EBADF. */
+static int dev_rw_errno(int fd, int write)
+{
+	struct stat st;
+	int i, acc;
+
+	if (fstat(fd, &st) < 0 || (i = dev_by_ident(st.st_dev, st.st_ino)) < 0)
+		return EBADF;
+	acc = g_devs[i].acc;
+	if (acc == O_RDWR || acc == (write ? O_WRONLY : O_RDONLY))
+		return EINVAL;
+	return EBADF;
+}
+
+int uf_emu_write_errno(int fd, enum uf_emu_kind kind)
+{
+	/* A uffd is opened read-only. */
+	return kind == UF_EMU_DEV ? dev_rw_errno(fd, 1) : EBADF;
+}
+
 /* async-signal-safe */
 enum uf_emu_kind uf_emu_fd_kind(int fd, struct uf_ctx **ctx)
 {
@@ -304,16 +329,30 @@ int uf_emu_open_dev(int oflags)
 	int pfd[2], r;
 	struct stat st;
 
+	/* What open(2) says of a character device that exists. */
+	if (oflags & O_DIRECTORY) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	if ((oflags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (oflags & O_DIRECT) {
+		errno = EINVAL;
+		return -1;
+	}
 	if ((r = uf_caps_init()) < 0) {
 		errno = -r;
 		return -1;
 	}
 	devs_reap();
-	if (pipe2(pfd, O_CLOEXEC) < 0)
+	/* Our end does not block either: it only ever gets the one byte. */
+	if (pipe2(pfd, O_CLOEXEC | (oflags & O_NONBLOCK)) < 0)
 		return -1;
 	if (!(oflags & O_CLOEXEC))
 		fcntl(pfd[0], F_SETFD, 0);
-	if (fstat(pfd[0], &st) < 0)
+	if (fstat(pfd[0], &st) < 0 || __write(pfd[1], "d", 1) != 1)
 		goto fail;
 	for (int i = 0; i < UF_MAX_DEV; i++) {
 		int expected = 0;
@@ -321,6 +360,7 @@ int uf_emu_open_dev(int oflags)
 			g_devs[i].dev = st.st_dev;
 			g_devs[i].ino = st.st_ino;
 			g_devs[i].ourfd = pfd[1];
+			g_devs[i].acc = oflags & O_ACCMODE;
 			atomic_fetch_add(&g_live, 1);
 			atomic_store(&g_devs[i].used, 1);
 			return pfd[0];
@@ -420,7 +460,9 @@ void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd)
 
 	if (atomic_load(&c->npending) > 0) {
 		int avail = 0;
-		if (ioctl(userfd, FIONREAD, &avail) == 0 && avail == 0)
+		/* A raw call: the drop-in's ioctl() answers FIONREAD on a uffd
+		 * as the kernel's does (EINVAL). */
+		if (uf_raw_syscall4(SYS_ioctl, userfd, FIONREAD, (long)&avail, 0) == 0 && avail == 0)
 			uf_ctx_notify(c);
 		return;
 	}
@@ -437,11 +479,11 @@ void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd)
 
 ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, size_t count)
 {
-	struct uffd_msg msgs[UF_MAX_READ];
+	struct uffd_msg msgs[1];
 	char tok;
 
 	if (kind == UF_EMU_DEV) {
-		errno = EINVAL;
+		errno = dev_rw_errno(fd, 0);
 		return -1;
 	}
 	if (kind == UF_EMU_REMOTE || (atomic_load(&c->state) == CTX_ORPHAN && orphan_remote(fd, c)))
@@ -451,23 +493,33 @@ ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, 
 		return -1;
 	}
 	for (;;) {
-		int max = (int)(count / sizeof(struct uffd_msg));
-		int k;
+		size_t max = count / sizeof(struct uffd_msg);
+		ssize_t k = 0;
 
-		if (max > UF_MAX_READ)
-			max = UF_MAX_READ;
-		k = atomic_load(&c->state) == CTX_RUNNING ? uf_take_msgs(c, msgs, max) : 0;
-		if (k > 0) {
-			int r;
-			fork_msgs_adopt(msgs, k);
-			r = uf_copy_out(buf, msgs, (size_t)k * sizeof msgs[0]);
+		/* As the kernel: one message at a time, as many as fit, each
+		 * taken from the queue before it is copied.  A copy that fails
+		 * loses its message and ends the read: EFAULT if it was the
+		 * first, else the messages copied before it; the rest stay
+		 * queued. */
+		while ((size_t)k < max && atomic_load(&c->state) == CTX_RUNNING &&
+		       uf_take_msgs(c, msgs, 1) == 1) {
+			fork_msgs_adopt(msgs, 1);
+			/* (Integer arithmetic: buf may be NULL.) */
+			if (uf_copy_out((void *)((uintptr_t)buf + (size_t)k * sizeof msgs[0]), msgs,
+					sizeof msgs[0]) < 0) {
+				if (!k)
+					k = -1;
+				break;
+			}
+			k++;
+		}
+		if (k) {
 			uf_ctx_tokens_sync(c, fd);
-			if (r < 0) {
-				/* As the kernel: the messages are gone. */
+			if (k < 0) {
 				errno = EFAULT;
 				return -1;
 			}
-			return (ssize_t)k * (ssize_t)sizeof msgs[0];
+			return k * (ssize_t)sizeof msgs[0];
 		}
 		/* Nothing queued: wait on the socket itself, so that O_NONBLOCK,
 		 * EINTR and SA_RESTART behave exactly as for any descriptor. */

@@ -40,7 +40,6 @@
 #define UF_MAX_AREAS	1024	/* areas (registered pieces) per process */
 #define UF_MAX_BACKING	1024	/* memfds per process */
 #define UF_MAX_WAITERS	1024	/* threads waiting on a fault at once */
-#define UF_MAX_READ	64	/* messages returned by one read() */
 
 /* The features the emulation implements. */
 #define UF_EMU_FEATURES	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
@@ -157,11 +156,12 @@ UF_HIDDEN void uf_pages_set_used(long extra);
 UF_HIDDEN int uf_pages_disarm(uintptr_t addr, size_t len, int prot);	/* a-s-s */
 UF_HIDDEN int uf_pages_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits,
 				       uint64_t pg0, int prot);
-/* Install pages [dst, dst+len) of one area from src (NULL = zeros), and
+/* Install pages [dst, dst+len) of one area from src, or zeros if `zeros`
+ * (src is then not used: a COPY from address 0 reads address 0), and
  * populate their entries if asked.  Returns bytes installed (> 0) or a
  * negative errno.  async-signal-safe */
-UF_HIDDEN long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len,
-			  int populate);
+UF_HIDDEN long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, int zeros,
+			  size_t len, int populate);
 /* Fill the entries of installed pages (speed only).  async-signal-safe */
 UF_HIDDEN void uf_populate(const struct uf_area_view *v, uintptr_t addr, size_t len);
 

@@ -6,8 +6,13 @@
  */
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include "emu/emu.h"
+
+#ifndef FIGETBSZ
+#define FIGETBSZ _IO(0x00, 2)
+#endif
 
 static int fail(int err)
 {
@@ -27,30 +32,48 @@ static int range_ok(uint64_t start, uint64_t len)
 	return 1;
 }
 
+/* A refused UFFDIO_API: the struct is zeroed, and if even that cannot be
+ * written the answer is EFAULT (the kernel's err_out). */
+static int api_refuse(unsigned long arg, int err)
+{
+	static const struct uffdio_api zero;
+
+	if (uf_copy_out((void *)arg, &zero, sizeof zero))
+		return fail(EFAULT);
+	return fail(err);
+}
+
 static int do_api(struct uf_ctx *c, unsigned long arg)
 {
 	struct uffdio_api api;
-	static const struct uffdio_api zero;
 	uint64_t want;
-	int expected = CTX_NEW;
+	int expected = CTX_NEW, busy = 0;
 
 	if (uf_copy_in(&api, (void *)arg, sizeof api))
 		return fail(EFAULT);
 	want = api.features;
-	if (api.api != UFFD_API || (want & ~(uint64_t)UF_EMU_FEATURES)) {
-		uf_copy_out((void *)arg, &zero, sizeof zero);
-		return fail(EINVAL);
-	}
+	if (api.api != UFFD_API || (want & ~(uint64_t)UF_EMU_FEATURES))
+		return api_refuse(arg, EINVAL);
 	api.features = UF_EMU_FEATURES;
 	api.ioctls = UFFD_API_IOCTLS;
 	if (uf_copy_out((void *)arg, &api, sizeof api))
 		return fail(EFAULT);
+	/* Only once per uffd; the answer already written is wiped.  The
+	 * features change only with the state, as the kernel sets both with
+	 * one cmpxchg: a refused call (or the loser of two at once) leaves
+	 * them alone. */
+	if (!atomic_compare_exchange_strong(&c->api_busy, &busy, 1))
+		return api_refuse(arg, EINVAL);
+	if (atomic_load(&c->state) != CTX_NEW) {
+		atomic_store(&c->api_busy, 0);
+		return api_refuse(arg, EINVAL);
+	}
 	atomic_store(&c->features, want);
 	if (!atomic_compare_exchange_strong(&c->state, &expected, CTX_RUNNING)) {
-		/* Only once per uffd; the answer already written is wiped. */
-		uf_copy_out((void *)arg, &zero, sizeof zero);
-		return fail(EINVAL);
+		atomic_store(&c->api_busy, 0);
+		return api_refuse(arg, EINVAL);
 	}
+	atomic_store(&c->api_busy, 0);
 	return 0;
 }
 
@@ -79,7 +102,7 @@ static int do_register(struct uf_ctx *c, unsigned long arg)
 	return 0;
 }
 
-static int do_unregister(struct uf_ctx *c, unsigned long arg)
+static int do_unregister(struct uf_ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_range rg;
 	int r;
@@ -91,7 +114,12 @@ static int do_unregister(struct uf_ctx *c, unsigned long arg)
 	pthread_mutex_lock(&uf_lock);
 	r = uf_unregister_locked(c, rg.start, rg.start + rg.len);
 	pthread_mutex_unlock(&uf_lock);
-	return r < 0 ? fail(-r) : 0;
+	if (r < 0)
+		return fail(-r);
+	/* The waiters it woke took their unread messages with them: poll
+	 * must not find the uffd readable for those any more. */
+	uf_ctx_tokens_sync(c, fd);
+	return 0;
 }
 
 /* async-signal-safe */
@@ -108,14 +136,33 @@ static int do_wake(struct uf_ctx *c, int fd, unsigned long arg)
 	return 0;
 }
 
-/*
- * COPY and ZEROPAGE: section 5.2.  Returns the result to store in the
- * output field (bytes or -errno).  async-signal-safe
- */
-static long resolve(struct uf_ctx *c, int fd, uint64_t dst, const void *src, uint64_t len, int wake)
+/* The area that goes on from v at v->end as the same kernel VMA: one
+ * registered by the same uffd with the same modes and protection.  The
+ * kernel merges adjacent VMAs whose flags are equal, so two registrations
+ * side by side make one VMA; the emulation keeps an area (a memfd) per
+ * registration, and COPY/ZEROPAGE treat such a run of areas as one.  1 if
+ * there is one (in *n).  async-signal-safe */
+static int area_next(const struct uf_area_view *v, struct uf_area_view *n)
 {
-	struct uf_area_view v;
-	long r;
+	return uf_area_find(v->end, n) && n->start == v->end && n->ctx == v->ctx &&
+	       n->mode == v->mode && n->prot == v->prot;
+}
+
+/*
+ * COPY (from src) and ZEROPAGE (zeros; src unused): section 5.2, without
+ * the wake.  Returns the result to store in the output field (bytes or
+ * -errno); *v gets the area of dst.  The destination must lie in one
+ * registered VMA (ENOENT), which may be several areas (area_next); each
+ * page still appears at once.  wp: COPY's MODE_WP, refused once the
+ * destination is found, as the kernel checks it against the VMA it has
+ * looked up.  populate: fill the page table entries right away (when
+ * nobody is to be woken).  async-signal-safe
+ */
+static long resolve(struct uf_ctx *c, uint64_t dst, const void *src, int zeros, uint64_t len, int wp, int populate,
+		    struct uf_area_view *v)
+{
+	struct uf_area_view cur, next;
+	uint64_t end = dst + len, done = 0;
 
 	/* An event is on its way to the reader: the layout it describes may
 	 * not be the one we would install into (the kernel's mmap_changing). */
@@ -126,34 +173,66 @@ static long resolve(struct uf_ctx *c, int fd, uint64_t dst, const void *src, uin
 	for (;;) {
 		uint32_t gen;
 
-		if (!uf_area_find(dst, &v) || dst + len > v.end || !v.ctx)
+		if (!uf_area_find(dst, v) || !v->ctx)
 			return -ENOENT;
-		if (!v.busy)
+		cur = *v;
+		while (!cur.busy && end > cur.end) {
+			if (!area_next(&cur, &next))
+				return -ENOENT;
+			cur = next;
+		}
+		if (!cur.busy)
 			break;
 		gen = atomic_load(&uf_busy_gen);
-		if (uf_area_still(&v))
+		if (uf_area_still(&cur))
 			uf_area_wait_busy(gen);
 	}
-	r = uf_install(&v, dst, src, len, !wake);
-	if (r > 0 && wake) {
-		long woken = 0;
-		if (uf_wake_range(c, dst, dst + (uint64_t)r, &woken))
-			uf_ctx_tokens_sync(c, fd);
-		/* Fill the page table entries after the wake, so that the woken
-		 * threads run meanwhile; a thread woken for a single page fills
-		 * its own (wait_fault), off this thread's path. */
-		if (!woken || (uint64_t)r != uf_caps.page_size)
-			uf_populate(&v, dst, (size_t)r);
+	if (wp)
+		return -EINVAL;		/* no range of ours is registered for WP */
+	if (end <= v->end)		/* one area: the usual case */
+		return uf_install(v, dst, src, zeros, len, populate);
+	/* Area by area; the first that stops short ends the operation, as a
+	 * page that stops the kernel's loop does. */
+	for (cur = *v;;) {
+		uint64_t at = dst + done, n = (end < cur.end ? end : cur.end) - at;
+		long r = uf_install(&cur, at, (const void *)((uintptr_t)src + done), zeros, n,
+				    populate);
+
+		if (r < 0)
+			return done ? (long)done : r;
+		done += (uint64_t)r;
+		if ((uint64_t)r < n || at + n == end || !area_next(&cur, &next))
+			return (long)done;
+		cur = next;
 	}
-	return r;
+}
+
+/* The wake after a COPY or ZEROPAGE that installed r bytes at dst (in area
+ * v), once the result is written: the kernel returns EFAULT without waking
+ * when it cannot write it.  async-signal-safe */
+static void resolved_wake(struct uf_ctx *c, int fd, const struct uf_area_view *v, uint64_t dst,
+			  long r)
+{
+	long woken = 0;
+
+	if (uf_wake_range(c, dst, dst + (uint64_t)r, &woken))
+		uf_ctx_tokens_sync(c, fd);
+	/* Fill the page table entries after the wake, so that the woken
+	 * threads run meanwhile; a thread woken for a single page fills its
+	 * own (wait_fault), off this thread's path.  (The areas of one
+	 * resolve() have the same protection, all that uf_populate uses.) */
+	if (!woken || (uint64_t)r != uf_caps.page_size)
+		uf_populate(v, dst, (size_t)r);
 }
 
 /* async-signal-safe */
 static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_copy cp;
+	struct uf_area_view v;
 	long r;
 	int64_t out;
+	int wake;
 
 	if (uf_copy_in(&cp, (void *)arg, 32))
 		return fail(EFAULT);
@@ -163,17 +242,16 @@ static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
 		return fail(EINVAL);
 	if (cp.mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP))
 		return fail(EINVAL);
-	if (cp.mode & UFFDIO_COPY_MODE_WP) {
-		r = -EINVAL;		/* no range of ours is registered for WP */
-	} else {
-		r = resolve(c, fd, cp.dst, (const void *)(uintptr_t)cp.src, cp.len,
-			    !(cp.mode & UFFDIO_COPY_MODE_DONTWAKE));
-	}
+	wake = !(cp.mode & UFFDIO_COPY_MODE_DONTWAKE);
+	r = resolve(c, cp.dst, (const void *)(uintptr_t)cp.src, 0, cp.len,
+		    !!(cp.mode & UFFDIO_COPY_MODE_WP), !wake, &v);
 	out = r;
 	if (uf_copy_out((char *)arg + 32, &out, sizeof out))
 		return fail(EFAULT);
 	if (r < 0)
 		return fail((int)-r);
+	if (wake)
+		resolved_wake(c, fd, &v, cp.dst, r);
 	return (uint64_t)r == cp.len ? 0 : fail(EAGAIN);
 }
 
@@ -181,8 +259,10 @@ static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
 static int do_zeropage(struct uf_ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_zeropage zp;
+	struct uf_area_view v;
 	long r;
 	int64_t out;
+	int wake;
 
 	if (uf_copy_in(&zp, (void *)arg, 24))
 		return fail(EFAULT);
@@ -190,21 +270,59 @@ static int do_zeropage(struct uf_ctx *c, int fd, unsigned long arg)
 		return fail(EINVAL);
 	if (zp.mode & ~UFFDIO_ZEROPAGE_MODE_DONTWAKE)
 		return fail(EINVAL);
-	r = resolve(c, fd, zp.range.start, NULL, zp.range.len,
-		    !(zp.mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE));
+	wake = !(zp.mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE);
+	r = resolve(c, zp.range.start, NULL, 1, zp.range.len, 0, !wake, &v);
 	out = r;
 	if (uf_copy_out((char *)arg + 24, &out, sizeof out))
 		return fail(EFAULT);
 	if (r < 0)
 		return fail((int)-r);
+	if (wake)
+		resolved_wake(c, fd, &v, zp.range.start, r);
 	return (uint64_t)r == zp.range.len ? 0 : fail(EAGAIN);
+}
+
+/*
+ * The commands the kernel's VFS answers itself, for any file, before the
+ * file's own ioctl (fs/ioctl.c, do_vfs_ioctl): the same on a uffd and on
+ * /dev/userfaultfd, in any state.  1 if req is one, with the result in *ret.
+ * async-signal-safe
+ */
+static int vfs_ioctl(int fd, unsigned req, unsigned long arg, int *ret)
+{
+	int on;
+
+	switch (req) {
+	case FIOCLEX: case FIONCLEX: case FIONBIO: case FIGETBSZ:
+		/* Done by the VFS to our pipe just the same (close-on-exec,
+		 * O_NONBLOCK, EFAULT for a bad argument, the page-sized block
+		 * of a pseudo file system).  A raw call: the drop-in's ioctl()
+		 * would bring it back here. */
+		*ret = (int)uf_raw_syscall4(SYS_ioctl, fd, req, (long)arg, 0);
+		return 1;
+	case FIOASYNC:
+		/* Neither file has a fasync method: asking for FASYNC is
+		 * ENOTTY, clearing it (never set) is 0. */
+		if (uf_copy_in(&on, (const void *)arg, sizeof on))
+			*ret = fail(EFAULT);
+		else
+			*ret = on ? fail(ENOTTY) : 0;
+		return 1;
+	case FIOQSIZE:			/* not a file, directory or link */
+		*ret = fail(ENOTTY);
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 int uf_emu_ioctl(int fd, enum uf_emu_kind kind, struct uf_ctx *c, unsigned long req,
 		 unsigned long arg)
 {
-	int state;
+	int state, r;
 
+	if (vfs_ioctl(fd, (unsigned)req, arg, &r))
+		return r;
 	if (kind == UF_EMU_DEV) {
 		if ((unsigned)req != USERFAULTFD_IOC_NEW)
 			return fail(EINVAL);
@@ -244,7 +362,7 @@ int uf_emu_ioctl(int fd, enum uf_emu_kind kind, struct uf_ctx *c, unsigned long 
 	case UFFDIO_REGISTER:
 		return do_register(c, arg);
 	case UFFDIO_UNREGISTER:
-		return do_unregister(c, arg);
+		return do_unregister(c, fd, arg);
 	case UFFDIO_WAKE:
 		return do_wake(c, fd, arg);
 	case UFFDIO_COPY:

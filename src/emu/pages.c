@@ -282,16 +282,20 @@ static int reveal(const struct uf_area_view *v, uintptr_t addr, size_t len, int 
 
 /* ---- COPY and ZEROPAGE ---- */
 
-/* Write len bytes at off of the memfd from src (NULL: zeros).  Returns the
- * bytes written; stops short at an unreadable source.  async-signal-safe */
-static size_t fill(int fd, const char *src, size_t len, uint64_t off)
+/* Write len bytes at off of the memfd from src, or zeros (src is then not
+ * used).  Returns the bytes written; stops short at an unreadable source.
+ * async-signal-safe */
+static size_t fill(int fd, const char *src, int zeros, size_t len, uint64_t off)
 {
 	size_t done = 0;
 
 	while (done < len) {
 		ssize_t w;
-		if (src) {
-			w = pwrite(fd, src + done, len - done, (off_t)(off + done));
+		if (!zeros) {
+			/* Address arithmetic on integers: src may be 0 (a COPY from
+			 * address 0 must fail as the kernel's, with EFAULT). */
+			w = pwrite(fd, (const void *)((uintptr_t)src + done), len - done,
+				   (off_t)(off + done));
 		} else {
 			struct iovec iov[64];
 			size_t left = len - done, n = 0, ps = sizeof g_zeros;
@@ -318,7 +322,8 @@ static int src_readable(const char *src, size_t len)
 	char buf[256];
 
 	for (size_t i = 0; i < len; i += sizeof buf)
-		if (uf_copy_in(buf, src + i, len - i < sizeof buf ? len - i : sizeof buf))
+		if (uf_copy_in(buf, (const void *)((uintptr_t)src + i),
+			       len - i < sizeof buf ? len - i : sizeof buf))
 			return 0;
 	return 1;
 }
@@ -375,24 +380,24 @@ static void install_leave(void)
 		uf_sys_futex_wake(&g_inflight, 1);
 }
 
-static long install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len,
-		    int populate);
+static long install(const struct uf_area_view *v, uintptr_t dst, const void *src, int zeros,
+		    size_t len, int populate);
 
 /* Install [dst, dst+len) of one area: bytes installed, or -errno if none.
  * async-signal-safe */
-long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len,
-		int populate)
+long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, int zeros,
+		size_t len, int populate)
 {
 	long r;
 
 	install_enter();
-	r = install(v, dst, src, len, populate);
+	r = install(v, dst, src, zeros, len, populate);
 	install_leave();
 	return r;
 }
 
-static long install(const struct uf_area_view *v, uintptr_t dst, const void *src, size_t len,
-		    int populate)
+static long install(const struct uf_area_view *v, uintptr_t dst, const void *src, int zeros,
+		    size_t len, int populate)
 {
 	struct uf_backing *b = &uf_backings[v->backing];
 	size_t ps = uf_caps.page_size, npages = len >> uf_caps.page_shift, done = 0;
@@ -409,11 +414,12 @@ static long install(const struct uf_area_view *v, uintptr_t dst, const void *src
 		if (run == 0) {
 			/* Present.  The kernel reads the source before it looks
 			 * at the destination: an unreadable source is EFAULT. */
-			if (src && !src_readable((const char *)src + done * ps, ps))
+			if (!zeros && !src_readable((const char *)((uintptr_t)src + done * ps), ps))
 				err = -EFAULT;
 			break;
 		}
-		full = fill(b->fd, src ? (const char *)src + done * ps : NULL, run * ps, pg * ps) / ps;
+		full = fill(b->fd, (const char *)((uintptr_t)src + done * ps), zeros, run * ps,
+			    pg * ps) / ps;
 		if (full < run) {
 			unclaim(b, pg, full, run);	/* unreadable source */
 			err = -EFAULT;

@@ -40,6 +40,7 @@
 #define UF_MAX_REMOTE	64	/* foreign uffds a process uses */
 #define UF_MAX_CONN	64	/* connections an owner serves */
 #define UF_CHUNK	(128 * 1024)
+#define UF_MAX_READ	64	/* messages one remote read() returns, at most */
 
 enum { RQ_HELLO = 1, RQ_TAKE, RQ_IOCTL, RQ_COPY };
 

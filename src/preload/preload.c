@@ -8,6 +8,7 @@
  *   syscall(__NR_userfaultfd, flags)           -> uf_userfaultfd
  *   open/openat("/dev/userfaultfd")            -> uf_open_dev
  *   ioctl(fd, UFFDIO_* | USERFAULTFD_IOC_NEW)  -> the emulation, for its fds
+ *   ioctl(fd, FIONREAD | FIOASYNC)             -> the same (a pipe differs)
  *   read(), close(), write() on an emulated uffd
  *   read/write/pread/pwrite/readv/writev/preadv/pwritev(2), recv/recvfrom/
  *   recvmsg, send/sendto/sendmsg, fread/fwrite: missing registered pages of
@@ -139,8 +140,13 @@ int ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	arg = va_arg(ap, unsigned long);
 	va_end(ap);
-	if (_IOC_TYPE(req) == UFFDIO && uf_emu_in_use() &&
-	    (kind = uf_emu_fd_kind(fd, &c)) != UF_EMU_NONE) {
+	/* UFFDIO_* and USERFAULTFD_IOC_NEW go to the emulation; so do the
+	 * two generic requests that a pipe would answer unlike the kernel's
+	 * uffd and device (FIONREAD: EINVAL; FIOASYNC: ENOTTY).  The other
+	 * generic ones act on the pipe as on the kernel's file. */
+	if ((_IOC_TYPE(req) == UFFDIO ||
+	     (((unsigned)req == FIONREAD || (unsigned)req == FIOASYNC) && marked(fd))) &&
+	    uf_emu_in_use() && (kind = uf_emu_fd_kind(fd, &c)) != UF_EMU_NONE) {
 		int r = uf_emu_ioctl(fd, kind, c, req, arg);
 		if (kind == UF_EMU_DEV && r >= 0)
 			mark(r, 1);
@@ -169,8 +175,11 @@ ssize_t read(int fd, void *buf, size_t n)
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
-	if (emulated(fd)) {
-		errno = EBADF;		/* the kernel's uffd is read-only */
+	enum uf_emu_kind kind;
+
+	if (marked(fd) && (kind = uf_emu_fd_kind(fd, NULL)) != UF_EMU_NONE) {
+		/* The kernel's uffd is read-only; its device has no write. */
+		errno = uf_emu_write_errno(fd, kind);
 		return -1;
 	}
 	uf_emu_pretouch((uintptr_t)buf, n, 0);
