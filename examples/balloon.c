@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <userfault/uapi.h>	/* our copy of <linux/userfaultfd.h> */
@@ -128,8 +129,10 @@ int main(void)
 		die("madvise");
 	/* madvise returned once the monitor read the event; wait for its
 	 * acknowledgement too, so that the lines below come after its own. */
-	while (!__atomic_load_n(&removes_seen, __ATOMIC_SEQ_CST))
-		usleep(1000);
+	while (!__atomic_load_n(&removes_seen, __ATOMIC_SEQ_CST)) {
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
 
 	/* Pages 1 and 3 are used again: 1 kept its data, 3 is zero. */
 	printf("guest: page 1 reads '%c'\n", guest[page_size + 10]);

@@ -63,7 +63,7 @@ static void send_fd(int sock, int fd)
 	struct iovec iov = { &c, 1 };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
 			    .msg_controllen = sizeof u.b };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	struct cmsghdr *cm;
 
 	memset(&u, 0, sizeof u);
 	cm = CMSG_FIRSTHDR(&m);
@@ -85,8 +85,11 @@ static int recv_fd(int sock)
 	struct cmsghdr *cm;
 	int fd;
 
-	if (recvmsg(sock, &m, 0) != 1 || !(cm = CMSG_FIRSTHDR(&m)))
+	if (recvmsg(sock, &m, 0) != 1)
 		die("recvmsg");
+	cm = CMSG_FIRSTHDR(&m);
+	if (!cm)
+		die("recvmsg: no descriptor");
 	memcpy(&fd, CMSG_DATA(cm), sizeof fd);
 	return fd;
 }

@@ -120,8 +120,9 @@ ssize_t uf_read(int fd, void *buf, size_t count)
 	ssize_t r = read(fd, buf, count);
 	/* A uffd never returns a part of a message: bytes of a pipe that is
 	 * an emulated uffd of another process, never seen here?  (They are
-	 * readiness tokens; dropping one loses nothing.) */
-	if (r > 0 && r % (ssize_t)sizeof(struct uffd_msg)) {
+	 * readiness tokens; dropping one loses nothing.)  An empty one says
+	 * EAGAIN: learn it now, while its owner is there to say so. */
+	if ((r > 0 && r % (ssize_t)sizeof(struct uffd_msg)) || (r < 0 && errno == EAGAIN)) {
 		int e = errno;
 		if (uf_emu_adopt(fd) == 0)
 			return uf_emu_read(fd, UF_EMU_REMOTE, NULL, buf, count);

@@ -21,8 +21,10 @@ static void send_fd(int sock, int fd)
 	struct iovec iov = { &c, 1 };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
 			    .msg_controllen = sizeof u.b };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	struct cmsghdr *cm;
 
+	memset(&u, 0, sizeof u);
+	cm = CMSG_FIRSTHDR(&m);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
@@ -41,8 +43,11 @@ static int recv_fd(int sock)
 	struct cmsghdr *cm;
 	int fd;
 
-	if (recvmsg(sock, &m, 0) != 1 || !(cm = CMSG_FIRSTHDR(&m)))
+	if (recvmsg(sock, &m, 0) != 1)
 		T_BAIL("recvmsg: %s", t_errname(errno));
+	cm = CMSG_FIRSTHDR(&m);
+	if (!cm)
+		T_BAIL("recvmsg: no descriptor");
 	memcpy(&fd, CMSG_DATA(cm), sizeof fd);
 	return fd;
 }
@@ -195,7 +200,7 @@ static void test_child_copies_into_parent(void)
 	munmap(p, P(2));
 }
 
-struct forker { int fd; char *p; pid_t pid; int status; int done; };
+struct forker { char *p; pid_t pid; int done; };
 
 static void *fork_fn(void *arg)
 {
@@ -221,7 +226,7 @@ static void test_event_fork(void)
 {
 	int fd = t_uffd(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_THREAD_ID), cfd, status;
 	char *p = t_map_reg(fd, 2);
-	struct forker f = { .fd = fd, .p = p };
+	struct forker f = { .p = p };
 	pthread_t th;
 	struct uffd_msg m;
 	char src[4096 * 16];
@@ -278,6 +283,96 @@ static void test_no_event_fork(void)
 	munmap(p, P(2));
 }
 
+/* The monitor (a fork child holding the only descriptor) is killed while
+ * a thread waits for it: the thread gets a zero page and goes on. */
+static void test_monitor_killed(void)
+{
+	int fd = t_uffd(0), sv[2], status;
+	char *p = t_map_reg(fd, 2);
+	struct t_touch a, b;
+	pid_t pid;
+
+	T_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	pid = fork();
+	T_REQUIRE(pid >= 0);
+	if (pid == 0) {
+		char src[4096 * 16];
+		struct uffd_msg m;
+		t_child_watchdog(20);
+		close(sv[0]);
+		memset(src, 0x33, sizeof src);
+		for (int n = 0;; n++) {
+			if (t_read_msg(fd, &m, 10000) != 1)
+				_exit(20);
+			if (n == 0) {
+				if (t_copy(fd, p, src, P(1), 0, NULL))
+					_exit(21);
+				continue;
+			}
+			sync_byte(sv[1], 'k');	/* the second fault: kill me now */
+			pause();
+		}
+	}
+	close(sv[1]);
+	CHECK_OK(uf_close(fd));		/* the monitor holds the only one */
+	t_touch_start(&a, p + 1, 0, 0);
+	CHECK(t_touch_wait(&a, 5000));
+	CHECK_EQ(a.val, 0x33);
+	t_touch_start(&b, p + P(1) + 1, 0, 0);
+	CHECK_EQ(wait_byte(sv[0]), 'k');
+	CHECK(!t_touch_wait(&b, 100));
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFSIGNALED(status));
+	CHECK(t_touch_wait(&b, 5000));
+	CHECK_EQ(b.val, 0);
+	close(sv[0]);
+	munmap(p, P(2));
+}
+
+/* The monitored process is killed while it waits for its UNMAP event to
+ * be read: the event goes with it (read: EAGAIN), and COPY gives ESRCH. */
+static void test_monitored_killed_mid_event(void)
+{
+	int sv[2], status, fd;
+	pid_t pid;
+	char *p = t_map(2);
+	char src[4096 * 16];
+	struct uffd_msg m;
+
+	memset(src, 1, sizeof src);
+	T_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	pid = fork();
+	T_REQUIRE(pid >= 0);
+	if (pid == 0) {
+		int u = t_uffd(UFFD_FEATURE_EVENT_UNMAP);
+		close(sv[0]);
+		t_child_watchdog(20);
+		if (t_register(u, p, P(2)))
+			_exit(10);
+		send_fd(sv[1], u);
+		uf_close(u);
+		wait_byte(sv[1]);
+		munmap(p, P(2));	/* waits for the monitor, which never reads */
+		_exit(11);
+	}
+	close(sv[1]);
+	fd = recv_fd(sv[0]);
+	/* A first use while the owner lives (the emulation learns there that
+	 * this pipe is a uffd: see README, a uffd used from another process). */
+	CHECK_ERRNO(uf_read(fd, &m, sizeof m), EAGAIN);
+	sync_byte(sv[0], 'g');
+	t_msleep(200);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	CHECK_ERRNO(uf_read(fd, &m, sizeof m), EAGAIN);
+	CHECK_ERRNO(t_copy(fd, p, src, P(1), 0, NULL), ESRCH);
+	CHECK_OK(uf_close(fd));
+	close(sv[0]);
+	munmap(p, P(2));
+}
+
 int main(int argc, char **argv)
 {
 	int only = argc > 1 ? atoi(argv[1]) : 0;
@@ -289,5 +384,7 @@ int main(int argc, char **argv)
 	PART(3, test_child_copies_into_parent());
 	PART(4, test_event_fork());
 	PART(5, test_no_event_fork());
+	PART(6, test_monitor_killed());
+	PART(7, test_monitored_killed_mid_event());
 	return t_done();
 }

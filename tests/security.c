@@ -68,6 +68,7 @@ static int our_listener(int fd)
 	struct sockaddr_un a;
 	socklen_t al = sizeof a;
 
+	memset(&a, 0, sizeof a);
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &l) || !on ||
 	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) || type != SOCK_SEQPACKET ||
 	    getsockname(fd, (struct sockaddr *)&a, &al) || a.sun_family != AF_UNIX ||

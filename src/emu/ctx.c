@@ -406,9 +406,10 @@ static int orphan_remote(int fd, struct uf_ctx *c)
 	return atomic_load(&g_remotes) > 0 && uf_remote_lookup(c->dev, c->ino) >= 0;
 }
 
-/* The FORK messages just taken name descriptors of ours made at fork:
- * give the reader its own, at the lowest free number, as the kernel does
- * at read() time. */
+/* The FORK messages just taken name descriptors of ours made at fork
+ * (the forking thread closes them once the event is complete): give the
+ * reader its own, at the lowest free number, as the kernel does at read()
+ * time. */
 static void fork_msgs_adopt(struct uffd_msg *m, int k)
 {
 	for (int i = 0; i < k; i++) {
@@ -416,7 +417,6 @@ static void fork_msgs_adopt(struct uffd_msg *m, int k)
 			continue;
 		int held = (int)m[i].arg.fork.ufd, flags = (int)m[i].arg.reserved.reserved2;
 		int nfd = fcntl(held, (flags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
-		close(held);
 		m[i].arg.reserved.reserved2 = 0;
 		m[i].arg.fork.ufd = (__u32)(nfd >= 0 ? uf_fork_fd_adopt(nfd, flags) : -1);
 	}
@@ -501,9 +501,12 @@ ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, 
 		 * loses its message and ends the read: EFAULT if it was the
 		 * first, else the messages copied before it; the rest stay
 		 * queued. */
+		struct uf_taken later;
+
 		while ((size_t)k < max && atomic_load(&c->state) == CTX_RUNNING &&
-		       uf_take_msgs(c, msgs, 1) == 1) {
+		       uf_take_msgs_ex(c, msgs, 1, &later) == 1) {
 			fork_msgs_adopt(msgs, 1);
+			uf_events_complete(&later);
 			/* (Integer arithmetic: buf may be NULL.) */
 			if (uf_copy_out((void *)((uintptr_t)buf + (size_t)k * sizeof msgs[0]), msgs,
 					sizeof msgs[0]) < 0) {

@@ -214,6 +214,15 @@ UF_HIDDEN long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end,
 			    long *woken);			/* a-s-s */
 UF_HIDDEN void uf_wake_all(uint32_t ctx_id);			/* a-s-s */
 UF_HIDDEN int uf_take_msgs(struct uf_ctx *c, struct uffd_msg *out, int max); /* a-s-s */
+#define UF_TAKEN_MAX 64
+struct uf_taken {	/* events taken, to be completed once delivered */
+	int n;
+	int slot[UF_TAKEN_MAX];
+	uint32_t state[UF_TAKEN_MAX];
+};
+UF_HIDDEN int uf_take_msgs_ex(struct uf_ctx *c, struct uffd_msg *out, int max,
+			      struct uf_taken *later);			/* a-s-s */
+UF_HIDDEN void uf_events_complete(const struct uf_taken *t);		/* a-s-s */
 UF_HIDDEN int uf_event_raise(struct uf_ctx *c, const struct uffd_msg *msg);
 UF_HIDDEN void uf_waiters_reset_after_fork(void);
 

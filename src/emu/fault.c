@@ -131,12 +131,16 @@ void uf_wake_all(uint32_t ctx_id)
 /* Take up to max unread messages of c: faults oldest first, then events
  * oldest first (the kernel returns an event only when no fault is
  * pending).  Reading an event completes it: the thread that raised it goes
- * on.  a-s-s */
-int uf_take_msgs(struct uf_ctx *c, struct uffd_msg *out, int max)
+ * on; with `later` (not NULL), not yet: the caller completes them with
+ * uf_events_complete() once the reader has them (a thread let go may end
+ * its process at once).  a-s-s */
+int uf_take_msgs_ex(struct uf_ctx *c, struct uffd_msg *out, int max, struct uf_taken *later)
 {
 	uint32_t id = atomic_load(&c->id);
 	int k = 0;
 
+	if (later)
+		later->n = 0;
 	while (k < max) {
 		int hw = atomic_load(&g_w_hw), best = -1, bev = 2;
 		uint64_t bt = UINT64_MAX;
@@ -162,7 +166,7 @@ int uf_take_msgs(struct uf_ctx *c, struct uffd_msg *out, int max)
 		/* Copy before claiming: once READ, the faulter may be woken and
 		 * reuse the slot at any moment. */
 		memcpy(&out[k], &g_w[best].msg, sizeof out[k]);
-		if (bev) {
+		if (bev && !later) {
 			struct uf_waiter *w = &g_w[best];
 			atomic_store(&w->ev_read, 1);
 			if (slot_finish(w, bs, W_WOKEN, c)) {
@@ -171,10 +175,34 @@ int uf_take_msgs(struct uf_ctx *c, struct uffd_msg *out, int max)
 				k++;
 			}
 		} else if (slot_finish(&g_w[best], bs, W_READ, c)) {
+			if (bev && later->n < UF_TAKEN_MAX) {
+				later->slot[later->n] = best;
+				later->state[later->n++] = WITH(bs, W_READ);
+			}
 			k++;
 		}
 	}
 	return k;
+}
+
+int uf_take_msgs(struct uf_ctx *c, struct uffd_msg *out, int max)
+{
+	return uf_take_msgs_ex(c, out, max, NULL);
+}
+
+/* The events taken with uf_take_msgs_ex(..., later) are read: let their
+ * threads go (unless a release let them go already).  a-s-s */
+void uf_events_complete(const struct uf_taken *t)
+{
+	for (int i = 0; i < t->n; i++) {
+		struct uf_waiter *w = &g_w[t->slot[i]];
+		uint32_t s = t->state[i];
+
+		atomic_store(&w->ev_read, 1);
+		if (atomic_compare_exchange_strong(&w->state, &s, WITH(s, W_WOKEN)) &&
+		    atomic_load(&w->sleeping))
+			uf_sys_futex_wake(&w->state, 1);
+	}
 }
 
 /*

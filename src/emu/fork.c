@@ -30,7 +30,6 @@ struct fork_uffd {
 	int flags;		/* its creation flags */
 	uint64_t features;
 	int rd, wr;		/* the new uffd's pipe */
-	uint32_t child_id;	/* child side */
 };
 static struct fork_uffd g_fu[UF_MAX_CTX];
 static int g_nfu;
@@ -118,8 +117,10 @@ static void parent(void)
 		m.arg.fork.ufd = (__u32)fu[i].rd;
 		m.arg.reserved.reserved2 = (__u64)fu[i].flags;	/* for the reader */
 		atomic_fetch_add(&c->changing, 1);
-		if (!uf_event_raise(c, &m))
-			close(fu[i].rd);	/* abandoned: the child's uffd goes */
+		/* Read: the reader has its own descriptor now.  Abandoned: the
+		 * child's uffd goes with this last one. */
+		uf_event_raise(c, &m);
+		close(fu[i].rd);
 		atomic_fetch_sub(&c->changing, 1);
 	}
 	if (go >= 0)
@@ -129,11 +130,11 @@ static void parent(void)
 /* Child: the new uffd standing for fu's, on its pipe; 0 or -1. */
 static uint32_t child_ctx(const struct fork_uffd *fu)
 {
-	struct uf_ctx *parent = uf_ctx_by_id(fu->parent_id);
+	struct uf_ctx *pc = uf_ctx_by_id(fu->parent_id);
 	struct stat st;
 	int slot = -1;
 
-	if (!parent || fstat(fu->wr, &st) < 0)
+	if (!pc || fstat(fu->wr, &st) < 0)
 		return 0;
 	for (int i = 0; i < UF_MAX_CTX; i++)
 		if (atomic_load(&uf_ctxs[i].state) == CTX_FREE) {

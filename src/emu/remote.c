@@ -39,7 +39,7 @@
 
 #define UF_MAX_REMOTE	64	/* foreign uffds a process uses */
 #define UF_MAX_CONN	64	/* connections an owner serves */
-#define UF_CHUNK	(128 * 1024)
+#define UF_CHUNK	((size_t)128 * 1024)
 #define UF_MAX_READ	64	/* messages one remote read() returns, at most */
 
 enum { RQ_HELLO = 1, RQ_TAKE, RQ_IOCTL, RQ_COPY };
@@ -99,6 +99,7 @@ static ssize_t recv_fds(int sock, void *buf, size_t len, int *fds, int max, int 
 			    .msg_controllen = sizeof u.b };
 	ssize_t r;
 
+	memset(&u, 0, sizeof u);
 	*nfds = 0;
 	do
 		r = uf_sys_recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
@@ -160,7 +161,9 @@ static void conn_close(int epfd, int i)
 static void on_accept(int epfd, int lsock, uint32_t id)
 {
 	for (;;) {
-		int s = accept4(lsock, NULL, NULL, SOCK_CLOEXEC), i;
+		struct sockaddr_un peer;
+		socklen_t plen = sizeof peer;
+		int s = accept4(lsock, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC), i;
 		struct epoll_event ev = { .events = EPOLLIN };
 
 		if (s < 0)
@@ -186,7 +189,8 @@ static void serve_take(struct uf_ctx *c, int sock, const struct rq *q)
 		struct rp h;
 		struct uffd_msg m[UF_MAX_READ];
 	} out;
-	int max = (int)q->max, k, fds[UF_MAX_READ], nfds = 0;
+	int max = (int)q->max, k, fds[UF_MAX_READ] = { 0 }, nfds = 0;
+	struct uf_taken later = { .n = 0 };
 	union { char b[CMSG_SPACE(sizeof(int) * UF_MAX_READ)]; struct cmsghdr align; } u;
 	struct iovec iov;
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -199,15 +203,16 @@ static void serve_take(struct uf_ctx *c, int sock, const struct rq *q)
 		out.h.err = EINVAL;
 		k = 0;
 	} else {
-		k = atomic_load(&c->state) == CTX_RUNNING ? uf_take_msgs(c, out.m, max) : 0;
+		k = atomic_load(&c->state) == CTX_RUNNING ? uf_take_msgs_ex(c, out.m, max, &later) : 0;
 	}
 	if (atomic_load(&c->npending) > 0)
 		uf_ctx_notify(c);
-	/* A FORK message names a descriptor of ours: it goes along, and the
+	/* A FORK message names a descriptor of ours (the forking thread's, who
+	 * closes it once the event is complete): a copy goes along, and the
 	 * reader puts its own number in the message. */
 	for (int i = 0; i < k; i++)
 		if (out.m[i].event == UFFD_EVENT_FORK)
-			fds[nfds++] = (int)out.m[i].arg.fork.ufd;
+			fds[nfds++] = fcntl((int)out.m[i].arg.fork.ufd, F_DUPFD_CLOEXEC, 0);
 	out.h.n = k;
 	iov.iov_base = &out;
 	iov.iov_len = sizeof out.h + (size_t)k * sizeof out.m[0];
@@ -226,13 +231,25 @@ static void serve_take(struct uf_ctx *c, int sock, const struct rq *q)
 		(void)0;	/* the reader is gone: the messages are lost, as
 				 * the kernel's are when a reader's copy-out fails */
 	}
+	/* Only now may the threads that raised the events go on: one may end
+	 * this process at once, and the reader must have its message. */
+	uf_events_complete(&later);
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 }
 
+/*
+ * An ioctl for a client.  COPY and ZEROPAGE are run without their wake,
+ * which comes after the reply: a woken thread may end its process at
+ * once, and the client must have its answer first (the kernel's ioctl
+ * returns whatever the woken thread does).
+ */
 static void serve_ioctl(struct uf_ctx *c, int sock, struct rq *q, void *payload, size_t plen)
 {
 	struct rp out;
+	uint64_t dst = 0;
+	int64_t done = 0;
+	int wake = 0;
 
 	memset(&out, 0, sizeof out);
 	if (q->op == RQ_COPY) {
@@ -241,12 +258,40 @@ static void serve_ioctl(struct uf_ctx *c, int sock, struct rq *q, void *payload,
 		if (cp.len > plen)
 			cp.len = plen;
 		cp.src = (uintptr_t)payload;
+		wake = !(cp.mode & UFFDIO_COPY_MODE_DONTWAKE);
+		cp.mode |= UFFDIO_COPY_MODE_DONTWAKE;
+		dst = cp.dst;
 		memcpy(q->s, &cp, sizeof cp);
+	} else if ((unsigned)q->req == UFFDIO_ZEROPAGE) {
+		struct uffdio_zeropage zp;
+		memcpy(&zp, q->s, sizeof zp);
+		wake = !(zp.mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE);
+		zp.mode |= UFFDIO_ZEROPAGE_MODE_DONTWAKE;
+		dst = zp.range.start;
+		memcpy(q->s, &zp, sizeof zp);
 	}
 	out.ret = uf_emu_ioctl(-1, UF_EMU_UFFD, c, (unsigned long)q->req, (unsigned long)q->s);
 	out.err = out.ret < 0 ? errno : 0;
+	if (wake) {
+		/* Give the client back the mode it asked for. */
+		if (q->op == RQ_COPY) {
+			struct uffdio_copy cp;
+			memcpy(&cp, q->s, sizeof cp);
+			cp.mode &= ~(uint64_t)UFFDIO_COPY_MODE_DONTWAKE;
+			done = cp.copy;
+			memcpy(q->s, &cp, sizeof cp);
+		} else {
+			struct uffdio_zeropage zp;
+			memcpy(&zp, q->s, sizeof zp);
+			zp.mode &= ~(uint64_t)UFFDIO_ZEROPAGE_MODE_DONTWAKE;
+			done = zp.zeropage;
+			memcpy(q->s, &zp, sizeof zp);
+		}
+	}
 	memcpy(out.s, q->s, sizeof out.s);
 	send_fd(sock, &out, sizeof out, -1);
+	if (wake && done > 0)
+		uf_wake_range(c, dst, dst + (uint64_t)done, NULL);
 }
 
 void uf_service_event(int epfd, uint64_t tag, uint32_t events)
@@ -265,9 +310,9 @@ void uf_service_event(int epfd, uint64_t tag, uint32_t events)
 			on_accept(epfd, atomic_load(&c->lsock), v);
 		return;
 	}
-	i = (int)v;
-	if (i < 0 || i >= UF_MAX_CONN || g_conn[i].fd < 0)
+	if (v >= UF_MAX_CONN || g_conn[v].fd < 0)
 		return;
+	i = (int)v;
 	n = recv_fds(g_conn[i].fd, buf, sizeof buf, fds, 1, &nfds);
 	if (n < (ssize_t)sizeof *q) {
 		for (int k = 0; k < nfds; k++)
@@ -492,6 +537,15 @@ static int gone(unsigned long req)
 
 /* COPY from here: the source is read here, page by page where it faults,
  * and sent along, UF_CHUNK at a time. */
+/* Can the output field at uptr be written?  (The kernel does not wake when
+ * it cannot write the result: ask for no wake then.) */
+static int out_writable(void *uptr)
+{
+	int64_t v;
+
+	return uf_copy_in(&v, uptr, sizeof v) == 0 && uf_copy_out(uptr, &v, sizeof v) == 0;
+}
+
 static int remote_copy(struct uf_remote *r, unsigned long arg, struct uffdio_copy *cp)
 {
 	uint64_t done = 0, ps = uf_caps.page_size ? uf_caps.page_size : 4096;
@@ -501,15 +555,25 @@ static int remote_copy(struct uf_remote *r, unsigned long arg, struct uffdio_cop
 
 	if (!buf)
 		return fail(ENOMEM);
+	if (!out_writable((char *)arg + offsetof(struct uffdio_copy, copy)))
+		cp->mode |= UFFDIO_COPY_MODE_DONTWAKE;
 	while (done < cp->len) {
 		uint64_t n = cp->len - done < UF_CHUNK ? cp->len - done : UF_CHUNK, got = 0;
 		struct rq q;
 		struct rp p;
 		struct uffdio_copy part = *cp;
+		int src_fault = 0;
 
-		while (got < n && uf_copy_in(buf + got, (const char *)(uintptr_t)cp->src + done + got,
-					     n - got < ps ? n - got : ps) == 0)
-			got += n - got < ps ? n - got : ps;
+		/* Page by page where the source faults: what was read goes. */
+		/* cppcheck-suppress knownConditionTrueFalse ; n > 0 here */
+		while (got < n) {
+			uint64_t step = n - got < ps ? n - got : ps;
+			if (uf_copy_in(buf + got, (const char *)(uintptr_t)cp->src + done + got, step)) {
+				src_fault = 1;
+				break;
+			}
+			got += step;
+		}
 		if (!got) {
 			err = EFAULT;
 			break;
@@ -534,7 +598,7 @@ static int remote_copy(struct uf_remote *r, unsigned long arg, struct uffdio_cop
 			err = EAGAIN;
 			break;
 		}
-		if (got < n) {
+		if (src_fault) {
 			err = EFAULT;
 			break;
 		}
@@ -573,6 +637,13 @@ static int remote_ioctl_at(int i, unsigned long req, unsigned long arg)
 			return fail(EINVAL);
 		if (!(cp.mode & UFFDIO_COPY_MODE_WP))
 			return remote_copy(r, arg, &cp);
+	}
+	if ((unsigned)req == UFFDIO_ZEROPAGE &&
+	    !out_writable((char *)arg + offsetof(struct uffdio_zeropage, zeropage))) {
+		struct uffdio_zeropage zp;
+		memcpy(&zp, q.s, sizeof zp);
+		zp.mode |= UFFDIO_ZEROPAGE_MODE_DONTWAKE;
+		memcpy(q.s, &zp, sizeof zp);
 	}
 	q.op = RQ_IOCTL;
 	q.req = req;
