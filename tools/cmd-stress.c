@@ -18,6 +18,12 @@
  *               every page of DST.
  *   4. check:   DST is unregistered and every byte compared.
  *
+ * With --events the uffd asks for UFFD_FEATURE_EVENT_REMOVE and EVENT_FORK:
+ * each drop of step 2 waits until a handler has read its REMOVE (COPY gives
+ * EAGAIN meanwhile: the handler wakes the page and the faulter comes
+ * back), and the fork of step 1 gives a FORK event whose new uffd serves
+ * the child's missing pages (with zeros) from a thread of ours.
+ *
  * Exit status 0 only if every byte checked out.  The last line says how
  * many bytes were checked and how many corruptions were found.
  */
@@ -40,6 +46,7 @@
 static const char stress_help[] =
 	"usage: " CLI_NAME " stress [--backend B] [--seconds N] [--threads T]\n"
 	"                        [--handlers H] [--size MIB] [--rounds R] [--seed S] [--no-fork]\n"
+	"                        [--events]\n"
 	"\n"
 	"Bounce pages between two regions through page faults: each round\n"
 	"registers the destination, faulting threads read its pages in random\n"
@@ -57,6 +64,9 @@ static const char stress_help[] =
 	"  --size MIB     size of each region in MiB (default 32)\n"
 	"  --seed S       random seed (default: from the clock; printed)\n"
 	"  --no-fork      do not fork during the copies\n"
+	"  --events       ask for UFFD_FEATURE_EVENT_REMOVE and EVENT_FORK: the drops\n"
+	"                 send REMOVE events, the forks FORK events (the child's\n"
+	"                 uffd is served with zero pages)\n"
 	"\n"
 	"Exit status: 0 if every byte checked out, 1 otherwise.\n";
 
@@ -88,6 +98,11 @@ struct stress {
 	_Atomic uint64_t checked;	/* bytes compared */
 	_Atomic uint64_t corrupt;	/* pages found wrong */
 	_Atomic uint64_t faults, copies, eexist, partial;
+	int events;			/* --events */
+	_Atomic uint64_t removes, forks, retries;
+	_Atomic int child_uffd;		/* a FORK event's uffd, -1 if none */
+	_Atomic int child_started, child_stop;
+	pthread_t child_th;
 	_Atomic int err;		/* first unexpected errno */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -181,6 +196,13 @@ static void serve(struct stress *s, uintptr_t addr, uint64_t *st)
 		atomic_fetch_add(&s->copies, 1);
 		return;
 	}
+	if (errno == EAGAIN && c.copy == -EAGAIN) {
+		/* An event is unread (the mm is changing): let the faulter
+		 * come back once it is. */
+		atomic_fetch_add(&s->retries, 1);
+		wake_page(s, page);
+		return;
+	}
 	if (errno == EAGAIN && c.copy > 0)
 		atomic_fetch_add(&s->partial, 1);
 	else if (errno == EEXIST)
@@ -195,10 +217,61 @@ static void serve(struct stress *s, uintptr_t addr, uint64_t *st)
 	c.len = s->ps;
 	c.copy = 0;
 	if (uf_ioctl(s->uffd, UFFDIO_COPY, &c) < 0) {
-		if (errno != EEXIST)
+		if (errno == EAGAIN)
+			atomic_fetch_add(&s->retries, 1);
+		else if (errno != EEXIST)
 			note_err(s, errno);
 		wake_page(s, page);
 	}
+}
+
+/* The fork child's uffd (EVENT_FORK): its missing pages get zeros, which
+ * its check accepts, until the child is gone. */
+static void *child_server(void *arg)
+{
+	struct stress *s = arg;
+	int fd = atomic_load(&s->child_uffd);
+
+	while (!atomic_load(&s->child_stop)) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		struct uffd_msg m;
+
+		if (poll(&pf, 1, 20) <= 0)
+			continue;
+		if (uf_read(fd, &m, sizeof m) != sizeof m)
+			continue;
+		if (m.event != UFFD_EVENT_PAGEFAULT) {
+			note_err(s, EPROTO);
+			continue;
+		}
+		struct uffdio_zeropage z = { .range = { m.arg.pagefault.address & ~(uintptr_t)(s->ps - 1),
+						        s->ps } };
+		if (uf_ioctl(fd, UFFDIO_ZEROPAGE, &z) < 0 && errno != EEXIST && errno != ESRCH)
+			note_err(s, errno);
+	}
+	return NULL;
+}
+
+/* A REMOVE must name a range of DST that step 2 drops. */
+static void on_remove(struct stress *s, const struct uffd_msg *m)
+{
+	uintptr_t base = (uintptr_t)s->reg[s->dst];
+
+	atomic_fetch_add(&s->removes, 1);
+	if (m->arg.remove.start < base || m->arg.remove.end > base + s->len ||
+	    m->arg.remove.start >= m->arg.remove.end || (m->arg.remove.start & (s->ps - 1)))
+		note_err(s, EPROTO);
+}
+
+static void on_fork(struct stress *s, const struct uffd_msg *m)
+{
+	atomic_fetch_add(&s->forks, 1);
+	atomic_store(&s->child_uffd, (int)m->arg.fork.ufd);
+	if (pthread_create(&s->child_th, NULL, child_server, s)) {
+		note_err(s, EAGAIN);
+		return;
+	}
+	atomic_store(&s->child_started, 1);
 }
 
 static void *handler_main(void *arg)
@@ -225,6 +298,14 @@ static void *handler_main(void *arg)
 			continue;
 		}
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof m[0]; i++) {
+			if (s->events && m[i].event == UFFD_EVENT_REMOVE) {
+				on_remove(s, &m[i]);
+				continue;
+			}
+			if (s->events && m[i].event == UFFD_EVENT_FORK) {
+				on_fork(s, &m[i]);
+				continue;
+			}
 			if (m[i].event != UFFD_EVENT_PAGEFAULT) {
 				note_err(s, EPROTO);
 				continue;
@@ -340,6 +421,19 @@ static int run_phase(struct stress *s, int phase, size_t n, int do_fork)
 				atomic_fetch_add(&s->corrupt, (uint64_t)WEXITSTATUS(st));
 				atomic_fetch_add(&s->checked, s->len);
 			}
+			if (s->events) {
+				/* Its FORK event was read before fork() returned. */
+				while (!atomic_load(&s->child_started) && !atomic_load(&s->err))
+					sched_yield();
+				if (atomic_load(&s->child_started)) {
+					atomic_store(&s->child_stop, 1);
+					pthread_join(s->child_th, NULL);
+					uf_close(atomic_load(&s->child_uffd));
+				}
+				atomic_store(&s->child_uffd, -1);
+				atomic_store(&s->child_started, 0);
+				atomic_store(&s->child_stop, 0);
+			}
 		}
 	}
 	(void)forked;
@@ -422,7 +516,7 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 {
 	struct stress s;
 	long seconds = 10, threads = 4, handlers = 2, size_mib = 32, rounds = 0, seed = -1;
-	int do_fork = 1, r, status = CLI_OK;
+	int do_fork = 1, events = 0, r, status = CLI_OK;
 	pthread_t fth[MAX_FAULTERS], hth[MAX_HANDLERS];
 	unsigned nf = 0, nh = 0;
 	struct uffdio_api api = { .api = UFFD_API };
@@ -442,6 +536,10 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 			continue;
 		if (!strcmp(a, "--no-fork")) {
 			do_fork = 0;
+			continue;
+		}
+		if (!strcmp(a, "--events")) {
+			events = 1;
 			continue;
 		}
 		if (!strcmp(a, "--seconds")) r = parse_num(a, v, 1, 86400, &seconds);
@@ -465,13 +563,17 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 	s.npages = s.len / s.ps;
 	s.nfaulters = (unsigned)threads;
 	s.nhandlers = (unsigned)handlers;
+	s.events = events;
+	s.child_uffd = -1;
+	if (events)
+		api.features = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_FORK;
 	s.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.cond, NULL);
 	st = s.seed;
 	printf(CLI_NAME " stress: %s back-end, 2 regions of %ld MiB, %ld faulting + %ld handler threads, "
-	       "seed %llu%s\n", uf_backend_name(uf_get_backend()), size_mib, threads, handlers,
-	       (unsigned long long)s.seed, do_fork ? ", forks" : "");
+	       "seed %llu%s%s\n", uf_backend_name(uf_get_backend()), size_mib, threads, handlers,
+	       (unsigned long long)s.seed, do_fork ? ", forks" : "", events ? ", events REMOVE and FORK" : "");
 	fflush(stdout);
 
 	for (int k = 0; k < 2; k++) {
@@ -543,6 +645,10 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 	       s.round, (long)(time(NULL) - start), (unsigned long long)atomic_load(&s.faults),
 	       (unsigned long long)atomic_load(&s.copies), (unsigned long long)atomic_load(&s.eexist),
 	       (unsigned long long)atomic_load(&s.partial));
+	if (events)
+		printf(CLI_NAME " stress: %llu REMOVE events, %llu FORK events, %llu COPYs retried (EAGAIN)\n",
+		       (unsigned long long)atomic_load(&s.removes), (unsigned long long)atomic_load(&s.forks),
+		       (unsigned long long)atomic_load(&s.retries));
 	printf(CLI_NAME " stress: %llu bytes checked, %llu corruptions found\n",
 	       (unsigned long long)atomic_load(&s.checked), (unsigned long long)atomic_load(&s.corrupt));
 	fflush(stdout);
