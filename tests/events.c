@@ -94,6 +94,10 @@ static void check_blocked(int fd, struct op *o, void *copy_dst)
 		CHECK_EQ(out, -EAGAIN);
 		CHECK_ERRNO(t_zeropage(fd, copy_dst, (size_t)t_ps, 0, &out), EAGAIN);
 		CHECK_EQ(out, -EAGAIN);
+		/* Before the argument is even looked at (an unaligned one). */
+		out = 0;
+		CHECK_ERRNO(t_copy(fd, (char *)copy_dst + 1, src, (size_t)t_ps, 0, &out), EAGAIN);
+		CHECK_EQ(out, -EAGAIN);
 		CHECK_OK(t_wake(fd, copy_dst, (size_t)t_ps));
 	}
 }
@@ -250,6 +254,62 @@ static void test_remap(uint64_t features)
 	munmap(other, P(1));
 }
 
+/* A chain of mremaps of one registered range, with REMAP and UNMAP: each
+ * move reports REMAP and UNMAP of the old place, the registration and the
+ * data follow; a grow in place reports nothing and its tail is missing; a
+ * shrink reports UNMAP of the tail. */
+static void test_mremap_chain(void)
+{
+	int fd = t_uffd(UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_UNMAP);
+	char *a = t_map(4), *b = t_map(4), *c = t_map(6), *cur = a;
+	char *dst[2] = { b, c };
+	struct uffd_msg m;
+	struct op o;
+
+	/* c's last 2 pages are a hole for the grow (too small for a thread's
+	 * stack to land in). */
+	CHECK_OK(munmap(c + P(4), P(2)));
+	CHECK_OK(t_register(fd, a, P(4)));
+	CHECK_EQ(t_copy_byte(fd, a, 0x71, 2, 0), 0);
+	for (int k = 0; k < 2; k++) {
+		o = (struct op){ .kind = OP_MREMAP, .addr = cur, .len = P(4), .len2 = P(4),
+				 .flags = MREMAP_MAYMOVE | MREMAP_FIXED, .addr2 = dst[k] };
+		op_start(&o);
+		if (T_MSG(fd, &m, 2000)) {
+			CHECK_EQ(m.event, UFFD_EVENT_REMAP);
+			CHECK_EQ((uintptr_t)m.arg.remap.from, (uintptr_t)cur);
+			CHECK_EQ((uintptr_t)m.arg.remap.to, (uintptr_t)dst[k]);
+			CHECK_EQ((uintptr_t)m.arg.remap.len, P(4));
+		}
+		if (T_MSG(fd, &m, 2000))
+			CHECK_EVENT(m, UFFD_EVENT_UNMAP, cur, cur + P(4));
+		CHECK(op_wait(&o, 2000));
+		CHECK_EQ(o.ret, (long)dst[k]);
+		cur = dst[k];
+		CHECK_EQ(cur[P(1) + 5], 0x71);
+	}
+	/* Grow in place: no event; the new tail is registered and missing. */
+	o = (struct op){ .kind = OP_MREMAP, .addr = cur, .len = P(4), .len2 = P(6), .flags = 0 };
+	op_start(&o);
+	CHECK(op_wait(&o, 2000));
+	CHECK_EQ(o.ret, (long)cur);
+	T_NO_MSG(fd, 0);
+	T_EXPECT_FAULT(fd, cur + P(5) + 1, 0, 0x72);
+	/* Shrink: UNMAP of the tail. */
+	o = (struct op){ .kind = OP_MREMAP, .addr = cur, .len = P(6), .len2 = P(3), .flags = 0 };
+	op_start(&o);
+	if (T_MSG(fd, &m, 2000))
+		CHECK_EVENT(m, UFFD_EVENT_UNMAP, cur + P(3), cur + P(6));
+	CHECK(op_wait(&o, 2000));
+	CHECK_EQ(o.ret, (long)cur);
+	T_EXPECT_FAULT(fd, cur + P(2), 1, 0x73);
+	CHECK_EQ(cur[0], 0x71);
+	CHECK_EQ(cur[P(2)], 0x73);
+	T_NO_MSG(fd, 0);
+	CHECK_OK(uf_close(fd));
+	munmap(cur, P(3));
+}
+
 static void test_fault_before_event(void)
 {
 	int fd = t_uffd(UFFD_FEATURE_EVENT_REMOVE);
@@ -328,5 +388,6 @@ int main(int argc, char **argv)
 	PART(8, test_fault_before_event());
 	PART(9, test_release_frees());
 	PART(10, test_no_feature_no_event());
+	PART(11, test_mremap_chain());
 	return t_done();
 }

@@ -5,7 +5,10 @@
  * child.  A fork that fails gives none on the emulation; the kernel
  * delivers one anyway (the man page's BUGS: "a spurious UFFD_EVENT_FORK"),
  * since its pids check comes after the address space was copied and the
- * event read.  Needs a writable cgroup v1 pids hierarchy (else skipped). */
+ * event read.  Then forks under a rain of signals (a handled SIGUSR1 every
+ * few microseconds): a fork the kernel restarts after its address space
+ * was copied may give it another FORK; the emulation gives one per child.
+ * Needs a writable cgroup v1 pids hierarchy (else skipped). */
 #include "t.h"
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,6 +19,27 @@
 static int g_fd;
 static char *g_p;
 static int g_forks_seen, g_stop;
+
+static pid_t g_main_tid;
+static int g_rain;
+static long g_signals;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	__atomic_add_fetch(&g_signals, 1, __ATOMIC_RELAXED);
+}
+
+static void *rain(void *arg)
+{
+	(void)arg;
+	while (__atomic_load_n(&g_rain, __ATOMIC_SEQ_CST)) {
+		syscall(SYS_tgkill, getpid(), g_main_tid, SIGUSR1);
+		for (volatile int i = 0; i < 200; i++)
+			;
+	}
+	return NULL;
+}
 
 static void *reader(void *arg)
 {
@@ -109,8 +133,6 @@ int main(void)
 	snprintf(path, sizeof path, "%s/pids.max", cg);
 	write_file(path, "max");
 	t_msleep(200);
-	__atomic_store_n(&g_stop, 1, __ATOMIC_SEQ_CST);
-	t_join(th);
 
 	fprintf(stderr, "%d forks succeeded, %d failed, %d FORK events\n", ok_forks, failed_forks,
 		g_forks_seen);
@@ -120,6 +142,47 @@ int main(void)
 		CHECK_EQ(g_forks_seen, ok_forks);	/* never a spurious FORK */
 	else
 		CHECK_EQ(g_forks_seen, ok_forks + failed_forks);	/* the kernel's BUGS */
+
+	/* Forks under a rain of signals. */
+	{
+		struct sigaction sa;
+		pthread_t rt;
+		int seen0 = __atomic_load_n(&g_forks_seen, __ATOMIC_SEQ_CST), n = 0;
+
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_usr1;
+		sa.sa_flags = SA_RESTART;
+		sigaction(SIGUSR1, &sa, NULL);
+		g_main_tid = t_gettid();
+		__atomic_store_n(&g_rain, 1, __ATOMIC_SEQ_CST);
+		rt = t_thread(rain, NULL);
+		for (int i = 0; i < ROUNDS; i++) {
+			pid_t pid = fork();
+			if (pid == 0)
+				_exit(g_p[0] == 0x5a ? 0 : 3);
+			if (pid < 0) {
+				CHECK_EQ(errno, 0);
+				continue;
+			}
+			n++;
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+			CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		}
+		__atomic_store_n(&g_rain, 0, __ATOMIC_SEQ_CST);
+		t_join(rt);
+		t_msleep(200);
+		fprintf(stderr, "under %ld signals: %d forks, %d FORK events\n",
+			__atomic_load_n(&g_signals, __ATOMIC_RELAXED), n,
+			__atomic_load_n(&g_forks_seen, __ATOMIC_SEQ_CST) - seen0);
+		CHECK_EQ(n, ROUNDS);
+		if (t_emulated())
+			CHECK_EQ(__atomic_load_n(&g_forks_seen, __ATOMIC_SEQ_CST) - seen0, n);
+		else	/* one per child at least; a restarted fork may add one */
+			CHECK(__atomic_load_n(&g_forks_seen, __ATOMIC_SEQ_CST) - seen0 >= n);
+	}
+	__atomic_store_n(&g_stop, 1, __ATOMIC_SEQ_CST);
+	t_join(th);
 	CHECK_OK(uf_close(g_fd));
 
 	/* Leave the cgroup (to the root) and remove it. */

@@ -225,6 +225,19 @@ static void resolved_wake(struct uf_ctx *c, int fd, const struct uf_area_view *v
 		uf_populate(v, dst, (size_t)r);
 }
 
+/* An event is on its way to the reader (the kernel's mmap_changing): COPY
+ * and ZEROPAGE say EAGAIN in their output field before they even read
+ * their argument, as the kernel's.  1 if so (errno set).  a-s-s */
+static int changing(struct uf_ctx *c, unsigned long arg, size_t out_off)
+{
+	int64_t e = -EAGAIN;
+
+	if (!atomic_load(&c->changing))
+		return 0;
+	errno = uf_copy_out((char *)arg + out_off, &e, sizeof e) ? EFAULT : EAGAIN;
+	return 1;
+}
+
 /* async-signal-safe */
 static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
 {
@@ -234,6 +247,8 @@ static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
 	int64_t out;
 	int wake;
 
+	if (changing(c, arg, 32))
+		return -1;
 	if (uf_copy_in(&cp, (void *)arg, 32))
 		return fail(EFAULT);
 	if (!range_ok(cp.dst, cp.len))
@@ -264,6 +279,8 @@ static int do_zeropage(struct uf_ctx *c, int fd, unsigned long arg)
 	int64_t out;
 	int wake;
 
+	if (changing(c, arg, 24))
+		return -1;
 	if (uf_copy_in(&zp, (void *)arg, 24))
 		return fail(EFAULT);
 	if (!range_ok(zp.range.start, zp.range.len))
