@@ -386,7 +386,7 @@ struct uf_remote {
 	dev_t dev;
 	ino_t ino;
 	int sock;		/* -1 once the owner is gone */
-	int wr;			/* the pipe's write end */
+	_Atomic int wr;		/* the pipe's write end */
 	pthread_mutex_t mu;
 };
 static struct uf_remote g_rem[UF_MAX_REMOTE];
@@ -407,11 +407,13 @@ static void remote_free(int i)
 
 	if (!atomic_compare_exchange_strong(&r->used, &expected, 2))
 		return;
+	pthread_mutex_lock(&r->mu);	/* after any call in flight */
 	if (r->sock >= 0)
 		close(r->sock);
-	if (r->wr >= 0)
-		close(r->wr);
-	r->sock = r->wr = -1;
+	if (atomic_load(&r->wr) >= 0)
+		close(atomic_exchange(&r->wr, -1));
+	r->sock = -1;
+	pthread_mutex_unlock(&r->mu);
 	uf_live_add(-1);
 	atomic_store(&r->used, 0);
 }
@@ -421,7 +423,7 @@ static void remote_free(int i)
 void uf_remote_reap(void)
 {
 	for (int i = 0; i < UF_MAX_REMOTE; i++) {
-		struct pollfd p = { .fd = g_rem[i].wr, .events = 0 };
+		struct pollfd p = { .fd = atomic_load(&g_rem[i].wr), .events = 0 };
 		if (atomic_load(&g_rem[i].used) == 1 && poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
 			remote_free(i);
 	}
@@ -473,7 +475,7 @@ int uf_remote_attach(int fd)
 	g_rem[i].dev = st.st_dev;
 	g_rem[i].ino = st.st_ino;
 	g_rem[i].sock = s;
-	g_rem[i].wr = fds[0];
+	atomic_store(&g_rem[i].wr, fds[0]);
 	pthread_mutex_init(&g_rem[i].mu, NULL);
 	uf_live_add(1);
 	atomic_store(&g_rem[i].used, 1);
@@ -629,13 +631,15 @@ static int remote_ioctl_at(int i, unsigned long req, unsigned long arg)
 		uint64_t pgmask = (uf_caps.page_size ? uf_caps.page_size : 4096) - 1;
 
 		memcpy(&cp, q.s, sizeof cp);
-		/* The checks COPY makes before it reads the source (ioctl.c). */
-		if ((cp.dst & pgmask) || (cp.len & pgmask) || !cp.len ||
-		    cp.dst >= uf_caps.task_size || cp.len > uf_caps.task_size - cp.dst ||
-		    cp.src >= uf_caps.task_size || cp.len > uf_caps.task_size - cp.src ||
-		    (cp.mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP)))
-			return fail(EINVAL);
-		if (!(cp.mode & UFFDIO_COPY_MODE_WP))
+		/* The checks COPY makes before it reads the source (ioctl.c).
+		 * A COPY that fails them goes as it is: the owner answers (an
+		 * event being read first: EAGAIN, else EINVAL), reading no
+		 * source. */
+		if (!((cp.dst & pgmask) || (cp.len & pgmask) || !cp.len ||
+		      cp.dst >= uf_caps.task_size || cp.len > uf_caps.task_size - cp.dst ||
+		      cp.src >= uf_caps.task_size || cp.len > uf_caps.task_size - cp.src ||
+		      (cp.mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP)) ||
+		      (cp.mode & UFFDIO_COPY_MODE_WP)))
 			return remote_copy(r, arg, &cp);
 	}
 	if ((unsigned)req == UFFDIO_ZEROPAGE &&
@@ -747,8 +751,7 @@ void uf_remote_reset_after_fork(void)
 		g_rem[i].sock = -1;
 		pthread_mutex_init(&g_rem[i].mu, NULL);
 		/* Reconnect lazily: forget the entry, keep nothing open. */
-		close(g_rem[i].wr);
-		g_rem[i].wr = -1;
+		close(atomic_exchange(&g_rem[i].wr, -1));
 		uf_live_add(-1);
 		atomic_store(&g_rem[i].used, 0);
 	}
