@@ -373,6 +373,59 @@ static void test_monitored_killed_mid_event(void)
 	munmap(p, P(2));
 }
 
+/* The monitor (another process, holding the only descriptor) is killed in
+ * the middle of a large COPY: every page is then either whole (the
+ * monitor's pattern) or, never installed, zero once the release unregisters
+ * the range; never part of a page. */
+#define BIG_PAGES 8192	/* 32 MiB */
+static void test_monitor_killed_mid_copy(void)
+{
+	int fd = t_uffd(0), sv[2], status, whole = 0, zero = 0, torn = 0;
+	char *p = t_map_reg(fd, BIG_PAGES);
+	pid_t pid;
+
+	T_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	pid = fork();
+	T_REQUIRE(pid >= 0);
+	if (pid == 0) {
+		char *src = malloc(P(BIG_PAGES));
+		t_child_watchdog(30);
+		close(sv[0]);
+		if (!src)
+			_exit(30);
+		memset(src, 0x6b, P(BIG_PAGES));
+		sync_byte(sv[1], 's');
+		for (;;)	/* again and again (EEXIST), until killed */
+			t_copy(fd, p, src, P(BIG_PAGES), 0, NULL);
+	}
+	close(sv[1]);
+	CHECK_OK(uf_close(fd));		/* the monitor holds the only one */
+	CHECK_EQ(wait_byte(sv[0]), 's');
+	t_msleep(3);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFSIGNALED(status));
+	/* Released (the last descriptor died with the monitor): the range is
+	 * unregistered, so missing pages read zero and nothing waits. */
+	for (int i = 0; i < BIG_PAGES; i++) {
+		const char *pg = p + P(i);
+		char first = pg[0];
+		int same = 1;
+		for (size_t k = 1; k < P(1) && same; k++)
+			same = pg[k] == first;
+		if (!same || (first != 0 && first != 0x6b))
+			torn++;
+		else if (first)
+			whole++;
+		else
+			zero++;
+	}
+	fprintf(stderr, "killed mid-COPY: %d pages whole, %d zero, %d torn\n", whole, zero, torn);
+	CHECK_EQ(torn, 0);
+	close(sv[0]);
+	munmap(p, P(BIG_PAGES));
+}
+
 int main(int argc, char **argv)
 {
 	int only = argc > 1 ? atoi(argv[1]) : 0;
@@ -386,5 +439,6 @@ int main(int argc, char **argv)
 	PART(5, test_no_event_fork());
 	PART(6, test_monitor_killed());
 	PART(7, test_monitored_killed_mid_event());
+	PART(8, test_monitor_killed_mid_copy());
 	return t_done();
 }
