@@ -18,8 +18,15 @@
  *
  * No spurious FORK: the child says it is there before the parent sends
  * anything; a fork that failed sends nothing.
+ *
+ * clone(3) without CLONE_VM makes a new process too, but runs no
+ * pthread_atfork handler: we interpose it and run ours around it (the
+ * child's on its way to the function it was given).
  */
+#include "interpose.h"
 #include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -208,9 +215,53 @@ static void child(void)
 }
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static _Atomic int g_active;	/* the handlers are installed */
 static void once(void)
 {
 	pthread_atfork(prepare, parent, child);
+	atomic_store(&g_active, 1);
+}
+
+struct clone_call {
+	int (*fn)(void *);
+	void *arg;
+};
+
+static int clone_child(void *p)
+{
+	struct clone_call *cc = p;	/* our copy of the parent's */
+
+	child();
+	/* The C library's clone ends this thread when fn returns (SYS_exit):
+	 * with a watcher thread of ours alive, the process would go on.  End
+	 * the process instead, with fn's value, as it would have. */
+	_exit(cc->fn(cc->arg));
+}
+
+int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+	struct clone_call cc = { fn, arg };
+	pid_t *ptid, *ctid;
+	void *tls;
+	va_list ap;
+	int r, e;
+
+	va_start(ap, arg);
+	ptid = va_arg(ap, pid_t *);
+	tls = va_arg(ap, void *);
+	ctid = va_arg(ap, pid_t *);
+	va_end(ap);
+	UF_REAL(clone);
+	/* A thread or vfork-like child shares the memory: nothing to do, as
+	 * for the kernel (no FORK event with CLONE_VM). */
+	if ((flags & CLONE_VM) || !atomic_load(&g_active))
+		return real_clone(fn, stack, flags, arg, ptid, tls, ctid);
+	prepare();
+	r = real_clone(clone_child, stack, flags, &cc, ptid, tls, ctid);
+	e = errno;
+	parent();
+	errno = e;
+	return r;
 }
 
 void uf_fork_init(void)
