@@ -22,6 +22,10 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 else ifeq ($(SAN),tsan)
 B        ?= build-tsan
 SANFLAGS := -fsanitize=thread
+# A fork child of a threaded program may get a thread of the emulation (the
+# watcher that serves a uffd made there, or the new uffd of a FORK event):
+# TSan stops such a child unless told to let it go on.
+export TSAN_OPTIONS := die_after_fork=0 $(TSAN_OPTIONS)
 else
 B        ?= build
 SANFLAGS :=

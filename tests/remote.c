@@ -9,6 +9,7 @@
  * the child, whose faults arrive there, with the child's thread id, and are
  * served into the child's memory. */
 #include "t.h"
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -266,6 +267,57 @@ static void test_event_fork(void)
 	munmap(p, P(2));
 }
 
+/* clone(3) without CLONE_VM is a fork too: the same FORK event. */
+static int clone_fn(void *arg)
+{
+	char *p = arg;
+	int bad = p[7] != 0x21;
+
+	p[8] = 0x55;			/* its own copy */
+	bad += p[P(1) + 3] != 0x22;	/* served through the new uffd */
+	return bad ? 13 : 0;
+}
+
+static void *clone_thread(void *arg)
+{
+	struct forker *f = arg;
+	char *stack = malloc(256 * 1024);
+
+	f->pid = stack ? clone(clone_fn, stack + 256 * 1024, SIGCHLD, f->p) : -1;
+	__atomic_store_n(&f->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;	/* (the stack is the child's: not freed here) */
+}
+
+static void test_clone_event_fork(void)
+{
+	int fd = t_uffd(UFFD_FEATURE_EVENT_FORK), cfd, status;
+	char *p = t_map_reg(fd, 2);
+	struct forker f = { .p = p };
+	pthread_t th;
+	struct uffd_msg m;
+	char src[4096 * 16];
+
+	CHECK_EQ(t_copy_byte(fd, p, 0x21, 1, 0), 0);
+	th = t_thread(clone_thread, &f);
+	if (!T_MSG(fd, &m, 5000))
+		return;
+	CHECK_EQ(m.event, UFFD_EVENT_FORK);
+	cfd = (int)m.arg.fork.ufd;
+	t_join(th);
+	CHECK(f.pid > 0);
+	if (T_MSG(cfd, &m, 5000)) {
+		CHECK_FAULT(&m, p + P(1), 0);
+		memset(src, 0x22, sizeof src);
+		CHECK_OK(t_copy(cfd, p + P(1), src, P(1), 0, NULL));
+	}
+	CHECK_EQ(waitpid(f.pid, &status, 0), f.pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_EQ(p[8], 0x21);
+	CHECK_OK(uf_close(cfd));
+	CHECK_OK(uf_close(fd));
+	munmap(p, P(2));
+}
+
 /* Without EVENT_FORK, no event: the child's ranges are unregistered. */
 static void test_no_event_fork(void)
 {
@@ -435,10 +487,20 @@ int main(int argc, char **argv)
 	PART(1, test_monitor_in_parent());
 	PART(2, test_monitored_exits());
 	PART(3, test_child_copies_into_parent());
+#if defined(__SANITIZE_THREAD__)
+	/* TSan holds its own locks across fork(): a fork that waits for its
+	 * FORK event to be read deadlocks with the reading thread's TSan
+	 * interceptors (on both back-ends; clone() is not intercepted). */
+	if (!only || only == 4)
+		fprintf(stderr, "TSan build: part 4 (EVENT_FORK through fork()) not run\n");
+	(void)test_event_fork;
+#else
 	PART(4, test_event_fork());
+#endif
 	PART(5, test_no_event_fork());
 	PART(6, test_monitor_killed());
 	PART(7, test_monitored_killed_mid_event());
 	PART(8, test_monitor_killed_mid_copy());
+	PART(9, test_clone_event_fork());
 	return t_done();
 }
