@@ -111,7 +111,7 @@ static void restored(int sock)
 		.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_UNMAP,
 	};
 	struct uffdio_register reg;
-	char line[128], *heap, *moved, *where;
+	char line[128], *heap, *moved, *where, c0, c1, c2, c3, c4;
 	int uffd, status;
 	pid_t pid;
 
@@ -130,27 +130,37 @@ static void restored(int sock)
 	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
 	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
 		die("UFFDIO_REGISTER");
+	/* Where the heap is, then the uffd. */
+	if (write(sock, &heap, sizeof heap) != (ssize_t)sizeof heap)
+		die("write");
 	send_fd(sock, uffd);
 	close(uffd);		/* the monitor holds it now */
 
-	snprintf(line, sizeof line, "restored: page 0 reads '%c', page 1 reads '%c'\n",
-		 heap[0], heap[page_size]);
+	/* volatile: one access after the other, in this order */
+	c0 = ((volatile char *)heap)[0];
+	c1 = ((volatile char *)heap)[page_size];
+	snprintf(line, sizeof line, "restored: page 0 reads '%c', page 1 reads '%c'\n", c0, c1);
 	say(sock, line);
 
 	moved = mremap(heap, NPAGES * page_size, NPAGES * page_size,
 		       MREMAP_MAYMOVE | MREMAP_FIXED, where);
 	if (moved == MAP_FAILED)
 		die("mremap");
+	c1 = ((volatile char *)moved)[page_size];
+	c2 = ((volatile char *)moved)[2 * page_size];
 	snprintf(line, sizeof line, "restored: moved; page 1 still reads '%c', page 2 reads '%c'\n",
-		 moved[page_size], moved[2 * page_size]);
+		 c1, c2);
 	say(sock, line);
 
 	pid = fork();
 	if (pid < 0)
 		die("fork");
 	if (pid == 0) {
+		c2 = ((volatile char *)moved)[2 * page_size];
+		c3 = ((volatile char *)moved)[3 * page_size];
+		c4 = ((volatile char *)moved)[4 * page_size];
 		snprintf(line, sizeof line, "forked child: page 2 reads '%c', page 3 reads '%c', page 4 reads '%c'\n",
-			 moved[2 * page_size], moved[3 * page_size], moved[4 * page_size]);
+			 c2, c3, c4);
 		say(sock, line);
 		_exit(0);
 	}
@@ -176,6 +186,11 @@ static void serve_fault(struct tracked *t, const struct uffd_msg *m, int image)
 {
 	uintptr_t page = m->arg.pagefault.address & ~(uintptr_t)(page_size - 1);
 	long i = (long)((page - t->base) / page_size);
+
+	if (page < t->base || i >= NPAGES) {
+		fprintf(stderr, "lazy-restore: a fault outside the heap\n");
+		exit(1);
+	}
 	char *buf = malloc(page_size);
 	struct uffdio_copy c;
 
@@ -200,6 +215,7 @@ int main(void)
 	int nt = 0, sv[2], image, status, done = 0;
 	char path[] = "/tmp/lazy-restore-image-XXXXXX";
 	pid_t pid;
+	void *heap_at;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	page_size = (size_t)sysconf(_SC_PAGESIZE);
@@ -230,10 +246,12 @@ int main(void)
 	}
 	close(sv[1]);
 
+	if (read(sv[0], &heap_at, sizeof heap_at) != (ssize_t)sizeof heap_at)
+		die("read the heap's address");
 	t[nt].fd = recv_fd(sv[0]);
 	t[nt].who = "restored";
 	t[nt].live = 1;
-	t[nt].base = 0;
+	t[nt].base = (uintptr_t)heap_at;
 	nt++;
 	printf("monitor: got the restored process's uffd\n");
 
@@ -272,11 +290,6 @@ int main(void)
 			}
 			switch (m.event) {
 			case UFFD_EVENT_PAGEFAULT:
-				if (!t[i].base) {
-					/* The first fault tells where the heap is:
-					 * page 0 is read first. */
-					t[i].base = m.arg.pagefault.address & ~(uintptr_t)(page_size - 1);
-				}
 				serve_fault(&t[i], &m, image);
 				break;
 			case UFFD_EVENT_REMAP:
