@@ -377,9 +377,13 @@ fail:
 
 int uf_emu_adopt(int fd)
 {
-	int r = uf_caps_init();
+	struct stat st;
+	int r;
 
-	if (r < 0)
+	/* Only a pipe can be one (a kernel uffd costs this fstat only). */
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return -EBADF;
+	if ((r = uf_caps_init()) < 0)
 		return r;
 	uf_fork_init();
 	return uf_remote_attach(fd) < 0 ? -EBADF : 0;
