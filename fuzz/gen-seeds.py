@@ -13,9 +13,10 @@ import sys
 
 (CREATE, OPEN_DEV, IOC_NEW, API, REGISTER, UNREGISTER, COPY, ZEROPAGE, WAKE,
  TOUCH, READ, POLL, CLOSE, DUP, FCNTL, IOCTL, MADVISE, PIPE, REMAP) = range(19)
+FORK = 247    # opcode bytes 247..255 (added last: the others keep their meaning)
 NARGS = {CREATE: 2, OPEN_DEV: 2, IOC_NEW: 3, API: 6, REGISTER: 6, UNREGISTER: 4,
          COPY: 7, ZEROPAGE: 6, WAKE: 4, TOUCH: 3, READ: 3, POLL: 1, CLOSE: 1,
-         DUP: 2, FCNTL: 2, IOCTL: 2, MADVISE: 3, PIPE: 1, REMAP: 3}
+         DUP: 2, FCNTL: 2, IOCTL: 2, MADVISE: 3, PIPE: 1, REMAP: 3, FORK: 4}
 
 # Creation flags byte: bit0 O_CLOEXEC, bit1 O_NONBLOCK, bit2 UFFD_USER_MODE_ONLY,
 # bits 3-5 one invalid flag, bit6 through /dev/userfaultfd, bit7 a bit above 32.
@@ -76,6 +77,15 @@ def uffd(slot=0, flags=CLOEXEC | NONBLOCK, features=0, start=page(0), npages=16)
 
 
 SEEDS = {
+    # fork: the child COPYs into its parent through the inherited uffd
+    # (waking the parent's toucher), then sums its own copy of the region.
+    'fork-copy-into-parent': prog(hdr(p2=2, p5=1), *uffd(), op(TOUCH, 3, 0, 0),
+                                  op(READ, 0, RSIZE[32], 0), op(FORK, 0, 3, 1, 0),
+                                  op(FORK, 0, 3, 2, 0), op(FORK, 0, 20, 2, 1)),
+    'fork-dontwake-then-wake': prog(hdr(), *uffd(), op(TOUCH, 6, 1, 0), op(FORK, 0, 6, 4, 1),
+                                    op(WAKE, 0, page(6), pages(1), 0)),
+    'fork-other-slots': prog(hdr(p0=3), op(PIPE, 1), op(OPEN_DEV, 2, 0), op(FORK, 1, 0, 0, 0),
+                             op(FORK, 2, 0, 0, 0), op(FORK, 3, 0, 0, 0)),
     # The man page's example: fault, poll, read, copy, fault gone.
     'basic-copy': prog(hdr(), *uffd(), op(TOUCH, 3, 1, 0), op(POLL, 0),
                        op(READ, 0, RSIZE[64], 0), op(COPY, 0, page(3), pages(1), src(2), 0, 0, 0),

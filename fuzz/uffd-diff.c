@@ -47,6 +47,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -395,12 +396,16 @@ static uint8_t u8(struct rd *r)
 enum {
 	OP_CREATE, OP_OPEN_DEV, OP_IOC_NEW, OP_API, OP_REGISTER, OP_UNREGISTER,
 	OP_COPY, OP_ZEROPAGE, OP_WAKE, OP_TOUCH, OP_READ, OP_POLL, OP_CLOSE,
-	OP_DUP, OP_FCNTL, OP_IOCTL, OP_MADVISE, OP_PIPE, OP_REMAP, NOPS
+	OP_DUP, OP_FCNTL, OP_IOCTL, OP_MADVISE, OP_PIPE, OP_REMAP, NOPS,
+	/* Opcode bytes 247 to 255 (which once wrapped round to 0..8): added
+	 * last, so that the rest of the corpus keeps its meaning. */
+	OP_FORK = NOPS, NOPS_ALL
 };
-static const char *const op_name[NOPS] = {
+#define OP_FORK_BYTE 247
+static const char *const op_name[NOPS_ALL] = {
 	"create", "open_dev", "ioc_new", "api", "register", "unregister",
 	"copy", "zeropage", "wake", "touch", "read", "poll", "close",
-	"dup", "fcntl", "ioctl", "madvise", "pipe", "remap",
+	"dup", "fcntl", "ioctl", "madvise", "pipe", "remap", "fork",
 };
 
 struct op {
@@ -409,12 +414,12 @@ struct op {
 };
 
 /* Arguments per operation (fixed, so that mutations keep the framing). */
-static const int op_nargs[NOPS] = {
+static const int op_nargs[NOPS_ALL] = {
 	[OP_CREATE] = 2, [OP_OPEN_DEV] = 2, [OP_IOC_NEW] = 3, [OP_API] = 6,
 	[OP_REGISTER] = 6, [OP_UNREGISTER] = 4, [OP_COPY] = 7, [OP_ZEROPAGE] = 6,
 	[OP_WAKE] = 4, [OP_TOUCH] = 3, [OP_READ] = 3, [OP_POLL] = 1, [OP_CLOSE] = 1,
 	[OP_DUP] = 2, [OP_FCNTL] = 2, [OP_IOCTL] = 2, [OP_MADVISE] = 3, [OP_PIPE] = 1,
-	[OP_REMAP] = 3,
+	[OP_REMAP] = 3, [OP_FORK] = 4,
 };
 
 /* Start of a range: most often a page (and sometimes a sub-page offset) in
@@ -1141,6 +1146,61 @@ static void exec_op(struct side *s, const struct op *o, struct res *r)
 		snprintf(r->note, sizeof r->note, "pages %d+%d %s", pg, np, how[k]);
 		break;
 	}
+	case OP_FORK: {
+		/* fork().  The child COPYs one page (source page b[2]) to page
+		 * b[1] through slot b[0], its inherited descriptor, which still
+		 * acts on this process (and may wake a toucher here); then it
+		 * reads every page of its own copy of the region (registered
+		 * pages are unregistered there: missing ones read zero) and
+		 * reports a sum per page. */
+		struct { long rc; int err; int pad; int64_t copy; uint32_t sum[NALL]; } rep;
+		int pfd[2], st = 0;
+		pid_t pid;
+
+		memset(&rep, 0, sizeof rep);
+		if (pipe2(pfd, O_CLOEXEC))
+			die("pipe2: %s", strerror(errno));
+		pid = fork();
+		if (pid < 0)
+			die("fork: %s", strerror(errno));
+		if (pid == 0) {
+			struct uffdio_copy c;
+			c.dst = s->base + (b[1] % NALL) * PS;
+			c.src = (uintptr_t)g_src + (b[2] % NREG) * PS;
+			c.len = PS;
+			c.mode = (b[3] & 1) ? UFFDIO_COPY_MODE_DONTWAKE : 0;
+			c.copy = 0x5a5a;
+			rep.rc = uf_ioctl(slot_fd(s, b[0]), UFFDIO_COPY, &c);
+			rep.err = rep.rc < 0 ? errno : 0;
+			rep.copy = c.copy;
+			for (int i = 0; i < NALL; i++) {
+				const volatile unsigned char *pg =
+					(const volatile unsigned char *)(s->base + i * PS);
+				uint32_t h = 0;
+				for (unsigned long k = 0; k < PS; k++)
+					h = h * 31 + pg[k];
+				rep.sum[i] = h;
+			}
+			if (write(pfd[1], &rep, sizeof rep) != (ssize_t)sizeof rep)
+				_exit(2);
+			_exit(0);
+		}
+		close(pfd[1]);
+		if (read(pfd[0], &rep, sizeof rep) != (ssize_t)sizeof rep)
+			rep.rc = -99;
+		close(pfd[0]);
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		r->rc = rep.rc;
+		r->err = rep.err;
+		res_out(r, &rep.copy, sizeof rep.copy);
+		res_out(r, rep.sum, sizeof rep.sum);
+		res_out(r, &st, sizeof st);
+		snprintf(r->note, sizeof r->note, "child COPY to page %d from %d via slot %d%s",
+			 b[1] % (int)NALL, b[2] % (int)NREG, b[0] % NSLOT,
+			 (b[3] & 1) ? " DONTWAKE" : "");
+		break;
+	}
 	case OP_PIPE: {
 		int i = b[0] % NSLOT, p[2];
 		slot_clear(s, i);
@@ -1781,7 +1841,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g_nops = 0;
 	while (r.i < r.n && g_nops < MAXOPS) {
 		struct op *o = &g_prog[g_nops++];
-		o->code = u8(&r) % NOPS;
+		uint8_t c = u8(&r);
+		o->code = c >= OP_FORK_BYTE ? OP_FORK : c % NOPS;
 		memset(o->b, 0, sizeof o->b);
 		for (int k = 0; k < op_nargs[o->code]; k++)
 			o->b[k] = u8(&r);

@@ -585,12 +585,19 @@ static int remote_copy(struct uf_remote *r, unsigned long arg, struct uffdio_cop
 		q.req = UFFDIO_COPY;
 		part.dst = cp->dst + done;
 		part.len = got;
+		part.copy = INT64_MIN;	/* left so by a failure before the copy */
 		memcpy(q.s, &part, sizeof part);
 		if (call(r, &q, buf, got, &p, sizeof p, NULL, NULL) < 0) {
 			free(buf);
 			return done ? fail(EAGAIN) : gone(UFFDIO_COPY);
 		}
 		memcpy(&part, p.s, sizeof part);
+		if (part.copy == INT64_MIN) {
+			/* Refused before copying (a uffd not initialised): the
+			 * output field is not written, as by the kernel. */
+			free(buf);
+			return done ? fail(EAGAIN) : fail(p.ret < 0 ? (int)p.err : EIO);
+		}
 		if (part.copy < 0) {
 			err = (int)-part.copy;
 			break;
