@@ -4,6 +4,7 @@
  * read(), readiness for poll/epoll, close and release.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <time.h>
 #include <sched.h>
@@ -445,8 +446,22 @@ void uf_ctx_notify(struct uf_ctx *c)
 	 * number can never name another file by the time we write to it. */
 	atomic_fetch_add(&c->users, 1);
 	if (atomic_load(&c->state) != CTX_FREE) {
-		ssize_t r = __write(atomic_load(&c->ourfd), "m", 1);	/* full: readable */
-		(void)r;
+		/* Every reader may be gone (the monitor died; the watcher has
+		 * not released the uffd yet): a pipe then raises SIGPIPE, which
+		 * is not the program's.  Write with it blocked, and take back
+		 * the one the write raised. */
+		sigset_t pipe_only, old;
+		ssize_t r;
+
+		sigemptyset(&pipe_only);
+		sigaddset(&pipe_only, SIGPIPE);
+		uf_raw_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&pipe_only, (long)&old, 8, 0, 0);
+		r = __write(atomic_load(&c->ourfd), "m", 1);	/* full: readable */
+		if (r < 0 && errno == EPIPE) {
+			struct timespec zero = { 0, 0 };
+			uf_raw_syscall6(SYS_rt_sigtimedwait, (long)&pipe_only, 0, (long)&zero, 8, 0, 0);
+		}
+		uf_raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
 	}
 	atomic_fetch_sub(&c->users, 1);
 }
