@@ -10,7 +10,7 @@ set -u
 cd "$(dirname "$0")/.."
 B=${1:-build}
 FCC=${2:-clang}
-RUNS=${UFFD_DIFF_RUNS:-20000}
+RUNS=${UFFD_DIFF_RUNS:-6000}
 replay=$B/fuzz/uffd-diff-replay
 status=0
 
@@ -38,7 +38,11 @@ if command -v "$FCC" >/dev/null 2>&1 &&
 		timeout 1200 "$B/fuzz/uffd-diff" -seed=1 -runs="$RUNS" -timeout=10 -rss_limit_mb=4096 \
 			-artifact_prefix="$tmp/" "$tmp" fuzz/corpus 2>&1 |
 			grep -E '^#[0-9]+.*(DONE|INITED)|DIFFERENCE|ERROR|^Done|crash-|timeout-|leak-|==== ' || true
-		if ls "$tmp"/crash-* "$tmp"/timeout-* "$tmp"/leak-* "$tmp"/oom-* >/dev/null 2>&1; then
+		found=
+		for f in "$tmp"/crash-* "$tmp"/timeout-* "$tmp"/leak-* "$tmp"/oom-*; do
+			[ -e "$f" ] && found=1
+		done
+		if [ -n "$found" ]; then
 			echo "=== uffd-diff: libFuzzer found something; inputs kept in $tmp"
 			status=1
 		else

@@ -1186,8 +1186,20 @@ static void exec_op(struct side *s, const struct op *o, struct res *r)
 			_exit(0);
 		}
 		close(pfd[1]);
-		if (read(pfd[0], &rep, sizeof rep) != (ssize_t)sizeof rep)
-			rep.rc = -99;
+		{
+			/* (libFuzzer's timer signal may interrupt the read.) */
+			size_t got = 0;
+			while (got < sizeof rep) {
+				ssize_t k = read(pfd[0], (char *)&rep + got, sizeof rep - got);
+				if (k < 0 && errno == EINTR)
+					continue;
+				if (k <= 0)
+					break;
+				got += (size_t)k;
+			}
+			if (got != sizeof rep)
+				rep.rc = -99;
+		}
 		close(pfd[0]);
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;
