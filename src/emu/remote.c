@@ -385,7 +385,7 @@ struct uf_remote {
 	_Atomic int used;	/* 0 free, 1 live, 2 being set up */
 	dev_t dev;
 	ino_t ino;
-	int sock;		/* -1 once the owner is gone */
+	_Atomic int sock;	/* -1 once the owner is gone (read unlocked by uf_remote_read) */
 	_Atomic int wr;		/* the pipe's write end */
 	pthread_mutex_t mu;
 };
