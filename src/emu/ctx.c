@@ -401,8 +401,9 @@ int uf_fork_fd_adopt(int fd, int flags)
 	return fd;
 }
 
-/* A fork child's copy of its parent's uffd: reach the parent (once). */
-static int orphan_remote(int fd, struct uf_ctx *c)
+/* A fork child's copy of its parent's uffd: reach the parent (tried
+ * once).  1 if the parent serves it: use uf_remote_*. */
+int uf_ctx_orphan_remote(int fd, struct uf_ctx *c)
 {
 	if (!c->orphan_tried) {
 		c->orphan_tried = 1;
@@ -505,7 +506,7 @@ ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, 
 		errno = dev_rw_errno(fd, 0);
 		return -1;
 	}
-	if (kind == UF_EMU_REMOTE || (atomic_load(&c->state) == CTX_ORPHAN && orphan_remote(fd, c)))
+	if (kind == UF_EMU_REMOTE || (atomic_load(&c->state) == CTX_ORPHAN && uf_ctx_orphan_remote(fd, c)))
 		return uf_remote_read(fd, buf, count);
 	if (atomic_load(&c->state) == CTX_NEW || count < sizeof(struct uffd_msg)) {
 		errno = EINVAL;

@@ -265,6 +265,7 @@ UF_HIDDEN void uf_service_event(int epfd, uint64_t tag, uint32_t events);
 UF_HIDDEN void uf_service_reset_after_fork(void);
 UF_HIDDEN int uf_remote_lookup(dev_t dev, ino_t ino);	/* a-s-s */
 UF_HIDDEN int uf_remote_attach(int fd);
+UF_HIDDEN int uf_ctx_orphan_remote(int fd, struct uf_ctx *c);
 UF_HIDDEN void uf_remote_reap(void);
 UF_HIDDEN int uf_remote_ioctl(int fd, unsigned long req, unsigned long arg);
 UF_HIDDEN ssize_t uf_remote_read(int fd, void *buf, size_t count);

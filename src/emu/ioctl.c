@@ -349,16 +349,10 @@ int uf_emu_ioctl(int fd, enum uf_emu_kind kind, struct uf_ctx *c, unsigned long 
 	if (kind == UF_EMU_REMOTE)
 		return uf_remote_ioctl(fd, req, arg);
 	state = atomic_load(&c->state);
-	if (state == CTX_ORPHAN && fd >= 0) {
-		/* A fork child's copy of its parent's uffd: the parent serves
-		 * it (remote.c), as the kernel's targets the parent's memory. */
-		if (!c->orphan_tried) {
-			c->orphan_tried = 1;
-			uf_remote_attach(fd);
-		}
-		if (uf_remote_lookup(c->dev, c->ino) >= 0)
-			return uf_remote_ioctl(fd, req, arg);
-	}
+	/* A fork child's copy of its parent's uffd: the parent serves it
+	 * (remote.c), as the kernel's targets the parent's memory. */
+	if (state == CTX_ORPHAN && fd >= 0 && uf_ctx_orphan_remote(fd, c))
+		return uf_remote_ioctl(fd, req, arg);
 	if (state == CTX_NEW) {
 		if ((unsigned)req == UFFDIO_API)
 			return do_api(c, arg);

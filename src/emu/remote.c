@@ -68,23 +68,23 @@ static void name_of(struct sockaddr_un *a, socklen_t *len, dev_t dev, ino_t ino)
 	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
-/* Send a message with up to one descriptor. */
-static int send_fd(int sock, const void *buf, size_t len, int fd)
+/* Send a message with n descriptors (n <= UF_MAX_READ).  0 or -1. */
+static int send_fds(int sock, const void *buf, size_t len, const int *fds, int n)
 {
-	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+	union { char b[CMSG_SPACE(sizeof(int) * UF_MAX_READ)]; struct cmsghdr align; } u;
 	struct iovec iov = { (void *)buf, len };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	if (fd >= 0) {
+	if (n > 0) {
 		struct cmsghdr *c;
 		memset(&u, 0, sizeof u);
 		m.msg_control = u.b;
-		m.msg_controllen = sizeof u.b;
+		m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
 		c = CMSG_FIRSTHDR(&m);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof fd);
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
 	}
 	return uf_sys_sendmsg(sock, &m, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
 }
@@ -191,9 +191,6 @@ static void serve_take(struct uf_ctx *c, int sock, const struct rq *q)
 	} out;
 	int max = (int)q->max, k, fds[UF_MAX_READ] = { 0 }, nfds = 0;
 	struct uf_taken later = { .n = 0 };
-	union { char b[CMSG_SPACE(sizeof(int) * UF_MAX_READ)]; struct cmsghdr align; } u;
-	struct iovec iov;
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	memset(&out.h, 0, sizeof out.h);
 	if (max < 1 || max > UF_MAX_READ)
@@ -214,20 +211,7 @@ static void serve_take(struct uf_ctx *c, int sock, const struct rq *q)
 		if (out.m[i].event == UFFD_EVENT_FORK)
 			fds[nfds++] = fcntl((int)out.m[i].arg.fork.ufd, F_DUPFD_CLOEXEC, 0);
 	out.h.n = k;
-	iov.iov_base = &out;
-	iov.iov_len = sizeof out.h + (size_t)k * sizeof out.m[0];
-	if (nfds) {
-		struct cmsghdr *cm;
-		memset(&u, 0, sizeof u);
-		m.msg_control = u.b;
-		m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		cm = CMSG_FIRSTHDR(&m);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
-	}
-	if (uf_sys_sendmsg(sock, &m, MSG_NOSIGNAL) < 0) {
+	if (send_fds(sock, &out, sizeof out.h + (size_t)k * sizeof out.m[0], fds, nfds) < 0) {
 		(void)0;	/* the reader is gone: the messages are lost, as
 				 * the kernel's are when a reader's copy-out fails */
 	}
@@ -289,7 +273,7 @@ static void serve_ioctl(struct uf_ctx *c, int sock, struct rq *q, void *payload,
 		}
 	}
 	memcpy(out.s, q->s, sizeof out.s);
-	send_fd(sock, &out, sizeof out, -1);
+	send_fds(sock, &out, sizeof out, NULL, 0);
 	if (wake && done > 0)
 		uf_wake_range(c, dst, dst + (uint64_t)done, NULL);
 }
@@ -342,7 +326,10 @@ void uf_service_event(int epfd, uint64_t tag, uint32_t events)
 		out.err = ok ? 0 : EPERM;
 		if (ok)
 			g_conn[i].authed = 1;
-		send_fd(g_conn[i].fd, &out, sizeof out, ok ? atomic_load(&c->ourfd) : -1);
+		{
+			int wr = atomic_load(&c->ourfd);
+			send_fds(g_conn[i].fd, &out, sizeof out, &wr, ok);
+		}
 		if (!ok)
 			conn_close(epfd, i);
 		return;
@@ -450,7 +437,7 @@ int uf_remote_attach(int fd)
 	name_of(&a, &len, st.st_dev, st.st_ino);
 	memset(&q, 0, sizeof q);
 	q.op = RQ_HELLO;
-	if (connect(s, (struct sockaddr *)&a, len) < 0 || send_fd(s, &q, sizeof q, fd) < 0 ||
+	if (connect(s, (struct sockaddr *)&a, len) < 0 || send_fds(s, &q, sizeof q, &fd, 1) < 0 ||
 	    recv_fds(s, &p, sizeof p, fds, 1, &nfds) != (ssize_t)sizeof p || p.ret < 0 || nfds != 1) {
 		close(s);
 		return -1;
