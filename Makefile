@@ -36,9 +36,9 @@ CFLAGS   ?= -O2 -g
 ALLCFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Isrc -fPIC -pthread
 LDLIBS   := -pthread
 
-LIB_SRC  := $(wildcard src/*.c src/emu/*.c)
+LIB_SRC  := $(filter-out src/interpose/dropin.c,$(wildcard src/base/*.c src/emu/*.c src/api/*.c src/interpose/*.c))
 LIB_OBJ  := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
-PRE_SRC  := $(wildcard src/preload/*.c)
+PRE_SRC  := src/interpose/dropin.c
 PRE_OBJ  := $(patsubst src/%.c,$(B)/obj/%.o,$(PRE_SRC))
 TOOL_SRC := $(wildcard tools/*.c) $(wildcard bench/*.c)
 TEST_SRC := $(wildcard tests/*.c)
@@ -47,7 +47,7 @@ HELP_SRC := $(wildcard tests/helpers/*.c)
 HELPERS  := $(patsubst tests/helpers/%.c,$(B)/tests/helpers/%,$(HELP_SRC))
 EX_SRC   := $(wildcard examples/*.c)
 EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(EX_SRC))
-HDRS     := $(wildcard include/*.h include/userfault/*.h src/*.h src/emu/*.h src/arch/*.h tests/*.h)
+HDRS     := $(wildcard include/*.h include/userfault/*.h src/*.h src/*/*.h src/base/arch/*.h tests/*.h)
 
 SONAME   := libuserfault.so.$(SOVER)
 SHLIB    := $(B)/libuserfault.so.$(VERSION)

@@ -4,7 +4,7 @@
 # analyze.sh [BUILD_DIR] - static analysers and valgrind; `make analyze`.
 # BUILD_DIR (default build) is relative to the top of the tree.
 #
-#   1. clang-tidy over src/, src/emu/, src/preload/, tools/, bench/, tests/
+#   1. clang-tidy over src/*/, tools/, bench/, tests/
 #      (helpers too) and examples/, with the checks of .clang-tidy and the
 #      project's compile flags (a compilation database written into
 #      BUILD_DIR/analyze/ from `make print-cflags`).  Every finding fails.
@@ -58,7 +58,7 @@ VG_EXCLUDE=(
 # Examples whose output is not compared with NAME.expect under valgrind (the
 # exit status and memcheck still count), as "name: reason".
 VG_NOEXPECT=(
-	"syscalls-on-missing: the drop-in touches a buffer that the kernel will write with a locked OR of 0 (uf_touch_write, src/arch/), a read-modify-write; valgrind runs it as a load and then a compare-and-swap, so the fault is a read fault and the message lacks UFFD_PAGEFAULT_FLAG_WRITE ('fault on page 1 (read)' where the kernel, and the emulation without valgrind, say write)"
+	"syscalls-on-missing: the drop-in touches a buffer that the kernel will write with a locked OR of 0 (arch_touch_write, src/base/arch/), a read-modify-write; valgrind runs it as a load and then a compare-and-swap, so the fault is a read fault and the message lacks UFFD_PAGEFAULT_FLAG_WRITE ('fault on page 1 (read)' where the kernel, and the emulation without valgrind, say write)"
 )
 
 has() { [[ " $ANALYZE " == *" $1 "* ]]; }
@@ -90,7 +90,7 @@ mkdir -p "$A/clang-tidy" "$A/valgrind"
 # Makefile (tools and bench: UF_PRELOAD_NAME; tests: -Itests).
 read -r -a cflags <<<"$(make -s --no-print-directory print-cflags)"
 files=()
-for f in src/*.c src/emu/*.c src/preload/*.c tools/*.c bench/*.c tests/*.c tests/helpers/*.c \
+for f in src/*/*.c tools/*.c bench/*.c tests/*.c tests/helpers/*.c \
 	 examples/*.c; do
 	[ -f "$f" ] && files+=("$f")
 done
@@ -150,7 +150,7 @@ run_cppcheck() {
 	esac
 	echo "=== cppcheck ($(cppcheck --version | sed 's/^Cppcheck //'), tools/analyze/cppcheck.supp)"
 	# The compiler's own predefined macros are not in the database: the
-	# architecture's and Linux's are given, so that src/arch/ and src/sys.h
+	# architecture's and Linux's are given, so that src/base/arch/ and src/base/sys.h
 	# pick their real branch.
 	cppcheck --project="$A/compile_commands.json" $arch -D__linux__ \
 		--platform=unix64 --std=c11 --library=posix --library=gnu \

@@ -16,10 +16,10 @@
 #include <sys/uio.h>
 #include "emu/emu.h"
 
-struct uf_backing uf_backings[UF_MAX_BACKING];
-struct uf_area uf_areas[UF_MAX_AREAS];
-_Atomic int uf_areas_hw;
-_Atomic uint32_t uf_busy_gen;
+struct store g_stores[UF_MAX_BACKING];
+struct area g_areas[UF_MAX_AREAS];
+_Atomic int g_areas_hw;
+_Atomic uint32_t g_busy_gen;
 
 /* ---------------------------------------------------------------------- */
 /* Lock-free reading (the signal handler's side).                          */
@@ -27,25 +27,25 @@ _Atomic uint32_t uf_busy_gen;
 
 /* The fields are stored and loaded sequentially consistent (UF_ST/UF_LD), so
  * the counter needs no separate fences (which TSan cannot model). */
-/* Bumped around every change of any area (always under uf_lock): a lookup
+/* Bumped around every change of any area (always under g_table_lock): a lookup
  * that found nothing while it moved must look again, since an area being
  * split may have been missed between its two halves. */
 static _Atomic uint32_t g_table_seq;
 
-void uf_area_begin(struct uf_area *a)
+void area_begin(struct area *a)
 {
 	atomic_fetch_add(&g_table_seq, 1);
 	atomic_fetch_add(&a->seq, 1);		/* odd: readers retry */
 }
 
-void uf_area_end(struct uf_area *a)
+void area_end(struct area *a)
 {
 	atomic_fetch_add(&a->seq, 1);
 	atomic_fetch_add(&g_table_seq, 1);
 }
 
 /* async-signal-safe */
-static int area_read(struct uf_area *a, struct uf_area_view *v)
+static int area_read(struct area *a, struct area_view *v)
 {
 	for (;;) {
 		uint32_t s1 = atomic_load(&a->seq);
@@ -70,18 +70,18 @@ static int area_read(struct uf_area *a, struct uf_area_view *v)
 }
 
 /* async-signal-safe */
-int uf_area_find(uintptr_t addr, struct uf_area_view *v)
+int area_find(uintptr_t addr, struct area_view *v)
 {
 	for (;;) {
 		uint32_t t = atomic_load(&g_table_seq);
-		int hw = atomic_load(&uf_areas_hw);
+		int hw = atomic_load(&g_areas_hw);
 
 		if (t & 1) {
 			sched_yield();
 			continue;
 		}
 		for (int i = 0; i < hw; i++) {
-			struct uf_area *a = &uf_areas[i];
+			struct area *a = &g_areas[i];
 			if (!atomic_load(&a->live))
 				continue;
 			if (addr < UF_LD(a->start) || addr >= UF_LD(a->end))
@@ -97,76 +97,76 @@ int uf_area_find(uintptr_t addr, struct uf_area_view *v)
 }
 
 /* Has the area changed since v was read?  async-signal-safe */
-int uf_area_still(const struct uf_area_view *v)
+int area_still(const struct area_view *v)
 {
-	struct uf_area_view now;
+	struct area_view now;
 
-	if (!area_read(&uf_areas[v->idx], &now))
+	if (!area_read(&g_areas[v->idx], &now))
 		return 0;
 	return now.start == v->start && now.end == v->end && now.ctx == v->ctx &&
 	       now.busy == v->busy && now.mode == v->mode;
 }
 
-static inline uint64_t page_index(const struct uf_area_view *v, uintptr_t addr)
+static inline uint64_t page_index(const struct area_view *v, uintptr_t addr)
 {
-	return (v->off + (addr - v->start)) >> uf_caps.page_shift;
+	return (v->off + (addr - v->start)) >> caps.page_shift;
 }
 
 /* async-signal-safe */
-bool uf_page_present(const struct uf_area_view *v, uintptr_t addr)
+bool area_page_present(const struct area_view *v, uintptr_t addr)
 {
 	uint64_t pg = page_index(v, addr);
-	_Atomic uint64_t *bits = uf_backings[v->backing].bits;
+	_Atomic uint64_t *bits = g_stores[v->backing].bits;
 
 	return (atomic_load(&bits[pg >> 6]) >> (pg & 63)) & 1;
 }
 
 /* async-signal-safe */
-void uf_area_wait_busy(uint32_t gen)
+void area_wait_busy(uint32_t gen)
 {
 	struct timespec ts = { 0, 50L * 1000 * 1000 };
-	uf_sys_futex_wait(&uf_busy_gen, gen, &ts);
+	sys_futex_wait(&g_busy_gen, gen, &ts);
 }
 
-static void busy_clear(struct uf_area *a)
+static void busy_clear(struct area *a)
 {
-	uf_area_begin(a);
+	area_begin(a);
 	atomic_store(&a->busy, 0);
-	uf_area_end(a);
-	atomic_fetch_add(&uf_busy_gen, 1);
-	uf_sys_futex_wake(&uf_busy_gen, 0x7fffffff);
+	area_end(a);
+	atomic_fetch_add(&g_busy_gen, 1);
+	sys_futex_wake(&g_busy_gen, 0x7fffffff);
 }
 
-static void busy_set(struct uf_area *a)
+static void busy_set(struct area *a)
 {
-	uf_area_begin(a);
+	area_begin(a);
 	atomic_store(&a->busy, 1);
-	uf_area_end(a);
-	atomic_fetch_add(&uf_busy_gen, 1);
+	area_end(a);
+	atomic_fetch_add(&g_busy_gen, 1);
 }
 
 /* ---------------------------------------------------------------------- */
-/* The area and backing tables (uf_lock held).                              */
+/* The area and backing tables (g_table_lock held).                              */
 /* ---------------------------------------------------------------------- */
 
 static pthread_once_t g_tables_once = PTHREAD_ONCE_INIT;
 static void tables_init(void)
 {
 	for (int i = 0; i < UF_MAX_BACKING; i++)
-		uf_backings[i].fd = -1;
+		g_stores[i].fd = -1;
 }
 
 static int backing_new(size_t len)
 {
-	size_t npages = len >> uf_caps.page_shift;
+	size_t npages = len >> caps.page_shift;
 	/* Room for the area to grow in place (mremap): address space only. */
 	size_t cap = npages * 4 + (1u << 20);
 	size_t bytes = ((cap + 63) / 64) * 8;
 	int fd;
 
-	bytes = (bytes + uf_caps.page_size - 1) & ~(uf_caps.page_size - 1);
+	bytes = (bytes + caps.page_size - 1) & ~(caps.page_size - 1);
 	for (int i = 0; i < UF_MAX_BACKING; i++) {
-		struct uf_backing *b = &uf_backings[i];
+		struct store *b = &g_stores[i];
 		struct stat st;
 		if (b->fd >= 0)
 			continue;
@@ -181,7 +181,7 @@ static int backing_new(size_t len)
 		/* A bitmap mapping is never unmapped (a signal handler may still
 		 * be reading it); a freed slot keeps it for the next user. */
 		if (b->bits_bytes < bytes) {
-			void *m = uf_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			void *m = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 			if (m == MAP_FAILED) {
 				close(fd);
@@ -201,32 +201,32 @@ static int backing_new(size_t len)
 
 static void backing_put(int i)
 {
-	struct uf_backing *b = &uf_backings[i];
+	struct store *b = &g_stores[i];
 
 	if (--b->refs > 0)
 		return;
 	close(b->fd);
 	b->fd = -1;
-	uf_sys_madvise((void *)b->bits, b->bits_bytes, MADV_DONTNEED);
+	sys_madvise((void *)b->bits, b->bits_bytes, MADV_DONTNEED);
 }
 
-static struct uf_area *area_new(void)
+static struct area *area_new(void)
 {
 	for (int i = 0; i < UF_MAX_AREAS; i++) {
-		struct uf_area *a = &uf_areas[i];
+		struct area *a = &g_areas[i];
 		if (atomic_load(&a->live))
 			continue;
-		if (i + 1 > atomic_load(&uf_areas_hw))
-			atomic_store(&uf_areas_hw, i + 1);
+		if (i + 1 > atomic_load(&g_areas_hw))
+			atomic_store(&g_areas_hw, i + 1);
 		return a;
 	}
 	return NULL;
 }
 
-static void area_publish(struct uf_area *a, uintptr_t start, uintptr_t end, int backing,
+static void area_publish(struct area *a, uintptr_t start, uintptr_t end, int backing,
 			 uint64_t off, int prot, uint32_t ctx, uint64_t mode, int busy)
 {
-	uf_area_begin(a);
+	area_begin(a);
 	UF_ST(a->start, start);
 	UF_ST(a->end, end);
 	UF_ST(a->backing, backing);
@@ -236,62 +236,62 @@ static void area_publish(struct uf_area *a, uintptr_t start, uintptr_t end, int 
 	UF_ST(a->mode, mode);
 	atomic_store(&a->busy, busy);
 	atomic_store(&a->live, 1);
-	uf_area_end(a);
-	uf_backings[backing].refs++;
+	area_end(a);
+	g_stores[backing].refs++;
 }
 
-static void area_drop(struct uf_area *a)
+static void area_drop(struct area *a)
 {
 	int b = UF_LD(a->backing);
 
-	uf_area_begin(a);
+	area_begin(a);
 	atomic_store(&a->live, 0);
-	uf_area_end(a);
+	area_end(a);
 	backing_put(b);
 }
 
 /* Split a at addr (strictly inside): a keeps [start, addr).  0 or -ENOMEM. */
-static int area_split(struct uf_area *a, uintptr_t addr)
+static int area_split(struct area *a, uintptr_t addr)
 {
-	struct uf_area *n = area_new();
+	struct area *n = area_new();
 	uintptr_t start = UF_LD(a->start), end = UF_LD(a->end);
 
 	if (!n)
 		return -ENOMEM;
 	area_publish(n, addr, end, UF_LD(a->backing), UF_LD(a->off) + (addr - start),
 		     UF_LD(a->prot), UF_LD(a->ctx), UF_LD(a->mode), 0);
-	uf_area_begin(a);
+	area_begin(a);
 	UF_ST(a->end, addr);
-	uf_area_end(a);
+	area_end(a);
 	return 0;
 }
 
 static int backing_by_ino(unsigned long ino)
 {
 	for (int i = 0; i < UF_MAX_BACKING; i++)
-		if (uf_backings[i].fd >= 0 && uf_backings[i].ino == ino && uf_backings[i].refs)
+		if (g_stores[i].fd >= 0 && g_stores[i].ino == ino && g_stores[i].refs)
 			return i;
 	return -1;
 }
 
 /* The mappings of [start, end), ours (areas' memfds) told apart. */
-static int vmas_in(uintptr_t start, uintptr_t end, struct uf_vma **out)
+static int vmas_in(uintptr_t start, uintptr_t end, struct vma **out)
 {
-	int n = uf_maps_in(start, end, out);
+	int n = maps_in(start, end, out);
 
 	for (int i = 0; i < n; i++)
 		if ((*out)[i].shared && (*out)[i].ino && backing_by_ino((*out)[i].ino) >= 0)
-			(*out)[i].kind = UF_VMA_OURS;
+			(*out)[i].kind = VMA_OURS;
 	return n;
 }
 
 /* Is the area still mapped as we made it?  (The program may have unmapped
  * or replaced it: without events we are not told.) */
-static int area_mapped(struct uf_area *a)
+static int area_mapped(struct area *a)
 {
-	struct uf_vma *v;
+	struct vma *v;
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end), at = s;
-	unsigned long ino = uf_backings[UF_LD(a->backing)].ino;
+	unsigned long ino = g_stores[UF_LD(a->backing)].ino;
 	int n = vmas_in(s, e, &v), ok = n > 0;
 
 	for (int i = 0; ok && i < n; i++) {
@@ -306,14 +306,14 @@ static int area_mapped(struct uf_area *a)
 /* Forget the areas in [start, end) that are no longer mapped. */
 static void drop_stale(uintptr_t start, uintptr_t end)
 {
-	int hw = atomic_load(&uf_areas_hw);
+	int hw = atomic_load(&g_areas_hw);
 
 	for (int i = 0; i < hw; i++) {
-		struct uf_area *a = &uf_areas[i];
+		struct area *a = &g_areas[i];
 		if (!atomic_load(&a->live) || UF_LD(a->end) <= start || UF_LD(a->start) >= end)
 			continue;
 		if (!area_mapped(a)) {
-			uf_pages_disarm(UF_LD(a->start), UF_LD(a->end) - UF_LD(a->start), UF_LD(a->prot));
+			pg_disarm(UF_LD(a->start), UF_LD(a->end) - UF_LD(a->start), UF_LD(a->prot));
 			area_drop(a);
 		}
 	}
@@ -328,7 +328,7 @@ static void drop_stale(uintptr_t start, uintptr_t end)
  * writable meanwhile, so what we copy is final. */
 static int copy_present(uintptr_t addr, size_t len, int readable, int mfd, _Atomic uint64_t *bits)
 {
-	size_t ps = uf_caps.page_size, npages = len / ps, chunk = 65536;
+	size_t ps = caps.page_size, npages = len / ps, chunk = 65536;
 	uint64_t *pm = malloc(chunk * sizeof *pm);
 	int pmfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), memfd = -1, err = 0;
 	char *bounce = NULL;
@@ -347,7 +347,7 @@ static int copy_present(uintptr_t addr, size_t len, int readable, int mfd, _Atom
 	}
 	for (size_t base = 0; base < npages; base += chunk) {
 		size_t n = npages - base < chunk ? npages - base : chunk;
-		off_t off = (off_t)(((addr >> uf_caps.page_shift) + base) * sizeof *pm);
+		off_t off = (off_t)(((addr >> caps.page_shift) + base) * sizeof *pm);
 		ssize_t r = pread(pmfd, pm, n * sizeof *pm, off);
 		if (r < (ssize_t)(n * sizeof *pm)) {
 			err = r < 0 ? -errno : -EIO;
@@ -361,13 +361,13 @@ static int copy_present(uintptr_t addr, size_t len, int readable, int mfd, _Atom
 				j++;
 			/* run [i, j) */
 			for (size_t k = i; k < j; k++)
-				uf_bit_set(bits, base + k);
+				pg_bit_set(bits, base + k);
 			if (readable) {
 				size_t want = (j - i) * ps;
 				/* A raw system call: the range is write-protected, so
 				 * no thread writes it meanwhile, which a race detector
 				 * watching pwrite's interceptor cannot know. */
-				if (uf_raw_syscall4(SYS_pwrite64, mfd, (long)(addr + (base + i) * ps),
+				if (sys_call4(SYS_pwrite64, mfd, (long)(addr + (base + i) * ps),
 						    (long)want, (long)((base + i) * ps)) != (long)want) {
 					err = -EIO;
 					goto out;
@@ -394,11 +394,11 @@ out:
 	return err;
 }
 
-static int convert(struct uf_ctx *c, uintptr_t start, uintptr_t end, int prot, uint64_t mode)
+static int convert(struct ctx *c, uintptr_t start, uintptr_t end, int prot, uint64_t mode)
 {
 	size_t len = end - start;
-	struct uf_area *a;
-	struct uf_backing *b;
+	struct area *a;
+	struct store *b;
 	int bi, err;
 	void *tmp;
 
@@ -408,11 +408,11 @@ static int convert(struct uf_ctx *c, uintptr_t start, uintptr_t end, int prot, u
 	bi = backing_new(len);
 	if (bi < 0)
 		return bi;
-	b = &uf_backings[bi];
+	b = &g_stores[bi];
 	/* From here faults in the range wait until we are done. */
 	area_publish(a, start, end, bi, 0, prot, 0, 0, 1);
-	atomic_fetch_add(&uf_busy_gen, 1);
-	if ((prot & PROT_WRITE) && uf_sys_mprotect((void *)start, len, prot & ~PROT_WRITE) < 0) {
+	atomic_fetch_add(&g_busy_gen, 1);
+	if ((prot & PROT_WRITE) && sys_mprotect((void *)start, len, prot & ~PROT_WRITE) < 0) {
 		err = -errno;
 		goto fail;
 	}
@@ -423,35 +423,35 @@ static int convert(struct uf_ctx *c, uintptr_t start, uintptr_t end, int prot, u
 	 * armed aside then moved over the old pages; with protection, mapped
 	 * inaccessible over them, then the present pages opened (faults wait
 	 * for us meanwhile, the area being busy). */
-	tmp = uf_sys_mmap(uf_caps.guard_markers ? NULL : (void *)start, len, uf_pages_arm_entry_prot(prot),
-		   MAP_SHARED | (uf_caps.guard_markers ? 0 : MAP_FIXED), b->fd, 0);
+	tmp = sys_mmap(caps.guard_markers ? NULL : (void *)start, len, pg_arm_entry_prot(prot),
+		   MAP_SHARED | (caps.guard_markers ? 0 : MAP_FIXED), b->fd, 0);
 	if (tmp == MAP_FAILED) {
 		err = -errno;
 		goto fail_prot;
 	}
-	err = uf_pages_arm((uintptr_t)tmp, len, b->bits, 0, prot);
-	if (uf_caps.guard_markers) {
-		if (err || uf_sys_mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start) == MAP_FAILED) {
+	err = pg_arm((uintptr_t)tmp, len, b->bits, 0, prot);
+	if (caps.guard_markers) {
+		if (err || sys_mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start) == MAP_FAILED) {
 			err = err ? err : -errno;
-			uf_sys_munmap(tmp, len);
+			sys_munmap(tmp, len);
 			goto fail_prot;
 		}
 	} else if (err) {
 		/* Out of mappings: the bytes are in the memfd now, so the area
 		 * stays, unregistered and whole. */
-		uf_pages_disarm(start, len, prot);
+		pg_disarm(start, len, prot);
 		busy_clear(a);
 		return err;
 	}
-	uf_area_begin(a);
+	area_begin(a);
 	UF_ST(a->ctx, atomic_load(&c->id));
 	UF_ST(a->mode, mode);
-	uf_area_end(a);
+	area_end(a);
 	busy_clear(a);
 	return 0;
 fail_prot:
 	if (prot & PROT_WRITE)
-		uf_sys_mprotect((void *)start, len, prot);
+		sys_mprotect((void *)start, len, prot);
 fail:
 	busy_clear(a);
 	area_drop(a);
@@ -468,44 +468,44 @@ static off_t next_data(int fd, off_t *pos, off_t end)
 		return -1;
 	h = lseek(fd, d, SEEK_HOLE);
 	*pos = (h < 0 || h > end) ? end : h;
-	return d & ~(off_t)(uf_caps.page_size - 1);
+	return d & ~(off_t)(caps.page_size - 1);
 }
 
 /* Re-register an area that was unregistered: the memfd tells which pages
  * hold data (anything touched meanwhile); the holes get guards again.  The
  * area is inaccessible meanwhile, so no page appears behind our back. */
-static int rearm(struct uf_area *a, struct uf_ctx *c, uint64_t mode)
+static int rearm(struct area *a, struct ctx *c, uint64_t mode)
 {
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
-	size_t ps = uf_caps.page_size;
-	struct uf_backing *b = &uf_backings[UF_LD(a->backing)];
+	size_t ps = caps.page_size;
+	struct store *b = &g_stores[UF_LD(a->backing)];
 	uint64_t off = UF_LD(a->off), pg0 = off / ps, npages = (e - s) / ps;
 	int prot = UF_LD(a->prot), err;
 	off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
 
 	busy_set(a);
-	if (uf_sys_mprotect((void *)s, e - s, PROT_NONE) < 0) {
+	if (sys_mprotect((void *)s, e - s, PROT_NONE) < 0) {
 		err = -errno;
 		busy_clear(a);
 		return err;
 	}
 	for (uint64_t i = 0; i < npages; i++)
-		uf_bit_clear(b->bits, pg0 + i);
+		pg_bit_clear(b->bits, pg0 + i);
 	for (off_t d; (d = next_data(b->fd, &pos, endoff)) >= 0;)
 		for (off_t p = d; p < pos; p += (off_t)ps)
-			uf_bit_set(b->bits, (uint64_t)p / ps);
+			pg_bit_set(b->bits, (uint64_t)p / ps);
 	/* Arm while nothing is accessible (markers do not mind the
 	 * protection), then open: no page can appear behind our back. */
-	err = uf_pages_arm(s, e - s, b->bits, pg0, prot);
-	if (uf_caps.guard_markers)
-		uf_sys_mprotect((void *)s, e - s, prot);
+	err = pg_arm(s, e - s, b->bits, pg0, prot);
+	if (caps.guard_markers)
+		sys_mprotect((void *)s, e - s, prot);
 	else if (err)
-		uf_pages_disarm(s, e - s, prot);	/* stays unregistered */
+		pg_disarm(s, e - s, prot);	/* stays unregistered */
 	if (!err) {
-		uf_area_begin(a);
+		area_begin(a);
 		UF_ST(a->ctx, atomic_load(&c->id));
 		UF_ST(a->mode, mode);
-		uf_area_end(a);
+		area_end(a);
 	}
 	busy_clear(a);
 	return err;
@@ -514,10 +514,10 @@ static int rearm(struct uf_area *a, struct uf_ctx *c, uint64_t mode)
 /* Split areas so that none straddles start or end. */
 static int split_at(uintptr_t addr)
 {
-	int hw = atomic_load(&uf_areas_hw);
+	int hw = atomic_load(&g_areas_hw);
 
 	for (int i = 0; i < hw; i++) {
-		struct uf_area *a = &uf_areas[i];
+		struct area *a = &g_areas[i];
 		if (atomic_load(&a->live) && UF_LD(a->start) < addr && UF_LD(a->end) > addr)
 			return area_split(a, addr);	/* areas do not overlap: one at most */
 	}
@@ -529,18 +529,18 @@ static int split_at(uintptr_t addr)
  * made for a sub-range do not outlive it: COPY may span them again. */
 static void merge_adjacent(void)
 {
-	int hw = atomic_load(&uf_areas_hw);
+	int hw = atomic_load(&g_areas_hw);
 	long extra = 0;
 
 	for (int i = 0; i < hw; i++) {
-		struct uf_area *a = &uf_areas[i];
+		struct area *a = &g_areas[i];
 		int again = 1;
 		if (!atomic_load(&a->live) || atomic_load(&a->busy))
 			continue;
 		while (again) {
 			again = 0;
 			for (int k = 0; k < hw; k++) {
-				struct uf_area *b = &uf_areas[k];
+				struct area *b = &g_areas[k];
 				if (b == a || !atomic_load(&b->live) || atomic_load(&b->busy) ||
 				    UF_LD(b->start) != UF_LD(a->end) ||
 				    UF_LD(b->backing) != UF_LD(a->backing) ||
@@ -548,24 +548,24 @@ static void merge_adjacent(void)
 				    UF_LD(b->ctx) != UF_LD(a->ctx) || UF_LD(b->mode) != UF_LD(a->mode) ||
 				    UF_LD(b->prot) != UF_LD(a->prot))
 					continue;
-				uf_area_begin(a);
+				area_begin(a);
 				UF_ST(a->end, UF_LD(b->end));
-				uf_area_end(a);
+				area_end(a);
 				area_drop(b);
 				again = 1;
 			}
 		}
 	}
 	/* Protection mode: recount the mappings the registered areas use. */
-	if (!uf_caps.guard_markers) {
+	if (!caps.guard_markers) {
 		for (int i = 0; i < hw; i++) {
-			struct uf_area *a = &uf_areas[i];
+			struct area *a = &g_areas[i];
 			if (atomic_load(&a->live) && UF_LD(a->ctx))
-				extra += uf_pages_extra_maps(uf_backings[UF_LD(a->backing)].bits,
-							     UF_LD(a->off) >> uf_caps.page_shift,
-							     (UF_LD(a->end) - UF_LD(a->start)) >> uf_caps.page_shift);
+				extra += pg_extra_maps(g_stores[UF_LD(a->backing)].bits,
+							     UF_LD(a->off) >> caps.page_shift,
+							     (UF_LD(a->end) - UF_LD(a->start)) >> caps.page_shift);
 		}
-		uf_pages_set_used(extra);
+		pg_set_used(extra);
 	}
 }
 
@@ -581,9 +581,9 @@ static int split_at_bounds(uintptr_t start, uintptr_t end)
  * another uffd is `foreign_err`.  Returns the count of mappings (the
  * array is the caller's to free) or a negative errno (*out is NULL). */
 static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned allowed,
-		       int foreign_err, struct uf_vma **out)
+		       int foreign_err, struct vma **out)
 {
-	struct uf_vma *v;
+	struct vma *v;
 	int n, err = 0;
 
 	*out = NULL;
@@ -597,16 +597,16 @@ static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned all
 	for (int i = 0; i < n && !err; i++) {
 		uintptr_t s = v[i].start > start ? v[i].start : start;
 		uintptr_t e = v[i].end < end ? v[i].end : end;
-		int hw = atomic_load(&uf_areas_hw);
+		int hw = atomic_load(&g_areas_hw);
 
 		if (allowed & (1u << v[i].kind))
 			continue;
-		if (v[i].kind != UF_VMA_OURS) {
+		if (v[i].kind != VMA_OURS) {
 			err = -EINVAL;
 			break;
 		}
 		for (int k = 0; k < hw; k++) {
-			struct uf_area *a = &uf_areas[k];
+			struct area *a = &g_areas[k];
 			uint32_t owner = UF_LD(a->ctx);
 			if (atomic_load(&a->live) && UF_LD(a->start) < e && UF_LD(a->end) > s &&
 			    owner && owner != me)
@@ -623,35 +623,35 @@ static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned all
 	return n;
 }
 
-int uf_register_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end, uint64_t mode)
+int area_register_locked(struct ctx *c, uintptr_t start, uintptr_t end, uint64_t mode)
 {
-	struct uf_vma *v;
+	struct vma *v;
 	uint32_t me = atomic_load(&c->id);
 	int n, err = 0;
 
-	n = check_range(me, start, end, 1u << UF_VMA_ANON, -EBUSY, &v);
+	n = check_range(me, start, end, 1u << VMA_ANON, -EBUSY, &v);
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n && !err; i++) {
 		uintptr_t s = v[i].start > start ? v[i].start : start;
 		uintptr_t e = v[i].end < end ? v[i].end : end;
-		int hw = atomic_load(&uf_areas_hw);
+		int hw = atomic_load(&g_areas_hw);
 
-		if (v[i].kind == UF_VMA_ANON) {
+		if (v[i].kind == VMA_ANON) {
 			err = convert(c, s, e, v[i].prot, mode);
 			continue;
 		}
 		for (int k = 0; k < hw && !err; k++) {
-			struct uf_area *a = &uf_areas[k];
+			struct area *a = &g_areas[k];
 			if (!atomic_load(&a->live) || UF_LD(a->start) < s || UF_LD(a->end) > e)
 				continue;
 			if (UF_LD(a->ctx) == me) {
 				/* Same uffd: the modes are replaced, unless it already
 				 * has all of them. */
 				if ((UF_LD(a->mode) & mode) != mode) {
-					uf_area_begin(a);
+					area_begin(a);
 					UF_ST(a->mode, mode);
-					uf_area_end(a);
+					area_end(a);
 				}
 			} else {
 				err = rearm(a, c, mode);
@@ -663,38 +663,38 @@ int uf_register_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end, uint64_
 	return err;
 }
 
-static void unregister_area(struct uf_area *a)
+static void unregister_area(struct area *a)
 {
 	uint32_t id = UF_LD(a->ctx);
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
-	struct uf_ctx *c = uf_ctx_by_id(id);
+	struct ctx *c = ctx_by_id(id);
 
 	/* Faulters re-check the owner after queueing; then the markers go, so
 	 * their retry finds an ordinary page; then the wake. */
-	uf_area_begin(a);
+	area_begin(a);
 	UF_ST(a->ctx, 0);
 	UF_ST(a->mode, 0);
-	uf_area_end(a);
-	uf_pages_disarm(s, e - s, UF_LD(a->prot));
+	area_end(a);
+	pg_disarm(s, e - s, UF_LD(a->prot));
 	if (c)
-		uf_wake_range(c, s, e, NULL);
+		wq_wake_range(c, s, e, NULL);
 }
 
-int uf_unregister_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end)
+int area_unregister_locked(struct ctx *c, uintptr_t start, uintptr_t end)
 {
-	struct uf_vma *v;
+	struct vma *v;
 	uint32_t me = atomic_load(&c->id);
 	int n, hw;
 
 	/* Unregistered memory of a kind that could be registered is skipped. */
-	n = check_range(me, start, end, 1u << UF_VMA_ANON | 1u << UF_VMA_SHMEM | 1u << UF_VMA_STACK,
+	n = check_range(me, start, end, 1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_STACK,
 			-EINVAL, &v);
 	if (n < 0)
 		return n;
 	free(v);
-	hw = atomic_load(&uf_areas_hw);
+	hw = atomic_load(&g_areas_hw);
 	for (int k = 0; k < hw; k++) {
-		struct uf_area *a = &uf_areas[k];
+		struct area *a = &g_areas[k];
 		if (atomic_load(&a->live) && UF_LD(a->ctx) == me && UF_LD(a->start) >= start &&
 		    UF_LD(a->end) <= end)
 			unregister_area(a);
@@ -703,12 +703,12 @@ int uf_unregister_locked(struct uf_ctx *c, uintptr_t start, uintptr_t end)
 	return 0;
 }
 
-void uf_unregister_all_locked(uint32_t ctx_id)
+void area_unregister_all_locked(uint32_t ctx_id)
 {
-	int hw = atomic_load(&uf_areas_hw);
+	int hw = atomic_load(&g_areas_hw);
 
 	for (int k = 0; k < hw; k++) {
-		struct uf_area *a = &uf_areas[k];
+		struct area *a = &g_areas[k];
 		if (atomic_load(&a->live) && UF_LD(a->ctx) == ctx_id)
 			unregister_area(a);
 	}
@@ -716,29 +716,29 @@ void uf_unregister_all_locked(uint32_t ctx_id)
 
 /* ---------------------------------------------------------------------- */
 /* The program's own memory calls over areas (vmops.c drives these; all   */
-/* with uf_lock held).                                                      */
+/* with g_table_lock held).                                                      */
 /* ---------------------------------------------------------------------- */
 
-static void protect_present(struct uf_area *a, int prot);
+static void protect_present(struct area *a, int prot);
 
 /* The areas inside [start, end), after splitting at its bounds: calls fn on
  * each.  0 or the first error. */
-static int each_inside(uintptr_t start, uintptr_t end, int (*fn)(struct uf_area *, void *), void *arg)
+static int each_inside(uintptr_t start, uintptr_t end, int (*fn)(struct area *, void *), void *arg)
 {
 	int hw, r = split_at_bounds(start, end);
 
 	if (r)
 		return r;
-	hw = atomic_load(&uf_areas_hw);
+	hw = atomic_load(&g_areas_hw);
 	for (int k = 0; k < hw && !r; k++) {
-		struct uf_area *a = &uf_areas[k];
+		struct area *a = &g_areas[k];
 		if (atomic_load(&a->live) && UF_LD(a->start) >= start && UF_LD(a->end) <= end)
 			r = fn(a, arg);
 	}
 	return r;
 }
 
-static int forget_one(struct uf_area *a, void *arg)
+static int forget_one(struct area *a, void *arg)
 {
 	(void)arg;
 	area_drop(a);
@@ -747,7 +747,7 @@ static int forget_one(struct uf_area *a, void *arg)
 
 /* [start, end) is about to be unmapped or replaced: its areas go (their
  * waiters stay asleep until a wake, as in the kernel). */
-void uf_areas_forget_locked(uintptr_t start, uintptr_t end)
+void area_forget_locked(uintptr_t start, uintptr_t end)
 {
 	each_inside(start, end, forget_one, NULL);
 	merge_adjacent();
@@ -755,13 +755,13 @@ void uf_areas_forget_locked(uintptr_t start, uintptr_t end)
 
 struct prot_arg { int prot; };
 
-static int protect_one(struct uf_area *a, void *arg)
+static int protect_one(struct area *a, void *arg)
 {
 	int prot = ((struct prot_arg *)arg)->prot;
 
-	uf_area_begin(a);
+	area_begin(a);
 	UF_ST(a->prot, prot);
-	uf_area_end(a);
+	area_end(a);
 	protect_present(a, prot);
 	return 0;
 }
@@ -769,7 +769,7 @@ static int protect_one(struct uf_area *a, void *arg)
 /* mprotect() over areas: the area keeps its registration and takes the new
  * protection; only its present pages become accessible.  The caller does
  * the parts of the range that are not areas. */
-int uf_areas_protect_locked(uintptr_t start, uintptr_t end, int prot)
+int area_protect_locked(uintptr_t start, uintptr_t end, int prot)
 {
 	struct prot_arg pa = { prot };
 	int r = each_inside(start, end, protect_one, &pa);
@@ -778,25 +778,25 @@ int uf_areas_protect_locked(uintptr_t start, uintptr_t end, int prot)
 	return r;
 }
 
-static int discard_one(struct uf_area *a, void *arg)
+static int discard_one(struct area *a, void *arg)
 {
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
-	struct uf_backing *b = &uf_backings[UF_LD(a->backing)];
-	uint64_t off = UF_LD(a->off), pg0 = off >> uf_caps.page_shift;
-	size_t n = (e - s) >> uf_caps.page_shift;
+	struct store *b = &g_stores[UF_LD(a->backing)];
+	uint64_t off = UF_LD(a->off), pg0 = off >> caps.page_shift;
+	size_t n = (e - s) >> caps.page_shift;
 
 	(void)arg;
 	if (UF_LD(a->ctx)) {
 		/* Registered: the pages fault again from now on.  Hide them
 		 * first (a fault on a page whose bit is still set retries), then
 		 * drop the content, then the bits. */
-		if (uf_caps.guard_markers)
-			uf_sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
+		if (caps.guard_markers)
+			sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
 		else
-			uf_sys_mprotect((void *)s, e - s, PROT_NONE);
+			sys_mprotect((void *)s, e - s, PROT_NONE);
 		fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(e - s));
 		for (size_t i = 0; i < n; i++)
-			uf_bit_clear(b->bits, pg0 + i);
+			pg_bit_clear(b->bits, pg0 + i);
 	} else {
 		/* Unregistered: read as zero from now on, as private memory. */
 		fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(e - s));
@@ -806,27 +806,27 @@ static int discard_one(struct uf_area *a, void *arg)
 
 /* MADV_DONTNEED / FREE / REMOVE over areas: the content goes, as it would
  * from private memory. */
-int uf_areas_discard_locked(uintptr_t start, uintptr_t end)
+int area_discard_locked(uintptr_t start, uintptr_t end)
 {
 	int r;
 
-	uf_install_pause();
+	pg_install_pause();
 	r = each_inside(start, end, discard_one, NULL);
-	uf_install_resume();
+	pg_install_resume();
 	merge_adjacent();
 	return r;
 }
 
 /* The single area that is exactly [start, end) after splitting, or NULL. */
-struct uf_area *uf_area_exact_locked(uintptr_t start, uintptr_t end)
+struct area *area_exact_locked(uintptr_t start, uintptr_t end)
 {
 	int hw;
 
 	if (split_at_bounds(start, end))
 		return NULL;
-	hw = atomic_load(&uf_areas_hw);
+	hw = atomic_load(&g_areas_hw);
 	for (int k = 0; k < hw; k++) {
-		struct uf_area *a = &uf_areas[k];
+		struct area *a = &g_areas[k];
 		if (atomic_load(&a->live) && UF_LD(a->start) == start && UF_LD(a->end) == end)
 			return a;
 	}
@@ -837,22 +837,22 @@ struct uf_area *uf_area_exact_locked(uintptr_t start, uintptr_t end)
  * be big enough for a growth; with protection, the area becomes one
  * inaccessible mapping (mremap moves one mapping only; faults wait for us
  * meanwhile).  0 or a negative errno. */
-int uf_area_move_begin_locked(struct uf_area *a, size_t newlen)
+int area_move_begin_locked(struct area *a, size_t newlen)
 {
-	struct uf_backing *b = &uf_backings[UF_LD(a->backing)];
+	struct store *b = &g_stores[UF_LD(a->backing)];
 	uint64_t need = UF_LD(a->off) + newlen;
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
 	struct stat st;
 
-	if ((need >> uf_caps.page_shift) > b->bits_bytes * 8)
+	if ((need >> caps.page_shift) > b->bits_bytes * 8)
 		return -ENOMEM;
 	if (fstat(b->fd, &st) < 0)
 		return -errno;
 	if ((uint64_t)st.st_size < need && ftruncate(b->fd, (off_t)need) < 0)
 		return -errno;
-	if (!uf_caps.guard_markers) {
+	if (!caps.guard_markers) {
 		busy_set(a);
-		if (uf_sys_mprotect((void *)s, e - s, PROT_NONE) < 0) {
+		if (sys_mprotect((void *)s, e - s, PROT_NONE) < 0) {
 			int err = -errno;
 			busy_clear(a);
 			return err;
@@ -866,57 +866,57 @@ int uf_area_move_begin_locked(struct uf_area *a, size_t newlen)
  * moved, it keeps it if `keep` (UFFD_FEATURE_EVENT_REMAP), else it is
  * unregistered, as the kernel's moved mapping, and every page is
  * accessible. */
-void uf_area_move_end_locked(struct uf_area *a, void *to_, size_t newlen, int keep)
+void area_move_end_locked(struct area *a, void *to_, size_t newlen, int keep)
 {
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
 	uintptr_t to = to_ == MAP_FAILED ? s : (uintptr_t)to_;
 	int prot = UF_LD(a->prot);
-	struct uf_backing *b = &uf_backings[UF_LD(a->backing)];
-	uint64_t pg0 = UF_LD(a->off) >> uf_caps.page_shift;
-	size_t oldpages = (e - s) >> uf_caps.page_shift;
+	struct store *b = &g_stores[UF_LD(a->backing)];
+	uint64_t pg0 = UF_LD(a->off) >> caps.page_shift;
+	size_t oldpages = (e - s) >> caps.page_shift;
 
 	if (to_ == MAP_FAILED)
 		newlen = e - s;
-	uf_area_begin(a);
+	area_begin(a);
 	UF_ST(a->start, to);
 	UF_ST(a->end, to + newlen);
 	if (to != s && !keep) {
 		UF_ST(a->ctx, 0);
 		UF_ST(a->mode, 0);
 	}
-	uf_area_end(a);
+	area_end(a);
 	if (UF_LD(a->ctx) && to != s) {
 		/* Moved with UFFD_FEATURE_EVENT_REMAP: the registration follows.
 		 * Arm the missing pages at the new place (markers are page
 		 * table entries; arming again is harmless). */
-		for (size_t i = oldpages; i < newlen >> uf_caps.page_shift; i++)
-			uf_bit_clear(b->bits, pg0 + i);
-		uf_pages_arm(to, newlen, b->bits, pg0, prot);
+		for (size_t i = oldpages; i < newlen >> caps.page_shift; i++)
+			pg_bit_clear(b->bits, pg0 + i);
+		pg_arm(to, newlen, b->bits, pg0, prot);
 	} else if (UF_LD(a->ctx)) {
 		/* A grown tail is holes of the memfd: missing.  With markers
 		 * the rest kept its markers; with protection everything is
 		 * inaccessible now and arming opens the present pages. */
-		for (size_t i = oldpages; i < newlen >> uf_caps.page_shift; i++)
-			uf_bit_clear(b->bits, pg0 + i);
-		if (!uf_caps.guard_markers)
-			uf_pages_arm(to, newlen, b->bits, pg0, prot);
+		for (size_t i = oldpages; i < newlen >> caps.page_shift; i++)
+			pg_bit_clear(b->bits, pg0 + i);
+		if (!caps.guard_markers)
+			pg_arm(to, newlen, b->bits, pg0, prot);
 		else if (newlen > e - s)
-			uf_pages_arm(to + (e - s), newlen - (e - s), b->bits, pg0 + oldpages, prot);
+			pg_arm(to + (e - s), newlen - (e - s), b->bits, pg0 + oldpages, prot);
 	} else {
-		uf_pages_disarm(to, newlen, prot);
+		pg_disarm(to, newlen, prot);
 	}
-	if (!uf_caps.guard_markers)
+	if (!caps.guard_markers)
 		busy_clear(a);
 	merge_adjacent();
 }
 
 /* Does [start, end) meet an area?  Lock-free.  async-signal-safe */
-int uf_areas_meet(uintptr_t start, uintptr_t end)
+int area_meet(uintptr_t start, uintptr_t end)
 {
-	int hw = atomic_load(&uf_areas_hw);
+	int hw = atomic_load(&g_areas_hw);
 
 	for (int k = 0; k < hw; k++) {
-		struct uf_area *a = &uf_areas[k];
+		struct area *a = &g_areas[k];
 		if (atomic_load(&a->live) && UF_LD(a->start) < end && UF_LD(a->end) > start)
 			return 1;
 	}
@@ -930,28 +930,28 @@ int uf_areas_meet(uintptr_t start, uintptr_t end)
 /* Parent, before fork: no area may change until the child has its copy. */
 /* The protection of an area's present pages (the missing ones keep
  * faulting whatever it is). */
-static void protect_present(struct uf_area *a, int prot)
+static void protect_present(struct area *a, int prot)
 {
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
-	struct uf_backing *b = &uf_backings[UF_LD(a->backing)];
+	struct store *b = &g_stores[UF_LD(a->backing)];
 
 	if (!UF_LD(a->ctx))	/* unregistered: every page is accessible */
-		uf_sys_mprotect((void *)s, e - s, prot);
+		sys_mprotect((void *)s, e - s, prot);
 	else
-		uf_pages_protect_present(s, e - s, b->bits, UF_LD(a->off) >> uf_caps.page_shift, prot);
+		pg_protect_present(s, e - s, b->bits, UF_LD(a->off) >> caps.page_shift, prot);
 }
 
-void uf_areas_freeze(void)
+void area_freeze_all(void)
 {
-	int hw = atomic_load(&uf_areas_hw);
+	int hw = atomic_load(&g_areas_hw);
 
 	/* The child will rebuild every area in place: forget those the
 	 * program unmapped or replaced behind our back. */
 	drop_stale(0, UINTPTR_MAX);
-	uf_install_pause();
+	pg_install_pause();
 
 	for (int k = 0; k < hw; k++) {
-		struct uf_area *a = &uf_areas[k];
+		struct area *a = &g_areas[k];
 		if (!atomic_load(&a->live))
 			continue;
 		busy_set(a);
@@ -960,19 +960,19 @@ void uf_areas_freeze(void)
 	}
 }
 
-void uf_areas_thaw(void)
+void area_thaw_all(void)
 {
-	int hw = atomic_load(&uf_areas_hw);
+	int hw = atomic_load(&g_areas_hw);
 
 	for (int k = 0; k < hw; k++) {
-		struct uf_area *a = &uf_areas[k];
+		struct area *a = &g_areas[k];
 		if (!atomic_load(&a->live))
 			continue;
 		if (UF_LD(a->prot) & PROT_WRITE)
 			protect_present(a, UF_LD(a->prot));
 		busy_clear(a);
 	}
-	uf_install_resume();
+	pg_install_resume();
 }
 
 /* Child: a copy of memfd fd (its data only) in a new memfd, or -1. */
@@ -1011,15 +1011,15 @@ static int backing_clone(int fd)
  * bytes: without EVENT_FORK the child's ranges are unregistered, so its
  * missing pages read as zero.
  */
-void uf_areas_privatize(const uint32_t *from, const uint32_t *to, int nmap)
+void area_privatize_all(const uint32_t *from, const uint32_t *to, int nmap)
 {
-	int hw = atomic_load(&uf_areas_hw);
+	int hw = atomic_load(&g_areas_hw);
 	int newfd[UF_MAX_BACKING];
 
 	for (int i = 0; i < UF_MAX_BACKING; i++)
 		newfd[i] = -1;
 	for (int k = 0; k < hw; k++) {
-		struct uf_area *a = &uf_areas[k];
+		struct area *a = &g_areas[k];
 		uintptr_t s, e;
 		uint64_t off;
 		int fd, prot, bi, keep = -1;
@@ -1032,46 +1032,46 @@ void uf_areas_privatize(const uint32_t *from, const uint32_t *to, int nmap)
 		off = UF_LD(a->off);
 		prot = UF_LD(a->prot);
 		bi = UF_LD(a->backing);
-		fd = uf_backings[bi].fd;
+		fd = g_stores[bi].fd;
 		for (int i = 0; i < nmap; i++)
 			if (UF_LD(a->ctx) && UF_LD(a->ctx) == from[i])
 				keep = i;
 		if (keep >= 0 && newfd[bi] < 0)
 			newfd[bi] = backing_clone(fd);
 		if (keep >= 0 && newfd[bi] >= 0) {
-			m = uf_sys_mmap((void *)s, e - s, uf_pages_arm_entry_prot(prot),
+			m = sys_mmap((void *)s, e - s, pg_arm_entry_prot(prot),
 					MAP_SHARED | MAP_FIXED, newfd[bi], (off_t)off);
 			if (m != MAP_FAILED) {
-				uf_pages_arm(s, e - s, uf_backings[bi].bits, off >> uf_caps.page_shift, prot);
+				pg_arm(s, e - s, g_stores[bi].bits, off >> caps.page_shift, prot);
 				UF_ST(a->ctx, to[keep]);
 				atomic_store(&a->busy, 0);
 				continue;
 			}
 		}
-		m = uf_sys_mmap(NULL, e - s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		m = sys_mmap(NULL, e - s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (m != MAP_FAILED) {
 			off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
 			for (off_t d; (d = next_data(fd, &pos, endoff)) >= 0;)
 				if (pread(fd, (char *)m + (d - (off_t)off), (size_t)(pos - d), d) < 0)
 					break;
-			uf_sys_mprotect(m, e - s, prot);
-			if (uf_sys_mremap(m, e - s, e - s, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)s) == MAP_FAILED)
-				uf_sys_munmap(m, e - s);
+			sys_mprotect(m, e - s, prot);
+			if (sys_mremap(m, e - s, e - s, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)s) == MAP_FAILED)
+				sys_munmap(m, e - s);
 		}
 		atomic_store(&a->live, 0);
 		atomic_store(&a->busy, 0);
 		if (newfd[bi] >= 0)
-			uf_backings[bi].refs--;
+			g_stores[bi].refs--;
 	}
 	for (int i = 0; i < UF_MAX_BACKING; i++) {
-		if (uf_backings[i].fd < 0)
+		if (g_stores[i].fd < 0)
 			continue;
 		struct stat st;
-		close(uf_backings[i].fd);
-		uf_backings[i].fd = newfd[i];
+		close(g_stores[i].fd);
+		g_stores[i].fd = newfd[i];
 		if (newfd[i] < 0)
-			uf_backings[i].refs = 0;
+			g_stores[i].refs = 0;
 		else if (fstat(newfd[i], &st) == 0)
-			uf_backings[i].ino = st.st_ino;
+			g_stores[i].ino = st.st_ino;
 	}
 }

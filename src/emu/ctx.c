@@ -19,10 +19,10 @@
 #include <sys/stat.h>
 #include "emu/emu.h"
 
-struct uf_caps uf_caps;
-struct uf_ctx uf_ctxs[UF_MAX_CTX];
-pthread_mutex_t uf_lock = PTHREAD_MUTEX_INITIALIZER;
-struct uf_stats_atomic uf_stats;
+struct caps caps;
+struct ctx g_ctxs[UF_MAX_CTX];
+pthread_mutex_t g_table_lock = PTHREAD_MUTEX_INITIALIZER;
+struct stats g_stats;
 
 static _Atomic int g_live;		/* emulated uffds and devices alive */
 static _Atomic int g_ctx_hw;		/* ctx slots ever used */
@@ -78,17 +78,17 @@ static int populate_pays(void *p, size_t ps)
 	for (int i = 0; i < 8; i++) {
 		long t0, t1;
 
-		uf_sys_madvise(p, ps, MADV_DONTNEED);	/* drops the entry only */
-		t0 = uf_now_ns();
+		sys_madvise(p, ps, MADV_DONTNEED);	/* drops the entry only */
+		t0 = sys_now_ns();
 		(void)c[0];
-		t1 = uf_now_ns();
+		t1 = sys_now_ns();
 		if (t1 - t0 < fault)
 			fault = t1 - t0;
-		uf_sys_madvise(p, ps, MADV_DONTNEED);
-		t0 = uf_now_ns();
-		uf_sys_madvise(p, ps, MADV_POPULATE_READ);
+		sys_madvise(p, ps, MADV_DONTNEED);
+		t0 = sys_now_ns();
+		sys_madvise(p, ps, MADV_POPULATE_READ);
 		(void)c[0];
-		t1 = uf_now_ns();
+		t1 = sys_now_ns();
 		if (t1 - t0 < pop)
 			pop = t1 - t0;
 	}
@@ -101,12 +101,12 @@ static void caps_probe(void)
 	int fd;
 	void *p;
 
-	uf_caps.page_size = (size_t)ps;
-	uf_caps.page_shift = (unsigned)__builtin_ctzl((unsigned long)ps);
+	caps.page_size = (size_t)ps;
+	caps.page_shift = (unsigned)__builtin_ctzl((unsigned long)ps);
 #if defined(__x86_64__)
-	uf_caps.task_size = 0x7ffffffff000UL;	/* 4-level paging default */
+	caps.task_size = 0x7ffffffff000UL;	/* 4-level paging default */
 #else
-	uf_caps.task_size = 1UL << 48;
+	caps.task_size = 1UL << 48;
 #endif
 	fd = memfd_create("userfault-probe", MFD_CLOEXEC);
 	if (fd < 0 || ftruncate(fd, 2 * ps) < 0) {
@@ -115,78 +115,78 @@ static void caps_probe(void)
 			close(fd);
 		return;
 	}
-	p = uf_sys_mmap(NULL, 2 * (size_t)ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = sys_mmap(NULL, 2 * (size_t)ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
 		g_caps_err = -errno;
 		close(fd);
 		return;
 	}
-	uf_caps.guard_markers = uf_opt_guard_markers() &&
-				uf_sys_madvise(p, (size_t)ps, MADV_GUARD_INSTALL) == 0 &&
-				uf_sys_madvise(p, (size_t)ps, MADV_GUARD_REMOVE) == 0;
-	uf_caps.populate = uf_sys_madvise(p, (size_t)ps, MADV_POPULATE_WRITE) == 0 &&
-			   uf_sys_madvise(p, (size_t)ps, MADV_POPULATE_READ) == 0 &&
+	caps.guard_markers = opt_guard_markers() &&
+				sys_madvise(p, (size_t)ps, MADV_GUARD_INSTALL) == 0 &&
+				sys_madvise(p, (size_t)ps, MADV_GUARD_REMOVE) == 0;
+	caps.populate = sys_madvise(p, (size_t)ps, MADV_POPULATE_WRITE) == 0 &&
+			   sys_madvise(p, (size_t)ps, MADV_POPULATE_READ) == 0 &&
 			   populate_pays(p, (size_t)ps);
 	/* Spinning pays only with a CPU left over for the thread that
 	 * resolves: leave it one. */
-	uf_caps.max_spinners = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
-	uf_caps.spin_ns = uf_opt_spin_us() * 1000;
-	uf_sys_munmap(p, 2 * (size_t)ps);
+	caps.max_spinners = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	caps.spin_ns = opt_spin_us() * 1000;
+	sys_munmap(p, 2 * (size_t)ps);
 	close(fd);
 	/* Without guard markers the emulation protects missing pages instead
 	 * (see pages.c): it works, within vm.max_map_count mappings. */
 	g_caps_err = 0;
 }
 
-int uf_caps_init(void)
+int caps_init(void)
 {
 	pthread_once(&g_caps_once, caps_probe);
 	return g_caps_err;
 }
 
-int uf_emu_check(int *guard_markers)
+int emu_check(int *guard_markers)
 {
-	int r = uf_caps_init();
+	int r = caps_init();
 	if (guard_markers)
-		*guard_markers = uf_caps.guard_markers;
+		*guard_markers = caps.guard_markers;
 	return r;
 }
 
 uint64_t uf_emulated_features(void)
 {
-	return UF_EMU_FEATURES;
+	return EMU_FEATURES;
 }
 
 /* A foreign uffd starts (1) or stops (-1) being used here (remote.c). */
-void uf_live_add(int n)
+void ctx_live_add(int n)
 {
 	atomic_fetch_add(&g_live, n);
 	atomic_fetch_add(&g_remotes, n);
 }
 
-int uf_emu_in_use(void)
+int emu_in_use(void)
 {
 	return atomic_load_explicit(&g_live, memory_order_relaxed) > 0;
 }
 
 /* async-signal-safe */
-struct uf_ctx *uf_ctx_by_id(uint32_t id)
+struct ctx *ctx_by_id(uint32_t id)
 {
-	struct uf_ctx *c;
+	struct ctx *c;
 
 	if (!id)
 		return NULL;
-	c = &uf_ctxs[id & 0xff];
+	c = &g_ctxs[id & 0xff];
 	return atomic_load(&c->id) == id ? c : NULL;
 }
 
 /* async-signal-safe */
-static struct uf_ctx *ctx_by_ident(dev_t dev, ino_t ino)
+static struct ctx *ctx_by_ident(dev_t dev, ino_t ino)
 {
 	int hw = atomic_load(&g_ctx_hw);
 
 	for (int i = 0; i < hw; i++) {
-		struct uf_ctx *c = &uf_ctxs[i];
+		struct ctx *c = &g_ctxs[i];
 		if (atomic_load(&c->state) != CTX_FREE && c->ino == ino && c->dev == dev)
 			return c;
 	}
@@ -218,39 +218,39 @@ static int dev_rw_errno(int fd, int write)
 	return EBADF;
 }
 
-int uf_emu_write_errno(int fd, enum uf_emu_kind kind)
+int emu_write_errno(int fd, enum emu_kind kind)
 {
 	/* A uffd is opened read-only. */
-	return kind == UF_EMU_DEV ? dev_rw_errno(fd, 1) : EBADF;
+	return kind == EMU_DEV ? dev_rw_errno(fd, 1) : EBADF;
 }
 
 /* async-signal-safe */
-enum uf_emu_kind uf_emu_fd_kind(int fd, struct uf_ctx **ctx)
+enum emu_kind emu_fd_kind(int fd, struct ctx **ctx)
 {
 	struct stat st;
-	struct uf_ctx *c;
+	struct ctx *c;
 
 	if (ctx)
 		*ctx = NULL;
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
-		return UF_EMU_NONE;
-	if (atomic_load(&g_remotes) > 0 && uf_remote_lookup(st.st_dev, st.st_ino) >= 0)
-		return UF_EMU_REMOTE;
+		return EMU_NONE;
+	if (atomic_load(&g_remotes) > 0 && remote_lookup(st.st_dev, st.st_ino) >= 0)
+		return EMU_REMOTE;
 	if ((c = ctx_by_ident(st.st_dev, st.st_ino))) {
 		if (ctx)
 			*ctx = c;
-		return UF_EMU_UFFD;
+		return EMU_UFFD;
 	}
-	return dev_by_ident(st.st_dev, st.st_ino) >= 0 ? UF_EMU_DEV : UF_EMU_NONE;
+	return dev_by_ident(st.st_dev, st.st_ino) >= 0 ? EMU_DEV : EMU_NONE;
 }
 
 /* Set up the free ctx slot for a uffd whose pipe is (dev, ino) with our
  * end ourfd: new (features 0) or, for a fork child, running with these
- * features.  Returns its id.  uf_lock held, or the fork child's only
+ * features.  Returns its id.  g_table_lock held, or the fork child's only
  * thread. */
-uint32_t uf_ctx_make(int slot, dev_t dev, ino_t ino, int ourfd, int flags, uint64_t features)
+uint32_t ctx_make(int slot, dev_t dev, ino_t ino, int ourfd, int flags, uint64_t features)
 {
-	struct uf_ctx *c = &uf_ctxs[slot];
+	struct ctx *c = &g_ctxs[slot];
 	uint32_t id;
 
 	c->dev = dev;
@@ -264,7 +264,7 @@ uint32_t uf_ctx_make(int slot, dev_t dev, ino_t ino, int ourfd, int flags, uint6
 	atomic_store(&c->pager_fn, 0);
 	atomic_store(&c->pager_arg, 0);
 	atomic_store(&c->pager_fd, -1);
-	atomic_store(&c->lsock, uf_service_listen(c));
+	atomic_store(&c->lsock, remote_listen(c));
 	c->orphan_tried = 0;
 	id = ((atomic_fetch_add(&g_ctx_gen, 1) & 0xffffff) << 8) | (uint32_t)slot;
 	atomic_store(&c->id, id);
@@ -275,22 +275,22 @@ uint32_t uf_ctx_make(int slot, dev_t dev, ino_t ino, int ourfd, int flags, uint6
 	return id;
 }
 
-int uf_emu_userfaultfd(int flags)
+int emu_userfaultfd(int flags)
 {
 	int sv[2], r, slot = -1;
 	struct stat st;
-	struct uf_ctx *c;
+	struct ctx *c;
 
 	if (flags & ~(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY)) {
 		errno = EINVAL;
 		return -1;
 	}
-	if ((r = uf_caps_init()) < 0 || (r = uf_handler_install()) < 0) {
+	if ((r = caps_init()) < 0 || (r = fault_install()) < 0) {
 		errno = -r;
 		return -1;
 	}
-	uf_fork_init();
-	uf_vmops_anchor();
+	fork_init();
+	vmops_anchor();
 	/* The user's end (read end) gets exactly the creation flags; ours
 	 * (the write end) is close-on-exec and never blocks. */
 	if (pipe2(sv, flags & (O_CLOEXEC | O_NONBLOCK)) < 0)
@@ -299,21 +299,21 @@ int uf_emu_userfaultfd(int flags)
 	    fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0 || fstat(sv[0], &st) < 0)
 		goto fail;
 
-	pthread_mutex_lock(&uf_lock);
+	pthread_mutex_lock(&g_table_lock);
 	for (int i = 0; i < UF_MAX_CTX; i++)
-		if (atomic_load(&uf_ctxs[i].state) == CTX_FREE) {
+		if (atomic_load(&g_ctxs[i].state) == CTX_FREE) {
 			slot = i;
 			break;
 		}
 	if (slot < 0) {
-		pthread_mutex_unlock(&uf_lock);
+		pthread_mutex_unlock(&g_table_lock);
 		errno = EMFILE;
 		goto fail_nolock;
 	}
-	c = &uf_ctxs[slot];
-	uf_ctx_make(slot, st.st_dev, st.st_ino, sv[1], flags, 0);
-	pthread_mutex_unlock(&uf_lock);
-	uf_watch_add(c);
+	c = &g_ctxs[slot];
+	ctx_make(slot, st.st_dev, st.st_ino, sv[1], flags, 0);
+	pthread_mutex_unlock(&g_table_lock);
+	watch_add(c);
 	return sv[0];
 fail:
 	;
@@ -325,7 +325,7 @@ fail_nolock:
 	return -1;
 }
 
-int uf_emu_open_dev(int oflags)
+int emu_open_dev(int oflags)
 {
 	int pfd[2], r;
 	struct stat st;
@@ -343,7 +343,7 @@ int uf_emu_open_dev(int oflags)
 		errno = EINVAL;
 		return -1;
 	}
-	if ((r = uf_caps_init()) < 0) {
+	if ((r = caps_init()) < 0) {
 		errno = -r;
 		return -1;
 	}
@@ -376,7 +376,7 @@ fail:
 	return -1;
 }
 
-int uf_emu_adopt(int fd)
+int emu_adopt(int fd)
 {
 	struct stat st;
 	int r;
@@ -384,17 +384,17 @@ int uf_emu_adopt(int fd)
 	/* Only a pipe can be one (a kernel uffd costs this fstat only). */
 	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
 		return -EBADF;
-	if ((r = uf_caps_init()) < 0)
+	if ((r = caps_init()) < 0)
 		return r;
-	uf_fork_init();
-	return uf_remote_attach(fd) < 0 ? -EBADF : 0;
+	fork_init();
+	return remote_attach(fd) < 0 ? -EBADF : 0;
 }
 
-int uf_fork_fd_adopt(int fd, int flags)
+int remote_adopt_fork_fd(int fd, int flags)
 {
 	if (!(flags & O_CLOEXEC))
 		fcntl(fd, F_SETFD, 0);
-	if (uf_remote_attach(fd) < 0) {
+	if (remote_attach(fd) < 0) {
 		/* Its process is already gone: a uffd of nothing, as the
 		 * kernel's after a spurious FORK. */
 	}
@@ -402,14 +402,14 @@ int uf_fork_fd_adopt(int fd, int flags)
 }
 
 /* A fork child's copy of its parent's uffd: reach the parent (tried
- * once).  1 if the parent serves it: use uf_remote_*. */
-int uf_ctx_orphan_remote(int fd, struct uf_ctx *c)
+ * once).  1 if the parent serves it: use remote_*. */
+int remote_orphan(int fd, struct ctx *c)
 {
 	if (!c->orphan_tried) {
 		c->orphan_tried = 1;
-		uf_remote_attach(fd);
+		remote_attach(fd);
 	}
-	return atomic_load(&g_remotes) > 0 && uf_remote_lookup(c->dev, c->ino) >= 0;
+	return atomic_load(&g_remotes) > 0 && remote_lookup(c->dev, c->ino) >= 0;
 }
 
 /* The FORK messages just taken name descriptors of ours made at fork
@@ -424,15 +424,15 @@ static void fork_msgs_adopt(struct uffd_msg *m, int k)
 		int held = (int)m[i].arg.fork.ufd, flags = (int)m[i].arg.reserved.reserved2;
 		int nfd = fcntl(held, (flags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
 		m[i].arg.reserved.reserved2 = 0;
-		m[i].arg.fork.ufd = (__u32)(nfd >= 0 ? uf_fork_fd_adopt(nfd, flags) : -1);
+		m[i].arg.fork.ufd = (__u32)(nfd >= 0 ? remote_adopt_fork_fd(nfd, flags) : -1);
 	}
 }
 
-int uf_emu_set_pager(int fd, uf_pager_fn fn, void *arg)
+int emu_set_pager(int fd, uf_pager_fn fn, void *arg)
 {
-	struct uf_ctx *c;
+	struct ctx *c;
 
-	if (uf_emu_fd_kind(fd, &c) != UF_EMU_UFFD)
+	if (emu_fd_kind(fd, &c) != EMU_UFFD)
 		return -EBADF;
 	atomic_store(&c->pager_arg, (uintptr_t)arg);
 	atomic_store(&c->pager_fd, fd);
@@ -441,7 +441,7 @@ int uf_emu_set_pager(int fd, uf_pager_fn fn, void *arg)
 }
 
 /* Tell poll/epoll that messages wait.  async-signal-safe */
-void uf_ctx_notify(struct uf_ctx *c)
+void ctx_notify(struct ctx *c)
 {
 	/* Release waits for users to leave before it closes ourfd, so the
 	 * number can never name another file by the time we write to it. */
@@ -456,13 +456,13 @@ void uf_ctx_notify(struct uf_ctx *c)
 
 		sigemptyset(&pipe_only);
 		sigaddset(&pipe_only, SIGPIPE);
-		uf_raw_syscall6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&pipe_only, (long)&old, 8, 0, 0);
+		sys_call6(SYS_rt_sigprocmask, SIG_BLOCK, (long)&pipe_only, (long)&old, 8, 0, 0);
 		r = __write(atomic_load(&c->ourfd), "m", 1);	/* full: readable */
 		if (r < 0 && errno == EPIPE) {
 			struct timespec zero = { 0, 0 };
-			uf_raw_syscall6(SYS_rt_sigtimedwait, (long)&pipe_only, 0, (long)&zero, 8, 0, 0);
+			sys_call6(SYS_rt_sigtimedwait, (long)&pipe_only, 0, (long)&zero, 8, 0, 0);
 		}
-		uf_raw_syscall6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
+		sys_call6(SYS_rt_sigprocmask, SIG_SETMASK, (long)&old, 0, 8, 0, 0);
 	}
 	atomic_fetch_sub(&c->users, 1);
 }
@@ -474,7 +474,7 @@ void uf_ctx_notify(struct uf_ctx *c)
  * worst poll reports a message that is already gone, which the kernel's
  * uffd also does when a wake races with read.  async-signal-safe
  */
-void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd)
+void ctx_sync_ready(struct ctx *c, int userfd)
 {
 	char buf[256];
 
@@ -482,8 +482,8 @@ void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd)
 		int avail = 0;
 		/* A raw call: the drop-in's ioctl() answers FIONREAD on a uffd
 		 * as the kernel's does (EINVAL). */
-		if (uf_raw_syscall4(SYS_ioctl, userfd, FIONREAD, (long)&avail, 0) == 0 && avail == 0)
-			uf_ctx_notify(c);
+		if (sys_call4(SYS_ioctl, userfd, FIONREAD, (long)&avail, 0) == 0 && avail == 0)
+			ctx_notify(c);
 		return;
 	}
 	/* Drain: usually one byte, so usually one call. */
@@ -494,20 +494,20 @@ void uf_ctx_tokens_sync(struct uf_ctx *c, int userfd)
 			break;
 	}
 	if (atomic_load(&c->npending) > 0)
-		uf_ctx_notify(c);
+		ctx_notify(c);
 }
 
-ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, size_t count)
+ssize_t emu_read(int fd, enum emu_kind kind, struct ctx *c, void *buf, size_t count)
 {
 	struct uffd_msg msgs[1];
 	char tok;
 
-	if (kind == UF_EMU_DEV) {
+	if (kind == EMU_DEV) {
 		errno = dev_rw_errno(fd, 0);
 		return -1;
 	}
-	if (kind == UF_EMU_REMOTE || (atomic_load(&c->state) == CTX_ORPHAN && uf_ctx_orphan_remote(fd, c)))
-		return uf_remote_read(fd, buf, count);
+	if (kind == EMU_REMOTE || (atomic_load(&c->state) == CTX_ORPHAN && remote_orphan(fd, c)))
+		return remote_read(fd, buf, count);
 	if (atomic_load(&c->state) == CTX_NEW || count < sizeof(struct uffd_msg)) {
 		errno = EINVAL;
 		return -1;
@@ -521,14 +521,14 @@ ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, 
 		 * loses its message and ends the read: EFAULT if it was the
 		 * first, else the messages copied before it; the rest stay
 		 * queued. */
-		struct uf_taken later;
+		struct wq_taken later;
 
 		while ((size_t)k < max && atomic_load(&c->state) == CTX_RUNNING &&
-		       uf_take_msgs_ex(c, msgs, 1, &later) == 1) {
+		       wq_take_ex(c, msgs, 1, &later) == 1) {
 			fork_msgs_adopt(msgs, 1);
-			uf_events_complete(&later);
+			wq_complete(&later);
 			/* (Integer arithmetic: buf may be NULL.) */
-			if (uf_copy_out((void *)((uintptr_t)buf + (size_t)k * sizeof msgs[0]), msgs,
+			if (usercopy_out((void *)((uintptr_t)buf + (size_t)k * sizeof msgs[0]), msgs,
 					sizeof msgs[0]) < 0) {
 				if (!k)
 					k = -1;
@@ -537,7 +537,7 @@ ssize_t uf_emu_read(int fd, enum uf_emu_kind kind, struct uf_ctx *c, void *buf, 
 			k++;
 		}
 		if (k) {
-			uf_ctx_tokens_sync(c, fd);
+			ctx_sync_ready(c, fd);
 			if (k < 0) {
 				errno = EFAULT;
 				return -1;
@@ -562,19 +562,19 @@ static pid_t g_watch_pid;
 
 /* Release: the last descriptor of the uffd is closed.  Unregister all its
  * ranges and wake every waiter; unread messages vanish with them. */
-void uf_ctx_release(struct uf_ctx *c, uint32_t id)
+void ctx_release(struct ctx *c, uint32_t id)
 {
-	pthread_mutex_lock(&uf_lock);
+	pthread_mutex_lock(&g_table_lock);
 	/* The slot may hold another uffd by now: release only the one meant. */
 	if (atomic_load(&c->state) == CTX_FREE || !id || atomic_load(&c->id) != id) {
-		pthread_mutex_unlock(&uf_lock);
+		pthread_mutex_unlock(&g_table_lock);
 		return;
 	}
-	uf_unregister_all_locked(id);
+	area_unregister_all_locked(id);
 	atomic_store(&c->state, CTX_FREE);
 	atomic_store(&c->id, 0);
 	atomic_fetch_sub(&g_live, 1);
-	uf_wake_all(id);
+	wq_wake_all(id);
 	while (atomic_load(&c->users))
 		sched_yield();
 	close(atomic_exchange(&c->ourfd, -1));
@@ -588,20 +588,20 @@ void uf_ctx_release(struct uf_ctx *c, uint32_t id)
 			close(ls);
 		}
 	}
-	pthread_mutex_unlock(&uf_lock);
+	pthread_mutex_unlock(&g_table_lock);
 }
 
 /* Is the peer of our end closed everywhere (every descriptor, in every
  * process)?  async-signal-safe */
-static int peer_gone(struct uf_ctx *c)
+static int peer_gone(struct ctx *c)
 {
 	return peer_gone_fd(atomic_load(&c->ourfd));
 }
 
-int uf_emu_close(int fd)
+int emu_close(int fd)
 {
 	struct stat st;
-	struct uf_ctx *c = NULL;
+	struct ctx *c = NULL;
 	uint32_t id = 0;
 	int r, err, dev = -1;
 
@@ -614,11 +614,11 @@ int uf_emu_close(int fd)
 	r = __close(fd);
 	err = errno;
 	if (c && atomic_load(&c->id) == id && peer_gone(c))
-		uf_ctx_release(c, id);
+		ctx_release(c, id);
 	else if (dev >= 0)
 		devs_reap();
 	else if (atomic_load(&g_remotes) > 0)
-		uf_remote_reap();
+		remote_reap();
 	errno = err;
 	return r;
 }
@@ -641,24 +641,24 @@ static void *watch_main(void *arg)
 		for (int i = 0; i < n; i++) {
 			uint64_t tag = ev[i].data.u64;
 			uint32_t id = (uint32_t)tag;
-			struct uf_ctx *c;
+			struct ctx *c;
 
 			if ((tag & UF_TAG_MASK) == UF_TAG_REMOTE) {
 				if (ev[i].events & (EPOLLERR | EPOLLHUP))
-					uf_remote_reap();
+					remote_reap();
 				continue;
 			}
 			if ((tag & UF_TAG_MASK) != UF_TAG_RELEASE) {
-				uf_service_event(epfd, tag, ev[i].events);
+				remote_service_event(epfd, tag, ev[i].events);
 				continue;
 			}
-			c = uf_ctx_by_id(id);
+			c = ctx_by_id(id);
 			if (!c)
 				continue;
 			/* One-shot: the closing of ourfd in release removes it
 			 * (a fork child's copy may keep the file open). */
 			if (ev[i].events & (EPOLLERR | EPOLLHUP))
-				uf_ctx_release(c, id);
+				ctx_release(c, id);
 		}
 	}
 }
@@ -690,7 +690,7 @@ static void watch_start_locked(void)
 	}
 }
 
-void uf_watch_add(struct uf_ctx *c)
+void watch_add(struct ctx *c)
 {
 	/* No event asked: a pipe's write end reports EPOLLERR, always
 	 * delivered, once no read end is left anywhere. */
@@ -710,7 +710,7 @@ void uf_watch_add(struct uf_ctx *c)
 	pthread_mutex_unlock(&g_watch_lock);
 }
 
-void uf_watch_fd(int fd, uint64_t tag)
+void watch_fd(int fd, uint64_t tag)
 {
 	struct epoll_event ev = { .events = 0, .data.u64 = tag };
 
@@ -721,7 +721,7 @@ void uf_watch_fd(int fd, uint64_t tag)
 	pthread_mutex_unlock(&g_watch_lock);
 }
 
-void uf_watch_reset_after_fork(void)
+void watch_reset_after_fork(void)
 {
 	/* The watcher thread does not exist in a fork child. */
 	pthread_mutex_init(&g_watch_lock, NULL);
@@ -731,21 +731,21 @@ void uf_watch_reset_after_fork(void)
 int uf_emu_stats(struct uf_emu_stats *out)
 {
 	uint64_t bytes = 0, areas = 0;
-	int hw = atomic_load(&uf_areas_hw);
+	int hw = atomic_load(&g_areas_hw);
 
 	if (!out)
 		return -EINVAL;
 	for (int i = 0; i < hw; i++) {
-		struct uf_area *a = &uf_areas[i];
+		struct area *a = &g_areas[i];
 		if (!atomic_load(&a->live))
 			continue;
 		areas++;
 		if (a->ctx)
 			bytes += a->end - a->start;
 	}
-	out->faults = atomic_load(&uf_stats.faults);
-	out->sigbus = atomic_load(&uf_stats.sigbus);
-	out->pages_installed = atomic_load(&uf_stats.pages_installed);
+	out->faults = atomic_load(&g_stats.faults);
+	out->sigbus = atomic_load(&g_stats.sigbus);
+	out->pages_installed = atomic_load(&g_stats.pages_installed);
 	out->areas = areas;
 	out->registered_bytes = bytes;
 	return 0;

@@ -4,13 +4,13 @@
  * on the program's memory tells, and with what message.  vmops.c calls
  * these around the operation:
  *
- *   uf_events_collect_locked()   before it (uf_lock held): the uffds to
+ *   ev_collect_locked()   before it (g_table_lock held): the uffds to
  *                                tell, each with its `changing` raised, so
  *                                that COPY and ZEROPAGE give EAGAIN from
  *                                the moment the operation is decided
- *   uf_events_send()             each message, waiting until it is read
- *                                (uf_lock not held: the reader may need it)
- *   uf_events_done()             lowers `changing` again
+ *   ev_send()             each message, waiting until it is read
+ *                                (g_table_lock not held: the reader may need it)
+ *   ev_done()             lowers `changing` again
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,34 +18,34 @@
 
 static int has_feature(uint32_t id, uint64_t feature)
 {
-	struct uf_ctx *c = uf_ctx_by_id(id);
+	struct ctx *c = ctx_by_id(id);
 
 	return c && atomic_load(&c->state) == CTX_RUNNING && (atomic_load(&c->features) & feature);
 }
 
 static int by_start(const void *x, const void *y)
 {
-	const struct uf_event *a = x, *b = y;
+	const struct ev *a = x, *b = y;
 
 	return a->start < b->start ? -1 : a->start > b->start;
 }
 
 /*
  * The events an operation on [start, end) raises, into ev[] (at most max).
- *   UF_EV_UNMAP   one per uffd that owns a registered piece of the range,
+ *   EV_UNMAP   one per uffd that owns a registered piece of the range,
  *                 with the whole range (not clipped), as the kernel.
- *   UF_EV_REMOVE  one per run of registered pieces of one uffd, clipped
+ *   EV_REMOVE  one per run of registered pieces of one uffd, clipped
  *                 to the range (the kernel's one per mapping, its mappings
  *                 being merged where ours are contiguous).
  * Each uffd named gets its `changing` raised.  Returns the count.
  */
-int uf_events_collect_locked(int kind, uintptr_t start, uintptr_t end, struct uf_event *ev, int max)
+int ev_collect_locked(int kind, uintptr_t start, uintptr_t end, struct ev *ev, int max)
 {
-	uint64_t feature = kind == UF_EV_UNMAP ? UFFD_FEATURE_EVENT_UNMAP : UFFD_FEATURE_EVENT_REMOVE;
-	int hw = atomic_load(&uf_areas_hw), n = 0;
+	uint64_t feature = kind == EV_UNMAP ? UFFD_FEATURE_EVENT_UNMAP : UFFD_FEATURE_EVENT_REMOVE;
+	int hw = atomic_load(&g_areas_hw), n = 0;
 
 	for (int k = 0; k < hw && n < max; k++) {
-		struct uf_area *a = &uf_areas[k];
+		struct area *a = &g_areas[k];
 		uintptr_t s, e;
 		uint32_t id;
 		int dup = 0;
@@ -56,7 +56,7 @@ int uf_events_collect_locked(int kind, uintptr_t start, uintptr_t end, struct uf
 		e = UF_LD(a->end);
 		if (s >= end || e <= start || !has_feature(id, feature))
 			continue;
-		if (kind == UF_EV_UNMAP) {
+		if (kind == EV_UNMAP) {
 			for (int i = 0; i < n; i++)
 				dup |= ev[i].ctx == id;
 			if (dup)
@@ -72,7 +72,7 @@ int uf_events_collect_locked(int kind, uintptr_t start, uintptr_t end, struct uf
 		ev[n].end = e;
 		n++;
 	}
-	if (kind == UF_EV_REMOVE && n > 1) {
+	if (kind == EV_REMOVE && n > 1) {
 		int m = 0;
 		qsort(ev, (size_t)n, sizeof *ev, by_start);
 		for (int i = 1; i < n; i++) {
@@ -84,27 +84,27 @@ int uf_events_collect_locked(int kind, uintptr_t start, uintptr_t end, struct uf
 		n = m + 1;
 	}
 	for (int i = 0; i < n; i++)
-		atomic_fetch_add(&uf_ctx_by_id(ev[i].ctx)->changing, 1);
+		atomic_fetch_add(&ctx_by_id(ev[i].ctx)->changing, 1);
 	return n;
 }
 
 /* Send one event and wait until it is read (or its uffd released). */
-int uf_events_send(int kind, const struct uf_event *e, uintptr_t to)
+int ev_send(int kind, const struct ev *e, uintptr_t to)
 {
-	struct uf_ctx *c = uf_ctx_by_id(e->ctx);
+	struct ctx *c = ctx_by_id(e->ctx);
 	struct uffd_msg m;
 
 	if (!c)
 		return 0;
 	memset(&m, 0, sizeof m);
 	switch (kind) {
-	case UF_EV_REMAP:
+	case EV_REMAP:
 		m.event = UFFD_EVENT_REMAP;
 		m.arg.remap.from = e->start;
 		m.arg.remap.to = to;
 		m.arg.remap.len = e->end - e->start;
 		break;
-	case UF_EV_REMOVE:
+	case EV_REMOVE:
 		m.event = UFFD_EVENT_REMOVE;
 		m.arg.remove.start = e->start;
 		m.arg.remove.end = e->end;
@@ -115,13 +115,13 @@ int uf_events_send(int kind, const struct uf_event *e, uintptr_t to)
 		m.arg.remove.end = e->end;
 		break;
 	}
-	return uf_event_raise(c, &m);
+	return wq_event_raise(c, &m);
 }
 
-void uf_events_done(const struct uf_event *ev, int n)
+void ev_done(const struct ev *ev, int n)
 {
 	for (int i = 0; i < n; i++) {
-		struct uf_ctx *c = uf_ctx_by_id(ev[i].ctx);
+		struct ctx *c = ctx_by_id(ev[i].ctx);
 		if (c)
 			atomic_fetch_sub(&c->changing, 1);
 	}

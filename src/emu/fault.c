@@ -9,13 +9,13 @@
 #include <string.h>
 #include <time.h>
 #include <sys/mman.h>
-#include "arch/fault.h"
+#include "base/arch/fault.h"
 #include "emu/emu.h"
 
 /* A waiter slot.  state packs a generation (high bits) and a phase (low 8
  * bits), so that a compare-and-swap can never hit a recycled slot. */
 enum { W_FREE = 0, W_CLAIMED, W_PENDING, W_READ, W_WOKEN, W_DONE };
-struct uf_waiter {
+struct waiter {
 	_Atomic uint32_t state;
 	_Atomic uint32_t ctx;
 	_Atomic uint64_t ticket;
@@ -26,7 +26,7 @@ struct uf_waiter {
 	struct uffd_msg msg;
 };
 
-static struct uf_waiter g_w[UF_MAX_WAITERS];
+static struct waiter g_w[UF_MAX_WAITERS];
 static _Atomic int g_w_hw;			/* slots ever used */
 static _Atomic uint64_t g_ticket = 1;
 static _Atomic uint32_t g_w_freed;		/* futex: a slot was freed */
@@ -36,7 +36,7 @@ static _Atomic int g_w_starved;			/* threads waiting for a slot */
 #define WITH(s, ph) (((s) & ~0xffu) | (ph))
 
 /* async-signal-safe */
-static struct uf_waiter *slot_claim(void)
+static struct waiter *slot_claim(void)
 {
 	for (;;) {
 		uint32_t gen = atomic_load(&g_w_freed);
@@ -55,24 +55,24 @@ static struct uf_waiter *slot_claim(void)
 		/* More faulting threads than slots: wait for one to go. */
 		atomic_fetch_add(&g_w_starved, 1);
 		if (atomic_load(&g_w_freed) == gen)
-			uf_sys_futex_wait(&g_w_freed, gen, NULL);
+			sys_futex_wait(&g_w_freed, gen, NULL);
 		atomic_fetch_sub(&g_w_starved, 1);
 	}
 }
 
 /* async-signal-safe */
-static void slot_free(struct uf_waiter *w)
+static void slot_free(struct waiter *w)
 {
 	uint32_t s = atomic_load(&w->state);
 	atomic_store(&w->ctx, 0);
 	atomic_store(&w->state, WITH(s, W_FREE));
 	atomic_fetch_add(&g_w_freed, 1);
 	if (atomic_load(&g_w_starved))
-		uf_sys_futex_wake(&g_w_freed, 1);
+		sys_futex_wake(&g_w_freed, 1);
 }
 
 /* Move a queued or read waiter to phase `to`; returns 1 if we did. */
-static int slot_finish(struct uf_waiter *w, uint32_t seen, uint32_t to, struct uf_ctx *c)
+static int slot_finish(struct waiter *w, uint32_t seen, uint32_t to, struct ctx *c)
 {
 	if (!atomic_compare_exchange_strong(&w->state, &seen, WITH(seen, to)))
 		return 0;
@@ -85,14 +85,14 @@ static int slot_finish(struct uf_waiter *w, uint32_t seen, uint32_t to, struct u
  * many of them had not been read yet (their messages are withdrawn, so the
  * descriptor's readiness may have to change); *woken (if not NULL) gets how
  * many were woken.  a-s-s */
-long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end, long *woken)
+long wq_wake_range(struct ctx *c, uintptr_t start, uintptr_t end, long *woken)
 {
 	uint32_t id = atomic_load(&c->id);
 	int hw = atomic_load(&g_w_hw);
 	long unread = 0;
 
 	for (int i = 0; i < hw; i++) {
-		struct uf_waiter *w = &g_w[i];
+		struct waiter *w = &g_w[i];
 		uint32_t s = atomic_load(&w->state);
 		uintptr_t a;
 
@@ -105,7 +105,7 @@ long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end, long *woken
 			continue;
 		if (slot_finish(w, s, W_WOKEN, c)) {
 			if (atomic_load(&w->sleeping))
-				uf_sys_futex_wake(&w->state, 1);
+				sys_futex_wake(&w->state, 1);
 			unread += PHASE(s) == W_PENDING;
 			if (woken)
 				++*woken;
@@ -115,16 +115,16 @@ long uf_wake_range(struct uf_ctx *c, uintptr_t start, uintptr_t end, long *woken
 }
 
 /* Release: wake all of a context's waiters.  a-s-s */
-void uf_wake_all(uint32_t ctx_id)
+void wq_wake_all(uint32_t ctx_id)
 {
 	int hw = atomic_load(&g_w_hw);
 
 	for (int i = 0; i < hw; i++) {
-		struct uf_waiter *w = &g_w[i];
+		struct waiter *w = &g_w[i];
 		uint32_t s = atomic_load(&w->state);
 		if ((PHASE(s) == W_PENDING || PHASE(s) == W_READ) && atomic_load(&w->ctx) == ctx_id &&
 		    slot_finish(w, s, W_WOKEN, NULL) && atomic_load(&w->sleeping))
-			uf_sys_futex_wake(&w->state, 1);
+			sys_futex_wake(&w->state, 1);
 	}
 }
 
@@ -132,9 +132,9 @@ void uf_wake_all(uint32_t ctx_id)
  * oldest first (the kernel returns an event only when no fault is
  * pending).  Reading an event completes it: the thread that raised it goes
  * on; with `later` (not NULL), not yet: the caller completes them with
- * uf_events_complete() once the reader has them (a thread let go may end
+ * wq_complete() once the reader has them (a thread let go may end
  * its process at once).  a-s-s */
-int uf_take_msgs_ex(struct uf_ctx *c, struct uffd_msg *out, int max, struct uf_taken *later)
+int wq_take_ex(struct ctx *c, struct uffd_msg *out, int max, struct wq_taken *later)
 {
 	uint32_t id = atomic_load(&c->id);
 	int k = 0;
@@ -167,15 +167,15 @@ int uf_take_msgs_ex(struct uf_ctx *c, struct uffd_msg *out, int max, struct uf_t
 		 * reuse the slot at any moment. */
 		memcpy(&out[k], &g_w[best].msg, sizeof out[k]);
 		if (bev && !later) {
-			struct uf_waiter *w = &g_w[best];
+			struct waiter *w = &g_w[best];
 			atomic_store(&w->ev_read, 1);
 			if (slot_finish(w, bs, W_WOKEN, c)) {
 				if (atomic_load(&w->sleeping))
-					uf_sys_futex_wake(&w->state, 1);
+					sys_futex_wake(&w->state, 1);
 				k++;
 			}
 		} else if (slot_finish(&g_w[best], bs, W_READ, c)) {
-			if (bev && later->n < UF_TAKEN_MAX) {
+			if (bev && later->n < WQ_TAKEN_MAX) {
 				later->slot[later->n] = best;
 				later->state[later->n++] = WITH(bs, W_READ);
 			}
@@ -185,23 +185,23 @@ int uf_take_msgs_ex(struct uf_ctx *c, struct uffd_msg *out, int max, struct uf_t
 	return k;
 }
 
-int uf_take_msgs(struct uf_ctx *c, struct uffd_msg *out, int max)
+int wq_take(struct ctx *c, struct uffd_msg *out, int max)
 {
-	return uf_take_msgs_ex(c, out, max, NULL);
+	return wq_take_ex(c, out, max, NULL);
 }
 
-/* The events taken with uf_take_msgs_ex(..., later) are read: let their
+/* The events taken with wq_take_ex(..., later) are read: let their
  * threads go (unless a release let them go already).  a-s-s */
-void uf_events_complete(const struct uf_taken *t)
+void wq_complete(const struct wq_taken *t)
 {
 	for (int i = 0; i < t->n; i++) {
-		struct uf_waiter *w = &g_w[t->slot[i]];
+		struct waiter *w = &g_w[t->slot[i]];
 		uint32_t s = t->state[i];
 
 		atomic_store(&w->ev_read, 1);
 		if (atomic_compare_exchange_strong(&w->state, &s, WITH(s, W_WOKEN)) &&
 		    atomic_load(&w->sleeping))
-			uf_sys_futex_wake(&w->state, 1);
+			sys_futex_wake(&w->state, 1);
 	}
 }
 
@@ -209,11 +209,11 @@ void uf_events_complete(const struct uf_taken *t)
  * A non-cooperative event: queue msg on c and wait until it is read (1) or
  * abandoned because c was released (0).  The caller has raised c->changing
  * (COPY and ZEROPAGE fail with EAGAIN meanwhile).  Not in a signal handler
- * of ours; never with uf_lock held (the reader may need it).
+ * of ours; never with g_table_lock held (the reader may need it).
  */
-int uf_event_raise(struct uf_ctx *c, const struct uffd_msg *msg)
+int wq_event_raise(struct ctx *c, const struct uffd_msg *msg)
 {
-	struct uf_waiter *w = slot_claim();
+	struct waiter *w = slot_claim();
 	uint32_t s;
 	int r;
 
@@ -232,7 +232,7 @@ int uf_event_raise(struct uf_ctx *c, const struct uffd_msg *msg)
 		if (PHASE(s) == W_PENDING)
 			slot_finish(w, s, W_DONE, c);
 	} else {
-		uf_ctx_notify(c);
+		ctx_notify(c);
 	}
 	for (;;) {
 		s = atomic_load(&w->state);
@@ -240,7 +240,7 @@ int uf_event_raise(struct uf_ctx *c, const struct uffd_msg *msg)
 			break;
 		/* Signals are handled and the wait goes on (the kernel's wait
 		 * is killable only). */
-		uf_sys_futex_wait(&w->state, s, NULL);
+		sys_futex_wait(&w->state, s, NULL);
 	}
 	r = atomic_load(&w->ev_read);
 	atomic_store(&w->event, 0);
@@ -248,7 +248,7 @@ int uf_event_raise(struct uf_ctx *c, const struct uffd_msg *msg)
 	return r;
 }
 
-void uf_waiters_reset_after_fork(void)
+void wq_reset_after_fork(void)
 {
 	/* Only the forking thread exists in the child. */
 	for (int i = 0; i < UF_MAX_WAITERS; i++)
@@ -267,7 +267,7 @@ struct recover {
 static __thread struct recover *tls_recover __attribute__((tls_model("initial-exec")));
 
 /* async-signal-safe */
-void uf_copy_recover(void)
+void usercopy_recover(void)
 {
 	struct recover *r = tls_recover;
 	if (r && r->active) {
@@ -302,13 +302,13 @@ static int guarded_copy(void *dst, const void *src, size_t n)
 }
 
 /* async-signal-safe */
-int uf_copy_in(void *dst, const void *usrc, size_t n)
+int usercopy_in(void *dst, const void *usrc, size_t n)
 {
 	return guarded_copy(dst, usrc, n);
 }
 
 /* async-signal-safe */
-int uf_copy_out(void *udst, const void *src, size_t n)
+int usercopy_out(void *udst, const void *src, size_t n)
 {
 	return guarded_copy(udst, src, n);
 }
@@ -357,14 +357,14 @@ static void raise_sigbus(uintptr_t addr, void *uctx)
 	si.si_signo = SIGBUS;
 	si.si_code = BUS_ADRERR;
 	si.si_addr = (void *)addr;
-	atomic_fetch_add(&uf_stats.sigbus, 1);
-	uf_program_sigaction(SIGBUS, &cur);
+	atomic_fetch_add(&g_stats.sigbus, 1);
+	sigchain_program(SIGBUS, &cur);
 	if (!sigismember(&uc->uc_sigmask, SIGBUS) && sigbus_direct_ok(&cur, uc)) {
 		sigset_t mask;
 		sigorset(&mask, &uc->uc_sigmask, &cur.sa_mask);
 		if (!(cur.sa_flags & SA_NODEFER))
 			sigaddset(&mask, SIGBUS);
-		uf_sys_sigprocmask(SIG_SETMASK, &mask);
+		sys_sigprocmask(SIG_SETMASK, &mask);
 		if (cur.sa_flags & SA_SIGINFO)
 			cur.sa_sigaction(SIGBUS, &si, uctx);
 		else
@@ -373,38 +373,38 @@ static void raise_sigbus(uintptr_t addr, void *uctx)
 	}
 	if (sigismember(&uc->uc_sigmask, SIGBUS))
 		sigdelset(&uc->uc_sigmask, SIGBUS);
-	if (uf_real_sigaction(SIGBUS, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN) {
+	if (sigchain_real_sigaction(SIGBUS, NULL, &cur) == 0 && cur.sa_handler == SIG_IGN) {
 		cur.sa_handler = SIG_DFL;
-		uf_real_sigaction(SIGBUS, &cur, NULL);
+		sigchain_real_sigaction(SIGBUS, &cur, NULL);
 	}
-	uf_sys_tgsigqueueinfo(getpid(), uf_sys_gettid(), SIGBUS, &si);
+	sys_tgsigqueueinfo(getpid(), sys_gettid(), SIGBUS, &si);
 }
 
 /* The pager whose callback runs on this thread: its descriptor cannot be
  * closed meanwhile (the callback's contract), so ioctls on it need no
  * identity lookup. */
 static __thread int tls_pager_fd __attribute__((tls_model("initial-exec"))) = -1;
-static __thread struct uf_ctx *tls_pager_ctx __attribute__((tls_model("initial-exec")));
+static __thread struct ctx *tls_pager_ctx __attribute__((tls_model("initial-exec")));
 
 /* async-signal-safe */
-struct uf_ctx *uf_emu_pager_hint(int fd)
+struct ctx *emu_pager_hint(int fd)
 {
 	return fd == tls_pager_fd ? tls_pager_ctx : NULL;
 }
 
 /* An in-thread pager: its callback resolves the fault right here.  a-s-s */
-static void run_pager(struct uf_ctx *c, uintptr_t addr, int write, void *uctx)
+static void run_pager(struct ctx *c, uintptr_t addr, int write, void *uctx)
 {
 	uf_pager_fn fn = (uf_pager_fn)atomic_load(&c->pager_fn);
 	struct uf_pager_fault f;
 	int saved_fd = tls_pager_fd, r;
-	struct uf_ctx *saved_ctx = tls_pager_ctx;
+	struct ctx *saved_ctx = tls_pager_ctx;
 
 	f.uffd = atomic_load(&c->pager_fd);
 	f.flags = write ? UFFD_PAGEFAULT_FLAG_WRITE : 0;
 	f.address = (void *)addr;
-	f.page = (void *)uf_page_down(addr);
-	atomic_fetch_add(&uf_stats.faults, 1);
+	f.page = (void *)pg_down(addr);
+	atomic_fetch_add(&g_stats.faults, 1);
 	tls_pager_fd = f.uffd;
 	tls_pager_ctx = c;
 	r = fn(&f, (void *)atomic_load(&c->pager_arg));
@@ -428,7 +428,7 @@ static inline void cpu_relax(void)
 static _Atomic int g_spinners;		/* threads spinning now */
 static _Atomic long g_wait_ewma = -1;	/* recent waits, ns (-1: none yet) */
 
-static int resolved(struct uf_waiter *w)
+static int resolved(struct waiter *w)
 {
 	uint32_t s = atomic_load(&w->state);
 	return PHASE(s) == W_WOKEN || PHASE(s) == W_DONE;
@@ -443,27 +443,27 @@ static int resolved(struct uf_waiter *w)
  * over for the resolver; when recent waits are longer than that, it sleeps
  * at once.  a-s-s
  */
-static void spin_wait(struct uf_waiter *w)
+static void spin_wait(struct waiter *w)
 {
 	long ewma = atomic_load(&g_wait_ewma), limit;
 
-	if (uf_caps.spin_ns <= 0)
+	if (caps.spin_ns <= 0)
 		return;
 	if (ewma < 0)
-		ewma = uf_caps.spin_ns / 2;
-	if (ewma > uf_caps.spin_ns)
+		ewma = caps.spin_ns / 2;
+	if (ewma > caps.spin_ns)
 		return;
 	limit = 2 * ewma;
 	if (limit < 20000)
 		limit = 20000;
-	if (limit > uf_caps.spin_ns)
-		limit = uf_caps.spin_ns;
-	if (atomic_fetch_add(&g_spinners, 1) < uf_caps.max_spinners) {
-		long end = uf_now_ns() + limit;
+	if (limit > caps.spin_ns)
+		limit = caps.spin_ns;
+	if (atomic_fetch_add(&g_spinners, 1) < caps.max_spinners) {
+		long end = sys_now_ns() + limit;
 		while (!resolved(w)) {
 			for (int i = 0; i < 64 && !resolved(w); i++)
 				cpu_relax();
-			if (uf_now_ns() > end)
+			if (sys_now_ns() > end)
 				break;
 		}
 	}
@@ -479,11 +479,11 @@ static void wait_learn(long ns)
 }
 
 /* Queue the fault and sleep until a wake covers it.  a-s-s */
-static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t addr, int write)
+static void wait_fault(struct ctx *c, const struct area_view *v, uintptr_t addr, int write)
 {
-	struct uf_waiter *w = slot_claim();
+	struct waiter *w = slot_claim();
 	uint64_t feat = atomic_load(&c->features);
-	uintptr_t rep = (feat & UFFD_FEATURE_EXACT_ADDRESS) ? addr : uf_page_down(addr);
+	uintptr_t rep = (feat & UFFD_FEATURE_EXACT_ADDRESS) ? addr : pg_down(addr);
 	uint32_t s;
 	long t0;
 
@@ -492,7 +492,7 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 	w->msg.arg.pagefault.flags = write ? UFFD_PAGEFAULT_FLAG_WRITE : 0;
 	w->msg.arg.pagefault.address = rep;
 	if (feat & UFFD_FEATURE_THREAD_ID)
-		w->msg.arg.pagefault.feat.ptid = (__u32)uf_sys_gettid();
+		w->msg.arg.pagefault.feat.ptid = (__u32)sys_gettid();
 	atomic_store(&w->addr, rep);
 	atomic_store(&w->event, 0);
 	atomic_store(&w->sleeping, 0);
@@ -501,22 +501,22 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 	atomic_fetch_add(&c->npending, 1);
 	s = atomic_load(&w->state);
 	atomic_store(&w->state, WITH(s, W_PENDING));
-	atomic_fetch_add(&uf_stats.faults, 1);
+	atomic_fetch_add(&g_stats.faults, 1);
 
 	/* Resolved or unregistered while we queued?  Then do not sleep (the
 	 * message may still have been read: monitors must accept EEXIST).
 	 * This is checked after queueing, so a wake cannot slip between, and
 	 * before telling the reader, as the kernel re-checks the page table
 	 * right after queueing. */
-	if (uf_page_present(v, addr) || !uf_area_still(v) ||
+	if (area_page_present(v, addr) || !area_still(v) ||
 	    atomic_load(&c->state) != CTX_RUNNING) {
 		s = atomic_load(&w->state);
 		if (PHASE(s) == W_PENDING || PHASE(s) == W_READ)
 			slot_finish(w, s, W_DONE, c);
 	} else {
-		uf_ctx_notify(c);
+		ctx_notify(c);
 	}
-	t0 = uf_now_ns();
+	t0 = sys_now_ns();
 	spin_wait(w);
 	if (!resolved(w))
 		atomic_store(&w->sleeping, 1);
@@ -524,7 +524,7 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 		s = atomic_load(&w->state);
 		if (PHASE(s) == W_WOKEN || PHASE(s) == W_DONE)
 			break;
-		if (uf_sys_futex_wait(&w->state, s, NULL) < 0 && errno == EINTR) {
+		if (sys_futex_wait(&w->state, s, NULL) < 0 && errno == EINTR) {
 			/* A signal handler ran on this thread (nested in ours).  As
 			 * the kernel does, abandon the fault: the access is retried
 			 * and, if the page is still missing, queues a new message. */
@@ -534,12 +534,12 @@ static void wait_fault(struct uf_ctx *c, const struct uf_area_view *v, uintptr_t
 				break;
 		}
 	}
-	wait_learn(uf_now_ns() - t0);
+	wait_learn(sys_now_ns() - t0);
 	slot_free(w);
 	/* Woken by a single-page install: the resolver left the entry of our
 	 * page for us to fill (see resolve() in ioctl.c), off its path. */
-	if (PHASE(s) == W_WOKEN && uf_area_still(v) && uf_page_present(v, addr))
-		uf_populate(v, uf_page_down(addr), uf_caps.page_size);
+	if (PHASE(s) == W_WOKEN && area_still(v) && area_page_present(v, addr))
+		pg_populate(v, pg_down(addr), caps.page_size);
 }
 
 /* The SIGSEGV handler.  Returns to retry the access, or hands the signal on
@@ -548,29 +548,29 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 {
 	int saved = errno;
 	uintptr_t addr = (uintptr_t)si->si_addr;
-	struct uf_area_view v;
-	struct uf_ctx *c;
+	struct area_view v;
+	struct ctx *c;
 	int write;
 
-	uf_copy_recover();	/* a guarded copy of ours hit a bad pointer */
-	if (si->si_code <= 0 || !uf_area_find(addr, &v))
+	usercopy_recover();	/* a guarded copy of ours hit a bad pointer */
+	if (si->si_code <= 0 || !area_find(addr, &v))
 		goto not_ours;
 	if (v.busy) {
-		uint32_t gen = atomic_load(&uf_busy_gen);
-		if (uf_area_still(&v))
-			uf_area_wait_busy(gen);
+		uint32_t gen = atomic_load(&g_busy_gen);
+		if (area_still(&v))
+			area_wait_busy(gen);
 		goto retry;
 	}
-	write = uf_fault_is_write(uctx);
+	write = arch_fault_is_write(uctx);
 	if (!(v.prot & PROT_READ) || (write && !(v.prot & PROT_WRITE)))
 		goto not_ours;		/* a real protection fault */
-	if (uf_caps.guard_markers && si->si_code == SEGV_ACCERR) {
+	if (caps.guard_markers && si->si_code == SEGV_ACCERR) {
 		/* Markers fault with MAPERR: a protection fault is the program's,
 		 * unless a freeze or conversion of ours (which protects whole
 		 * areas for a moment) raised it and ended before we looked.
-		 * Those bump uf_busy_gen: retry while it moves, and forward a
+		 * Those bump g_busy_gen: retry while it moves, and forward a
 		 * fault that repeats with nothing of ours going on. */
-		uint32_t gen = atomic_load(&uf_busy_gen);
+		uint32_t gen = atomic_load(&g_busy_gen);
 		if (tls_accerr_gen != gen) {
 			tls_accerr_gen = gen;
 			tls_accerr = 0;
@@ -579,7 +579,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 			goto not_ours;
 		goto retry;
 	}
-	if (uf_page_present(&v, addr) || !v.ctx) {
+	if (area_page_present(&v, addr) || !v.ctx) {
 		/* Being installed or unregistered right now: the marker is about
 		 * to go.  Retry; give up only if it never does. */
 		if (++tls_spins > 100000)
@@ -587,7 +587,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 		sched_yield();
 		goto retry;
 	}
-	c = uf_ctx_by_id(v.ctx);
+	c = ctx_by_id(v.ctx);
 	if (!c || atomic_load(&c->state) != CTX_RUNNING || !(v.mode & UFFDIO_REGISTER_MODE_MISSING)) {
 		if (++tls_spins > 100000)
 			goto not_ours;
@@ -607,10 +607,10 @@ retry:
 not_ours:
 	tls_spins = 0;
 	errno = saved;
-	uf_chain(sig, si, uctx);
+	sigchain_forward(sig, si, uctx);
 }
 
-int uf_handler_install(void)
+int fault_install(void)
 {
 	struct sigaction sa;
 
@@ -620,5 +620,5 @@ int uf_handler_install(void)
 	/* NODEFER: a nested fault (a signal handler touching a missing page
 	 * while we wait) must reach us, not kill the process. */
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK | SA_RESTART;
-	return uf_sigchain_install(SIGSEGV, &sa);
+	return sigchain_install(SIGSEGV, &sa);
 }

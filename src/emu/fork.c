@@ -23,7 +23,7 @@
  * pthread_atfork handler: we interpose it and run ours around it (the
  * child's on its way to the function it was given).
  */
-#include "interpose.h"
+#include "interpose/real.h"
 #include <fcntl.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -46,23 +46,23 @@ static int g_go[2] = { -1, -1 };	/* parent -> child: EOF when events read */
 /* Does a live area belong to uffd id? */
 static int owns_area(uint32_t id)
 {
-	int hw = atomic_load(&uf_areas_hw);
+	int hw = atomic_load(&g_areas_hw);
 
 	for (int k = 0; k < hw; k++)
-		if (atomic_load(&uf_areas[k].live) && UF_LD(uf_areas[k].ctx) == id)
+		if (atomic_load(&g_areas[k].live) && UF_LD(g_areas[k].ctx) == id)
 			return 1;
 	return 0;
 }
 
 static void prepare(void)
 {
-	pthread_mutex_lock(&uf_lock);
-	uf_areas_freeze();
+	pthread_mutex_lock(&g_table_lock);
+	area_freeze_all();
 	if (pipe2(g_done, O_CLOEXEC) < 0)
 		g_done[0] = g_done[1] = -1;
 	g_nfu = 0;
 	for (int i = 0; i < UF_MAX_CTX; i++) {
-		struct uf_ctx *c = &uf_ctxs[i];
+		struct ctx *c = &g_ctxs[i];
 		uint32_t id = atomic_load(&c->id);
 		int p[2];
 
@@ -107,12 +107,12 @@ static void parent(void)
 	memcpy(fu, g_fu, sizeof fu[0] * (size_t)nfu);
 	for (int i = 0; i < nfu; i++)
 		close(fu[i].wr);
-	uf_areas_thaw();
-	pthread_mutex_unlock(&uf_lock);
+	area_thaw_all();
+	pthread_mutex_unlock(&g_table_lock);
 
 	/* One event per uffd, each waited for; none if there is no child. */
 	for (int i = 0; i < nfu; i++) {
-		struct uf_ctx *c = uf_ctx_by_id(fu[i].parent_id);
+		struct ctx *c = ctx_by_id(fu[i].parent_id);
 		struct uffd_msg m;
 
 		if (!child_ok || !c) {
@@ -126,7 +126,7 @@ static void parent(void)
 		atomic_fetch_add(&c->changing, 1);
 		/* Read: the reader has its own descriptor now.  Abandoned: the
 		 * child's uffd goes with this last one. */
-		uf_event_raise(c, &m);
+		wq_event_raise(c, &m);
 		close(fu[i].rd);
 		atomic_fetch_sub(&c->changing, 1);
 	}
@@ -137,20 +137,20 @@ static void parent(void)
 /* Child: the new uffd standing for fu's, on its pipe; 0 or -1. */
 static uint32_t child_ctx(const struct fork_uffd *fu)
 {
-	struct uf_ctx *pc = uf_ctx_by_id(fu->parent_id);
+	struct ctx *pc = ctx_by_id(fu->parent_id);
 	struct stat st;
 	int slot = -1;
 
 	if (!pc || fstat(fu->wr, &st) < 0)
 		return 0;
 	for (int i = 0; i < UF_MAX_CTX; i++)
-		if (atomic_load(&uf_ctxs[i].state) == CTX_FREE) {
+		if (atomic_load(&g_ctxs[i].state) == CTX_FREE) {
 			slot = i;
 			break;
 		}
 	if (slot < 0)
 		return 0;
-	return uf_ctx_make(slot, st.st_dev, st.st_ino, fu->wr, fu->flags, fu->features);
+	return ctx_make(slot, st.st_dev, st.st_ino, fu->wr, fu->flags, fu->features);
 }
 
 static void child(void)
@@ -159,13 +159,13 @@ static void child(void)
 	int n = 0;
 	char b;
 
-	uf_waiters_reset_after_fork();
-	uf_watch_reset_after_fork();
-	uf_service_reset_after_fork();
-	uf_remote_reset_after_fork();
+	wq_reset_after_fork();
+	watch_reset_after_fork();
+	remote_service_reset_after_fork();
+	remote_reset_after_fork();
 	/* The inherited uffds belong to the parent (which serves them). */
 	for (int i = 0; i < UF_MAX_CTX; i++) {
-		struct uf_ctx *c = &uf_ctxs[i];
+		struct ctx *c = &g_ctxs[i];
 		int ls;
 		if (atomic_load(&c->state) == CTX_FREE)
 			continue;
@@ -185,13 +185,13 @@ static void child(void)
 		from[n] = g_fu[i].parent_id;
 		to[n++] = id;
 	}
-	uf_areas_privatize(from, to, n);
-	uf_install_resume();
-	pthread_mutex_init(&uf_lock, NULL);
+	area_privatize_all(from, to, n);
+	pg_install_resume();
+	pthread_mutex_init(&g_table_lock, NULL);
 	for (int i = 0; i < n; i++) {
-		struct uf_ctx *c = uf_ctx_by_id(to[i]);
+		struct ctx *c = ctx_by_id(to[i]);
 		if (c)
-			uf_watch_add(c);
+			watch_add(c);
 	}
 	g_nfu = 0;
 	if (g_done[0] >= 0)
@@ -264,7 +264,7 @@ int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 	return r;
 }
 
-void uf_fork_init(void)
+void fork_init(void)
 {
 	pthread_once(&g_once, once);
 }

@@ -23,11 +23,11 @@ static int fail(int err)
 /* Section 5.1.  async-signal-safe */
 static int range_ok(uint64_t start, uint64_t len)
 {
-	uint64_t ps = uf_caps.page_size;
+	uint64_t ps = caps.page_size;
 
 	if ((start & (ps - 1)) || (len & (ps - 1)) || !len)
 		return 0;
-	if (start >= uf_caps.task_size || len > uf_caps.task_size - start)
+	if (start >= caps.task_size || len > caps.task_size - start)
 		return 0;
 	return 1;
 }
@@ -38,25 +38,25 @@ static int api_refuse(unsigned long arg, int err)
 {
 	static const struct uffdio_api zero;
 
-	if (uf_copy_out((void *)arg, &zero, sizeof zero))
+	if (usercopy_out((void *)arg, &zero, sizeof zero))
 		return fail(EFAULT);
 	return fail(err);
 }
 
-static int do_api(struct uf_ctx *c, unsigned long arg)
+static int do_api(struct ctx *c, unsigned long arg)
 {
 	struct uffdio_api api;
 	uint64_t want;
 	int expected = CTX_NEW, busy = 0;
 
-	if (uf_copy_in(&api, (void *)arg, sizeof api))
+	if (usercopy_in(&api, (void *)arg, sizeof api))
 		return fail(EFAULT);
 	want = api.features;
-	if (api.api != UFFD_API || (want & ~(uint64_t)UF_EMU_FEATURES))
+	if (api.api != UFFD_API || (want & ~(uint64_t)EMU_FEATURES))
 		return api_refuse(arg, EINVAL);
-	api.features = UF_EMU_FEATURES;
+	api.features = EMU_FEATURES;
 	api.ioctls = UFFD_API_IOCTLS;
-	if (uf_copy_out((void *)arg, &api, sizeof api))
+	if (usercopy_out((void *)arg, &api, sizeof api))
 		return fail(EFAULT);
 	/* Only once per uffd; the answer already written is wiped.  The
 	 * features change only with the state, as the kernel sets both with
@@ -77,13 +77,13 @@ static int do_api(struct uf_ctx *c, unsigned long arg)
 	return 0;
 }
 
-static int do_register(struct uf_ctx *c, unsigned long arg)
+static int do_register(struct ctx *c, unsigned long arg)
 {
 	struct uffdio_register reg;
-	uint64_t ioctls = UF_EMU_RANGE_IOCTLS;
+	uint64_t ioctls = EMU_RANGE_IOCTLS;
 	int r;
 
-	if (uf_copy_in(&reg, (void *)arg, 24))
+	if (usercopy_in(&reg, (void *)arg, 24))
 		return fail(EFAULT);
 	if (!reg.mode || (reg.mode & ~(uint64_t)UFFD_API_REGISTER_MODES))
 		return fail(EINVAL);
@@ -92,47 +92,47 @@ static int do_register(struct uf_ctx *c, unsigned long arg)
 		return fail(EINVAL);
 	if (!range_ok(reg.range.start, reg.range.len))
 		return fail(EINVAL);
-	pthread_mutex_lock(&uf_lock);
-	r = uf_register_locked(c, reg.range.start, reg.range.start + reg.range.len, reg.mode);
-	pthread_mutex_unlock(&uf_lock);
+	pthread_mutex_lock(&g_table_lock);
+	r = area_register_locked(c, reg.range.start, reg.range.start + reg.range.len, reg.mode);
+	pthread_mutex_unlock(&g_table_lock);
 	if (r < 0)
 		return fail(-r);
-	if (uf_copy_out((char *)arg + 24, &ioctls, sizeof ioctls))
+	if (usercopy_out((char *)arg + 24, &ioctls, sizeof ioctls))
 		return fail(EFAULT);
 	return 0;
 }
 
-static int do_unregister(struct uf_ctx *c, int fd, unsigned long arg)
+static int do_unregister(struct ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_range rg;
 	int r;
 
-	if (uf_copy_in(&rg, (void *)arg, sizeof rg))
+	if (usercopy_in(&rg, (void *)arg, sizeof rg))
 		return fail(EFAULT);
 	if (!range_ok(rg.start, rg.len))
 		return fail(EINVAL);
-	pthread_mutex_lock(&uf_lock);
-	r = uf_unregister_locked(c, rg.start, rg.start + rg.len);
-	pthread_mutex_unlock(&uf_lock);
+	pthread_mutex_lock(&g_table_lock);
+	r = area_unregister_locked(c, rg.start, rg.start + rg.len);
+	pthread_mutex_unlock(&g_table_lock);
 	if (r < 0)
 		return fail(-r);
 	/* The waiters it woke took their unread messages with them: poll
 	 * must not find the uffd readable for those any more. */
-	uf_ctx_tokens_sync(c, fd);
+	ctx_sync_ready(c, fd);
 	return 0;
 }
 
 /* async-signal-safe */
-static int do_wake(struct uf_ctx *c, int fd, unsigned long arg)
+static int do_wake(struct ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_range rg;
 
-	if (uf_copy_in(&rg, (void *)arg, sizeof rg))
+	if (usercopy_in(&rg, (void *)arg, sizeof rg))
 		return fail(EFAULT);
 	if (!range_ok(rg.start, rg.len))
 		return fail(EINVAL);
-	if (uf_wake_range(c, rg.start, rg.start + rg.len, NULL))
-		uf_ctx_tokens_sync(c, fd);
+	if (wq_wake_range(c, rg.start, rg.start + rg.len, NULL))
+		ctx_sync_ready(c, fd);
 	return 0;
 }
 
@@ -142,9 +142,9 @@ static int do_wake(struct uf_ctx *c, int fd, unsigned long arg)
  * side by side make one VMA; the emulation keeps an area (a memfd) per
  * registration, and COPY/ZEROPAGE treat such a run of areas as one.  1 if
  * there is one (in *n).  async-signal-safe */
-static int area_next(const struct uf_area_view *v, struct uf_area_view *n)
+static int area_next(const struct area_view *v, struct area_view *n)
 {
-	return uf_area_find(v->end, n) && n->start == v->end && n->ctx == v->ctx &&
+	return area_find(v->end, n) && n->start == v->end && n->ctx == v->ctx &&
 	       n->mode == v->mode && n->prot == v->prot;
 }
 
@@ -158,10 +158,10 @@ static int area_next(const struct uf_area_view *v, struct uf_area_view *n)
  * looked up.  populate: fill the page table entries right away (when
  * nobody is to be woken).  async-signal-safe
  */
-static long resolve(struct uf_ctx *c, uint64_t dst, const void *src, int zeros, uint64_t len, int wp, int populate,
-		    struct uf_area_view *v)
+static long resolve(struct ctx *c, uint64_t dst, const void *src, int zeros, uint64_t len, int wp, int populate,
+		    struct area_view *v)
 {
-	struct uf_area_view cur, next;
+	struct area_view cur, next;
 	uint64_t end = dst + len, done = 0;
 
 	/* An event is on its way to the reader: the layout it describes may
@@ -173,7 +173,7 @@ static long resolve(struct uf_ctx *c, uint64_t dst, const void *src, int zeros, 
 	for (;;) {
 		uint32_t gen;
 
-		if (!uf_area_find(dst, v) || !v->ctx)
+		if (!area_find(dst, v) || !v->ctx)
 			return -ENOENT;
 		cur = *v;
 		while (!cur.busy && end > cur.end) {
@@ -183,19 +183,19 @@ static long resolve(struct uf_ctx *c, uint64_t dst, const void *src, int zeros, 
 		}
 		if (!cur.busy)
 			break;
-		gen = atomic_load(&uf_busy_gen);
-		if (uf_area_still(&cur))
-			uf_area_wait_busy(gen);
+		gen = atomic_load(&g_busy_gen);
+		if (area_still(&cur))
+			area_wait_busy(gen);
 	}
 	if (wp)
 		return -EINVAL;		/* no range of ours is registered for WP */
 	if (end <= v->end)		/* one area: the usual case */
-		return uf_install(v, dst, src, zeros, len, populate);
+		return pg_install(v, dst, src, zeros, len, populate);
 	/* Area by area; the first that stops short ends the operation, as a
 	 * page that stops the kernel's loop does. */
 	for (cur = *v;;) {
 		uint64_t at = dst + done, n = (end < cur.end ? end : cur.end) - at;
-		long r = uf_install(&cur, at, (const void *)((uintptr_t)src + done), zeros, n,
+		long r = pg_install(&cur, at, (const void *)((uintptr_t)src + done), zeros, n,
 				    populate);
 
 		if (r < 0)
@@ -210,50 +210,50 @@ static long resolve(struct uf_ctx *c, uint64_t dst, const void *src, int zeros, 
 /* The wake after a COPY or ZEROPAGE that installed r bytes at dst (in area
  * v), once the result is written: the kernel returns EFAULT without waking
  * when it cannot write it.  async-signal-safe */
-static void resolved_wake(struct uf_ctx *c, int fd, const struct uf_area_view *v, uint64_t dst,
+static void resolved_wake(struct ctx *c, int fd, const struct area_view *v, uint64_t dst,
 			  long r)
 {
 	long woken = 0;
 
-	if (uf_wake_range(c, dst, dst + (uint64_t)r, &woken))
-		uf_ctx_tokens_sync(c, fd);
+	if (wq_wake_range(c, dst, dst + (uint64_t)r, &woken))
+		ctx_sync_ready(c, fd);
 	/* Fill the page table entries after the wake, so that the woken
 	 * threads run meanwhile; a thread woken for a single page fills its
 	 * own (wait_fault), off this thread's path.  (The areas of one
-	 * resolve() have the same protection, all that uf_populate uses.) */
-	if (!woken || (uint64_t)r != uf_caps.page_size)
-		uf_populate(v, dst, (size_t)r);
+	 * resolve() have the same protection, all that pg_populate uses.) */
+	if (!woken || (uint64_t)r != caps.page_size)
+		pg_populate(v, dst, (size_t)r);
 }
 
 /* An event is on its way to the reader (the kernel's mmap_changing): COPY
  * and ZEROPAGE say EAGAIN in their output field before they even read
  * their argument, as the kernel's.  1 if so (errno set).  a-s-s */
-static int changing(struct uf_ctx *c, unsigned long arg, size_t out_off)
+static int changing(struct ctx *c, unsigned long arg, size_t out_off)
 {
 	int64_t e = -EAGAIN;
 
 	if (!atomic_load(&c->changing))
 		return 0;
-	errno = uf_copy_out((char *)arg + out_off, &e, sizeof e) ? EFAULT : EAGAIN;
+	errno = usercopy_out((char *)arg + out_off, &e, sizeof e) ? EFAULT : EAGAIN;
 	return 1;
 }
 
 /* async-signal-safe */
-static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
+static int do_copy(struct ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_copy cp;
-	struct uf_area_view v;
+	struct area_view v;
 	long r;
 	int64_t out;
 	int wake;
 
 	if (changing(c, arg, 32))
 		return -1;
-	if (uf_copy_in(&cp, (void *)arg, 32))
+	if (usercopy_in(&cp, (void *)arg, 32))
 		return fail(EFAULT);
 	if (!range_ok(cp.dst, cp.len))
 		return fail(EINVAL);
-	if (cp.src >= uf_caps.task_size || cp.len > uf_caps.task_size - cp.src)
+	if (cp.src >= caps.task_size || cp.len > caps.task_size - cp.src)
 		return fail(EINVAL);
 	if (cp.mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP))
 		return fail(EINVAL);
@@ -261,7 +261,7 @@ static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
 	r = resolve(c, cp.dst, (const void *)(uintptr_t)cp.src, 0, cp.len,
 		    !!(cp.mode & UFFDIO_COPY_MODE_WP), !wake, &v);
 	out = r;
-	if (uf_copy_out((char *)arg + 32, &out, sizeof out))
+	if (usercopy_out((char *)arg + 32, &out, sizeof out))
 		return fail(EFAULT);
 	if (r < 0)
 		return fail((int)-r);
@@ -271,17 +271,17 @@ static int do_copy(struct uf_ctx *c, int fd, unsigned long arg)
 }
 
 /* async-signal-safe */
-static int do_zeropage(struct uf_ctx *c, int fd, unsigned long arg)
+static int do_zeropage(struct ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_zeropage zp;
-	struct uf_area_view v;
+	struct area_view v;
 	long r;
 	int64_t out;
 	int wake;
 
 	if (changing(c, arg, 24))
 		return -1;
-	if (uf_copy_in(&zp, (void *)arg, 24))
+	if (usercopy_in(&zp, (void *)arg, 24))
 		return fail(EFAULT);
 	if (!range_ok(zp.range.start, zp.range.len))
 		return fail(EINVAL);
@@ -290,7 +290,7 @@ static int do_zeropage(struct uf_ctx *c, int fd, unsigned long arg)
 	wake = !(zp.mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE);
 	r = resolve(c, zp.range.start, NULL, 1, zp.range.len, 0, !wake, &v);
 	out = r;
-	if (uf_copy_out((char *)arg + 24, &out, sizeof out))
+	if (usercopy_out((char *)arg + 24, &out, sizeof out))
 		return fail(EFAULT);
 	if (r < 0)
 		return fail((int)-r);
@@ -315,12 +315,12 @@ static int vfs_ioctl(int fd, unsigned req, unsigned long arg, int *ret)
 		 * O_NONBLOCK, EFAULT for a bad argument, the page-sized block
 		 * of a pseudo file system).  A raw call: the drop-in's ioctl()
 		 * would bring it back here. */
-		*ret = (int)uf_raw_syscall4(SYS_ioctl, fd, req, (long)arg, 0);
+		*ret = (int)sys_call4(SYS_ioctl, fd, req, (long)arg, 0);
 		return 1;
 	case FIOASYNC:
 		/* Neither file has a fasync method: asking for FASYNC is
 		 * ENOTTY, clearing it (never set) is 0. */
-		if (uf_copy_in(&on, (const void *)arg, sizeof on))
+		if (usercopy_in(&on, (const void *)arg, sizeof on))
 			*ret = fail(EFAULT);
 		else
 			*ret = on ? fail(ENOTTY) : 0;
@@ -333,26 +333,26 @@ static int vfs_ioctl(int fd, unsigned req, unsigned long arg, int *ret)
 	}
 }
 
-int uf_emu_ioctl(int fd, enum uf_emu_kind kind, struct uf_ctx *c, unsigned long req,
+int emu_ioctl(int fd, enum emu_kind kind, struct ctx *c, unsigned long req,
 		 unsigned long arg)
 {
 	int state, r;
 
 	if (vfs_ioctl(fd, (unsigned)req, arg, &r))
 		return r;
-	if (kind == UF_EMU_DEV) {
+	if (kind == EMU_DEV) {
 		if ((unsigned)req != USERFAULTFD_IOC_NEW)
 			return fail(EINVAL);
 		/* The flags come by value, truncated to int as the kernel does. */
-		return uf_emu_userfaultfd((int)arg);
+		return emu_userfaultfd((int)arg);
 	}
-	if (kind == UF_EMU_REMOTE)
-		return uf_remote_ioctl(fd, req, arg);
+	if (kind == EMU_REMOTE)
+		return remote_ioctl(fd, req, arg);
 	state = atomic_load(&c->state);
 	/* A fork child's copy of its parent's uffd: the parent serves it
 	 * (remote.c), as the kernel's targets the parent's memory. */
-	if (state == CTX_ORPHAN && fd >= 0 && uf_ctx_orphan_remote(fd, c))
-		return uf_remote_ioctl(fd, req, arg);
+	if (state == CTX_ORPHAN && fd >= 0 && remote_orphan(fd, c))
+		return remote_ioctl(fd, req, arg);
 	if (state == CTX_NEW) {
 		if ((unsigned)req == UFFDIO_API)
 			return do_api(c, arg);

@@ -4,7 +4,7 @@
  * made to fault, and the atomic installation of COPY and ZEROPAGE.
  *
  * A missing page must fault on any access.  Two ways, chosen once by
- * uf_caps.guard_markers:
+ * caps.guard_markers:
  *
  *  - guard markers (Linux 6.15+ on shared memory): MADV_GUARD_INSTALL on the
  *    page-table entry.  The mapping is never split: one mapping per area,
@@ -28,18 +28,18 @@ static const char g_zeros[UF_PAGE_SIZE_MAX];
 
 /* ---- presence bits (async-signal-safe) ---- */
 
-int uf_bit_claim(_Atomic uint64_t *bits, uint64_t pg)
+int pg_bit_claim(_Atomic uint64_t *bits, uint64_t pg)
 {
 	uint64_t m = 1ULL << (pg & 63);
 	return !(atomic_fetch_or(&bits[pg >> 6], m) & m);
 }
 
-void uf_bit_clear(_Atomic uint64_t *bits, uint64_t pg)
+void pg_bit_clear(_Atomic uint64_t *bits, uint64_t pg)
 {
 	atomic_fetch_and(&bits[pg >> 6], ~(1ULL << (pg & 63)));
 }
 
-void uf_bit_set(_Atomic uint64_t *bits, uint64_t pg)
+void pg_bit_set(_Atomic uint64_t *bits, uint64_t pg)
 {
 	atomic_fetch_or(&bits[pg >> 6], 1ULL << (pg & 63));
 }
@@ -51,7 +51,7 @@ static int bit_get(_Atomic uint64_t *bits, uint64_t pg)
 
 /* The next run, at or after page *i of n (bit pg0 + page), of pages whose
  * bit equals `present`: 1 with *i its first page and *len its length, or 0. */
-int uf_next_run(_Atomic uint64_t *bits, uint64_t pg0, size_t n, size_t *i, int present, size_t *len)
+int pg_next_run(_Atomic uint64_t *bits, uint64_t pg0, size_t n, size_t *i, int present, size_t *len)
 {
 	size_t k = *i, j;
 	uint64_t skip = present ? 0 : ~0ULL;	/* a word with no page of the kind */
@@ -91,11 +91,11 @@ int uf_next_run(_Atomic uint64_t *bits, uint64_t pg0, size_t n, size_t *i, int p
 static int each_run(uintptr_t addr, size_t npages, _Atomic uint64_t *bits, uint64_t pg0,
 		    int present, int advice, int prot)
 {
-	size_t ps = uf_caps.page_size, i = 0, len;
+	size_t ps = caps.page_size, i = 0, len;
 
-	while (uf_next_run(bits, pg0, npages, &i, present, &len)) {
+	while (pg_next_run(bits, pg0, npages, &i, present, &len)) {
 		void *at = (void *)(addr + i * ps);
-		int r = advice ? uf_sys_madvise(at, len * ps, advice) : uf_sys_mprotect(at, len * ps, prot);
+		int r = advice ? sys_madvise(at, len * ps, advice) : sys_mprotect(at, len * ps, prot);
 		if (r < 0)
 			return -errno;
 		i += len;
@@ -149,7 +149,7 @@ static long count_runs(_Atomic uint64_t *bits, uint64_t pg0, size_t n)
 	long runs = 0;
 
 	for (int kind = 0; kind < 2; kind++, i = 0)
-		while (uf_next_run(bits, pg0, n, &i, kind, &len)) {
+		while (pg_next_run(bits, pg0, n, &i, kind, &len)) {
 			runs++;
 			i += len;
 		}
@@ -157,14 +157,14 @@ static long count_runs(_Atomic uint64_t *bits, uint64_t pg0, size_t n)
 }
 
 /* The mappings an area's pages need beyond one (protection mode). */
-long uf_pages_extra_maps(_Atomic uint64_t *bits, uint64_t pg0, size_t n)
+long pg_extra_maps(_Atomic uint64_t *bits, uint64_t pg0, size_t n)
 {
-	long runs = uf_caps.guard_markers ? 1 : count_runs(bits, pg0, n);
+	long runs = caps.guard_markers ? 1 : count_runs(bits, pg0, n);
 	return runs > 1 ? runs - 1 : 0;
 }
 
-/* Set what the registered areas use now (under uf_lock, after changes). */
-void uf_pages_set_used(long extra)
+/* Set what the registered areas use now (under g_table_lock, after changes). */
+void pg_set_used(long extra)
 {
 	atomic_store(&g_used, extra);
 }
@@ -172,7 +172,7 @@ void uf_pages_set_used(long extra)
 /* Take (or give back) d mappings of the budget: 0, or -ENOMEM.  a-s-s */
 static int budget_take(long d)
 {
-	if (d <= 0 || uf_caps.guard_markers) {
+	if (d <= 0 || caps.guard_markers) {
 		atomic_fetch_add(&g_used, d);
 		return 0;
 	}
@@ -186,16 +186,16 @@ static int budget_take(long d)
 /* How opening [addr, addr+len) of area v changes its number of mappings:
  * each side that touches a present page merges (-1), each side that
  * touches a missing page splits (+1), an edge of the area does neither. */
-static long reveal_delta(const struct uf_area_view *v, uintptr_t addr, size_t len)
+static long reveal_delta(const struct area_view *v, uintptr_t addr, size_t len)
 {
-	struct uf_backing *b = &uf_backings[v->backing];
-	uint64_t pg = (v->off + (addr - v->start)) >> uf_caps.page_shift;
+	struct store *b = &g_stores[v->backing];
+	uint64_t pg = (v->off + (addr - v->start)) >> caps.page_shift;
 	long d = 0;
 
 	if (addr > v->start)
 		d += bit_get(b->bits, pg - 1) ? -1 : 1;
 	if (addr + len < v->end)
-		d += bit_get(b->bits, pg + (len >> uf_caps.page_shift)) ? -1 : 1;
+		d += bit_get(b->bits, pg + (len >> caps.page_shift)) ? -1 : 1;
 	return d;
 }
 
@@ -205,44 +205,44 @@ static long reveal_delta(const struct uf_area_view *v, uintptr_t addr, size_t le
  * PROT_NONE (protection) on entry.  0 or a negative errno (ENOMEM when the
  * mapping count runs out).
  */
-int uf_pages_arm(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, int prot)
+int pg_arm(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, int prot)
 {
-	size_t n = len >> uf_caps.page_shift;
+	size_t n = len >> caps.page_shift;
 
 	long extra;
 
-	if (uf_caps.guard_markers)
+	if (caps.guard_markers)
 		return each_run(addr, n, bits, pg0, 0, MADV_GUARD_INSTALL, 0);
 	budget_init();
-	extra = uf_pages_extra_maps(bits, pg0, n);
+	extra = pg_extra_maps(bits, pg0, n);
 	if (budget_take(extra) < 0)
 		return -ENOMEM;
 	return each_run(addr, n, bits, pg0, 1, 0, prot);
 }
 
-/* The state uf_pages_arm expects on entry, for a range mapped with prot. */
-int uf_pages_arm_entry_prot(int prot)
+/* The state pg_arm expects on entry, for a range mapped with prot. */
+int pg_arm_entry_prot(int prot)
 {
-	return uf_caps.guard_markers ? prot : PROT_NONE;
+	return caps.guard_markers ? prot : PROT_NONE;
 }
 
 /* Disarm: every page of [addr, addr+len) accessible with prot (missing
  * ones read as zero).  async-signal-safe */
-int uf_pages_disarm(uintptr_t addr, size_t len, int prot)
+int pg_disarm(uintptr_t addr, size_t len, int prot)
 {
-	if (uf_caps.guard_markers)
-		return uf_sys_madvise((void *)addr, len, MADV_GUARD_REMOVE) < 0 ? -errno : 0;
-	return uf_sys_mprotect((void *)addr, len, prot) < 0 ? -errno : 0;
+	if (caps.guard_markers)
+		return sys_madvise((void *)addr, len, MADV_GUARD_REMOVE) < 0 ? -errno : 0;
+	return sys_mprotect((void *)addr, len, prot) < 0 ? -errno : 0;
 }
 
 /* Set the protection of the present pages only (fork freezes and thaws
  * them); with markers, missing pages fault whatever the protection, so
  * the whole range is done in one call. */
-int uf_pages_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, int prot)
+int pg_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, int prot)
 {
-	if (uf_caps.guard_markers)
-		return uf_sys_mprotect((void *)addr, len, prot) < 0 ? -errno : 0;
-	return each_run(addr, len >> uf_caps.page_shift, bits, pg0, 1, 0, prot);
+	if (caps.guard_markers)
+		return sys_mprotect((void *)addr, len, prot) < 0 ? -errno : 0;
+	return each_run(addr, len >> caps.page_shift, bits, pg0, 1, 0, prot);
 }
 
 /* Fill the page table entries of installed pages, which spares the next
@@ -251,32 +251,32 @@ int uf_pages_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits,
  * (shmem needs no write notification), and maps up to 16 pages per fault.
  * Only a matter of speed: it may fail (a page missing again, a fork's
  * freeze) without harm.  a-s-s */
-void uf_populate(const struct uf_area_view *v, uintptr_t addr, size_t len)
+void pg_populate(const struct area_view *v, uintptr_t addr, size_t len)
 {
-	if (!uf_caps.populate)
+	if (!caps.populate)
 		return;
 	if (v->prot & PROT_READ)
-		uf_sys_madvise((void *)addr, len, MADV_POPULATE_READ);
+		sys_madvise((void *)addr, len, MADV_POPULATE_READ);
 	else if (v->prot & PROT_WRITE)
-		uf_sys_madvise((void *)addr, len, MADV_POPULATE_WRITE);
+		sys_madvise((void *)addr, len, MADV_POPULATE_WRITE);
 }
 
 /* Make installed pages accessible: their content is already in the memfd.
  * a-s-s */
-static int reveal(const struct uf_area_view *v, uintptr_t addr, size_t len, int populate)
+static int reveal(const struct area_view *v, uintptr_t addr, size_t len, int populate)
 {
-	long d = uf_caps.guard_markers ? 0 : reveal_delta(v, addr, len);
+	long d = caps.guard_markers ? 0 : reveal_delta(v, addr, len);
 	int r = budget_take(d);
 
 	if (r < 0)
 		return r;
-	r = uf_pages_disarm(addr, len, v->prot);
+	r = pg_disarm(addr, len, v->prot);
 	if (r < 0) {
 		budget_take(-d);
 		return r;
 	}
 	if (populate)
-		uf_populate(v, addr, len);
+		pg_populate(v, addr, len);
 	return 0;
 }
 
@@ -322,7 +322,7 @@ static int src_readable(const char *src, size_t len)
 	char buf[256];
 
 	for (size_t i = 0; i < len; i += sizeof buf)
-		if (uf_copy_in(buf, (const void *)((uintptr_t)src + i),
+		if (usercopy_in(buf, (const void *)((uintptr_t)src + i),
 			       len - i < sizeof buf ? len - i : sizeof buf))
 			return 0;
 	return 1;
@@ -330,16 +330,16 @@ static int src_readable(const char *src, size_t len)
 
 /* Give back pages [from, to) of a claimed run: the bits, and what the memfd
  * may hold of them, so that they still read as missing.  a-s-s */
-static void unclaim(struct uf_backing *b, uint64_t pg, size_t from, size_t to)
+static void unclaim(struct store *b, uint64_t pg, size_t from, size_t to)
 {
-	size_t ps = uf_caps.page_size;
+	size_t ps = caps.page_size;
 
 	if (to <= from)
 		return;
 	fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)((pg + from) * ps),
 		  (off_t)((to - from) * ps));
 	for (size_t i = from; i < to; i++)
-		uf_bit_clear(b->bits, pg + i);
+		pg_bit_clear(b->bits, pg + i);
 }
 
 /* Installs in flight, and a fork that waits for them: the child must copy
@@ -347,17 +347,17 @@ static void unclaim(struct uf_backing *b, uint64_t pg, size_t from, size_t to)
  * by the fork's change of protection. */
 static _Atomic uint32_t g_inflight, g_paused;
 
-void uf_install_pause(void)
+void pg_install_pause(void)
 {
 	atomic_store(&g_paused, 1);
 	for (uint32_t n; (n = atomic_load(&g_inflight)) != 0;)
-		uf_sys_futex_wait(&g_inflight, n, NULL);
+		sys_futex_wait(&g_inflight, n, NULL);
 }
 
-void uf_install_resume(void)
+void pg_install_resume(void)
 {
 	atomic_store(&g_paused, 0);
-	uf_sys_futex_wake(&g_paused, 0x7fffffff);
+	sys_futex_wake(&g_paused, 0x7fffffff);
 }
 
 /* async-signal-safe */
@@ -368,8 +368,8 @@ static void install_enter(void)
 		if (!atomic_load(&g_paused))
 			return;
 		if (atomic_fetch_sub(&g_inflight, 1) == 1)
-			uf_sys_futex_wake(&g_inflight, 1);
-		uf_sys_futex_wait(&g_paused, 1, NULL);
+			sys_futex_wake(&g_inflight, 1);
+		sys_futex_wait(&g_paused, 1, NULL);
 	}
 }
 
@@ -377,15 +377,15 @@ static void install_enter(void)
 static void install_leave(void)
 {
 	if (atomic_fetch_sub(&g_inflight, 1) == 1 && atomic_load(&g_paused))
-		uf_sys_futex_wake(&g_inflight, 1);
+		sys_futex_wake(&g_inflight, 1);
 }
 
-static long install(const struct uf_area_view *v, uintptr_t dst, const void *src, int zeros,
+static long install(const struct area_view *v, uintptr_t dst, const void *src, int zeros,
 		    size_t len, int populate);
 
 /* Install [dst, dst+len) of one area: bytes installed, or -errno if none.
  * async-signal-safe */
-long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, int zeros,
+long pg_install(const struct area_view *v, uintptr_t dst, const void *src, int zeros,
 		size_t len, int populate)
 {
 	long r;
@@ -396,12 +396,12 @@ long uf_install(const struct uf_area_view *v, uintptr_t dst, const void *src, in
 	return r;
 }
 
-static long install(const struct uf_area_view *v, uintptr_t dst, const void *src, int zeros,
+static long install(const struct area_view *v, uintptr_t dst, const void *src, int zeros,
 		    size_t len, int populate)
 {
-	struct uf_backing *b = &uf_backings[v->backing];
-	size_t ps = uf_caps.page_size, npages = len >> uf_caps.page_shift, done = 0;
-	uint64_t pg0 = (v->off + (dst - v->start)) >> uf_caps.page_shift;
+	struct store *b = &g_stores[v->backing];
+	size_t ps = caps.page_size, npages = len >> caps.page_shift, done = 0;
+	uint64_t pg0 = (v->off + (dst - v->start)) >> caps.page_shift;
 	long err = -EEXIST;
 
 	while (done < npages) {
@@ -409,7 +409,7 @@ static long install(const struct uf_area_view *v, uintptr_t dst, const void *src
 		uint64_t pg = pg0 + done;
 		int r;
 
-		while (done + run < npages && uf_bit_claim(b->bits, pg + run))
+		while (done + run < npages && pg_bit_claim(b->bits, pg + run))
 			run++;
 		if (run == 0) {
 			/* Present.  The kernel reads the source before it looks
@@ -427,7 +427,7 @@ static long install(const struct uf_area_view *v, uintptr_t dst, const void *src
 		if (full && (r = reveal(v, dst + done * ps, full * ps, populate)) < 0) {
 			/* Out of mappings (protection mode): hide the run again
 			 * (merging back never needs a new mapping) and forget it. */
-			uf_sys_mprotect((void *)(dst + done * ps), full * ps, PROT_NONE);
+			sys_mprotect((void *)(dst + done * ps), full * ps, PROT_NONE);
 			unclaim(b, pg, 0, full);
 			err = r;
 			break;
@@ -436,6 +436,6 @@ static long install(const struct uf_area_view *v, uintptr_t dst, const void *src
 		if (full < run)
 			break;
 	}
-	atomic_fetch_add(&uf_stats.pages_installed, done);
+	atomic_fetch_add(&g_stats.pages_installed, done);
 	return done ? (long)(done * ps) : err;
 }

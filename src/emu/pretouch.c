@@ -17,46 +17,46 @@
  */
 #include <sys/mman.h>
 #include <sys/uio.h>
-#include "arch/fault.h"
+#include "base/arch/fault.h"
 #include "emu/emu.h"
 
 static void touch_range(uintptr_t start, uintptr_t end, int kernel_writes)
 {
-	uintptr_t a = uf_page_down(start);
+	uintptr_t a = pg_down(start);
 
-	for (; a < end; a += uf_caps.page_size) {
-		struct uf_area_view v;
-		struct uf_ctx *c;
+	for (; a < end; a += caps.page_size) {
+		struct area_view v;
+		struct ctx *c;
 
-		if (!uf_area_find(a, &v) || !v.ctx || v.busy ||
-		    !(v.mode & UFFDIO_REGISTER_MODE_MISSING) || uf_page_present(&v, a))
+		if (!area_find(a, &v) || !v.ctx || v.busy ||
+		    !(v.mode & UFFDIO_REGISTER_MODE_MISSING) || area_page_present(&v, a))
 			continue;
-		c = uf_ctx_by_id(v.ctx);
+		c = ctx_by_id(v.ctx);
 		if (!c || (c->flags & UFFD_USER_MODE_ONLY) ||
 		    (atomic_load(&c->features) & UFFD_FEATURE_SIGBUS) || atomic_load(&c->pager_fn))
 			continue;
 		if (kernel_writes && (v.prot & PROT_WRITE))
-			uf_touch_write((void *)a);
+			arch_touch_write((void *)a);
 		else if (v.prot & PROT_READ)
 			(void)*(volatile char *)a;
 	}
 }
 
-void uf_emu_pretouch(uintptr_t s, size_t len, int kernel_writes)
+void emu_pretouch(uintptr_t s, size_t len, int kernel_writes)
 {
 	uintptr_t e;
 
-	if (!len || !uf_emu_in_use() || __builtin_add_overflow(s, len, &e))
+	if (!len || !emu_in_use() || __builtin_add_overflow(s, len, &e))
 		return;
-	if (!uf_areas_meet(s, e))
+	if (!area_meet(s, e))
 		return;
 	touch_range(s, e, kernel_writes);
 }
 
-void uf_emu_pretouch_iov(const struct iovec *iov, int n, int kernel_writes)
+void emu_pretouch_iov(const struct iovec *iov, int n, int kernel_writes)
 {
-	if (!uf_emu_in_use() || !iov || n <= 0)
+	if (!emu_in_use() || !iov || n <= 0)
 		return;
 	for (int i = 0; i < n; i++)
-		uf_emu_pretouch((uintptr_t)iov[i].iov_base, iov[i].iov_len, kernel_writes);
+		emu_pretouch((uintptr_t)iov[i].iov_base, iov[i].iov_len, kernel_writes);
 }

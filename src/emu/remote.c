@@ -86,7 +86,7 @@ static int send_fds(int sock, const void *buf, size_t len, const int *fds, int n
 		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
 		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
 	}
-	return uf_sys_sendmsg(sock, &m, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+	return sys_sendmsg(sock, &m, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
 }
 
 /* Receive a message and the descriptors that came with it (closed if more
@@ -102,7 +102,7 @@ static ssize_t recv_fds(int sock, void *buf, size_t len, int *fds, int max, int 
 	memset(&u, 0, sizeof u);
 	*nfds = 0;
 	do
-		r = uf_sys_recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+		r = sys_recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return -1;
@@ -135,7 +135,7 @@ static void conn_init(void)
 		g_conn[i].fd = -1;
 }
 
-int uf_service_listen(struct uf_ctx *c)
+int remote_listen(struct ctx *c)
 {
 	struct sockaddr_un a;
 	socklen_t len;
@@ -183,14 +183,14 @@ static void on_accept(int epfd, int lsock, uint32_t id)
 	}
 }
 
-static void serve_take(struct uf_ctx *c, int sock, const struct rq *q)
+static void serve_take(struct ctx *c, int sock, const struct rq *q)
 {
 	struct {
 		struct rp h;
 		struct uffd_msg m[UF_MAX_READ];
 	} out;
 	int max = (int)q->max, k, fds[UF_MAX_READ] = { 0 }, nfds = 0;
-	struct uf_taken later = { .n = 0 };
+	struct wq_taken later = { .n = 0 };
 
 	memset(&out.h, 0, sizeof out.h);
 	if (max < 1 || max > UF_MAX_READ)
@@ -200,10 +200,10 @@ static void serve_take(struct uf_ctx *c, int sock, const struct rq *q)
 		out.h.err = EINVAL;
 		k = 0;
 	} else {
-		k = atomic_load(&c->state) == CTX_RUNNING ? uf_take_msgs_ex(c, out.m, max, &later) : 0;
+		k = atomic_load(&c->state) == CTX_RUNNING ? wq_take_ex(c, out.m, max, &later) : 0;
 	}
 	if (atomic_load(&c->npending) > 0)
-		uf_ctx_notify(c);
+		ctx_notify(c);
 	/* A FORK message names a descriptor of ours (the forking thread's, who
 	 * closes it once the event is complete): a copy goes along, and the
 	 * reader puts its own number in the message. */
@@ -217,7 +217,7 @@ static void serve_take(struct uf_ctx *c, int sock, const struct rq *q)
 	}
 	/* Only now may the threads that raised the events go on: one may end
 	 * this process at once, and the reader must have its message. */
-	uf_events_complete(&later);
+	wq_complete(&later);
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 }
@@ -228,7 +228,7 @@ static void serve_take(struct uf_ctx *c, int sock, const struct rq *q)
  * once, and the client must have its answer first (the kernel's ioctl
  * returns whatever the woken thread does).
  */
-static void serve_ioctl(struct uf_ctx *c, int sock, struct rq *q, void *payload, size_t plen)
+static void serve_ioctl(struct ctx *c, int sock, struct rq *q, void *payload, size_t plen)
 {
 	struct rp out;
 	uint64_t dst = 0;
@@ -254,7 +254,7 @@ static void serve_ioctl(struct uf_ctx *c, int sock, struct rq *q, void *payload,
 		dst = zp.range.start;
 		memcpy(q->s, &zp, sizeof zp);
 	}
-	out.ret = uf_emu_ioctl(-1, UF_EMU_UFFD, c, (unsigned long)q->req, (unsigned long)q->s);
+	out.ret = emu_ioctl(-1, EMU_UFFD, c, (unsigned long)q->req, (unsigned long)q->s);
 	out.err = out.ret < 0 ? errno : 0;
 	if (wake) {
 		/* Give the client back the mode it asked for. */
@@ -275,22 +275,22 @@ static void serve_ioctl(struct uf_ctx *c, int sock, struct rq *q, void *payload,
 	memcpy(out.s, q->s, sizeof out.s);
 	send_fds(sock, &out, sizeof out, NULL, 0);
 	if (wake && done > 0)
-		uf_wake_range(c, dst, dst + (uint64_t)done, NULL);
+		wq_wake_range(c, dst, dst + (uint64_t)done, NULL);
 }
 
-void uf_service_event(int epfd, uint64_t tag, uint32_t events)
+void remote_service_event(int epfd, uint64_t tag, uint32_t events)
 {
 	static unsigned char buf[sizeof(struct rq) + UF_CHUNK];
 	uint64_t kind = tag & UF_TAG_MASK;
 	uint32_t v = (uint32_t)tag;
-	struct uf_ctx *c;
+	struct ctx *c;
 	struct rq *q = (struct rq *)buf;
 	int fds[1], nfds, i;
 	ssize_t n;
 
 	pthread_once(&g_conn_once, conn_init);
 	if (kind == UF_TAG_LISTEN) {
-		if ((c = uf_ctx_by_id(v)) && atomic_load(&c->lsock) >= 0)
+		if ((c = ctx_by_id(v)) && atomic_load(&c->lsock) >= 0)
 			on_accept(epfd, atomic_load(&c->lsock), v);
 		return;
 	}
@@ -306,7 +306,7 @@ void uf_service_event(int epfd, uint64_t tag, uint32_t events)
 		return;
 	}
 	(void)events;
-	c = uf_ctx_by_id(g_conn[i].ctx);
+	c = ctx_by_id(g_conn[i].ctx);
 	if (!c) {
 		for (int k = 0; k < nfds; k++)
 			close(fds[k]);
@@ -353,7 +353,7 @@ void uf_service_event(int epfd, uint64_t tag, uint32_t events)
 	}
 }
 
-void uf_service_reset_after_fork(void)
+void remote_service_reset_after_fork(void)
 {
 	/* The connections are the parent's: close our copies. */
 	pthread_once(&g_conn_once, conn_init);
@@ -372,14 +372,14 @@ struct uf_remote {
 	_Atomic int used;	/* 0 free, 1 live, 2 being set up */
 	dev_t dev;
 	ino_t ino;
-	_Atomic int sock;	/* -1 once the owner is gone (read unlocked by uf_remote_read) */
+	_Atomic int sock;	/* -1 once the owner is gone (read unlocked by remote_read) */
 	_Atomic int wr;		/* the pipe's write end */
 	pthread_mutex_t mu;
 };
 static struct uf_remote g_rem[UF_MAX_REMOTE];
 
 /* async-signal-safe */
-int uf_remote_lookup(dev_t dev, ino_t ino)
+int remote_lookup(dev_t dev, ino_t ino)
 {
 	for (int i = 0; i < UF_MAX_REMOTE; i++)
 		if (atomic_load(&g_rem[i].used) == 1 && g_rem[i].ino == ino && g_rem[i].dev == dev)
@@ -401,13 +401,13 @@ static void remote_free(int i)
 		close(atomic_exchange(&r->wr, -1));
 	r->sock = -1;
 	pthread_mutex_unlock(&r->mu);
-	uf_live_add(-1);
+	ctx_live_add(-1);
 	atomic_store(&r->used, 0);
 }
 
 /* Forget the foreign uffds whose every read end is closed.  Called at our
  * close() of one, and by the watcher (each write end is watched). */
-void uf_remote_reap(void)
+void remote_reap(void)
 {
 	for (int i = 0; i < UF_MAX_REMOTE; i++) {
 		struct pollfd p = { .fd = atomic_load(&g_rem[i].wr), .events = 0 };
@@ -418,7 +418,7 @@ void uf_remote_reap(void)
 
 /* Use the uffd fd, owned by another process, from this one: 0, or -1 if
  * it is no uffd of a live owner. */
-int uf_remote_attach(int fd)
+int remote_attach(int fd)
 {
 	struct sockaddr_un a;
 	socklen_t len;
@@ -429,7 +429,7 @@ int uf_remote_attach(int fd)
 
 	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
 		return -1;
-	if (uf_remote_lookup(st.st_dev, st.st_ino) >= 0)
+	if (remote_lookup(st.st_dev, st.st_ino) >= 0)
 		return 0;
 	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (s < 0)
@@ -443,10 +443,10 @@ int uf_remote_attach(int fd)
 		return -1;
 	}
 	/* The owner is who it says: it holds the write end of this pipe. */
-	if (fstat(fds[0], &st) < 0 || uf_remote_lookup(st.st_dev, st.st_ino) >= 0) {
+	if (fstat(fds[0], &st) < 0 || remote_lookup(st.st_dev, st.st_ino) >= 0) {
 		close(fds[0]);
 		close(s);
-		return uf_remote_lookup(st.st_dev, st.st_ino) >= 0 ? 0 : -1;
+		return remote_lookup(st.st_dev, st.st_ino) >= 0 ? 0 : -1;
 	}
 	for (i = 0; i < UF_MAX_REMOTE; i++) {
 		expected = 0;
@@ -464,9 +464,9 @@ int uf_remote_attach(int fd)
 	g_rem[i].sock = s;
 	atomic_store(&g_rem[i].wr, fds[0]);
 	pthread_mutex_init(&g_rem[i].mu, NULL);
-	uf_live_add(1);
+	ctx_live_add(1);
 	atomic_store(&g_rem[i].used, 1);
-	uf_watch_fd(fds[0], UF_TAG_REMOTE | (uint64_t)i);
+	watch_fd(fds[0], UF_TAG_REMOTE | (uint64_t)i);
 	return 0;
 }
 
@@ -481,7 +481,7 @@ static int call(struct uf_remote *r, const struct rq *q, const void *payload, si
 	ssize_t n;
 
 	pthread_mutex_lock(&r->mu);
-	if (r->sock >= 0 && uf_sys_sendmsg(r->sock, &m, MSG_NOSIGNAL) == (ssize_t)(sizeof *q + plen)) {
+	if (r->sock >= 0 && sys_sendmsg(r->sock, &m, MSG_NOSIGNAL) == (ssize_t)(sizeof *q + plen)) {
 		n = recv_fds(r->sock, reply, rlen, fds ? fds : &dummy, fds ? UF_MAX_READ : 0,
 			     nfds ? nfds : &dummy);
 		if (n >= (ssize_t)sizeof(struct rp))
@@ -532,12 +532,12 @@ static int out_writable(void *uptr)
 {
 	int64_t v;
 
-	return uf_copy_in(&v, uptr, sizeof v) == 0 && uf_copy_out(uptr, &v, sizeof v) == 0;
+	return usercopy_in(&v, uptr, sizeof v) == 0 && usercopy_out(uptr, &v, sizeof v) == 0;
 }
 
 static int remote_copy(struct uf_remote *r, unsigned long arg, struct uffdio_copy *cp)
 {
-	uint64_t done = 0, ps = uf_caps.page_size ? uf_caps.page_size : 4096;
+	uint64_t done = 0, ps = caps.page_size ? caps.page_size : 4096;
 	int64_t out;
 	int err = 0;
 	char *buf = malloc(UF_CHUNK);
@@ -557,7 +557,7 @@ static int remote_copy(struct uf_remote *r, unsigned long arg, struct uffdio_cop
 		/* cppcheck-suppress knownConditionTrueFalse ; n > 0 here */
 		while (got < n) {
 			uint64_t step = n - got < ps ? n - got : ps;
-			if (uf_copy_in(buf + got, (const char *)(uintptr_t)cp->src + done + got, step)) {
+			if (usercopy_in(buf + got, (const char *)(uintptr_t)cp->src + done + got, step)) {
 				src_fault = 1;
 				break;
 			}
@@ -601,7 +601,7 @@ static int remote_copy(struct uf_remote *r, unsigned long arg, struct uffdio_cop
 	}
 	free(buf);
 	out = done ? (int64_t)done : -err;
-	if (uf_copy_out((char *)arg + offsetof(struct uffdio_copy, copy), &out, sizeof out))
+	if (usercopy_out((char *)arg + offsetof(struct uffdio_copy, copy), &out, sizeof out))
 		return fail(EFAULT);
 	if (!err)
 		return 0;
@@ -618,11 +618,11 @@ static int remote_ioctl_at(int i, unsigned long req, unsigned long arg)
 	if (!size)
 		return fail(EINVAL);	/* MOVE, WRITEPROTECT, ...: not emulated */
 	memset(&q, 0, sizeof q);
-	if (uf_copy_in(q.s, (void *)arg, size))
+	if (usercopy_in(q.s, (void *)arg, size))
 		return fail(EFAULT);
 	if ((unsigned)req == UFFDIO_COPY) {
 		struct uffdio_copy cp;
-		uint64_t pgmask = (uf_caps.page_size ? uf_caps.page_size : 4096) - 1;
+		uint64_t pgmask = (caps.page_size ? caps.page_size : 4096) - 1;
 
 		memcpy(&cp, q.s, sizeof cp);
 		/* The checks COPY makes before it reads the source (ioctl.c).
@@ -630,8 +630,8 @@ static int remote_ioctl_at(int i, unsigned long req, unsigned long arg)
 		 * event being read first: EAGAIN, else EINVAL), reading no
 		 * source. */
 		if (!((cp.dst & pgmask) || (cp.len & pgmask) || !cp.len ||
-		      cp.dst >= uf_caps.task_size || cp.len > uf_caps.task_size - cp.dst ||
-		      cp.src >= uf_caps.task_size || cp.len > uf_caps.task_size - cp.src ||
+		      cp.dst >= caps.task_size || cp.len > caps.task_size - cp.dst ||
+		      cp.src >= caps.task_size || cp.len > caps.task_size - cp.src ||
 		      (cp.mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP)) ||
 		      (cp.mode & UFFDIO_COPY_MODE_WP)))
 			return remote_copy(r, arg, &cp);
@@ -647,7 +647,7 @@ static int remote_ioctl_at(int i, unsigned long req, unsigned long arg)
 	q.req = req;
 	if (call(r, &q, NULL, 0, &p, sizeof p, NULL, NULL) < 0)
 		return gone(req);
-	if (uf_copy_out((void *)arg, p.s, size))
+	if (usercopy_out((void *)arg, p.s, size))
 		return fail(EFAULT);
 	if (p.ret < 0)
 		return fail(p.err);
@@ -661,10 +661,10 @@ static int entry_of(int fd)
 
 	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
 		return -1;
-	return uf_remote_lookup(st.st_dev, st.st_ino);
+	return remote_lookup(st.st_dev, st.st_ino);
 }
 
-int uf_remote_ioctl(int fd, unsigned long req, unsigned long arg)
+int remote_ioctl(int fd, unsigned long req, unsigned long arg)
 {
 	int i = entry_of(fd);
 
@@ -673,7 +673,7 @@ int uf_remote_ioctl(int fd, unsigned long req, unsigned long arg)
 	return remote_ioctl_at(i, req, arg);
 }
 
-ssize_t uf_remote_read(int fd, void *buf, size_t count)
+ssize_t remote_read(int fd, void *buf, size_t count)
 {
 	struct {
 		struct rp h;
@@ -714,11 +714,11 @@ ssize_t uf_remote_read(int fd, void *buf, size_t count)
 					continue;
 				int fl = (int)in.m[j].arg.reserved.reserved2;
 				in.m[j].arg.reserved.reserved2 = 0;
-				in.m[j].arg.fork.ufd = (__u32)(f < nfds ? uf_fork_fd_adopt(fds[f++], fl) : -1);
+				in.m[j].arg.fork.ufd = (__u32)(f < nfds ? remote_adopt_fork_fd(fds[f++], fl) : -1);
 			}
 		}
 		if (k > 0) {
-			if (uf_copy_out(buf, in.m, (size_t)k * sizeof in.m[0]))
+			if (usercopy_out(buf, in.m, (size_t)k * sizeof in.m[0]))
 				return fail(EFAULT);
 			return (ssize_t)k * (ssize_t)sizeof in.m[0];
 		}
@@ -733,7 +733,7 @@ ssize_t uf_remote_read(int fd, void *buf, size_t count)
 	}
 }
 
-void uf_remote_reset_after_fork(void)
+void remote_reset_after_fork(void)
 {
 	/* The child inherits our descriptors but not the connections'
 	 * meaning: each reply would go to whichever process reads first. */
@@ -746,7 +746,7 @@ void uf_remote_reset_after_fork(void)
 		pthread_mutex_init(&g_rem[i].mu, NULL);
 		/* Reconnect lazily: forget the entry, keep nothing open. */
 		close(atomic_exchange(&g_rem[i].wr, -1));
-		uf_live_add(-1);
+		ctx_live_add(-1);
 		atomic_store(&g_rem[i].used, 0);
 	}
 }

@@ -21,7 +21,7 @@
  * the kernel sends (events.c).  A call that meets no area goes straight to
  * the C library.
  */
-#include "interpose.h"
+#include "interpose/real.h"
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -38,62 +38,62 @@
 /* Called when the emulation starts, so that a static link always takes
  * this object (its symbols are otherwise only wanted by the program, which
  * may find them first in a sanitizer's runtime). */
-void uf_vmops_anchor(void)
+void vmops_anchor(void)
 {
 }
 
 UF_UNINSTRUMENTED static int page_ok(uintptr_t addr, size_t len)
 {
-	size_t ps = uf_caps.page_size ? uf_caps.page_size : 4096;
+	size_t ps = caps.page_size ? caps.page_size : 4096;
 	return !(addr & (ps - 1)) && len && addr + len > addr;
 }
 
 UF_UNINSTRUMENTED static uintptr_t round_up(size_t len)
 {
-	size_t ps = uf_caps.page_size ? uf_caps.page_size : 4096;
+	size_t ps = caps.page_size ? caps.page_size : 4096;
 	return (len + ps - 1) & ~(ps - 1);
 }
 
 UF_UNINSTRUMENTED static int meets(const void *addr, size_t len)
 {
 	uintptr_t a = (uintptr_t)addr;
-	return atomic_load(&uf_areas_hw) && page_ok(a, len) && uf_areas_meet(a, a + round_up(len));
+	return atomic_load(&g_areas_hw) && page_ok(a, len) && area_meet(a, a + round_up(len));
 }
 
-/* The UNMAP events of [a, a+len) (uf_lock held): see events.c. */
-UF_UNINSTRUMENTED static int unmap_events_locked(uintptr_t a, size_t len, struct uf_event *ev)
+/* The UNMAP events of [a, a+len) (g_table_lock held): see events.c. */
+UF_UNINSTRUMENTED static int unmap_events_locked(uintptr_t a, size_t len, struct ev *ev)
 {
-	return uf_events_collect_locked(UF_EV_UNMAP, a, a + len, ev, UF_MAX_EVENTS);
+	return ev_collect_locked(EV_UNMAP, a, a + len, ev, EV_MAX);
 }
 
 /* Tell each uffd of ev[] (after the operation, if it succeeded), waiting
  * until each has read; then COPY works again. */
-UF_UNINSTRUMENTED static void send_events(int kind, const struct uf_event *ev, int n, int ok,
+UF_UNINSTRUMENTED static void send_events(int kind, const struct ev *ev, int n, int ok,
 					  uintptr_t to)
 {
 	int e = errno;
 
 	for (int i = 0; i < n && ok; i++)
-		uf_events_send(kind, &ev[i], to);
-	uf_events_done(ev, n);
+		ev_send(kind, &ev[i], to);
+	ev_done(ev, n);
 	errno = e;
 }
 
 UF_UNINSTRUMENTED int munmap(void *addr, size_t len)
 {
-	struct uf_event ev[UF_MAX_EVENTS];
+	struct ev ev[EV_MAX];
 	int n = 0, r;
 
 	UF_REAL(munmap);
 	if (!meets(addr, len))
 		return real_munmap(addr, len);
 	uintptr_t a = (uintptr_t)addr;
-	pthread_mutex_lock(&uf_lock);
+	pthread_mutex_lock(&g_table_lock);
 	n = unmap_events_locked(a, round_up(len), ev);
-	uf_areas_forget_locked(a, a + round_up(len));
-	pthread_mutex_unlock(&uf_lock);
+	area_forget_locked(a, a + round_up(len));
+	pthread_mutex_unlock(&g_table_lock);
 	r = real_munmap(addr, len);
-	send_events(UF_EV_UNMAP, ev, n, r == 0, 0);
+	send_events(EV_UNMAP, ev, n, r == 0, 0);
 	return r;
 }
 
@@ -101,18 +101,18 @@ UF_UNINSTRUMENTED int munmap(void *addr, size_t len)
  * (UNMAP, the whole range) once the new mapping is in place. */
 #define MAP_FIXED_CALL(real, addr, len, prot, flags, fd, off)			\
 	do {									\
-		struct uf_event ev_[UF_MAX_EVENTS];				\
+		struct ev ev_[EV_MAX];				\
 		int n_ = 0;							\
 		void *r_;							\
 		if (!((flags) & MAP_FIXED) || !meets(addr, len))		\
 			return real(addr, len, prot, flags, fd, off);		\
 		uintptr_t a_ = (uintptr_t)(addr);				\
-		pthread_mutex_lock(&uf_lock);					\
+		pthread_mutex_lock(&g_table_lock);					\
 		n_ = unmap_events_locked(a_, round_up(len), ev_);		\
-		uf_areas_forget_locked(a_, a_ + round_up(len));			\
-		pthread_mutex_unlock(&uf_lock);					\
+		area_forget_locked(a_, a_ + round_up(len));			\
+		pthread_mutex_unlock(&g_table_lock);					\
 		r_ = real(addr, len, prot, flags, fd, off);			\
-		send_events(UF_EV_UNMAP, ev_, n_, r_ != MAP_FAILED, 0);		\
+		send_events(EV_UNMAP, ev_, n_, r_ != MAP_FAILED, 0);		\
 		return r_;							\
 	} while (0)
 
@@ -136,11 +136,11 @@ UF_UNINSTRUMENTED void *mmap64(void *addr, size_t len, int prot, int flags, int 
  */
 UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
 {
-	struct uf_event dst_ev[UF_MAX_EVENTS], old_ev[UF_MAX_EVENTS], remap_ev;
+	struct ev dst_ev[EV_MAX], old_ev[EV_MAX], remap_ev;
 	int ndst = 0, nold = 0, remap = 0, keep = 0;
 	void *want = NULL, *r;
 	uintptr_t o = (uintptr_t)old;
-	struct uf_area *a;
+	struct area *a;
 	va_list ap;
 
 	UF_REAL(mremap);
@@ -152,21 +152,21 @@ UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flag
 	if (!meets(old, oldlen) && !((flags & MREMAP_FIXED) && meets(want, newlen)))
 		return real_mremap(old, oldlen, newlen, flags, want);
 
-	pthread_mutex_lock(&uf_lock);
+	pthread_mutex_lock(&g_table_lock);
 	oldlen = round_up(oldlen);
 	newlen = round_up(newlen);
 	if (flags & MREMAP_FIXED) {
 		ndst = unmap_events_locked((uintptr_t)want, newlen, dst_ev);
-		uf_areas_forget_locked((uintptr_t)want, (uintptr_t)want + newlen);
+		area_forget_locked((uintptr_t)want, (uintptr_t)want + newlen);
 	}
-	a = (flags & MREMAP_DONTUNMAP) ? NULL : uf_area_exact_locked(o, o + oldlen);
+	a = (flags & MREMAP_DONTUNMAP) ? NULL : area_exact_locked(o, o + oldlen);
 	if (a) {
 		uint32_t id = UF_LD(a->ctx);
-		struct uf_ctx *c = uf_ctx_by_id(id);
-		int e = uf_area_move_begin_locked(a, newlen);
+		struct ctx *c = ctx_by_id(id);
+		int e = area_move_begin_locked(a, newlen);
 		if (e < 0) {
-			uf_events_done(dst_ev, ndst);
-			pthread_mutex_unlock(&uf_lock);
+			ev_done(dst_ev, ndst);
+			pthread_mutex_unlock(&g_table_lock);
 			errno = -e;
 			return MAP_FAILED;
 		}
@@ -191,26 +191,26 @@ UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flag
 	r = real_mremap(old, oldlen, newlen, flags, want);
 	if (a) {
 		int e = errno;
-		uf_area_move_end_locked(a, r, newlen, keep);
+		area_move_end_locked(a, r, newlen, keep);
 		errno = e;
 	} else if (r != MAP_FAILED) {
 		/* Not one whole area (the kernel would have refused a range
 		 * across mappings), or the old range stays: what moved is no
 		 * area of ours any more. */
-		uf_areas_forget_locked(o, o + oldlen);
+		area_forget_locked(o, o + oldlen);
 	}
-	pthread_mutex_unlock(&uf_lock);
+	pthread_mutex_unlock(&g_table_lock);
 
-	send_events(UF_EV_UNMAP, dst_ev, ndst, r != MAP_FAILED, 0);
+	send_events(EV_UNMAP, dst_ev, ndst, r != MAP_FAILED, 0);
 	if (r != MAP_FAILED && (uintptr_t)r != o) {
 		/* Moved: REMAP, then UNMAP of the old range. */
-		send_events(UF_EV_REMAP, &remap_ev, remap, 1, (uintptr_t)r);
-		send_events(UF_EV_UNMAP, old_ev, nold, 1, 0);
+		send_events(EV_REMAP, &remap_ev, remap, 1, (uintptr_t)r);
+		send_events(EV_UNMAP, old_ev, nold, 1, 0);
 	} else {
 		if (remap)
-			uf_events_done(&remap_ev, 1);
+			ev_done(&remap_ev, 1);
 		/* In place: a shrink cut the tail. */
-		send_events(UF_EV_UNMAP, old_ev, nold, r != MAP_FAILED && newlen < oldlen, 0);
+		send_events(EV_UNMAP, old_ev, nold, r != MAP_FAILED && newlen < oldlen, 0);
 	}
 	return r;
 }
@@ -218,17 +218,17 @@ UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flag
 UF_UNINSTRUMENTED int mprotect(void *addr, size_t len, int prot)
 {
 	uintptr_t a = (uintptr_t)addr, end, at;
-	struct uf_vma *v;
+	struct vma *v;
 	int n, r = 0;
 
 	UF_REAL(mprotect);
 	if (!meets(addr, len))
 		return real_mprotect(addr, len, prot);
 	end = a + round_up(len);
-	pthread_mutex_lock(&uf_lock);
+	pthread_mutex_lock(&g_table_lock);
 	/* The pieces that are not areas get the call as it is; the areas keep
 	 * their missing pages inaccessible. */
-	n = uf_maps_in(a, end, &v);
+	n = maps_in(a, end, &v);
 	at = a;
 	for (int i = 0; i < n && !r; i++) {
 		uintptr_t s = v[i].start > a ? v[i].start : a;
@@ -238,7 +238,7 @@ UF_UNINSTRUMENTED int mprotect(void *addr, size_t len, int prot)
 			r = -1;
 			break;
 		}
-		if (!uf_areas_meet(s, e))
+		if (!area_meet(s, e))
 			r = real_mprotect((void *)s, e - s, prot);
 		at = e;
 	}
@@ -247,14 +247,14 @@ UF_UNINSTRUMENTED int mprotect(void *addr, size_t len, int prot)
 		r = -1;
 	}
 	if (!r) {
-		int e = uf_areas_protect_locked(a, end, prot);
+		int e = area_protect_locked(a, end, prot);
 		if (e < 0) {
 			errno = -e;
 			r = -1;
 		}
 	}
 	free(v);
-	pthread_mutex_unlock(&uf_lock);
+	pthread_mutex_unlock(&g_table_lock);
 	return r;
 }
 
@@ -267,31 +267,31 @@ UF_UNINSTRUMENTED int madvise(void *addr, size_t len, int advice)
 	}
 	if ((advice == MADV_DONTNEED || advice == MADV_DONTNEED_LOCKED || advice == MADV_FREE) &&
 	    meets(addr, len)) {
-		struct uf_event ev[UF_MAX_EVENTS];
+		struct ev ev[EV_MAX];
 		uintptr_t a = (uintptr_t)addr;
 		int r, n;
 
 		/* REMOVE goes before the pages do; the caller waits until each
 		 * is read.  The pages then fault again. */
-		pthread_mutex_lock(&uf_lock);
-		n = uf_events_collect_locked(UF_EV_REMOVE, a, a + round_up(len), ev, UF_MAX_EVENTS);
-		pthread_mutex_unlock(&uf_lock);
+		pthread_mutex_lock(&g_table_lock);
+		n = ev_collect_locked(EV_REMOVE, a, a + round_up(len), ev, EV_MAX);
+		pthread_mutex_unlock(&g_table_lock);
 		for (int i = 0; i < n; i++)
-			uf_events_send(UF_EV_REMOVE, &ev[i], 0);
+			ev_send(EV_REMOVE, &ev[i], 0);
 		/* MADV_FREE is for private memory only; an area is a shared
 		 * mapping standing for private memory, whose pages go now
 		 * (MADV_FREE may free them at any time). */
 		r = real_madvise(addr, len, advice == MADV_FREE ? MADV_DONTNEED : advice);
 		if (r == 0) {
-			pthread_mutex_lock(&uf_lock);
-			r = uf_areas_discard_locked(a, a + round_up(len));
-			pthread_mutex_unlock(&uf_lock);
+			pthread_mutex_lock(&g_table_lock);
+			r = area_discard_locked(a, a + round_up(len));
+			pthread_mutex_unlock(&g_table_lock);
 			if (r < 0) {
 				errno = -r;
 				r = -1;
 			}
 		}
-		uf_events_done(ev, n);
+		ev_done(ev, n);
 		return r;
 	}
 	return real_madvise(addr, len, advice);

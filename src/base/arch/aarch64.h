@@ -7,7 +7,7 @@
 #include <asm/sigcontext.h>
 
 /* async-signal-safe */
-static inline int uf_fault_is_write(const void *uctx)
+static inline int arch_fault_is_write(const void *uctx)
 {
 	const ucontext_t *uc = (const ucontext_t *)uctx;
 	const unsigned char *p = (const unsigned char *)uc->uc_mcontext.__reserved;
@@ -32,7 +32,7 @@ static inline int uf_fault_is_write(const void *uctx)
 /* A write access that changes nothing, even with other threads writing.
  * With LSE atomics it is a single store-type access; without, the
  * exclusive load faults first, as a read. */
-static inline void uf_touch_write(void *p)
+static inline void arch_touch_write(void *p)
 {
 	__atomic_fetch_or((volatile char *)p, 0, __ATOMIC_RELAXED);
 }

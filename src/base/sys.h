@@ -52,7 +52,7 @@ extern int __open(const char *path, int flags, ...);
 /* A system call without going through syscall(3), nor through a
  * sanitizer's interceptor, nor through our own interposers of the memory
  * calls (emu/vmops.c).  -1 and errno.  async-signal-safe */
-static inline long uf_raw_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+static inline long sys_call6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
 	long ret;
 #if defined(__x86_64__)
@@ -83,67 +83,67 @@ static inline long uf_raw_syscall6(long nr, long a1, long a2, long a3, long a4, 
 	return ret;
 }
 
-static inline long uf_raw_syscall4(long nr, long a1, long a2, long a3, long a4)
+static inline long sys_call4(long nr, long a1, long a2, long a3, long a4)
 {
-	return uf_raw_syscall6(nr, a1, a2, a3, a4, 0, 0);
+	return sys_call6(nr, a1, a2, a3, a4, 0, 0);
 }
 
-static inline long uf_raw_syscall1(long nr, long a1)
+static inline long sys_call1(long nr, long a1)
 {
-	return uf_raw_syscall6(nr, a1, 0, 0, 0, 0, 0);
+	return sys_call6(nr, a1, 0, 0, 0, 0, 0);
 }
 
 /* The socket calls of remote.c: not through the drop-in's recvmsg, which
  * would take the descriptors they carry for the program's. */
 struct msghdr;
-static inline long uf_sys_recvmsg(int fd, struct msghdr *m, int flags)
+static inline long sys_recvmsg(int fd, struct msghdr *m, int flags)
 {
-	return uf_raw_syscall6(SYS_recvmsg, fd, (long)m, flags, 0, 0, 0);
+	return sys_call6(SYS_recvmsg, fd, (long)m, flags, 0, 0, 0);
 }
-static inline long uf_sys_sendmsg(int fd, const struct msghdr *m, int flags)
+static inline long sys_sendmsg(int fd, const struct msghdr *m, int flags)
 {
-	return uf_raw_syscall6(SYS_sendmsg, fd, (long)m, flags, 0, 0, 0);
+	return sys_call6(SYS_sendmsg, fd, (long)m, flags, 0, 0, 0);
 }
 
 /* The memory calls, as the library itself makes them.  async-signal-safe */
-static inline void *uf_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+static inline void *sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	long r = uf_raw_syscall6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, (long)off);
+	long r = sys_call6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, (long)off);
 	return r == -1 ? (void *)-1 : (void *)r;
 }
-static inline int uf_sys_munmap(void *addr, size_t len)
+static inline int sys_munmap(void *addr, size_t len)
 {
-	return (int)uf_raw_syscall6(SYS_munmap, (long)addr, (long)len, 0, 0, 0, 0);
+	return (int)sys_call6(SYS_munmap, (long)addr, (long)len, 0, 0, 0, 0);
 }
-static inline int uf_sys_mprotect(void *addr, size_t len, int prot)
+static inline int sys_mprotect(void *addr, size_t len, int prot)
 {
-	return (int)uf_raw_syscall6(SYS_mprotect, (long)addr, (long)len, prot, 0, 0, 0);
+	return (int)sys_call6(SYS_mprotect, (long)addr, (long)len, prot, 0, 0, 0);
 }
-static inline int uf_sys_madvise(void *addr, size_t len, int advice)
+static inline int sys_madvise(void *addr, size_t len, int advice)
 {
-	return (int)uf_raw_syscall6(SYS_madvise, (long)addr, (long)len, advice, 0, 0, 0);
+	return (int)sys_call6(SYS_madvise, (long)addr, (long)len, advice, 0, 0, 0);
 }
-static inline void *uf_sys_mremap(void *old, size_t oldlen, size_t newlen, int flags, void *new_addr)
+static inline void *sys_mremap(void *old, size_t oldlen, size_t newlen, int flags, void *new_addr)
 {
-	long r = uf_raw_syscall6(SYS_mremap, (long)old, (long)oldlen, (long)newlen, flags,
+	long r = sys_call6(SYS_mremap, (long)old, (long)oldlen, (long)newlen, flags,
 				 (long)new_addr, 0);
 	return r == -1 ? (void *)-1 : (void *)r;
 }
 
 /* async-signal-safe */
-static inline long uf_sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *ts)
+static inline long sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *ts)
 {
 	return syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
 }
 
 /* async-signal-safe */
-static inline long uf_sys_futex_wake(_Atomic uint32_t *addr, int n)
+static inline long sys_futex_wake(_Atomic uint32_t *addr, int n)
 {
 	return syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
 /* CLOCK_MONOTONIC in ns.  async-signal-safe (clock_gettime is). */
-static inline long uf_now_ns(void)
+static inline long sys_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -151,7 +151,7 @@ static inline long uf_now_ns(void)
 }
 
 /* async-signal-safe */
-static inline pid_t uf_sys_gettid(void)
+static inline pid_t sys_gettid(void)
 {
 	return (pid_t)syscall(SYS_gettid);
 }
@@ -159,12 +159,12 @@ static inline pid_t uf_sys_gettid(void)
 /* async-signal-safe: queue a signal with a chosen siginfo to a thread of
  * this process (the kernel allows any si_code when signalling oneself). */
 /* Set this thread's signal mask (the kernel's 8-byte sigset). */
-static inline int uf_sys_sigprocmask(int how, const sigset_t *set)
+static inline int sys_sigprocmask(int how, const sigset_t *set)
 {
-	return (int)uf_raw_syscall6(SYS_rt_sigprocmask, how, (long)set, 0, 8, 0, 0);
+	return (int)sys_call6(SYS_rt_sigprocmask, how, (long)set, 0, 8, 0, 0);
 }
 
-static inline int uf_sys_tgsigqueueinfo(pid_t tgid, pid_t tid, int sig, siginfo_t *si)
+static inline int sys_tgsigqueueinfo(pid_t tgid, pid_t tid, int sig, siginfo_t *si)
 {
 	return (int)syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, si);
 }

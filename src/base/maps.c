@@ -6,30 +6,30 @@
 #include <sys/mman.h>
 #include "emu/emu.h"
 
-static enum uf_vma_kind kind_of(const char *perm, unsigned long ino, const char *path)
+static enum vma_kind kind_of(const char *perm, unsigned long ino, const char *path)
 {
 	static const char *const special[] = { "[vdso]", "[vvar]", "[vsyscall]", "[uprobes]" };
 
 	while (*path == ' ')
 		path++;
 	if (!strcmp(path, "[stack]"))
-		return UF_VMA_STACK;
+		return VMA_STACK;
 	for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
 		if (!strncmp(path, special[i], strlen(special[i]) - 1))
-			return UF_VMA_OTHER;
+			return VMA_OTHER;
 	if (perm[3] == 'p' && ino == 0)
-		return UF_VMA_ANON;		/* incl. [heap] and [anon:name] */
+		return VMA_ANON;		/* incl. [heap] and [anon:name] */
 	if (!strncmp(path, "/memfd:", 7) || !strncmp(path, "/dev/zero", 9) ||
 	    !strncmp(path, "/SYSV", 5) || !strncmp(path, "/dev/shm/", 9))
-		return UF_VMA_SHMEM;
-	return UF_VMA_OTHER;
+		return VMA_SHMEM;
+	return VMA_OTHER;
 }
 
-int uf_maps_in(uintptr_t start, uintptr_t end, struct uf_vma **out)
+int maps_in(uintptr_t start, uintptr_t end, struct vma **out)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
 	char line[4096];
-	struct uf_vma *v = NULL;
+	struct vma *v = NULL;
 	int n = 0, cap = 0;
 
 	*out = NULL;
@@ -38,7 +38,7 @@ int uf_maps_in(uintptr_t start, uintptr_t end, struct uf_vma **out)
 	while (fgets(line, sizeof line, f)) {
 		unsigned long s, e, off, ino;
 		char perm[8], dev[16], path[4096];
-		struct uf_vma x;
+		struct vma x;
 
 		path[0] = 0;
 		/* NOLINTNEXTLINE(cert-err34-c): the kernel's format, in range */
@@ -57,7 +57,7 @@ int uf_maps_in(uintptr_t start, uintptr_t end, struct uf_vma **out)
 		x.ino = ino;
 		x.kind = kind_of(perm, ino, path);
 		if (n == cap) {
-			struct uf_vma *nv;
+			struct vma *nv;
 			cap = cap ? 2 * cap : 16;
 			nv = realloc(v, (size_t)cap * sizeof *v);
 			if (!nv) {

@@ -29,8 +29,8 @@ static enum uf_backend auto_choice(void)
 	struct uf_probe p;
 
 	memset(&p, 0, sizeof p);
-	uf_kernel_probe(&p);
-	return choose(p.kernel_usable, !p.kernel_usable && uf_emu_check(NULL) == 0);
+	kernel_probe(&p);
+	return choose(p.kernel_usable, !p.kernel_usable && emu_check(NULL) == 0);
 }
 
 enum uf_backend uf_get_backend(void)
@@ -40,7 +40,7 @@ enum uf_backend uf_get_backend(void)
 
 	if (b >= 0)
 		return (enum uf_backend)b;
-	want = uf_opt_backend();
+	want = opt_backend();
 	if (want == UF_BACKEND_AUTO)
 		want = auto_choice();
 	atomic_compare_exchange_strong(&g_backend, &b, want);
@@ -59,7 +59,7 @@ int uf_set_backend(enum uf_backend backend)
 		atomic_store(&g_backend, (int)backend);
 		return 0;
 	case UF_BACKEND_EMULATED: {
-		int r = uf_emu_check(&guard);
+		int r = emu_check(&guard);
 		if (r < 0)
 			return r;
 		atomic_store(&g_backend, (int)backend);
@@ -72,39 +72,39 @@ int uf_set_backend(enum uf_backend backend)
 int uf_userfaultfd(int flags)
 {
 	if (uf_get_backend() == UF_BACKEND_EMULATED)
-		return uf_emu_userfaultfd(flags);
-	return uf_kernel_userfaultfd(flags);
+		return emu_userfaultfd(flags);
+	return kernel_userfaultfd(flags);
 }
 
 int uf_open_dev(int oflags)
 {
 	if (uf_get_backend() == UF_BACKEND_EMULATED)
-		return uf_emu_open_dev(oflags);
-	return uf_kernel_open_dev(oflags);
+		return emu_open_dev(oflags);
+	return kernel_open_dev(oflags);
 }
 
 int uf_ioctl(int fd, unsigned long request, ...)
 {
 	va_list ap;
 	unsigned long arg;
-	enum uf_emu_kind kind;
-	struct uf_ctx *c;
+	enum emu_kind kind;
+	struct ctx *c;
 
 	va_start(ap, request);
 	arg = va_arg(ap, unsigned long);
 	va_end(ap);
-	if (uf_emu_in_use()) {
-		if ((c = uf_emu_pager_hint(fd)))
-			return uf_emu_ioctl(fd, UF_EMU_UFFD, c, request, arg);
-		if ((kind = uf_emu_fd_kind(fd, &c)) != UF_EMU_NONE)
-			return uf_emu_ioctl(fd, kind, c, request, arg);
+	if (emu_in_use()) {
+		if ((c = emu_pager_hint(fd)))
+			return emu_ioctl(fd, EMU_UFFD, c, request, arg);
+		if ((kind = emu_fd_kind(fd, &c)) != EMU_NONE)
+			return emu_ioctl(fd, kind, c, request, arg);
 	}
 	int r = ioctl(fd, request, arg);
 	/* A pipe says ENOTTY: it may be an emulated uffd of another process,
 	 * never seen here (the kernel back-end pays nothing for this). */
 	if (r < 0 && errno == ENOTTY && _IOC_TYPE(request) == UFFDIO) {
-		if (uf_emu_adopt(fd) == 0)
-			return uf_emu_ioctl(fd, UF_EMU_REMOTE, NULL, request, arg);
+		if (emu_adopt(fd) == 0)
+			return emu_ioctl(fd, EMU_REMOTE, NULL, request, arg);
 		errno = ENOTTY;
 	}
 	return r;
@@ -112,11 +112,11 @@ int uf_ioctl(int fd, unsigned long request, ...)
 
 ssize_t uf_read(int fd, void *buf, size_t count)
 {
-	enum uf_emu_kind kind;
-	struct uf_ctx *c;
+	enum emu_kind kind;
+	struct ctx *c;
 
-	if (uf_emu_in_use() && (kind = uf_emu_fd_kind(fd, &c)) != UF_EMU_NONE)
-		return uf_emu_read(fd, kind, c, buf, count);
+	if (emu_in_use() && (kind = emu_fd_kind(fd, &c)) != EMU_NONE)
+		return emu_read(fd, kind, c, buf, count);
 	ssize_t r = read(fd, buf, count);
 	/* A uffd never returns a part of a message: bytes of a pipe that is
 	 * an emulated uffd of another process, never seen here?  (They are
@@ -124,8 +124,8 @@ ssize_t uf_read(int fd, void *buf, size_t count)
 	 * EAGAIN: learn it now, while its owner is there to say so. */
 	if ((r > 0 && r % (ssize_t)sizeof(struct uffd_msg)) || (r < 0 && errno == EAGAIN)) {
 		int e = errno;
-		if (uf_emu_adopt(fd) == 0)
-			return uf_emu_read(fd, UF_EMU_REMOTE, NULL, buf, count);
+		if (emu_adopt(fd) == 0)
+			return emu_read(fd, EMU_REMOTE, NULL, buf, count);
 		errno = e;
 	}
 	return r;
@@ -133,8 +133,8 @@ ssize_t uf_read(int fd, void *buf, size_t count)
 
 int uf_close(int fd)
 {
-	if (uf_emu_in_use())
-		return uf_emu_close(fd);
+	if (emu_in_use())
+		return emu_close(fd);
 	return close(fd);
 }
 
@@ -145,7 +145,7 @@ int uf_fd_backend(int fd)
 
 	if (fcntl(fd, F_GETFD) < 0)
 		return -EBADF;
-	if (uf_emu_in_use() && uf_emu_fd_kind(fd, NULL) == UF_EMU_UFFD)
+	if (emu_in_use() && emu_fd_kind(fd, NULL) == EMU_UFFD)
 		return UF_BACKEND_EMULATED;
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	n = readlink(path, link, sizeof link - 1);
@@ -194,11 +194,11 @@ int uf_probe(struct uf_probe *out)
 	if (!out)
 		return -EINVAL;
 	memset(out, 0, sizeof *out);
-	uf_kernel_probe(out);
+	kernel_probe(out);
 	out->unprivileged_sysctl = read_long_file("/proc/sys/vm/unprivileged_userfaultfd", &v) ? -1 : (int)v;
 	out->max_map_count = read_long_file("/proc/sys/vm/max_map_count", &v) ? -1 : v;
 	out->seccomp_mode = seccomp_mode();
-	r = uf_emu_check(&out->guard_markers);
+	r = emu_check(&out->guard_markers);
 	out->emulated_usable = r == 0;
 	out->emulated_errno = r < 0 ? -r : 0;
 	out->emulated_features = uf_emulated_features();

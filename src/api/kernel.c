@@ -26,9 +26,9 @@ static int dev_new(int flags)
 	return fd;
 }
 
-int uf_kernel_userfaultfd(int flags)
+int kernel_userfaultfd(int flags)
 {
-	int fd = (int)uf_raw_syscall1(__NR_userfaultfd, flags);
+	int fd = (int)sys_call1(__NR_userfaultfd, flags);
 	int err;
 
 	if (fd >= 0 || (errno != EPERM && errno != ENOSYS))
@@ -43,7 +43,7 @@ int uf_kernel_userfaultfd(int flags)
 	return fd;
 }
 
-int uf_kernel_open_dev(int oflags)
+int kernel_open_dev(int oflags)
 {
 	return __open("/dev/userfaultfd", oflags);
 }
@@ -85,12 +85,12 @@ static void probe_report(int wfd, int what, int fd)
 static void probe_child(int wfd)
 {
 	probe_report(wfd, 1, dev_new(O_CLOEXEC));
-	probe_report(wfd, 2, (int)uf_raw_syscall1(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY));
-	probe_report(wfd, 3, (int)uf_raw_syscall1(__NR_userfaultfd, O_CLOEXEC));
+	probe_report(wfd, 2, (int)sys_call1(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY));
+	probe_report(wfd, 3, (int)sys_call1(__NR_userfaultfd, O_CLOEXEC));
 	syscall(SYS_exit_group, 0);
 }
 
-void uf_kernel_probe(struct uf_probe *p)
+void kernel_probe(struct uf_probe *p)
 {
 	int pfd[2], status = 0;
 	pid_t pid;

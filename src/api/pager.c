@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
-#include "arch/fault.h"
+#include "base/arch/fault.h"
 #include "internal.h"
 
 #define UF_MAX_PAGER_RANGES 256
@@ -155,7 +155,7 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uctx)
 	if (si->si_code == BUS_ADRERR && range_lookup(addr, &fd, &fn, &arg)) {
 		struct uf_pager_fault f;
 		f.uffd = fd;
-		f.flags = uf_fault_is_write(uctx) ? UFFD_PAGEFAULT_FLAG_WRITE : 0;
+		f.flags = arch_fault_is_write(uctx) ? UFFD_PAGEFAULT_FLAG_WRITE : 0;
 		f.address = (void *)addr;
 		f.page = (void *)(addr & g_page_mask);
 		if (fn(&f, arg) >= 0) {
@@ -164,7 +164,7 @@ static void sigbus_handler(int sig, siginfo_t *si, void *uctx)
 		}
 	}
 	errno = saved;
-	uf_chain(sig, si, uctx);
+	sigchain_forward(sig, si, uctx);
 }
 
 /* ---- the API ---- */
@@ -183,7 +183,7 @@ int uf_pager_open(uf_pager_fn fn, void *arg)
 		sa.sa_sigaction = sigbus_handler;
 		sigemptyset(&sa.sa_mask);
 		sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK | SA_RESTART;
-		if ((r = uf_sigchain_install(SIGBUS, &sa)) < 0)
+		if ((r = sigchain_install(SIGBUS, &sa)) < 0)
 			return r;
 		api.features = UFFD_FEATURE_SIGBUS;
 	}
@@ -194,7 +194,7 @@ int uf_pager_open(uf_pager_fn fn, void *arg)
 		r = -errno;
 		goto fail;
 	}
-	if (emulated && (r = uf_emu_set_pager(fd, fn, arg)) < 0)
+	if (emulated && (r = emu_set_pager(fd, fn, arg)) < 0)
 		goto fail;
 	pthread_mutex_lock(&g_lock);
 	if (g_npagers == UF_MAX_PAGERS) {

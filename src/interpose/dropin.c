@@ -29,7 +29,7 @@
  * refuses LD_PRELOAD paths in such programs; this covers a drop-in loaded
  * some other way (/etc/ld.so.preload, a trusted directory).
  */
-#include "interpose.h"
+#include "interpose/real.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/auxv.h>
@@ -57,7 +57,7 @@ static void mark(int fd, int on)
  * always may be. */
 static int marked(int fd)
 {
-	if (!uf_emu_in_use() || fd < 0)
+	if (!emu_in_use() || fd < 0)
 		return 0;
 	return fd >= MARKS || atomic_load_explicit(&g_mark[fd], memory_order_relaxed);
 }
@@ -65,7 +65,7 @@ static int marked(int fd)
 /* Is fd an emulated uffd or device?  (Checked by identity.) */
 static int emulated(int fd)
 {
-	return marked(fd) && uf_emu_fd_kind(fd, NULL) != UF_EMU_NONE;
+	return marked(fd) && emu_fd_kind(fd, NULL) != EMU_NONE;
 }
 
 /* A set-user-ID or set-group-ID program: stay out of its way. */
@@ -90,7 +90,7 @@ long syscall(long nr, ...)
 	va_end(ap);
 	if (nr == __NR_userfaultfd && !secure()) {
 		int fd = uf_userfaultfd((int)a[0]);
-		mark(fd, uf_emu_in_use() && uf_emu_fd_kind(fd, NULL) != UF_EMU_NONE);
+		mark(fd, emu_in_use() && emu_fd_kind(fd, NULL) != EMU_NONE);
 		return fd;
 	}
 	UF_REAL(syscall);
@@ -134,8 +134,8 @@ int ioctl(int fd, unsigned long req, ...)
 {
 	va_list ap;
 	unsigned long arg;
-	enum uf_emu_kind kind;
-	struct uf_ctx *c;
+	enum emu_kind kind;
+	struct ctx *c;
 
 	va_start(ap, req);
 	arg = va_arg(ap, unsigned long);
@@ -146,9 +146,9 @@ int ioctl(int fd, unsigned long req, ...)
 	 * generic ones act on the pipe as on the kernel's file. */
 	if ((_IOC_TYPE(req) == UFFDIO ||
 	     (((unsigned)req == FIONREAD || (unsigned)req == FIOASYNC) && marked(fd))) &&
-	    uf_emu_in_use() && (kind = uf_emu_fd_kind(fd, &c)) != UF_EMU_NONE) {
-		int r = uf_emu_ioctl(fd, kind, c, req, arg);
-		if (kind == UF_EMU_DEV && r >= 0)
+	    emu_in_use() && (kind = emu_fd_kind(fd, &c)) != EMU_NONE) {
+		int r = emu_ioctl(fd, kind, c, req, arg);
+		if (kind == EMU_DEV && r >= 0)
 			mark(r, 1);
 		return r;
 	}
@@ -169,20 +169,20 @@ ssize_t read(int fd, void *buf, size_t n)
 		}
 		return r;
 	}
-	uf_emu_pretouch((uintptr_t)buf, n, 1);
+	emu_pretouch((uintptr_t)buf, n, 1);
 	return __read(fd, buf, n);
 }
 
 ssize_t write(int fd, const void *buf, size_t n)
 {
-	enum uf_emu_kind kind;
+	enum emu_kind kind;
 
-	if (marked(fd) && (kind = uf_emu_fd_kind(fd, NULL)) != UF_EMU_NONE) {
+	if (marked(fd) && (kind = emu_fd_kind(fd, NULL)) != EMU_NONE) {
 		/* The kernel's uffd is read-only; its device has no write. */
-		errno = uf_emu_write_errno(fd, kind);
+		errno = emu_write_errno(fd, kind);
 		return -1;
 	}
-	uf_emu_pretouch((uintptr_t)buf, n, 0);
+	emu_pretouch((uintptr_t)buf, n, 0);
 	UF_REAL(write);
 	return real_write(fd, buf, n);
 }
@@ -195,14 +195,14 @@ ssize_t write(int fd, const void *buf, size_t n)
 #define BUF_CALL(ret, name, params, buf, len, kw, args)			\
 ret name params								\
 {										\
-	uf_emu_pretouch((uintptr_t)(buf), (len), (kw));			\
+	emu_pretouch((uintptr_t)(buf), (len), (kw));			\
 	UF_REAL(name);								\
 	return real_##name args;						\
 }
 #define IOV_CALL(ret, name, params, iov, cnt, kw, args)			\
 ret name params								\
 {										\
-	uf_emu_pretouch_iov((iov), (cnt), (kw));				\
+	emu_pretouch_iov((iov), (cnt), (kw));				\
 	UF_REAL(name);								\
 	return real_##name args;						\
 }
@@ -234,7 +234,7 @@ IOV_CALL(ssize_t, pwritev2, (int fd, const struct iovec *v, int c, off_t o, int 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	if (msg)
-		uf_emu_pretouch_iov(msg->msg_iov, (int)msg->msg_iovlen, 0);
+		emu_pretouch_iov(msg->msg_iov, (int)msg->msg_iovlen, 0);
 	UF_REAL(sendmsg);
 	return real_sendmsg(fd, msg, flags);
 }
@@ -303,7 +303,7 @@ ssize_t recvmsg(int sock, struct msghdr *msg, int flags)
 
 	UF_REAL(recvmsg);
 	if (msg)
-		uf_emu_pretouch_iov(msg->msg_iov, (int)msg->msg_iovlen, 1);
+		emu_pretouch_iov(msg->msg_iov, (int)msg->msg_iovlen, 1);
 	r = real_recvmsg(sock, msg, flags);
 	if (r < 0 || !msg || secure())
 		return r;
@@ -315,11 +315,11 @@ ssize_t recvmsg(int sock, struct msghdr *msg, int flags)
 		for (size_t i = 0; i < n; i++) {
 			/* An emulated uffd, ours or another process's (then it
 			 * becomes usable here). */
-			int known = uf_emu_in_use() && uf_emu_fd_kind(fds[i], NULL) != UF_EMU_NONE;
+			int known = emu_in_use() && emu_fd_kind(fds[i], NULL) != EMU_NONE;
 			if (!known) {
 				struct stat st;
 				known = fstat(fds[i], &st) == 0 && S_ISFIFO(st.st_mode) &&
-					uf_emu_adopt(fds[i]) == 0;
+					emu_adopt(fds[i]) == 0;
 			}
 			mark(fds[i], known);
 		}

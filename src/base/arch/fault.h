@@ -2,8 +2,8 @@
 /*
  * Decoding a memory fault from a signal context, one tiny header per
  * architecture (in the manner of GNU libsigsegv).  Each provides
- *   uf_fault_is_write(ucontext)  -> 1 for a write access, 0 for a read
- *   uf_touch_write(p)            a write access to p that changes nothing
+ *   arch_fault_is_write(ucontext)  -> 1 for a write access, 0 for a read
+ *   arch_touch_write(p)            a write access to p that changes nothing
  * Both are async-signal-safe.
  */
 #ifndef UF_ARCH_FAULT_H
@@ -13,9 +13,9 @@
 #include <ucontext.h>
 
 #if defined(__x86_64__)
-#include "arch/x86_64.h"
+#include "base/arch/x86_64.h"
 #elif defined(__aarch64__)
-#include "arch/aarch64.h"
+#include "base/arch/aarch64.h"
 #else
 #error "userfault: no fault decoder for this architecture (see src/arch/)"
 #endif

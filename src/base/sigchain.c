@@ -20,7 +20,7 @@
 /* NOLINTNEXTLINE(bugprone-reserved-identifier): glibc's own name for it */
 extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
-int uf_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+int sigchain_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	return __sigaction(sig, act, old);
 }
@@ -49,7 +49,7 @@ static void prev_publish(struct chain *ch, const struct sigaction *sa)
 	atomic_store(&ch->idx, n);
 }
 
-int uf_sigchain_install(int sig, const struct sigaction *ours)
+int sigchain_install(int sig, const struct sigaction *ours)
 {
 	struct chain *ch = chain_of(sig);
 	struct sigaction prev;
@@ -67,7 +67,7 @@ int uf_sigchain_install(int sig, const struct sigaction *ours)
 }
 
 /* async-signal-safe */
-void uf_program_sigaction(int sig, struct sigaction *out)
+void sigchain_program(int sig, struct sigaction *out)
 {
 	struct chain *ch = chain_of(sig);
 	int i = ch ? atomic_load(&ch->idx) : -1;
@@ -83,13 +83,13 @@ void uf_program_sigaction(int sig, struct sigaction *out)
 }
 
 /* Hand a fault that is not ours to the program.  a-s-s */
-void uf_chain(int sig, siginfo_t *si, void *uctx)
+void sigchain_forward(int sig, siginfo_t *si, void *uctx)
 {
 	struct chain *ch = chain_of(sig);
 	struct sigaction sa;
 	sigset_t old;
 
-	uf_program_sigaction(sig, &sa);
+	sigchain_program(sig, &sa);
 	/* SIG_DFL and SIG_IGN whatever SA_SIGINFO says: sa_handler and
 	 * sa_sigaction share their storage, and the kernel reads it so. */
 	if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) {

@@ -4,7 +4,7 @@
 #include <string.h>
 #include "internal.h"
 
-enum uf_backend uf_opt_backend(void)
+enum uf_backend opt_backend(void)
 {
 	const char *v = getenv("USERFAULT_BACKEND");
 	int b;
@@ -15,13 +15,13 @@ enum uf_backend uf_opt_backend(void)
 	return b < 0 ? UF_BACKEND_AUTO : (enum uf_backend)b;
 }
 
-int uf_opt_guard_markers(void)
+int opt_guard_markers(void)
 {
 	const char *v = getenv("USERFAULT_GUARD_MARKERS");
 	return !(v && !strcmp(v, "0"));
 }
 
-long uf_opt_spin_us(void)
+long opt_spin_us(void)
 {
 	const char *v = getenv("USERFAULT_SPIN_US");
 	char *end;
