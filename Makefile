@@ -57,17 +57,25 @@ CLI      := $(B)/userfault
 
 all: $(SHLIB) $(STLIB) $(PRELOAD) $(CLI) $(TESTS) $(HELPERS) $(EXAMPLES)
 
+# The library's objects: hidden visibility, so that only what
+# include/userfault.h declares and the interposers (UF_EXPORT) are exported
+# (src/exports.txt, checked by tools/check-arch.sh).
 $(B)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -c $< -o $@
+	$(CC) $(ALLCFLAGS) -fvisibility=hidden -c $< -o $@
 
 $(SHLIB): $(LIB_OBJ)
 	$(CC) $(ALLCFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -o $@ $^ $(LDLIBS)
 	ln -sf libuserfault.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $(B)/libuserfault.so
 
+# The static library is one relocatable object whose internal symbols are
+# made local: a program linked with it sees the same names as with the
+# shared library, and gets every part of it (the interposers included).
 $(STLIB): $(LIB_OBJ)
-	rm -f $@; ar rcs $@ $^
+	$(CC) -r -nostdlib -o $(B)/userfault.o $^
+	objcopy --localize-hidden $(B)/userfault.o
+	rm -f $@; ar rcs $@ $(B)/userfault.o
 
 # The drop-in carries its own copy of the library so that it needs nothing
 # on the library path.

@@ -41,6 +41,11 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility: what is declared here is
+ * what it exports (and all it exports, besides the C library functions it
+ * interposes; see the README). */
+#pragma GCC visibility push(default)
+
 #define USERFAULT_VERSION_MAJOR 0
 #define USERFAULT_VERSION_MINOR 1
 #define USERFAULT_VERSION_PATCH 0
@@ -172,6 +177,8 @@ int uf_pager_copy(int uffd, void *dst, const void *src, size_t len);
 int uf_pager_zero(int uffd, void *dst, size_t len);
 /* Unregister everything and close. */
 int uf_pager_close(int uffd);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -6,12 +6,16 @@
  * the kernel unchanged.
  */
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
-#include "internal.h"
+#include "api/api.h"
+#include "base/options.h"
+#include "base/sys.h"
+#include "emu/emu.h"
 
 static _Atomic int g_backend = -1;	/* resolved back-end, -1 until chosen */
 
@@ -99,7 +103,7 @@ int uf_ioctl(int fd, unsigned long request, ...)
 		if ((kind = emu_fd_kind(fd, &c)) != EMU_NONE)
 			return emu_ioctl(fd, kind, c, request, arg);
 	}
-	int r = ioctl(fd, request, arg);
+	int r = sys_ioctl(fd, request, arg);
 	/* A pipe says ENOTTY: it may be an emulated uffd of another process,
 	 * never seen here (the kernel back-end pays nothing for this). */
 	if (r < 0 && errno == ENOTTY && _IOC_TYPE(request) == UFFDIO) {
@@ -117,7 +121,7 @@ ssize_t uf_read(int fd, void *buf, size_t count)
 
 	if (emu_in_use() && (kind = emu_fd_kind(fd, &c)) != EMU_NONE)
 		return emu_read(fd, kind, c, buf, count);
-	ssize_t r = read(fd, buf, count);
+	ssize_t r = sys_read(fd, buf, count);
 	/* A uffd never returns a part of a message: bytes of a pipe that is
 	 * an emulated uffd of another process, never seen here?  (They are
 	 * readiness tokens; dropping one loses nothing.)  An empty one says
@@ -135,7 +139,7 @@ int uf_close(int fd)
 {
 	if (emu_in_use())
 		return emu_close(fd);
-	return close(fd);
+	return sys_close(fd);
 }
 
 int uf_fd_backend(int fd)
@@ -143,7 +147,7 @@ int uf_fd_backend(int fd)
 	char path[64], link[64];
 	ssize_t n;
 
-	if (fcntl(fd, F_GETFD) < 0)
+	if (sys_fcntl(fd, F_GETFD, 0) < 0)
 		return -EBADF;
 	if (emu_in_use() && emu_fd_kind(fd, NULL) == EMU_UFFD)
 		return UF_BACKEND_EMULATED;

@@ -10,18 +10,19 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
-#include "internal.h"
+#include "api/api.h"
+#include "base/sys.h"
 
 static int dev_new(int flags)
 {
-	int dev = __open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	int dev = sys_open("/dev/userfaultfd", O_RDWR | O_CLOEXEC, 0);
 	int fd, err;
 
 	if (dev < 0)
 		return -1;
-	fd = ioctl(dev, USERFAULTFD_IOC_NEW, (unsigned long)flags);
+	fd = sys_ioctl(dev, USERFAULTFD_IOC_NEW, (unsigned long)flags);
 	err = errno;
-	close(dev);
+	sys_close(dev);
 	errno = err;
 	return fd;
 }
@@ -45,20 +46,21 @@ int kernel_userfaultfd(int flags)
 
 int kernel_open_dev(int oflags)
 {
-	return __open("/dev/userfaultfd", oflags);
+	return sys_open("/dev/userfaultfd", oflags, 0);
 }
 
 /* What the probe child reports, field by field as it goes: if a seccomp
  * filter kills it, the parent still has what came before. */
+enum probe_what { PROBE_DEV = 1, PROBE_SYSCALL_USER, PROBE_SYSCALL };
 struct probe_rec {
-	int what;	/* 1 dev, 2 syscall user-mode-only, 3 syscall full */
+	int what;	/* enum probe_what */
 	int err;
 	uint64_t features;
 };
 
 /* Report one way of making a uffd (fd, or -1 and errno) with the features
  * its UFFDIO_API offers; in the probe child: system calls only. */
-static void probe_report(int wfd, int what, int fd)
+static void probe_report(int wfd, enum probe_what what, int fd)
 {
 	struct probe_rec r;
 	struct uffdio_api api;
@@ -69,14 +71,14 @@ static void probe_report(int wfd, int what, int fd)
 	if (fd >= 0) {
 		memset(&api, 0, sizeof api);
 		api.api = UFFD_API;
-		if (ioctl(fd, UFFDIO_API, &api) == 0)
+		if (sys_ioctl(fd, UFFDIO_API, (unsigned long)&api) == 0)
 			r.features = api.features;
-		else if (what == 3)
+		else if (what == PROBE_SYSCALL)
 			r.err = errno;
-		close(fd);
+		sys_close(fd);
 	}
-	if (write(wfd, &r, sizeof r) < 0)
-		syscall(SYS_exit_group, 1);
+	if (sys_write(wfd, &r, sizeof r) < 0)
+		sys_call1(SYS_exit_group, 1);
 }
 
 /* Runs in the child made by a raw clone (no atfork handlers, one thread):
@@ -84,10 +86,10 @@ static void probe_report(int wfd, int what, int fd)
  * filter may kill us there. */
 static void probe_child(int wfd)
 {
-	probe_report(wfd, 1, dev_new(O_CLOEXEC));
-	probe_report(wfd, 2, (int)sys_call1(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY));
-	probe_report(wfd, 3, (int)sys_call1(__NR_userfaultfd, O_CLOEXEC));
-	syscall(SYS_exit_group, 0);
+	probe_report(wfd, PROBE_DEV, dev_new(O_CLOEXEC));
+	probe_report(wfd, PROBE_SYSCALL_USER, (int)sys_call1(__NR_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY));
+	probe_report(wfd, PROBE_SYSCALL, (int)sys_call1(__NR_userfaultfd, O_CLOEXEC));
+	sys_call1(SYS_exit_group, 0);
 }
 
 void kernel_probe(struct uf_probe *p)
@@ -104,32 +106,32 @@ void kernel_probe(struct uf_probe *p)
 		return;
 	/* A raw clone: like fork(), but without running anybody's atfork
 	 * handlers (ours would copy emulated areas for nothing). */
-	pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+	pid = (pid_t)sys_call6(SYS_clone, SIGCHLD, 0, 0, 0, 0, 0);
 	if (pid == 0) {
-		close(pfd[0]);
+		sys_close(pfd[0]);
 		probe_child(pfd[1]);
 	}
-	close(pfd[1]);
+	sys_close(pfd[1]);
 	if (pid < 0) {
-		close(pfd[0]);
+		sys_close(pfd[0]);
 		return;
 	}
-	while (read(pfd[0], &r, sizeof r) == (ssize_t)sizeof r) {
-		if (r.what == 1) {
+	while (sys_read(pfd[0], &r, sizeof r) == (ssize_t)sizeof r) {
+		if (r.what == PROBE_DEV) {
 			p->dev_errno = r.err;
 			if (!r.err)
 				p->kernel_features = r.features;
-		} else if (r.what == 2) {
+		} else if (r.what == PROBE_SYSCALL_USER) {
 			p->syscall_user_errno = r.err;
 			if (!r.err && !p->kernel_features)
 				p->kernel_features = r.features;
-		} else if (r.what == 3) {
+		} else if (r.what == PROBE_SYSCALL) {
 			p->syscall_errno = r.err;
 			if (!r.err)
 				p->kernel_features = r.features;
 		}
 	}
-	close(pfd[0]);
+	sys_close(pfd[0]);
 	while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR)
 		;
 	if (WIFSIGNALED(status))

@@ -7,9 +7,9 @@
  * handler calls it instead of queueing a message (emu/fault.c).
  *
  * Kernel: a uffd with UFFD_FEATURE_SIGBUS; our SIGBUS handler finds the
- * pager whose range holds the address in a small lock-free table and calls
- * its callback.  A SIGBUS that is not ours goes to the program's handler
- * (sigchain.c).
+ * pager whose range holds the address in a small lock-free table (the
+ * seqlock) and calls its callback.  A SIGBUS that is not ours goes to the
+ * program's handler (src/base/sigchain.c).
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,25 +18,27 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include "base/arch/fault.h"
-#include "internal.h"
+#include "base/seqlock.h"
+#include "base/sigchain.h"
+#include "emu/emu.h"
 
-#define UF_MAX_PAGER_RANGES 256
+#define PAGER_RANGES_MAX 256
 
-/* A registered range of a kernel-back-end pager.  seq is a seqlock (odd
- * while the entry changes); end == 0 marks a free entry. */
+/* A registered range of a kernel-back-end pager (end == 0: a free entry),
+ * changed under g_lock, read by the SIGBUS handler. */
 struct prange {
-	_Atomic uint32_t seq;
+	struct seqlock seq;
 	_Atomic uintptr_t start, end;
 	_Atomic int fd;
 	_Atomic uintptr_t fn, arg;
 };
-static struct prange g_ranges[UF_MAX_PAGER_RANGES];
+static struct prange g_ranges[PAGER_RANGES_MAX];
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t g_page_mask;
 
 /* The pagers themselves: fd -> callback, for uf_pager_register. */
-#define UF_MAX_PAGERS 64
-static struct { int fd; uf_pager_fn fn; void *arg; int emulated; } g_pagers[UF_MAX_PAGERS];
+#define PAGERS_MAX 64
+static struct { int fd; uf_pager_fn fn; void *arg; int emulated; } g_pagers[PAGERS_MAX];
 static int g_npagers;
 
 static int pager_find_locked(int fd)
@@ -52,18 +54,21 @@ static int pager_find_locked(int fd)
 static void range_set(struct prange *r, uintptr_t start, uintptr_t end, int fd, uintptr_t fn,
 		      uintptr_t arg)
 {
-	atomic_fetch_add(&r->seq, 1);
+	sigset_t old;
+
+	/* Masked: a SIGBUS handler of this thread may read the entry. */
+	seq_write_begin_masked(&r->seq, &old);
 	atomic_store(&r->start, start);
 	atomic_store(&r->fd, fd);
 	atomic_store(&r->fn, fn);
 	atomic_store(&r->arg, arg);
 	atomic_store(&r->end, end);
-	atomic_fetch_add(&r->seq, 1);
+	seq_write_end_masked(&r->seq, &old);
 }
 
 static int range_add_locked(uintptr_t start, uintptr_t end, int fd, uintptr_t fn, uintptr_t arg)
 {
-	for (int i = 0; i < UF_MAX_PAGER_RANGES; i++)
+	for (int i = 0; i < PAGER_RANGES_MAX; i++)
 		if (atomic_load(&g_ranges[i].end) == 0) {
 			range_set(&g_ranges[i], start, end, fd, fn, arg);
 			return 0;
@@ -77,7 +82,7 @@ static int range_can_remove_locked(int fd, uintptr_t start, uintptr_t end)
 {
 	int need = 0, free_entries = 0;
 
-	for (int i = 0; i < UF_MAX_PAGER_RANGES; i++) {
+	for (int i = 0; i < PAGER_RANGES_MAX; i++) {
 		struct prange *r = &g_ranges[i];
 		uintptr_t s = atomic_load(&r->start), e = atomic_load(&r->end);
 		if (!e) {
@@ -97,7 +102,7 @@ static int range_remove_locked(int fd, uintptr_t start, uintptr_t end)
 {
 	if (range_can_remove_locked(fd, start, end) < 0)
 		return -ENOMEM;
-	for (int i = 0; i < UF_MAX_PAGER_RANGES; i++) {
+	for (int i = 0; i < PAGER_RANGES_MAX; i++) {
 		struct prange *r = &g_ranges[i];
 		uintptr_t s = atomic_load(&r->start), e = atomic_load(&r->end);
 		uintptr_t fn = atomic_load(&r->fn), arg = atomic_load(&r->arg);
@@ -120,24 +125,21 @@ static int range_remove_locked(int fd, uintptr_t start, uintptr_t end)
 /* The range holding addr, read consistently.  async-signal-safe */
 static int range_lookup(uintptr_t addr, int *fd, uf_pager_fn *fn, void **arg)
 {
-	for (int i = 0; i < UF_MAX_PAGER_RANGES; i++) {
+	for (int i = 0; i < PAGER_RANGES_MAX; i++) {
 		struct prange *r = &g_ranges[i];
-		for (;;) {
-			uint32_t q = atomic_load(&r->seq);
-			uintptr_t s, e;
-			if (q & 1)
-				continue;
+		uintptr_t s, e;
+		uint32_t q;
+
+		do {
+			q = seq_read_begin(&r->seq);
 			s = atomic_load(&r->start);
 			e = atomic_load(&r->end);
 			*fd = atomic_load(&r->fd);
 			*fn = (uf_pager_fn)atomic_load(&r->fn);
 			*arg = (void *)atomic_load(&r->arg);
-			if (atomic_load(&r->seq) != q)
-				continue;
-			if (e && addr >= s && addr < e)
-				return 1;
-			break;
-		}
+		} while (seq_read_retry(&r->seq, q));
+		if (e && addr >= s && addr < e)
+			return 1;
 	}
 	return 0;
 }
@@ -197,7 +199,7 @@ int uf_pager_open(uf_pager_fn fn, void *arg)
 	if (emulated && (r = emu_set_pager(fd, fn, arg)) < 0)
 		goto fail;
 	pthread_mutex_lock(&g_lock);
-	if (g_npagers == UF_MAX_PAGERS) {
+	if (g_npagers == PAGERS_MAX) {
 		pthread_mutex_unlock(&g_lock);
 		r = -EMFILE;
 		goto fail;

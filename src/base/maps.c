@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include "emu/emu.h"
+#include <errno.h>
+#include "base/maps.h"
 
 static enum vma_kind kind_of(const char *perm, unsigned long ino, const char *path)
 {

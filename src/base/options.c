@@ -2,7 +2,8 @@
 /* Options, each also an environment variable (read once). */
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include <errno.h>
+#include "base/options.h"
 
 enum uf_backend opt_backend(void)
 {

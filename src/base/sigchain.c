@@ -1,21 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sharing fault signals with the program.  Once the library has installed
- * its handler for SIGSEGV (the emulation) or SIGBUS (the in-thread pager on
- * the kernel back-end), the program's sigaction()/signal() calls for that
- * signal are recorded instead of replacing ours, and every fault that is not
- * ours is handed to the handler the program believes it has (installed
- * before or after us), with its flags honoured.  Other signals pass straight
- * through.
- *
- * We define sigaction() and signal() here; they take precedence over the C
- * library's for the whole program (shared library, static library and the
- * drop-in alike), and reach the real ones through __sigaction.
+ * Sharing fault signals with the program (see sigchain.h).  The program's
+ * disposition for each signal we share is kept here, published with the
+ * seqlock for the signal handlers that read it; the program's sigaction()
+ * and signal() (src/interpose/signals.c) come here first.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
-#include "internal.h"
+#include "base/seqlock.h"
+#include "base/sigchain.h"
+#include "base/sys.h"
 
 /* NOLINTNEXTLINE(bugprone-reserved-identifier): glibc's own name for it */
 extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
@@ -25,28 +20,41 @@ int sigchain_real_sigaction(int sig, const struct sigaction *act, struct sigacti
 	return __sigaction(sig, act, old);
 }
 
-/* The program's disposition for each signal we share, published for the
- * handlers: writers fill the next slot of a small ring, then publish its
- * index. */
-#define RING 8
 struct chain {
-	struct sigaction prev[RING];
-	_Atomic int idx;		/* -1: not installed yet */
+	struct seqlock lock;
+	_Atomic int installed;		/* our handler is in place */
+	struct sigaction prog;		/* what the program believes */
 };
-static struct chain g_chain[2] = { { .idx = -1 }, { .idx = -1 } };
-static pthread_mutex_t g_prev_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct chain g_chain[2];
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;	/* writers */
 
+/* async-signal-safe */
 static struct chain *chain_of(int sig)
 {
 	return sig == SIGSEGV ? &g_chain[0] : sig == SIGBUS ? &g_chain[1] : NULL;
 }
 
-static void prev_publish(struct chain *ch, const struct sigaction *sa)
+/* Publish the program's disposition (g_lock held).  A handler of this
+ * thread may read it: signals are blocked meanwhile, and sa is ours (no
+ * fault while the counter is odd). */
+static void publish_locked(struct chain *ch, const struct sigaction *sa)
 {
-	int i = atomic_load(&ch->idx);
-	int n = (i < 0 ? 0 : i + 1) % RING;
-	ch->prev[n] = *sa;
-	atomic_store(&ch->idx, n);
+	sigset_t old;
+
+	seq_write_begin_masked(&ch->lock, &old);
+	ch->prog = *sa;
+	seq_write_end_masked(&ch->lock, &old);
+}
+
+/* async-signal-safe */
+static void read_prog(struct chain *ch, struct sigaction *out)
+{
+	uint32_t s;
+
+	do {
+		s = seq_read_begin(&ch->lock);
+		memcpy(out, &ch->prog, sizeof *out);
+	} while (seq_read_retry(&ch->lock, s));
 }
 
 int sigchain_install(int sig, const struct sigaction *ours)
@@ -55,25 +63,47 @@ int sigchain_install(int sig, const struct sigaction *ours)
 	struct sigaction prev;
 	int r = 0;
 
-	pthread_mutex_lock(&g_prev_lock);
-	if (atomic_load(&ch->idx) < 0) {
-		if (__sigaction(sig, ours, &prev) < 0)
+	pthread_mutex_lock(&g_lock);
+	if (!atomic_load(&ch->installed)) {
+		if (__sigaction(sig, ours, &prev) < 0) {
 			r = -errno;
-		else
-			prev_publish(ch, &prev);
+		} else {
+			publish_locked(ch, &prev);
+			atomic_store(&ch->installed, 1);
+		}
 	}
-	pthread_mutex_unlock(&g_prev_lock);
+	pthread_mutex_unlock(&g_lock);
 	return r;
+}
+
+int sigchain_program_set(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	struct chain *ch = chain_of(sig);
+	struct sigaction a, o;
+
+	if (!ch || !atomic_load(&ch->installed))
+		return 0;
+	/* The program's struct may be anywhere (a missing page of a
+	 * registered range): copy it before taking anything. */
+	if (act)
+		a = *act;
+	pthread_mutex_lock(&g_lock);
+	o = ch->prog;
+	if (act)
+		publish_locked(ch, &a);
+	pthread_mutex_unlock(&g_lock);
+	if (old)
+		*old = o;
+	return 1;
 }
 
 /* async-signal-safe */
 void sigchain_program(int sig, struct sigaction *out)
 {
 	struct chain *ch = chain_of(sig);
-	int i = ch ? atomic_load(&ch->idx) : -1;
 
-	if (i >= 0) {
-		*out = ch->prev[i];
+	if (ch && atomic_load(&ch->installed)) {
+		read_prog(ch, out);
 		return;
 	}
 	if (__sigaction(sig, NULL, out) < 0) {
@@ -103,52 +133,23 @@ void sigchain_forward(int sig, siginfo_t *si, void *uctx)
 		return;
 	}
 	if ((sa.sa_flags & SA_RESETHAND) && ch) {
-		struct sigaction dfl;
-		memset(&dfl, 0, sizeof dfl);
-		dfl.sa_handler = SIG_DFL;
-		prev_publish(ch, &dfl);
+		/* Not under g_lock (a signal handler cannot take it): if a
+		 * program thread is setting the disposition at this very moment,
+		 * its call wins, as it may win over the kernel's reset. */
+		if (seq_write_try_begin(&ch->lock)) {
+			memset(&ch->prog, 0, sizeof ch->prog);
+			ch->prog.sa_handler = SIG_DFL;
+			seq_write_end(&ch->lock);
+		}
 	}
 	/* The mask the kernel would give the handler: sa_mask, plus the
 	 * signal itself unless SA_NODEFER (ours is NODEFER, so add it). */
 	if (!(sa.sa_flags & SA_NODEFER))
 		sigaddset(&sa.sa_mask, sig);
-	pthread_sigmask(SIG_BLOCK, &sa.sa_mask, &old);
+	sys_sigmask(SIG_BLOCK, &sa.sa_mask, &old);
 	if (sa.sa_flags & SA_SIGINFO)
 		sa.sa_sigaction(sig, si, uctx);
 	else
 		sa.sa_handler(sig);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
-{
-	struct chain *ch = chain_of(sig);
-
-	if (!ch || atomic_load(&ch->idx) < 0)
-		return __sigaction(sig, act, old);
-	pthread_mutex_lock(&g_prev_lock);
-	if (old)
-		*old = ch->prev[atomic_load(&ch->idx)];
-	if (act)
-		prev_publish(ch, act);
-	pthread_mutex_unlock(&g_prev_lock);
-	return 0;
-}
-
-sighandler_t signal(int sig, sighandler_t handler)
-{
-	struct sigaction sa, old;
-
-	if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP) {
-		errno = EINVAL;
-		return SIG_ERR;
-	}
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = handler;
-	sigemptyset(&sa.sa_mask);
-	sigaddset(&sa.sa_mask, sig);
-	sa.sa_flags = SA_RESTART;	/* BSD semantics, as glibc's signal() */
-	if (sigaction(sig, &sa, &old) < 0)
-		return SIG_ERR;
-	return old.sa_handler;
+	sys_sigmask(SIG_SETMASK, &old, NULL);
 }

@@ -1,7 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Thin platform layer: raw system calls and atomics.  Everything here is
+ * The system layer: raw system calls.  Everything here is
  * async-signal-safe (plain system calls, no libc state).
+ *
+ * The rule (HACKING.md, checked by tools/check-arch.sh): code of the library
+ * never calls a C library function that the library or the drop-in
+ * interposes (src/interpose/, listed in the README) by its public name: it
+ * calls the sys_ wrapper here.  A call by the public name would come back
+ * into our own interposer (read(), close(), mmap(), ...), or, under a
+ * sanitizer, through its interceptor, which must not see the emulation's
+ * own traffic.
  */
 #ifndef UF_SYS_H
 #define UF_SYS_H
@@ -11,7 +19,9 @@
 #include <time.h>
 #include <stdint.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <linux/futex.h>
 
 #ifndef __NR_userfaultfd
@@ -36,18 +46,6 @@
 #endif
 
 #define UF_PAGE_SIZE_MAX 65536
-
-/*
- * The C library's functions that the drop-in interposes (syscall, open,
- * read, close) must not be reached from inside the library through their
- * public names, or the drop-in would call itself: we use these instead.
- */
-/* NOLINTBEGIN(bugprone-reserved-identifier): glibc's own names for them */
-extern ssize_t __read(int fd, void *buf, size_t n);
-extern int __close(int fd);
-extern ssize_t __write(int fd, const void *buf, size_t n);
-extern int __open(const char *path, int flags, ...);
-/* NOLINTEND(bugprone-reserved-identifier) */
 
 /* A system call without going through syscall(3), nor through a
  * sanitizer's interceptor, nor through our own interposers of the memory
@@ -133,13 +131,13 @@ static inline void *sys_mremap(void *old, size_t oldlen, size_t newlen, int flag
 /* async-signal-safe */
 static inline long sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *ts)
 {
-	return syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, ts, NULL, 0);
+	return sys_call6(SYS_futex, (long)addr, FUTEX_WAIT_PRIVATE, val, (long)ts, 0, 0);
 }
 
 /* async-signal-safe */
 static inline long sys_futex_wake(_Atomic uint32_t *addr, int n)
 {
-	return syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+	return sys_call6(SYS_futex, (long)addr, FUTEX_WAKE_PRIVATE, n, 0, 0, 0);
 }
 
 /* CLOCK_MONOTONIC in ns.  async-signal-safe (clock_gettime is). */
@@ -153,20 +151,73 @@ static inline long sys_now_ns(void)
 /* async-signal-safe */
 static inline pid_t sys_gettid(void)
 {
-	return (pid_t)syscall(SYS_gettid);
+	return (pid_t)sys_call1(SYS_gettid, 0);
+}
+
+/* Set this thread's signal mask (the kernel's 8-byte sigset); old (may be
+ * NULL) gets the previous one. */
+static inline int sys_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	return (int)sys_call6(SYS_rt_sigprocmask, how, (long)set, (long)old, 8, 0, 0);
+}
+static inline int sys_sigprocmask(int how, const sigset_t *set)
+{
+	return sys_sigmask(how, set, NULL);
 }
 
 /* async-signal-safe: queue a signal with a chosen siginfo to a thread of
  * this process (the kernel allows any si_code when signalling oneself). */
-/* Set this thread's signal mask (the kernel's 8-byte sigset). */
-static inline int sys_sigprocmask(int how, const sigset_t *set)
-{
-	return (int)sys_call6(SYS_rt_sigprocmask, how, (long)set, 0, 8, 0, 0);
-}
-
 static inline int sys_tgsigqueueinfo(pid_t tgid, pid_t tid, int sig, siginfo_t *si)
 {
-	return (int)syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, si);
+	return (int)sys_call4(SYS_rt_tgsigqueueinfo, tgid, tid, sig, (long)si);
+}
+
+/* The descriptor calls the drop-in interposes, as the library makes them.
+ * async-signal-safe */
+static inline ssize_t sys_read(int fd, void *buf, size_t n)
+{
+	return sys_call6(SYS_read, fd, (long)buf, (long)n, 0, 0, 0);
+}
+static inline ssize_t sys_write(int fd, const void *buf, size_t n)
+{
+	return sys_call6(SYS_write, fd, (long)buf, (long)n, 0, 0, 0);
+}
+static inline ssize_t sys_pread(int fd, void *buf, size_t n, off_t off)
+{
+	return sys_call6(SYS_pread64, fd, (long)buf, (long)n, (long)off, 0, 0);
+}
+static inline ssize_t sys_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return sys_call6(SYS_pwrite64, fd, (long)buf, (long)n, (long)off, 0, 0);
+}
+static inline ssize_t sys_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	return sys_call6(SYS_pwritev, fd, (long)iov, cnt, (long)off, 0, 0);
+}
+/* preadv2 with offset -1 (the file position) and flags. */
+static inline ssize_t sys_readv_flags(int fd, const struct iovec *iov, int cnt, int flags)
+{
+	return sys_call6(SYS_preadv2, fd, (long)iov, cnt, -1, -1, flags);
+}
+static inline int sys_close(int fd)
+{
+	return (int)sys_call1(SYS_close, fd);
+}
+static inline int sys_open(const char *path, int flags, int mode)
+{
+	return (int)sys_call4(SYS_openat, AT_FDCWD, (long)path, flags, mode);
+}
+static inline int sys_ioctl(int fd, unsigned long req, unsigned long arg)
+{
+	return (int)sys_call4(SYS_ioctl, fd, (long)req, (long)arg, 0);
+}
+static inline int sys_fcntl(int fd, int cmd, long arg)
+{
+	return (int)sys_call4(SYS_fcntl, fd, cmd, arg, 0);
+}
+static inline int sys_dup_min(int fd, int min, int cloexec)
+{
+	return sys_fcntl(fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, min);
 }
 
 #endif

@@ -4,7 +4,7 @@
  * on the program's memory tells, and with what message.  vmops.c calls
  * these around the operation:
  *
- *   ev_collect_locked()   before it (g_table_lock held): the uffds to
+ *   ev_collect_locked()   before it (the area lock held): the uffds to
  *                                tell, each with its `changing` raised, so
  *                                that COPY and ZEROPAGE give EAGAIN from
  *                                the moment the operation is decided
@@ -14,7 +14,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "emu/emu.h"
+#include "emu/area.h"
+#include "emu/process.h"
 
 static int has_feature(uint32_t id, uint64_t feature)
 {
@@ -30,48 +31,50 @@ static int by_start(const void *x, const void *y)
 	return a->start < b->start ? -1 : a->start > b->start;
 }
 
+struct collect {
+	enum ev_kind kind;
+	uint64_t feature;
+	uintptr_t start, end;
+	struct ev *ev;
+	int n, max;
+};
+
+static void collect_one(void *arg, uint32_t id, uintptr_t s, uintptr_t e)
+{
+	struct collect *k = arg;
+
+	if (k->n >= k->max || !has_feature(id, k->feature))
+		return;
+	if (k->kind == EV_UNMAP) {
+		for (int i = 0; i < k->n; i++)
+			if (k->ev[i].ctx == id)
+				return;
+		s = k->start;
+		e = k->end;
+	}
+	k->ev[k->n].ctx = id;
+	k->ev[k->n].start = s;
+	k->ev[k->n].end = e;
+	k->n++;
+}
+
 /*
  * The events an operation on [start, end) raises, into ev[] (at most max).
  *   EV_UNMAP   one per uffd that owns a registered piece of the range,
- *                 with the whole range (not clipped), as the kernel.
- *   EV_REMOVE  one per run of registered pieces of one uffd, clipped
- *                 to the range (the kernel's one per mapping, its mappings
- *                 being merged where ours are contiguous).
+ *              with the whole range (not clipped), as the kernel.
+ *   EV_REMOVE  one per run of registered pieces of one uffd, clipped to
+ *              the range (the kernel's one per mapping, its mappings being
+ *              merged where ours are contiguous).
  * Each uffd named gets its `changing` raised.  Returns the count.
  */
-int ev_collect_locked(int kind, uintptr_t start, uintptr_t end, struct ev *ev, int max)
+int ev_collect_locked(enum ev_kind kind, uintptr_t start, uintptr_t end, struct ev *ev, int max)
 {
-	uint64_t feature = kind == EV_UNMAP ? UFFD_FEATURE_EVENT_UNMAP : UFFD_FEATURE_EVENT_REMOVE;
-	int hw = atomic_load(&g_areas_hw), n = 0;
+	struct collect k = { kind, kind == EV_UNMAP ? UFFD_FEATURE_EVENT_UNMAP : UFFD_FEATURE_EVENT_REMOVE,
+			     start, end, ev, 0, max };
+	int n;
 
-	for (int k = 0; k < hw && n < max; k++) {
-		struct area *a = &g_areas[k];
-		uintptr_t s, e;
-		uint32_t id;
-		int dup = 0;
-
-		if (!atomic_load(&a->live) || !(id = UF_LD(a->ctx)))
-			continue;
-		s = UF_LD(a->start);
-		e = UF_LD(a->end);
-		if (s >= end || e <= start || !has_feature(id, feature))
-			continue;
-		if (kind == EV_UNMAP) {
-			for (int i = 0; i < n; i++)
-				dup |= ev[i].ctx == id;
-			if (dup)
-				continue;
-			s = start;
-			e = end;
-		} else {
-			s = s > start ? s : start;
-			e = e < end ? e : end;
-		}
-		ev[n].ctx = id;
-		ev[n].start = s;
-		ev[n].end = e;
-		n++;
-	}
+	area_each_owned_locked(start, end, collect_one, &k);
+	n = k.n;
 	if (kind == EV_REMOVE && n > 1) {
 		int m = 0;
 		qsort(ev, (size_t)n, sizeof *ev, by_start);
@@ -89,7 +92,7 @@ int ev_collect_locked(int kind, uintptr_t start, uintptr_t end, struct ev *ev, i
 }
 
 /* Send one event and wait until it is read (or its uffd released). */
-int ev_send(int kind, const struct ev *e, uintptr_t to)
+int ev_send(enum ev_kind kind, const struct ev *e, uintptr_t to)
 {
 	struct ctx *c = ctx_by_id(e->ctx);
 	struct uffd_msg m;
@@ -115,7 +118,7 @@ int ev_send(int kind, const struct ev *e, uintptr_t to)
 		m.arg.remove.end = e->end;
 		break;
 	}
-	return wq_event_raise(c, &m);
+	return ctx_event_raise(c, &m);
 }
 
 void ev_done(const struct ev *ev, int n)

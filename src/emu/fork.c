@@ -20,17 +20,17 @@
  * anything; a fork that failed sends nothing.
  *
  * clone(3) without CLONE_VM makes a new process too, but runs no
- * pthread_atfork handler: we interpose it and run ours around it (the
- * child's on its way to the function it was given).
+ * pthread_atfork handler: src/interpose/process.c runs ours around it.
  */
-#include "interpose/real.h"
 #include <fcntl.h>
-#include <sched.h>
-#include <stdarg.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
-#include "emu/emu.h"
+#include "base/sys.h"
+#include "base/watch.h"
+#include "emu/area.h"
+#include "emu/process.h"
 
 struct fork_uffd {
 	uint32_t parent_id;	/* the uffd with EVENT_FORK */
@@ -38,42 +38,33 @@ struct fork_uffd {
 	uint64_t features;
 	int rd, wr;		/* the new uffd's pipe */
 };
-static struct fork_uffd g_fu[UF_MAX_CTX];
+static struct fork_uffd g_fu[CTX_MAX];
 static int g_nfu;
 static int g_done[2] = { -1, -1 };	/* child -> parent: 'c' when copied */
 static int g_go[2] = { -1, -1 };	/* parent -> child: EOF when events read */
 
-/* Does a live area belong to uffd id? */
-static int owns_area(uint32_t id)
+void fork_prepare(void)
 {
-	int hw = atomic_load(&g_areas_hw);
+	struct ctx *c;
+	int it = 0;
 
-	for (int k = 0; k < hw; k++)
-		if (atomic_load(&g_areas[k].live) && UF_LD(g_areas[k].ctx) == id)
-			return 1;
-	return 0;
-}
-
-static void prepare(void)
-{
-	pthread_mutex_lock(&g_table_lock);
+	area_lock();
 	area_freeze_all();
 	if (pipe2(g_done, O_CLOEXEC) < 0)
 		g_done[0] = g_done[1] = -1;
 	g_nfu = 0;
-	for (int i = 0; i < UF_MAX_CTX; i++) {
-		struct ctx *c = &g_ctxs[i];
-		uint32_t id = atomic_load(&c->id);
+	while ((c = ctx_next(&it))) {
+		uint32_t id = atomic_load(&c->q.id);
 		int p[2];
 
 		if (atomic_load(&c->state) != CTX_RUNNING ||
-		    !(atomic_load(&c->features) & UFFD_FEATURE_EVENT_FORK) || !owns_area(id))
+		    !(atomic_load(&c->features) & UFFD_FEATURE_EVENT_FORK) || !area_owned_by_locked(id))
 			continue;
 		/* Close-on-exec while we hold it; the reader gets the creation
 		 * flags.  O_NONBLOCK belongs to the open file: set now. */
 		if (pipe2(p, O_CLOEXEC | (c->flags & O_NONBLOCK)) < 0)
 			continue;
-		fcntl(p[1], F_SETFL, O_NONBLOCK);
+		sys_fcntl(p[1], F_SETFL, O_NONBLOCK);
 		g_fu[g_nfu].parent_id = id;
 		g_fu[g_nfu].flags = c->flags;
 		g_fu[g_nfu].features = atomic_load(&c->features);
@@ -85,30 +76,30 @@ static void prepare(void)
 		g_go[0] = g_go[1] = -1;
 }
 
-static void parent(void)
+void fork_parent(void)
 {
-	struct fork_uffd fu[UF_MAX_CTX];
+	struct fork_uffd fu[CTX_MAX];
 	int nfu = g_nfu, go = g_go[1], child_ok = 0;
 	char b;
 
 	if (g_done[1] >= 0)
-		close(g_done[1]);
+		sys_close(g_done[1]);
 	if (g_done[0] >= 0) {
 		ssize_t n;
-		while ((n = read(g_done[0], &b, 1)) < 0 && errno == EINTR)
+		while ((n = sys_read(g_done[0], &b, 1)) < 0 && errno == EINTR)
 			;
 		child_ok = n == 1;
-		close(g_done[0]);
+		sys_close(g_done[0]);
 	}
 	g_done[0] = g_done[1] = -1;
 	if (g_go[0] >= 0)
-		close(g_go[0]);
+		sys_close(g_go[0]);
 	g_go[0] = g_go[1] = -1;
 	memcpy(fu, g_fu, sizeof fu[0] * (size_t)nfu);
 	for (int i = 0; i < nfu; i++)
-		close(fu[i].wr);
+		sys_close(fu[i].wr);
 	area_thaw_all();
-	pthread_mutex_unlock(&g_table_lock);
+	area_unlock();
 
 	/* One event per uffd, each waited for; none if there is no child. */
 	for (int i = 0; i < nfu; i++) {
@@ -116,7 +107,7 @@ static void parent(void)
 		struct uffd_msg m;
 
 		if (!child_ok || !c) {
-			close(fu[i].rd);
+			sys_close(fu[i].rd);
 			continue;
 		}
 		memset(&m, 0, sizeof m);
@@ -126,60 +117,54 @@ static void parent(void)
 		atomic_fetch_add(&c->changing, 1);
 		/* Read: the reader has its own descriptor now.  Abandoned: the
 		 * child's uffd goes with this last one. */
-		wq_event_raise(c, &m);
-		close(fu[i].rd);
+		ctx_event_raise(c, &m);
+		sys_close(fu[i].rd);
 		atomic_fetch_sub(&c->changing, 1);
 	}
 	if (go >= 0)
-		close(go);
+		sys_close(go);
 }
 
-/* Child: the new uffd standing for fu's, on its pipe; 0 or -1. */
+/* Child: the new uffd standing for fu's, on its pipe, serving it to other
+ * processes; its id, or 0. */
 static uint32_t child_ctx(const struct fork_uffd *fu)
 {
-	struct ctx *pc = ctx_by_id(fu->parent_id);
 	struct stat st;
-	int slot = -1;
+	struct ctx *c;
 
-	if (!pc || fstat(fu->wr, &st) < 0)
+	if (!ctx_by_id(fu->parent_id) || fstat(fu->wr, &st) < 0)
 		return 0;
-	for (int i = 0; i < UF_MAX_CTX; i++)
-		if (atomic_load(&g_ctxs[i].state) == CTX_FREE) {
-			slot = i;
-			break;
-		}
-	if (slot < 0)
+	c = ctx_create_locked(st.st_dev, st.st_ino, fu->wr, fu->flags, fu->features);
+	if (!c)
 		return 0;
-	return ctx_make(slot, st.st_dev, st.st_ino, fu->wr, fu->flags, fu->features);
+	atomic_store(&c->lsock, remote_listen(c));
+	return atomic_load(&c->q.id);
 }
 
-static void child(void)
+void fork_child(void)
 {
-	uint32_t from[UF_MAX_CTX], to[UF_MAX_CTX];
-	int n = 0;
+	uint32_t from[CTX_MAX], to[CTX_MAX];
+	struct ctx *c;
+	int n = 0, it = 0;
 	char b;
 
 	wq_reset_after_fork();
 	watch_reset_after_fork();
-	remote_service_reset_after_fork();
 	remote_reset_after_fork();
 	/* The inherited uffds belong to the parent (which serves them). */
-	for (int i = 0; i < UF_MAX_CTX; i++) {
-		struct ctx *c = &g_ctxs[i];
+	while ((c = ctx_next(&it))) {
 		int ls;
-		if (atomic_load(&c->state) == CTX_FREE)
-			continue;
 		atomic_store(&c->state, CTX_ORPHAN);
 		c->orphan_tried = 0;
 		if ((ls = atomic_exchange(&c->lsock, -1)) >= 0)
-			close(ls);
+			sys_close(ls);
 	}
 	for (int i = 0; i < g_nfu; i++) {
 		uint32_t id;
-		close(g_fu[i].rd);
+		sys_close(g_fu[i].rd);
 		id = child_ctx(&g_fu[i]);
 		if (!id) {
-			close(g_fu[i].wr);
+			sys_close(g_fu[i].wr);
 			continue;
 		}
 		from[n] = g_fu[i].parent_id;
@@ -187,84 +172,46 @@ static void child(void)
 	}
 	area_privatize_all(from, to, n);
 	pg_install_resume();
-	pthread_mutex_init(&g_table_lock, NULL);
-	for (int i = 0; i < n; i++) {
-		struct ctx *c = ctx_by_id(to[i]);
-		if (c)
-			watch_add(c);
-	}
+	area_lock_reset_after_fork();
+	for (int i = 0; i < n; i++)
+		if ((c = ctx_by_id(to[i])))
+			ctx_watch_release(c);
 	g_nfu = 0;
 	if (g_done[0] >= 0)
-		close(g_done[0]);
+		sys_close(g_done[0]);
 	if (g_done[1] >= 0) {
 		b = 'c';
-		if (write(g_done[1], &b, 1) < 0)
+		if (sys_write(g_done[1], &b, 1) < 0)
 			b = 0;
-		close(g_done[1]);
+		sys_close(g_done[1]);
 	}
 	g_done[0] = g_done[1] = -1;
 	/* Run only once the parent's events are read, as the kernel's child. */
 	if (g_go[1] >= 0)
-		close(g_go[1]);
+		sys_close(g_go[1]);
 	if (g_go[0] >= 0) {
-		while (read(g_go[0], &b, 1) < 0 && errno == EINTR)
+		while (sys_read(g_go[0], &b, 1) < 0 && errno == EINTR)
 			;
-		close(g_go[0]);
+		sys_close(g_go[0]);
 	}
 	g_go[0] = g_go[1] = -1;
 }
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static _Atomic int g_active;	/* the handlers are installed */
+
 static void once(void)
 {
-	pthread_atfork(prepare, parent, child);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	atomic_store(&g_active, 1);
-}
-
-struct clone_call {
-	int (*fn)(void *);
-	void *arg;
-};
-
-static int clone_child(void *p)
-{
-	struct clone_call *cc = p;	/* our copy of the parent's */
-
-	child();
-	/* The C library's clone ends this thread when fn returns (SYS_exit):
-	 * with a watcher thread of ours alive, the process would go on.  End
-	 * the process instead, with fn's value, as it would have. */
-	_exit(cc->fn(cc->arg));
-}
-
-int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
-{
-	struct clone_call cc = { fn, arg };
-	pid_t *ptid, *ctid;
-	void *tls;
-	va_list ap;
-	int r, e;
-
-	va_start(ap, arg);
-	ptid = va_arg(ap, pid_t *);
-	tls = va_arg(ap, void *);
-	ctid = va_arg(ap, pid_t *);
-	va_end(ap);
-	UF_REAL(clone);
-	/* A thread or vfork-like child shares the memory: nothing to do, as
-	 * for the kernel (no FORK event with CLONE_VM). */
-	if ((flags & CLONE_VM) || !atomic_load(&g_active))
-		return real_clone(fn, stack, flags, arg, ptid, tls, ctid);
-	prepare();
-	r = real_clone(clone_child, stack, flags, &cc, ptid, tls, ctid);
-	e = errno;
-	parent();
-	errno = e;
-	return r;
 }
 
 void fork_init(void)
 {
 	pthread_once(&g_once, once);
+}
+
+int fork_active(void)
+{
+	return atomic_load(&g_active);
 }

@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The emulated ioctls, with the kernel's checks in the kernel's order
- * (UFFD-SPEC sections 4 to 8).  COPY, ZEROPAGE and WAKE take no lock and
- * are async-signal-safe: a handler may resolve its own fault.
+ * (UFFD-SPEC sections 4 to 8), and the table that describes them (ops.h).
+ * COPY, ZEROPAGE and WAKE take no lock and are async-signal-safe: a
+ * handler may resolve its own fault.
  */
 #include <fcntl.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include "emu/emu.h"
+#include "base/sys.h"
+#include "base/usercopy.h"
+#include "emu/area.h"
+#include "emu/ops.h"
 
 #ifndef FIGETBSZ
 #define FIGETBSZ _IO(0x00, 2)
@@ -77,29 +82,46 @@ static int do_api(struct ctx *c, unsigned long arg)
 	return 0;
 }
 
-static int do_register(struct ctx *c, unsigned long arg)
+/* async-signal-safe */
+static int register_check(const void *arg)
+{
+	const struct uffdio_register *reg = arg;
+
+	if (!reg->mode || (reg->mode & ~(uint64_t)UFFD_API_REGISTER_MODES))
+		return EINVAL;
+	/* The emulation implements MISSING mode only. */
+	if (reg->mode & ~(uint64_t)UFFDIO_REGISTER_MODE_MISSING)
+		return EINVAL;
+	return range_ok(reg->range.start, reg->range.len) ? 0 : EINVAL;
+}
+
+static int do_register(struct ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_register reg;
 	uint64_t ioctls = EMU_RANGE_IOCTLS;
 	int r;
 
-	if (usercopy_in(&reg, (void *)arg, 24))
+	if (usercopy_in(&reg, (void *)arg, offsetof(struct uffdio_register, ioctls)))
 		return fail(EFAULT);
-	if (!reg.mode || (reg.mode & ~(uint64_t)UFFD_API_REGISTER_MODES))
-		return fail(EINVAL);
-	/* The emulation implements MISSING mode only. */
-	if (reg.mode & ~(uint64_t)UFFDIO_REGISTER_MODE_MISSING)
-		return fail(EINVAL);
-	if (!range_ok(reg.range.start, reg.range.len))
-		return fail(EINVAL);
-	pthread_mutex_lock(&g_table_lock);
-	r = area_register_locked(c, reg.range.start, reg.range.start + reg.range.len, reg.mode);
-	pthread_mutex_unlock(&g_table_lock);
+	if ((r = register_check(&reg)))
+		return fail(r);
+	area_lock();
+	r = area_register_locked(atomic_load(&c->q.id), reg.range.start,
+				 reg.range.start + reg.range.len, reg.mode);
+	area_unlock();
 	if (r < 0)
 		return fail(-r);
-	if (usercopy_out((char *)arg + 24, &ioctls, sizeof ioctls))
+	if (usercopy_out((char *)arg + offsetof(struct uffdio_register, ioctls), &ioctls, sizeof ioctls))
 		return fail(EFAULT);
 	return 0;
+}
+
+/* UNREGISTER and WAKE.  async-signal-safe */
+static int range_check(const void *arg)
+{
+	const struct uffdio_range *rg = arg;
+
+	return range_ok(rg->start, rg->len) ? 0 : EINVAL;
 }
 
 static int do_unregister(struct ctx *c, int fd, unsigned long arg)
@@ -109,11 +131,13 @@ static int do_unregister(struct ctx *c, int fd, unsigned long arg)
 
 	if (usercopy_in(&rg, (void *)arg, sizeof rg))
 		return fail(EFAULT);
-	if (!range_ok(rg.start, rg.len))
-		return fail(EINVAL);
-	pthread_mutex_lock(&g_table_lock);
-	r = area_unregister_locked(c, rg.start, rg.start + rg.len);
-	pthread_mutex_unlock(&g_table_lock);
+	if ((r = range_check(&rg)))
+		return fail(r);
+	area_lock();
+	r = area_unregister_locked(atomic_load(&c->q.id), rg.start, rg.start + rg.len);
+	if (r == 0)
+		wq_wake_range(&c->q, rg.start, rg.start + rg.len, NULL);
+	area_unlock();
 	if (r < 0)
 		return fail(-r);
 	/* The waiters it woke took their unread messages with them: poll
@@ -129,9 +153,9 @@ static int do_wake(struct ctx *c, int fd, unsigned long arg)
 
 	if (usercopy_in(&rg, (void *)arg, sizeof rg))
 		return fail(EFAULT);
-	if (!range_ok(rg.start, rg.len))
+	if (range_check(&rg))
 		return fail(EINVAL);
-	if (wq_wake_range(c, rg.start, rg.start + rg.len, NULL))
+	if (wq_wake_range(&c->q, rg.start, rg.start + rg.len, NULL))
 		ctx_sync_ready(c, fd);
 	return 0;
 }
@@ -183,19 +207,22 @@ static long resolve(struct ctx *c, uint64_t dst, const void *src, int zeros, uin
 		}
 		if (!cur.busy)
 			break;
-		gen = atomic_load(&g_busy_gen);
+		gen = area_busy_gen();
 		if (area_still(&cur))
 			area_wait_busy(gen);
 	}
 	if (wp)
 		return -EINVAL;		/* no range of ours is registered for WP */
-	if (end <= v->end)		/* one area: the usual case */
-		return pg_install(v, dst, src, zeros, len, populate);
+	if (end <= v->end) {		/* one area: the usual case */
+		struct pg_span sp = area_span(v);
+		return pg_install(&sp, dst, src, zeros, len, populate);
+	}
 	/* Area by area; the first that stops short ends the operation, as a
 	 * page that stops the kernel's loop does. */
 	for (cur = *v;;) {
 		uint64_t at = dst + done, n = (end < cur.end ? end : cur.end) - at;
-		long r = pg_install(&cur, at, (const void *)((uintptr_t)src + done), zeros, n,
+		struct pg_span sp = area_span(&cur);
+		long r = pg_install(&sp, at, (const void *)((uintptr_t)src + done), zeros, n,
 				    populate);
 
 		if (r < 0)
@@ -215,14 +242,14 @@ static void resolved_wake(struct ctx *c, int fd, const struct area_view *v, uint
 {
 	long woken = 0;
 
-	if (wq_wake_range(c, dst, dst + (uint64_t)r, &woken))
+	if (wq_wake_range(&c->q, dst, dst + (uint64_t)r, &woken))
 		ctx_sync_ready(c, fd);
 	/* Fill the page table entries after the wake, so that the woken
 	 * threads run meanwhile; a thread woken for a single page fills its
 	 * own (wait_fault), off this thread's path.  (The areas of one
 	 * resolve() have the same protection, all that pg_populate uses.) */
 	if (!woken || (uint64_t)r != caps.page_size)
-		pg_populate(v, dst, (size_t)r);
+		pg_populate(v->prot, dst, (size_t)r);
 }
 
 /* An event is on its way to the reader (the kernel's mmap_changing): COPY
@@ -238,6 +265,20 @@ static int changing(struct ctx *c, unsigned long arg, size_t out_off)
 	return 1;
 }
 
+/* The checks COPY makes before it looks at any memory.  a-s-s */
+static int copy_check(const void *arg)
+{
+	const struct uffdio_copy *cp = arg;
+
+	if (!range_ok(cp->dst, cp->len))
+		return EINVAL;
+	if (cp->src >= caps.task_size || cp->len > caps.task_size - cp->src)
+		return EINVAL;
+	if (cp->mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP))
+		return EINVAL;
+	return 0;
+}
+
 /* async-signal-safe */
 static int do_copy(struct ctx *c, int fd, unsigned long arg)
 {
@@ -245,23 +286,19 @@ static int do_copy(struct ctx *c, int fd, unsigned long arg)
 	struct area_view v;
 	long r;
 	int64_t out;
-	int wake;
+	int wake, e;
 
-	if (changing(c, arg, 32))
+	if (changing(c, arg, offsetof(struct uffdio_copy, copy)))
 		return -1;
-	if (usercopy_in(&cp, (void *)arg, 32))
+	if (usercopy_in(&cp, (void *)arg, offsetof(struct uffdio_copy, copy)))
 		return fail(EFAULT);
-	if (!range_ok(cp.dst, cp.len))
-		return fail(EINVAL);
-	if (cp.src >= caps.task_size || cp.len > caps.task_size - cp.src)
-		return fail(EINVAL);
-	if (cp.mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP))
-		return fail(EINVAL);
+	if ((e = copy_check(&cp)))
+		return fail(e);
 	wake = !(cp.mode & UFFDIO_COPY_MODE_DONTWAKE);
 	r = resolve(c, cp.dst, (const void *)(uintptr_t)cp.src, 0, cp.len,
 		    !!(cp.mode & UFFDIO_COPY_MODE_WP), !wake, &v);
 	out = r;
-	if (usercopy_out((char *)arg + 32, &out, sizeof out))
+	if (usercopy_out((char *)arg + offsetof(struct uffdio_copy, copy), &out, sizeof out))
 		return fail(EFAULT);
 	if (r < 0)
 		return fail((int)-r);
@@ -271,26 +308,34 @@ static int do_copy(struct ctx *c, int fd, unsigned long arg)
 }
 
 /* async-signal-safe */
+static int zeropage_check(const void *arg)
+{
+	const struct uffdio_zeropage *zp = arg;
+
+	if (!range_ok(zp->range.start, zp->range.len))
+		return EINVAL;
+	return (zp->mode & ~UFFDIO_ZEROPAGE_MODE_DONTWAKE) ? EINVAL : 0;
+}
+
+/* async-signal-safe */
 static int do_zeropage(struct ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_zeropage zp;
 	struct area_view v;
 	long r;
 	int64_t out;
-	int wake;
+	int wake, e;
 
-	if (changing(c, arg, 24))
+	if (changing(c, arg, offsetof(struct uffdio_zeropage, zeropage)))
 		return -1;
-	if (usercopy_in(&zp, (void *)arg, 24))
+	if (usercopy_in(&zp, (void *)arg, offsetof(struct uffdio_zeropage, zeropage)))
 		return fail(EFAULT);
-	if (!range_ok(zp.range.start, zp.range.len))
-		return fail(EINVAL);
-	if (zp.mode & ~UFFDIO_ZEROPAGE_MODE_DONTWAKE)
-		return fail(EINVAL);
+	if ((e = zeropage_check(&zp)))
+		return fail(e);
 	wake = !(zp.mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE);
 	r = resolve(c, zp.range.start, NULL, 1, zp.range.len, 0, !wake, &v);
 	out = r;
-	if (usercopy_out((char *)arg + 24, &out, sizeof out))
+	if (usercopy_out((char *)arg + offsetof(struct uffdio_zeropage, zeropage), &out, sizeof out))
 		return fail(EFAULT);
 	if (r < 0)
 		return fail((int)-r);
@@ -299,23 +344,61 @@ static int do_zeropage(struct ctx *c, int fd, unsigned long arg)
 	return (uint64_t)r == zp.range.len ? 0 : fail(EAGAIN);
 }
 
+static int run_api(struct ctx *c, int fd, unsigned long arg)
+{
+	(void)fd;
+	return do_api(c, arg);
+}
+
+/* Every uffd ioctl the emulation has.  MOVE, WRITEPROTECT, CONTINUE and
+ * POISON are not here: EINVAL, as from a kernel without them. */
+static const struct ioctl_desc g_ioctls[] = {
+	{ UFFDIO_API, "API", sizeof(struct uffdio_api), sizeof(struct uffdio_api),
+	  0, EINVAL, NULL, run_api },
+	{ UFFDIO_REGISTER, "REGISTER", sizeof(struct uffdio_register),
+	  offsetof(struct uffdio_register, ioctls), offsetof(struct uffdio_register, ioctls),
+	  ENOMEM, register_check, do_register },
+	{ UFFDIO_UNREGISTER, "UNREGISTER", sizeof(struct uffdio_range), sizeof(struct uffdio_range),
+	  0, ENOMEM, range_check, do_unregister },
+	{ UFFDIO_WAKE, "WAKE", sizeof(struct uffdio_range), sizeof(struct uffdio_range),
+	  0, 0, range_check, do_wake },
+	{ UFFDIO_COPY, "COPY", sizeof(struct uffdio_copy), offsetof(struct uffdio_copy, copy),
+	  offsetof(struct uffdio_copy, copy), ESRCH, copy_check, do_copy },
+	{ UFFDIO_ZEROPAGE, "ZEROPAGE", sizeof(struct uffdio_zeropage),
+	  offsetof(struct uffdio_zeropage, zeropage), offsetof(struct uffdio_zeropage, zeropage),
+	  ESRCH, zeropage_check, do_zeropage },
+};
+_Static_assert(offsetof(struct uffdio_copy, copy) == 32 &&
+	       offsetof(struct uffdio_zeropage, zeropage) == 24 &&
+	       offsetof(struct uffdio_register, ioctls) == 24,
+	       "the output fields where the kernel has them");
+
+/* async-signal-safe */
+const struct ioctl_desc *ioctl_find(unsigned long req)
+{
+	for (size_t i = 0; i < sizeof g_ioctls / sizeof g_ioctls[0]; i++)
+		if (g_ioctls[i].req == (unsigned)req)
+			return &g_ioctls[i];
+	return NULL;
+}
+
 /*
  * The commands the kernel's VFS answers itself, for any file, before the
  * file's own ioctl (fs/ioctl.c, do_vfs_ioctl): the same on a uffd and on
  * /dev/userfaultfd, in any state.  1 if req is one, with the result in *ret.
  * async-signal-safe
  */
-static int vfs_ioctl(int fd, unsigned req, unsigned long arg, int *ret)
+int ioctl_vfs(int fd, unsigned long req, unsigned long arg, int *ret)
 {
 	int on;
 
-	switch (req) {
+	switch ((unsigned)req) {
 	case FIOCLEX: case FIONCLEX: case FIONBIO: case FIGETBSZ:
 		/* Done by the VFS to our pipe just the same (close-on-exec,
 		 * O_NONBLOCK, EFAULT for a bad argument, the page-sized block
 		 * of a pseudo file system).  A raw call: the drop-in's ioctl()
 		 * would bring it back here. */
-		*ret = (int)sys_call4(SYS_ioctl, fd, req, (long)arg, 0);
+		*ret = sys_ioctl(fd, req, arg);
 		return 1;
 	case FIOASYNC:
 		/* Neither file has a fasync method: asking for FASYNC is
@@ -333,55 +416,23 @@ static int vfs_ioctl(int fd, unsigned req, unsigned long arg, int *ret)
 	}
 }
 
-int emu_ioctl(int fd, enum emu_kind kind, struct ctx *c, unsigned long req,
-		 unsigned long arg)
+int ioctl_local(struct ctx *c, int fd, unsigned long req, unsigned long arg)
 {
-	int state, r;
+	const struct ioctl_desc *d = ioctl_find(req);
 
-	if (vfs_ioctl(fd, (unsigned)req, arg, &r))
-		return r;
-	if (kind == EMU_DEV) {
-		if ((unsigned)req != USERFAULTFD_IOC_NEW)
+	switch (atomic_load(&c->state)) {
+	case CTX_NEW:
+		/* Nothing but UFFDIO_API before UFFDIO_API. */
+		if (d && d->req == UFFDIO_API)
+			return d->run(c, fd, arg);
+		return fail(EINVAL);
+	case CTX_ORPHAN:
+		/* A fork child's copy of a uffd whose process is gone (or
+		 * cannot be reached): as the kernel's uffd of a dead mm. */
+		if (!d)
 			return fail(EINVAL);
-		/* The flags come by value, truncated to int as the kernel does. */
-		return emu_userfaultfd((int)arg);
-	}
-	if (kind == EMU_REMOTE)
-		return remote_ioctl(fd, req, arg);
-	state = atomic_load(&c->state);
-	/* A fork child's copy of its parent's uffd: the parent serves it
-	 * (remote.c), as the kernel's targets the parent's memory. */
-	if (state == CTX_ORPHAN && fd >= 0 && remote_orphan(fd, c))
-		return remote_ioctl(fd, req, arg);
-	if (state == CTX_NEW) {
-		if ((unsigned)req == UFFDIO_API)
-			return do_api(c, arg);
-		return fail(EINVAL);
-	}
-	if (state == CTX_ORPHAN) {
-		/* ... whose parent is gone (or cannot be reached). */
-		switch ((unsigned)req) {
-		case UFFDIO_REGISTER: case UFFDIO_UNREGISTER: return fail(ENOMEM);
-		case UFFDIO_WAKE: return 0;
-		case UFFDIO_COPY: case UFFDIO_ZEROPAGE: return fail(ESRCH);
-		default: return fail(EINVAL);
-		}
-	}
-	switch ((unsigned)req) {
-	case UFFDIO_API:
-		return do_api(c, arg);
-	case UFFDIO_REGISTER:
-		return do_register(c, arg);
-	case UFFDIO_UNREGISTER:
-		return do_unregister(c, fd, arg);
-	case UFFDIO_WAKE:
-		return do_wake(c, fd, arg);
-	case UFFDIO_COPY:
-		return do_copy(c, fd, arg);
-	case UFFDIO_ZEROPAGE:
-		return do_zeropage(c, fd, arg);
+		return d->gone_errno ? fail(d->gone_errno) : 0;
 	default:
-		/* MOVE, WRITEPROTECT, CONTINUE, POISON: not emulated. */
-		return fail(EINVAL);
+		return d ? d->run(c, fd, arg) : fail(EINVAL);
 	}
 }

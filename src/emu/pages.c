@@ -19,10 +19,14 @@
  */
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
-#include "emu/emu.h"
+#include "base/stats.h"
+#include "base/sys.h"
+#include "base/usercopy.h"
+#include "emu/pages.h"
 
 static const char g_zeros[UF_PAGE_SIZE_MAX];
 
@@ -122,21 +126,21 @@ static void budget_init(void)
 
 	if (g_budget >= 0)
 		return;
-	fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+	fd = sys_open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC, 0);
 	if (fd >= 0) {
-		n = read(fd, buf, sizeof buf - 1);
+		n = sys_read(fd, buf, sizeof buf - 1);
 		if (n > 0) {
 			buf[n] = 0;
 			max = strtol(buf, NULL, 10);
 		}
-		close(fd);
+		sys_close(fd);
 	}
-	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	fd = sys_open("/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
 	if (fd >= 0) {
-		while ((n = read(fd, buf, sizeof buf)) > 0)
+		while ((n = sys_read(fd, buf, sizeof buf)) > 0)
 			for (ssize_t i = 0; i < n; i++)
 				lines += buf[i] == '\n';
-		close(fd);
+		sys_close(fd);
 	}
 	reserve = max / 8 > 4096 ? max / 8 : 4096;
 	g_budget = max - reserve - lines > 0 ? max - reserve - lines : 0;
@@ -186,16 +190,16 @@ static int budget_take(long d)
 /* How opening [addr, addr+len) of area v changes its number of mappings:
  * each side that touches a present page merges (-1), each side that
  * touches a missing page splits (+1), an edge of the area does neither. */
-static long reveal_delta(const struct area_view *v, uintptr_t addr, size_t len)
+static long reveal_delta(const struct pg_span *v, uintptr_t addr, size_t len)
 {
-	struct store *b = &g_stores[v->backing];
+	_Atomic uint64_t *bits = store_bits(v->store);
 	uint64_t pg = (v->off + (addr - v->start)) >> caps.page_shift;
 	long d = 0;
 
 	if (addr > v->start)
-		d += bit_get(b->bits, pg - 1) ? -1 : 1;
+		d += bit_get(bits, pg - 1) ? -1 : 1;
 	if (addr + len < v->end)
-		d += bit_get(b->bits, pg + (len >> caps.page_shift)) ? -1 : 1;
+		d += bit_get(bits, pg + (len >> caps.page_shift)) ? -1 : 1;
 	return d;
 }
 
@@ -251,19 +255,19 @@ int pg_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint6
  * (shmem needs no write notification), and maps up to 16 pages per fault.
  * Only a matter of speed: it may fail (a page missing again, a fork's
  * freeze) without harm.  a-s-s */
-void pg_populate(const struct area_view *v, uintptr_t addr, size_t len)
+void pg_populate(int prot, uintptr_t addr, size_t len)
 {
 	if (!caps.populate)
 		return;
-	if (v->prot & PROT_READ)
+	if (prot & PROT_READ)
 		sys_madvise((void *)addr, len, MADV_POPULATE_READ);
-	else if (v->prot & PROT_WRITE)
+	else if (prot & PROT_WRITE)
 		sys_madvise((void *)addr, len, MADV_POPULATE_WRITE);
 }
 
 /* Make installed pages accessible: their content is already in the memfd.
  * a-s-s */
-static int reveal(const struct area_view *v, uintptr_t addr, size_t len, int populate)
+static int reveal(const struct pg_span *v, uintptr_t addr, size_t len, int populate)
 {
 	long d = caps.guard_markers ? 0 : reveal_delta(v, addr, len);
 	int r = budget_take(d);
@@ -276,7 +280,7 @@ static int reveal(const struct area_view *v, uintptr_t addr, size_t len, int pop
 		return r;
 	}
 	if (populate)
-		pg_populate(v, addr, len);
+		pg_populate(v->prot, addr, len);
 	return 0;
 }
 
@@ -294,8 +298,8 @@ static size_t fill(int fd, const char *src, int zeros, size_t len, uint64_t off)
 		if (!zeros) {
 			/* Address arithmetic on integers: src may be 0 (a COPY from
 			 * address 0 must fail as the kernel's, with EFAULT). */
-			w = pwrite(fd, (const void *)((uintptr_t)src + done), len - done,
-				   (off_t)(off + done));
+			w = sys_pwrite(fd, (const void *)((uintptr_t)src + done), len - done,
+				       (off_t)(off + done));
 		} else {
 			struct iovec iov[64];
 			size_t left = len - done, n = 0, ps = sizeof g_zeros;
@@ -305,7 +309,7 @@ static size_t fill(int fd, const char *src, int zeros, size_t len, uint64_t off)
 				iov[n++].iov_len = k;
 				left -= k;
 			}
-			w = pwritev(fd, iov, (int)n, (off_t)(off + done));
+			w = sys_pwritev(fd, iov, (int)n, (off_t)(off + done));
 		}
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -330,16 +334,17 @@ static int src_readable(const char *src, size_t len)
 
 /* Give back pages [from, to) of a claimed run: the bits, and what the memfd
  * may hold of them, so that they still read as missing.  a-s-s */
-static void unclaim(struct store *b, uint64_t pg, size_t from, size_t to)
+static void unclaim(int store, uint64_t pg, size_t from, size_t to)
 {
 	size_t ps = caps.page_size;
+	_Atomic uint64_t *bits = store_bits(store);
 
 	if (to <= from)
 		return;
-	fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)((pg + from) * ps),
+	fallocate(store_fd(store), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)((pg + from) * ps),
 		  (off_t)((to - from) * ps));
 	for (size_t i = from; i < to; i++)
-		pg_bit_clear(b->bits, pg + i);
+		pg_bit_clear(bits, pg + i);
 }
 
 /* Installs in flight, and a fork that waits for them: the child must copy
@@ -380,12 +385,12 @@ static void install_leave(void)
 		sys_futex_wake(&g_inflight, 1);
 }
 
-static long install(const struct area_view *v, uintptr_t dst, const void *src, int zeros,
+static long install(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
 		    size_t len, int populate);
 
 /* Install [dst, dst+len) of one area: bytes installed, or -errno if none.
  * async-signal-safe */
-long pg_install(const struct area_view *v, uintptr_t dst, const void *src, int zeros,
+long pg_install(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
 		size_t len, int populate)
 {
 	long r;
@@ -396,10 +401,11 @@ long pg_install(const struct area_view *v, uintptr_t dst, const void *src, int z
 	return r;
 }
 
-static long install(const struct area_view *v, uintptr_t dst, const void *src, int zeros,
+static long install(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
 		    size_t len, int populate)
 {
-	struct store *b = &g_stores[v->backing];
+	_Atomic uint64_t *bits = store_bits(v->store);
+	int fd = store_fd(v->store);
 	size_t ps = caps.page_size, npages = len >> caps.page_shift, done = 0;
 	uint64_t pg0 = (v->off + (dst - v->start)) >> caps.page_shift;
 	long err = -EEXIST;
@@ -409,7 +415,7 @@ static long install(const struct area_view *v, uintptr_t dst, const void *src, i
 		uint64_t pg = pg0 + done;
 		int r;
 
-		while (done + run < npages && pg_bit_claim(b->bits, pg + run))
+		while (done + run < npages && pg_bit_claim(bits, pg + run))
 			run++;
 		if (run == 0) {
 			/* Present.  The kernel reads the source before it looks
@@ -418,17 +424,17 @@ static long install(const struct area_view *v, uintptr_t dst, const void *src, i
 				err = -EFAULT;
 			break;
 		}
-		full = fill(b->fd, (const char *)((uintptr_t)src + done * ps), zeros, run * ps,
+		full = fill(fd, (const char *)((uintptr_t)src + done * ps), zeros, run * ps,
 			    pg * ps) / ps;
 		if (full < run) {
-			unclaim(b, pg, full, run);	/* unreadable source */
+			unclaim(v->store, pg, full, run);	/* unreadable source */
 			err = -EFAULT;
 		}
 		if (full && (r = reveal(v, dst + done * ps, full * ps, populate)) < 0) {
 			/* Out of mappings (protection mode): hide the run again
 			 * (merging back never needs a new mapping) and forget it. */
 			sys_mprotect((void *)(dst + done * ps), full * ps, PROT_NONE);
-			unclaim(b, pg, 0, full);
+			unclaim(v->store, pg, 0, full);
 			err = r;
 			break;
 		}
@@ -436,6 +442,6 @@ static long install(const struct area_view *v, uintptr_t dst, const void *src, i
 		if (full < run)
 			break;
 	}
-	atomic_fetch_add(&g_stats.pages_installed, done);
+	STATS_ADD(pages_installed, done);
 	return done ? (long)(done * ps) : err;
 }

@@ -18,11 +18,13 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include "base/arch/fault.h"
+#include "emu/area.h"
+#include "emu/ctx.h"
 #include "emu/emu.h"
 
 static void touch_range(uintptr_t start, uintptr_t end, int kernel_writes)
 {
-	uintptr_t a = pg_down(start);
+	uintptr_t a = page_down(start);
 
 	for (; a < end; a += caps.page_size) {
 		struct area_view v;

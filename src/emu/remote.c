@@ -8,11 +8,11 @@
  *
  *   Owner  Every uffd listens on an abstract unix socket named after the
  *          identity of its pipe ("userfault-uffd-DEV-INO"), served by the
- *          watcher thread (ctx.c).  A connection must first prove that
+ *          watcher thread (src/base/watch.c).  A connection must first prove that
  *          its process holds the uffd: HELLO carries the read end itself
  *          (SCM_RIGHTS), which is compared and closed at once.  Then it
  *          may read messages (TAKE) and run ioctls; COPY carries the
- *          source bytes in the request, at most UF_CHUNK at a time.
+ *          source bytes in the request, at most CHUNK at a time.
  *   Client The reply to HELLO hands over a copy of the pipe's write end:
  *          the client keeps it, so that when the owner exits the uffd
  *          neither reads EOF nor polls POLLHUP (the kernel shows nothing
@@ -25,6 +25,7 @@
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,12 +36,17 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
-#include "emu/emu.h"
+#include "base/caps.h"
+#include "base/sys.h"
+#include "base/usercopy.h"
+#include "base/watch.h"
+#include "emu/ops.h"
+#include "emu/process.h"
 
-#define UF_MAX_REMOTE	64	/* foreign uffds a process uses */
-#define UF_MAX_CONN	64	/* connections an owner serves */
-#define UF_CHUNK	((size_t)128 * 1024)
-#define UF_MAX_READ	64	/* messages one remote read() returns, at most */
+#define REMOTE_MAX	64	/* foreign uffds a process uses */
+#define CONN_MAX	64	/* connections an owner serves */
+#define CHUNK	((size_t)128 * 1024)
+#define MAX_READ	64	/* messages one remote read() returns, at most */
 
 enum { RQ_HELLO = 1, RQ_TAKE, RQ_IOCTL, RQ_COPY };
 
@@ -68,10 +74,10 @@ static void name_of(struct sockaddr_un *a, socklen_t *len, dev_t dev, ino_t ino)
 	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
-/* Send a message with n descriptors (n <= UF_MAX_READ).  0 or -1. */
+/* Send a message with n descriptors (n <= MAX_READ).  0 or -1. */
 static int send_fds(int sock, const void *buf, size_t len, const int *fds, int n)
 {
-	union { char b[CMSG_SPACE(sizeof(int) * UF_MAX_READ)]; struct cmsghdr align; } u;
+	union { char b[CMSG_SPACE(sizeof(int) * MAX_READ)]; struct cmsghdr align; } u;
 	struct iovec iov = { (void *)buf, len };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 
@@ -93,7 +99,7 @@ static int send_fds(int sock, const void *buf, size_t len, const int *fds, int n
  * than max).  Returns the length, 0 at EOF, -1 on error. */
 static ssize_t recv_fds(int sock, void *buf, size_t len, int *fds, int max, int *nfds)
 {
-	union { char b[CMSG_SPACE(sizeof(int) * UF_MAX_READ)]; struct cmsghdr align; } u;
+	union { char b[CMSG_SPACE(sizeof(int) * MAX_READ)]; struct cmsghdr align; } u;
 	struct iovec iov = { buf, len };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
 			    .msg_controllen = sizeof u.b };
@@ -116,7 +122,7 @@ static ssize_t recv_fds(int sock, void *buf, size_t len, int *fds, int max, int 
 			if (*nfds < max)
 				fds[(*nfds)++] = f;
 			else
-				close(f);
+				sys_close(f);
 		}
 	}
 	return r;
@@ -126,14 +132,17 @@ static ssize_t recv_fds(int sock, void *buf, size_t len, int *fds, int max, int 
 /* The owner's side: served by the watcher thread.                         */
 /* ====================================================================== */
 
-static struct { int fd; uint32_t ctx; int authed; } g_conn[UF_MAX_CONN];
+static struct { int fd; uint32_t ctx; int authed; } g_conn[CONN_MAX];
 static pthread_once_t g_conn_once = PTHREAD_ONCE_INIT;
 
 static void conn_init(void)
 {
-	for (int i = 0; i < UF_MAX_CONN; i++)
+	for (int i = 0; i < CONN_MAX; i++)
 		g_conn[i].fd = -1;
 }
+
+static void on_listen(uint64_t id, uint32_t events);
+static void on_conn(uint64_t i, uint32_t events);
 
 int remote_listen(struct ctx *c)
 {
@@ -144,42 +153,41 @@ int remote_listen(struct ctx *c)
 	if (s < 0)
 		return -1;
 	name_of(&a, &len, c->dev, c->ino);
-	if (bind(s, (struct sockaddr *)&a, len) < 0 || listen(s, 16) < 0) {
-		close(s);
+	if (bind(s, (struct sockaddr *)&a, len) < 0 || listen(s, 16) < 0 ||
+	    watch_add(s, EPOLLIN, on_listen, atomic_load(&c->q.id)) < 0) {
+		sys_close(s);
 		return -1;
 	}
 	return s;
 }
 
-static void conn_close(int epfd, int i)
+static void conn_close(int i)
 {
-	epoll_ctl(epfd, EPOLL_CTL_DEL, g_conn[i].fd, NULL);
-	close(g_conn[i].fd);
+	watch_del(g_conn[i].fd);
+	sys_close(g_conn[i].fd);
 	g_conn[i].fd = -1;
 }
 
-static void on_accept(int epfd, int lsock, uint32_t id)
+static void on_accept(int lsock, uint32_t id)
 {
 	for (;;) {
 		struct sockaddr_un peer;
 		socklen_t plen = sizeof peer;
 		int s = accept4(lsock, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC), i;
-		struct epoll_event ev = { .events = EPOLLIN };
 
 		if (s < 0)
 			return;
-		for (i = 0; i < UF_MAX_CONN && g_conn[i].fd >= 0; i++)
+		for (i = 0; i < CONN_MAX && g_conn[i].fd >= 0; i++)
 			;
-		if (i == UF_MAX_CONN) {
-			close(s);
+		if (i == CONN_MAX) {
+			sys_close(s);
 			continue;
 		}
 		g_conn[i].fd = s;
 		g_conn[i].ctx = id;
 		g_conn[i].authed = 0;
-		ev.data.u64 = UF_TAG_CONN | (uint64_t)i;
-		if (epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev) < 0)
-			conn_close(epfd, i);
+		if (watch_add(s, EPOLLIN, on_conn, (uint64_t)i) < 0)
+			conn_close(i);
 	}
 }
 
@@ -187,29 +195,29 @@ static void serve_take(struct ctx *c, int sock, const struct rq *q)
 {
 	struct {
 		struct rp h;
-		struct uffd_msg m[UF_MAX_READ];
+		struct uffd_msg m[MAX_READ];
 	} out;
-	int max = (int)q->max, k, fds[UF_MAX_READ] = { 0 }, nfds = 0;
+	int max = (int)q->max, k, fds[MAX_READ] = { 0 }, nfds = 0;
 	struct wq_taken later = { .n = 0 };
 
 	memset(&out.h, 0, sizeof out.h);
-	if (max < 1 || max > UF_MAX_READ)
-		max = UF_MAX_READ;
+	if (max < 1 || max > MAX_READ)
+		max = MAX_READ;
 	if (atomic_load(&c->state) == CTX_NEW) {
 		out.h.ret = -1;
 		out.h.err = EINVAL;
 		k = 0;
 	} else {
-		k = atomic_load(&c->state) == CTX_RUNNING ? wq_take_ex(c, out.m, max, &later) : 0;
+		k = atomic_load(&c->state) == CTX_RUNNING ? wq_take(&c->q, out.m, max, &later) : 0;
 	}
-	if (atomic_load(&c->npending) > 0)
+	if (atomic_load(&c->q.npending) > 0)
 		ctx_notify(c);
 	/* A FORK message names a descriptor of ours (the forking thread's, who
 	 * closes it once the event is complete): a copy goes along, and the
 	 * reader puts its own number in the message. */
 	for (int i = 0; i < k; i++)
 		if (out.m[i].event == UFFD_EVENT_FORK)
-			fds[nfds++] = fcntl((int)out.m[i].arg.fork.ufd, F_DUPFD_CLOEXEC, 0);
+			fds[nfds++] = sys_dup_min((int)out.m[i].arg.fork.ufd, 0, 1);
 	out.h.n = k;
 	if (send_fds(sock, &out, sizeof out.h + (size_t)k * sizeof out.m[0], fds, nfds) < 0) {
 		(void)0;	/* the reader is gone: the messages are lost, as
@@ -219,7 +227,7 @@ static void serve_take(struct ctx *c, int sock, const struct rq *q)
 	 * this process at once, and the reader must have its message. */
 	wq_complete(&later);
 	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
+		sys_close(fds[i]);
 }
 
 /*
@@ -254,7 +262,7 @@ static void serve_ioctl(struct ctx *c, int sock, struct rq *q, void *payload, si
 		dst = zp.range.start;
 		memcpy(q->s, &zp, sizeof zp);
 	}
-	out.ret = emu_ioctl(-1, EMU_UFFD, c, (unsigned long)q->req, (unsigned long)q->s);
+	out.ret = ioctl_local(c, -1, (unsigned long)q->req, (unsigned long)q->s);
 	out.err = out.ret < 0 ? errno : 0;
 	if (wake) {
 		/* Give the client back the mode it asked for. */
@@ -275,52 +283,57 @@ static void serve_ioctl(struct ctx *c, int sock, struct rq *q, void *payload, si
 	memcpy(out.s, q->s, sizeof out.s);
 	send_fds(sock, &out, sizeof out, NULL, 0);
 	if (wake && done > 0)
-		wq_wake_range(c, dst, dst + (uint64_t)done, NULL);
+		wq_wake_range(&c->q, dst, dst + (uint64_t)done, NULL);
 }
 
-void remote_service_event(int epfd, uint64_t tag, uint32_t events)
+/* A connection on the listening socket of uffd id (the watcher thread). */
+static void on_listen(uint64_t id, uint32_t events)
 {
-	static unsigned char buf[sizeof(struct rq) + UF_CHUNK];
-	uint64_t kind = tag & UF_TAG_MASK;
-	uint32_t v = (uint32_t)tag;
+	struct ctx *c = ctx_by_id((uint32_t)id);
+
+	(void)events;
+	pthread_once(&g_conn_once, conn_init);
+	if (c && atomic_load(&c->lsock) >= 0)
+		on_accept(atomic_load(&c->lsock), (uint32_t)id);
+}
+
+/* A request on connection v (the watcher thread). */
+static void on_conn(uint64_t v, uint32_t events)
+{
+	static unsigned char buf[sizeof(struct rq) + CHUNK];
 	struct ctx *c;
 	struct rq *q = (struct rq *)buf;
 	int fds[1], nfds, i;
 	ssize_t n;
 
 	pthread_once(&g_conn_once, conn_init);
-	if (kind == UF_TAG_LISTEN) {
-		if ((c = ctx_by_id(v)) && atomic_load(&c->lsock) >= 0)
-			on_accept(epfd, atomic_load(&c->lsock), v);
-		return;
-	}
-	if (v >= UF_MAX_CONN || g_conn[v].fd < 0)
+	if (v >= CONN_MAX || g_conn[v].fd < 0)
 		return;
 	i = (int)v;
 	n = recv_fds(g_conn[i].fd, buf, sizeof buf, fds, 1, &nfds);
 	if (n < (ssize_t)sizeof *q) {
 		for (int k = 0; k < nfds; k++)
-			close(fds[k]);
+			sys_close(fds[k]);
 		if (n <= 0 && !(n < 0 && errno == EAGAIN))
-			conn_close(epfd, i);
+			conn_close(i);
 		return;
 	}
 	(void)events;
 	c = ctx_by_id(g_conn[i].ctx);
 	if (!c) {
 		for (int k = 0; k < nfds; k++)
-			close(fds[k]);
-		conn_close(epfd, i);	/* released: the client sees the owner gone */
+			sys_close(fds[k]);
+		conn_close(i);	/* released: the client sees the owner gone */
 		return;
 	}
 	if (q->op == RQ_HELLO) {
 		struct stat st;
 		struct rp out;
 		int ok = nfds == 1 && fstat(fds[0], &st) == 0 && st.st_dev == c->dev &&
-			 st.st_ino == c->ino && (fcntl(fds[0], F_GETFL) & O_ACCMODE) == O_RDONLY;
+			 st.st_ino == c->ino && (sys_fcntl(fds[0], F_GETFL, 0) & O_ACCMODE) == O_RDONLY;
 
 		if (nfds)
-			close(fds[0]);
+			sys_close(fds[0]);
 		memset(&out, 0, sizeof out);
 		out.ret = ok ? 0 : -1;
 		out.err = ok ? 0 : EPERM;
@@ -331,13 +344,13 @@ void remote_service_event(int epfd, uint64_t tag, uint32_t events)
 			send_fds(g_conn[i].fd, &out, sizeof out, &wr, ok);
 		}
 		if (!ok)
-			conn_close(epfd, i);
+			conn_close(i);
 		return;
 	}
 	for (int k = 0; k < nfds; k++)
-		close(fds[k]);
+		sys_close(fds[k]);
 	if (!g_conn[i].authed) {
-		conn_close(epfd, i);
+		conn_close(i);
 		return;
 	}
 	switch (q->op) {
@@ -349,17 +362,17 @@ void remote_service_event(int epfd, uint64_t tag, uint32_t events)
 		serve_ioctl(c, g_conn[i].fd, q, buf + sizeof *q, (size_t)n - sizeof *q);
 		break;
 	default:
-		conn_close(epfd, i);
+		conn_close(i);
 	}
 }
 
-void remote_service_reset_after_fork(void)
+/* Fork child: the connections are the parent's: close our copies. */
+static void service_reset_after_fork(void)
 {
-	/* The connections are the parent's: close our copies. */
 	pthread_once(&g_conn_once, conn_init);
-	for (int i = 0; i < UF_MAX_CONN; i++)
+	for (int i = 0; i < CONN_MAX; i++)
 		if (g_conn[i].fd >= 0) {
-			close(g_conn[i].fd);
+			sys_close(g_conn[i].fd);
 			g_conn[i].fd = -1;
 		}
 }
@@ -368,52 +381,82 @@ void remote_service_reset_after_fork(void)
 /* The client's side.                                                       */
 /* ====================================================================== */
 
-struct uf_remote {
-	_Atomic int used;	/* 0 free, 1 live, 2 being set up */
+enum rem_state { REM_FREE = 0, REM_LIVE, REM_BUSY /* being set up or freed */ };
+
+struct remote {
+	_Atomic int used;	/* enum rem_state */
 	dev_t dev;
 	ino_t ino;
 	_Atomic int sock;	/* -1 once the owner is gone (read unlocked by remote_read) */
 	_Atomic int wr;		/* the pipe's write end */
 	pthread_mutex_t mu;
 };
-static struct uf_remote g_rem[UF_MAX_REMOTE];
+static struct remote g_rem[REMOTE_MAX];
+static _Atomic int g_nrem;		/* entries in use */
 
 /* async-signal-safe */
-int remote_lookup(dev_t dev, ino_t ino)
+static int lookup(dev_t dev, ino_t ino)
 {
-	for (int i = 0; i < UF_MAX_REMOTE; i++)
-		if (atomic_load(&g_rem[i].used) == 1 && g_rem[i].ino == ino && g_rem[i].dev == dev)
+	if (!atomic_load(&g_nrem))
+		return -1;
+	for (int i = 0; i < REMOTE_MAX; i++)
+		if (atomic_load(&g_rem[i].used) == REM_LIVE && g_rem[i].ino == ino && g_rem[i].dev == dev)
 			return i;
 	return -1;
 }
 
+/* async-signal-safe */
+int remote_known(dev_t dev, ino_t ino)
+{
+	return lookup(dev, ino) >= 0;
+}
+
+static void count(int n)
+{
+	atomic_fetch_add(&g_nrem, n);
+	ctx_live_add(n);
+}
+
 static void remote_free(int i)
 {
-	struct uf_remote *r = &g_rem[i];
-	int expected = 1;
+	struct remote *r = &g_rem[i];
+	int expected = REM_LIVE;
 
-	if (!atomic_compare_exchange_strong(&r->used, &expected, 2))
+	if (!atomic_compare_exchange_strong(&r->used, &expected, REM_BUSY))
 		return;
 	pthread_mutex_lock(&r->mu);	/* after any call in flight */
 	if (r->sock >= 0)
-		close(r->sock);
-	if (atomic_load(&r->wr) >= 0)
-		close(atomic_exchange(&r->wr, -1));
+		sys_close(r->sock);
+	if (atomic_load(&r->wr) >= 0) {
+		int wr = atomic_exchange(&r->wr, -1);
+		watch_del(wr);
+		sys_close(wr);
+	}
 	r->sock = -1;
 	pthread_mutex_unlock(&r->mu);
-	ctx_live_add(-1);
-	atomic_store(&r->used, 0);
+	count(-1);
+	atomic_store(&r->used, REM_FREE);
 }
 
 /* Forget the foreign uffds whose every read end is closed.  Called at our
- * close() of one, and by the watcher (each write end is watched). */
+ * sys_close() of one, and by the watcher (each write end is watched). */
 void remote_reap(void)
 {
-	for (int i = 0; i < UF_MAX_REMOTE; i++) {
+	if (!atomic_load(&g_nrem))
+		return;
+	for (int i = 0; i < REMOTE_MAX; i++) {
 		struct pollfd p = { .fd = atomic_load(&g_rem[i].wr), .events = 0 };
-		if (atomic_load(&g_rem[i].used) == 1 && poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
+		if (atomic_load(&g_rem[i].used) == REM_LIVE && poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
 			remote_free(i);
 	}
+}
+
+/* The watcher saw the write end of foreign uffd i report EPOLLERR. */
+static void on_remote_gone(uint64_t i, uint32_t events)
+{
+	(void)i;
+	if (events & (EPOLLERR | EPOLLHUP))
+		remote_reap();
 }
 
 /* Use the uffd fd, owned by another process, from this one: 0, or -1 if
@@ -429,7 +472,7 @@ int remote_attach(int fd)
 
 	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
 		return -1;
-	if (remote_lookup(st.st_dev, st.st_ino) >= 0)
+	if (lookup(st.st_dev, st.st_ino) >= 0)
 		return 0;
 	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (s < 0)
@@ -439,23 +482,23 @@ int remote_attach(int fd)
 	q.op = RQ_HELLO;
 	if (connect(s, (struct sockaddr *)&a, len) < 0 || send_fds(s, &q, sizeof q, &fd, 1) < 0 ||
 	    recv_fds(s, &p, sizeof p, fds, 1, &nfds) != (ssize_t)sizeof p || p.ret < 0 || nfds != 1) {
-		close(s);
+		sys_close(s);
 		return -1;
 	}
 	/* The owner is who it says: it holds the write end of this pipe. */
-	if (fstat(fds[0], &st) < 0 || remote_lookup(st.st_dev, st.st_ino) >= 0) {
-		close(fds[0]);
-		close(s);
-		return remote_lookup(st.st_dev, st.st_ino) >= 0 ? 0 : -1;
+	if (fstat(fds[0], &st) < 0 || lookup(st.st_dev, st.st_ino) >= 0) {
+		sys_close(fds[0]);
+		sys_close(s);
+		return lookup(st.st_dev, st.st_ino) >= 0 ? 0 : -1;
 	}
-	for (i = 0; i < UF_MAX_REMOTE; i++) {
-		expected = 0;
-		if (atomic_compare_exchange_strong(&g_rem[i].used, &expected, 2))
+	for (i = 0; i < REMOTE_MAX; i++) {
+		expected = REM_FREE;
+		if (atomic_compare_exchange_strong(&g_rem[i].used, &expected, REM_BUSY))
 			break;
 	}
-	if (i == UF_MAX_REMOTE) {
-		close(fds[0]);
-		close(s);
+	if (i == REMOTE_MAX) {
+		sys_close(fds[0]);
+		sys_close(s);
 		errno = EMFILE;
 		return -1;
 	}
@@ -464,15 +507,17 @@ int remote_attach(int fd)
 	g_rem[i].sock = s;
 	atomic_store(&g_rem[i].wr, fds[0]);
 	pthread_mutex_init(&g_rem[i].mu, NULL);
-	ctx_live_add(1);
-	atomic_store(&g_rem[i].used, 1);
-	watch_fd(fds[0], UF_TAG_REMOTE | (uint64_t)i);
+	count(1);
+	atomic_store(&g_rem[i].used, REM_LIVE);
+	/* No event asked: the write end reports EPOLLERR once every read end
+	 * is closed. */
+	watch_add(fds[0], 0, on_remote_gone, (uint64_t)i);
 	return 0;
 }
 
 /* One request and its reply, under the entry's lock.  -1 if the owner is
  * gone (then for good). */
-static int call(struct uf_remote *r, const struct rq *q, const void *payload, size_t plen,
+static int call(struct remote *r, const struct rq *q, const void *payload, size_t plen,
 		void *reply, size_t rlen, int *fds, int *nfds)
 {
 	struct iovec iov[2] = { { (void *)q, sizeof *q }, { (void *)payload, plen } };
@@ -482,13 +527,13 @@ static int call(struct uf_remote *r, const struct rq *q, const void *payload, si
 
 	pthread_mutex_lock(&r->mu);
 	if (r->sock >= 0 && sys_sendmsg(r->sock, &m, MSG_NOSIGNAL) == (ssize_t)(sizeof *q + plen)) {
-		n = recv_fds(r->sock, reply, rlen, fds ? fds : &dummy, fds ? UF_MAX_READ : 0,
+		n = recv_fds(r->sock, reply, rlen, fds ? fds : &dummy, fds ? MAX_READ : 0,
 			     nfds ? nfds : &dummy);
 		if (n >= (ssize_t)sizeof(struct rp))
 			ok = 0;
 	}
 	if (ok < 0 && r->sock >= 0) {
-		close(r->sock);
+		sys_close(r->sock);
 		r->sock = -1;
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -501,31 +546,18 @@ static int fail(int err)
 	return -1;
 }
 
-static size_t struct_size(unsigned long req)
-{
-	switch ((unsigned)req) {
-	case UFFDIO_API: return sizeof(struct uffdio_api);
-	case UFFDIO_REGISTER: return sizeof(struct uffdio_register);
-	case UFFDIO_UNREGISTER: case UFFDIO_WAKE: return sizeof(struct uffdio_range);
-	case UFFDIO_COPY: return sizeof(struct uffdio_copy);
-	case UFFDIO_ZEROPAGE: return sizeof(struct uffdio_zeropage);
-	default: return 0;
-	}
-}
-
 /* What a uffd whose process is gone answers (section 13.4). */
 static int gone(unsigned long req)
 {
-	switch ((unsigned)req) {
-	case UFFDIO_REGISTER: case UFFDIO_UNREGISTER: return fail(ENOMEM);
-	case UFFDIO_WAKE: return 0;
-	case UFFDIO_COPY: case UFFDIO_ZEROPAGE: return fail(ESRCH);
-	default: return fail(EINVAL);
-	}
+	const struct ioctl_desc *d = ioctl_find(req);
+
+	if (!d)
+		return fail(EINVAL);
+	return d->gone_errno ? fail(d->gone_errno) : 0;
 }
 
 /* COPY from here: the source is read here, page by page where it faults,
- * and sent along, UF_CHUNK at a time. */
+ * and sent along, CHUNK at a time. */
 /* Can the output field at uptr be written?  (The kernel does not wake when
  * it cannot write the result: ask for no wake then.) */
 static int out_writable(void *uptr)
@@ -535,19 +567,19 @@ static int out_writable(void *uptr)
 	return usercopy_in(&v, uptr, sizeof v) == 0 && usercopy_out(uptr, &v, sizeof v) == 0;
 }
 
-static int remote_copy(struct uf_remote *r, unsigned long arg, struct uffdio_copy *cp)
+static int remote_copy(struct remote *r, unsigned long arg, struct uffdio_copy *cp)
 {
 	uint64_t done = 0, ps = caps.page_size ? caps.page_size : 4096;
 	int64_t out;
 	int err = 0;
-	char *buf = malloc(UF_CHUNK);
+	char *buf = malloc(CHUNK);
 
 	if (!buf)
 		return fail(ENOMEM);
 	if (!out_writable((char *)arg + offsetof(struct uffdio_copy, copy)))
 		cp->mode |= UFFDIO_COPY_MODE_DONTWAKE;
 	while (done < cp->len) {
-		uint64_t n = cp->len - done < UF_CHUNK ? cp->len - done : UF_CHUNK, got = 0;
+		uint64_t n = cp->len - done < CHUNK ? cp->len - done : CHUNK, got = 0;
 		struct rq q;
 		struct rp p;
 		struct uffdio_copy part = *cp;
@@ -610,30 +642,28 @@ static int remote_copy(struct uf_remote *r, unsigned long arg, struct uffdio_cop
 
 static int remote_ioctl_at(int i, unsigned long req, unsigned long arg)
 {
-	struct uf_remote *r = &g_rem[i];
-	size_t size = struct_size(req);
+	struct remote *r = &g_rem[i];
+	const struct ioctl_desc *d = ioctl_find(req);
+	size_t size = d ? d->size : 0;
 	struct rq q;
 	struct rp p;
 
-	if (!size)
+	if (!d)
 		return fail(EINVAL);	/* MOVE, WRITEPROTECT, ...: not emulated */
+	_Static_assert(sizeof q.s >= sizeof(struct uffdio_copy), "the largest struct fits a request");
 	memset(&q, 0, sizeof q);
 	if (usercopy_in(q.s, (void *)arg, size))
 		return fail(EFAULT);
 	if ((unsigned)req == UFFDIO_COPY) {
 		struct uffdio_copy cp;
-		uint64_t pgmask = (caps.page_size ? caps.page_size : 4096) - 1;
-
+		
 		memcpy(&cp, q.s, sizeof cp);
-		/* The checks COPY makes before it reads the source (ioctl.c).
-		 * A COPY that fails them goes as it is: the owner answers (an
-		 * event being read first: EAGAIN, else EINVAL), reading no
-		 * source. */
-		if (!((cp.dst & pgmask) || (cp.len & pgmask) || !cp.len ||
-		      cp.dst >= caps.task_size || cp.len > caps.task_size - cp.dst ||
-		      cp.src >= caps.task_size || cp.len > caps.task_size - cp.src ||
-		      (cp.mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP)) ||
-		      (cp.mode & UFFDIO_COPY_MODE_WP)))
+		/* A COPY that passes the checks made before the source is read
+		 * (ioctl.c) brings its source along.  One that fails them goes
+		 * as it is: the owner answers (an event being read first:
+		 * EAGAIN, else EINVAL), reading no source; so does MODE_WP,
+		 * which the owner refuses once it has found the destination. */
+		if (d->check(&cp) == 0 && !(cp.mode & UFFDIO_COPY_MODE_WP))
 			return remote_copy(r, arg, &cp);
 	}
 	if ((unsigned)req == UFFDIO_ZEROPAGE &&
@@ -661,7 +691,7 @@ static int entry_of(int fd)
 
 	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
 		return -1;
-	return remote_lookup(st.st_dev, st.st_ino);
+	return lookup(st.st_dev, st.st_ino);
 }
 
 int remote_ioctl(int fd, unsigned long req, unsigned long arg)
@@ -677,11 +707,11 @@ ssize_t remote_read(int fd, void *buf, size_t count)
 {
 	struct {
 		struct rp h;
-		struct uffd_msg m[UF_MAX_READ];
+		struct uffd_msg m[MAX_READ];
 	} in;
-	int i = entry_of(fd), fds[UF_MAX_READ], nfds, k;
+	int i = entry_of(fd), fds[MAX_READ], nfds, k;
 	char tok[256];
-	int flags = fcntl(fd, F_GETFL);
+	int flags = sys_fcntl(fd, F_GETFL, 0);
 
 	if (i < 0)
 		return fail(EBADF);
@@ -692,19 +722,19 @@ ssize_t remote_read(int fd, void *buf, size_t count)
 		/* Drain first: a message queued after this sends its own byte. */
 		for (;;) {
 			struct iovec iov = { tok, sizeof tok };
-			if (preadv2(fd, &iov, 1, -1, RWF_NOWAIT) < (ssize_t)sizeof tok)
+			if (sys_readv_flags(fd, &iov, 1, RWF_NOWAIT) < (ssize_t)sizeof tok)
 				break;
 		}
 		memset(&q, 0, sizeof q);
 		q.op = RQ_TAKE;
 		q.max = (uint32_t)(count / sizeof(struct uffd_msg));
-		if (q.max > UF_MAX_READ)
-			q.max = UF_MAX_READ;
+		if (q.max > MAX_READ)
+			q.max = MAX_READ;
 		k = 0;
 		if (call(&g_rem[i], &q, NULL, 0, &in, sizeof in, fds, &nfds) == 0) {
 			if (in.h.ret < 0) {
 				for (int f = 0; f < nfds; f++)
-					close(fds[f]);
+					sys_close(fds[f]);
 				return fail(in.h.err);
 			}
 			k = in.h.n;
@@ -725,7 +755,7 @@ ssize_t remote_read(int fd, void *buf, size_t count)
 		/* Nothing: wait on the pipe, as a local read does. */
 		if (g_rem[i].sock < 0 && (flags & O_NONBLOCK))
 			return fail(EAGAIN);
-		ssize_t n = __read(fd, tok, 1);
+		ssize_t n = sys_read(fd, tok, 1);
 		if (n < 0)
 			return -1;
 		if (n == 0)
@@ -735,18 +765,40 @@ ssize_t remote_read(int fd, void *buf, size_t count)
 
 void remote_reset_after_fork(void)
 {
+	service_reset_after_fork();
 	/* The child inherits our descriptors but not the connections'
 	 * meaning: each reply would go to whichever process reads first. */
-	for (int i = 0; i < UF_MAX_REMOTE; i++) {
-		if (atomic_load(&g_rem[i].used) != 1)
+	for (int i = 0; i < REMOTE_MAX; i++) {
+		if (atomic_load(&g_rem[i].used) != REM_LIVE)
 			continue;
 		if (g_rem[i].sock >= 0)
-			close(g_rem[i].sock);
+			sys_close(g_rem[i].sock);
 		g_rem[i].sock = -1;
 		pthread_mutex_init(&g_rem[i].mu, NULL);
 		/* Reconnect lazily: forget the entry, keep nothing open. */
-		close(atomic_exchange(&g_rem[i].wr, -1));
-		ctx_live_add(-1);
-		atomic_store(&g_rem[i].used, 0);
+		sys_close(atomic_exchange(&g_rem[i].wr, -1));
+		count(-1);
+		atomic_store(&g_rem[i].used, REM_FREE);
 	}
+}
+
+/* A fork child's copy of its parent's uffd: reach the parent (tried
+ * once).  1 if the parent serves it: use remote_*. */
+int remote_orphan(int fd, struct ctx *c)
+{
+	if (!c->orphan_tried) {
+		c->orphan_tried = 1;
+		remote_attach(fd);
+	}
+	return lookup(c->dev, c->ino) >= 0;
+}
+
+int remote_adopt_fork_fd(int fd, int flags)
+{
+	if (!(flags & O_CLOEXEC))
+		sys_fcntl(fd, F_SETFD, 0);
+	/* Its process may be gone already: then a uffd of nothing, as the
+	 * kernel's after a spurious FORK. */
+	remote_attach(fd);
+	return fd;
 }

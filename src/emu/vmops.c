@@ -3,9 +3,9 @@
  * The program's own memory calls over emulated areas.  The kernel's
  * registration lives in the mapping, and the program's munmap, mmap
  * (MAP_FIXED), mremap, mprotect and madvise act on it; an area is our
- * memfd mapping standing for private memory, so we interpose these calls
- * (as sigaction: for the whole program, shared library, static library and
- * drop-in alike) to keep the kernel's behaviour:
+ * memfd mapping standing for private memory, so these calls are
+ * interposed (src/interpose/memory.c, which calls the functions here with
+ * the C library's function as `real`) to keep the kernel's behaviour:
  *
  *   munmap, mmap(MAP_FIXED) over an area  the registration goes
  *   mremap, moved                          the data moves, the new place is
@@ -19,57 +19,50 @@
  *
  * and with the uffd's UFFD_FEATURE_EVENT_UNMAP / REMAP / REMOVE, the events
  * the kernel sends (events.c).  A call that meets no area goes straight to
- * the C library.
+ * the C library (vm_meets says so).
  */
-#include "interpose/real.h"
-#include <stdarg.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include "emu/emu.h"
+#include "base/maps.h"
+#include "emu/area.h"
+#include "emu/process.h"
 
 #ifndef MADV_DONTNEED_LOCKED
 #define MADV_DONTNEED_LOCKED 24
 #endif
 
-/* A sanitizer's runtime may call these through the PLT while it starts,
- * before it can run instrumented code: they are not instrumented. */
-#define UF_UNINSTRUMENTED __attribute__((no_sanitize("thread", "address", "undefined")))
+/* The memory interposers call vm_meets before a sanitizer's runtime may be
+ * up: what it runs first is not instrumented. */
+#define NOSAN __attribute__((no_sanitize("thread", "address", "undefined")))
 
-/* Called when the emulation starts, so that a static link always takes
- * this object (its symbols are otherwise only wanted by the program, which
- * may find them first in a sanitizer's runtime). */
-void vmops_anchor(void)
-{
-}
-
-UF_UNINSTRUMENTED static int page_ok(uintptr_t addr, size_t len)
+NOSAN static int page_ok(uintptr_t addr, size_t len)
 {
 	size_t ps = caps.page_size ? caps.page_size : 4096;
 	return !(addr & (ps - 1)) && len && addr + len > addr;
 }
 
-UF_UNINSTRUMENTED static uintptr_t round_up(size_t len)
+NOSAN static uintptr_t round_up(size_t len)
 {
 	size_t ps = caps.page_size ? caps.page_size : 4096;
 	return (len + ps - 1) & ~(ps - 1);
 }
 
-UF_UNINSTRUMENTED static int meets(const void *addr, size_t len)
+NOSAN int vm_meets(const void *addr, size_t len)
 {
 	uintptr_t a = (uintptr_t)addr;
-	return atomic_load(&g_areas_hw) && page_ok(a, len) && area_meet(a, a + round_up(len));
+	return area_any() && page_ok(a, len) && area_meet(a, a + round_up(len));
 }
 
-/* The UNMAP events of [a, a+len) (g_table_lock held): see events.c. */
-UF_UNINSTRUMENTED static int unmap_events_locked(uintptr_t a, size_t len, struct ev *ev)
+/* The UNMAP events of [a, a+len) (area lock held): see events.c. */
+static int unmap_events_locked(uintptr_t a, size_t len, struct ev *ev)
 {
 	return ev_collect_locked(EV_UNMAP, a, a + len, ev, EV_MAX);
 }
 
 /* Tell each uffd of ev[] (after the operation, if it succeeded), waiting
  * until each has read; then COPY works again. */
-UF_UNINSTRUMENTED static void send_events(int kind, const struct ev *ev, int n, int ok,
-					  uintptr_t to)
+static void send_events(enum ev_kind kind, const struct ev *ev, int n, int ok, uintptr_t to)
 {
 	int e = errno;
 
@@ -79,53 +72,38 @@ UF_UNINSTRUMENTED static void send_events(int kind, const struct ev *ev, int n, 
 	errno = e;
 }
 
-UF_UNINSTRUMENTED int munmap(void *addr, size_t len)
+int vm_munmap(void *addr, size_t len, int (*real)(void *, size_t))
 {
 	struct ev ev[EV_MAX];
-	int n = 0, r;
-
-	UF_REAL(munmap);
-	if (!meets(addr, len))
-		return real_munmap(addr, len);
 	uintptr_t a = (uintptr_t)addr;
-	pthread_mutex_lock(&g_table_lock);
+	int n, r;
+
+	area_lock();
 	n = unmap_events_locked(a, round_up(len), ev);
 	area_forget_locked(a, a + round_up(len));
-	pthread_mutex_unlock(&g_table_lock);
-	r = real_munmap(addr, len);
+	area_unlock();
+	r = real(addr, len);
 	send_events(EV_UNMAP, ev, n, r == 0, 0);
 	return r;
 }
 
 /* mmap(MAP_FIXED) over areas: they go, and the uffds that asked are told
  * (UNMAP, the whole range) once the new mapping is in place. */
-#define MAP_FIXED_CALL(real, addr, len, prot, flags, fd, off)			\
-	do {									\
-		struct ev ev_[EV_MAX];				\
-		int n_ = 0;							\
-		void *r_;							\
-		if (!((flags) & MAP_FIXED) || !meets(addr, len))		\
-			return real(addr, len, prot, flags, fd, off);		\
-		uintptr_t a_ = (uintptr_t)(addr);				\
-		pthread_mutex_lock(&g_table_lock);					\
-		n_ = unmap_events_locked(a_, round_up(len), ev_);		\
-		area_forget_locked(a_, a_ + round_up(len));			\
-		pthread_mutex_unlock(&g_table_lock);					\
-		r_ = real(addr, len, prot, flags, fd, off);			\
-		send_events(EV_UNMAP, ev_, n_, r_ != MAP_FAILED, 0);		\
-		return r_;							\
-	} while (0)
-
-UF_UNINSTRUMENTED void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+void *vm_mmap_fixed(void *addr, size_t len, int prot, int flags, int fd, off_t off,
+		    void *(*real)(void *, size_t, int, int, int, off_t))
 {
-	UF_REAL(mmap);
-	MAP_FIXED_CALL(real_mmap, addr, len, prot, flags, fd, off);
-}
+	struct ev ev[EV_MAX];
+	uintptr_t a = (uintptr_t)addr;
+	int n;
+	void *r;
 
-UF_UNINSTRUMENTED void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-	UF_REAL(mmap64);
-	MAP_FIXED_CALL(real_mmap64, addr, len, prot, flags, fd, off);
+	area_lock();
+	n = unmap_events_locked(a, round_up(len), ev);
+	area_forget_locked(a, a + round_up(len));
+	area_unlock();
+	r = real(addr, len, prot, flags, fd, off);
+	send_events(EV_UNMAP, ev, n, r != MAP_FAILED, 0);
+	return r;
 }
 
 /*
@@ -134,25 +112,16 @@ UF_UNINSTRUMENTED void *mmap64(void *addr, size_t len, int prot, int flags, int 
  * moved; with UFFD_FEATURE_EVENT_REMAP its registration follows it), UNMAP
  * of the old range after a move, or of the tail a shrink in place cut.
  */
-UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
+void *vm_mremap(void *old, size_t oldlen, size_t newlen, int flags, void *want,
+		void *(*real)(void *, size_t, size_t, int, ...))
 {
 	struct ev dst_ev[EV_MAX], old_ev[EV_MAX], remap_ev;
 	int ndst = 0, nold = 0, remap = 0, keep = 0;
-	void *want = NULL, *r;
 	uintptr_t o = (uintptr_t)old;
 	struct area *a;
-	va_list ap;
+	void *r;
 
-	UF_REAL(mremap);
-	if (flags & MREMAP_FIXED) {
-		va_start(ap, flags);
-		want = va_arg(ap, void *);
-		va_end(ap);
-	}
-	if (!meets(old, oldlen) && !((flags & MREMAP_FIXED) && meets(want, newlen)))
-		return real_mremap(old, oldlen, newlen, flags, want);
-
-	pthread_mutex_lock(&g_table_lock);
+	area_lock();
 	oldlen = round_up(oldlen);
 	newlen = round_up(newlen);
 	if (flags & MREMAP_FIXED) {
@@ -161,12 +130,12 @@ UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flag
 	}
 	a = (flags & MREMAP_DONTUNMAP) ? NULL : area_exact_locked(o, o + oldlen);
 	if (a) {
-		uint32_t id = UF_LD(a->ctx);
+		uint32_t id = area_owner(a);
 		struct ctx *c = ctx_by_id(id);
 		int e = area_move_begin_locked(a, newlen);
 		if (e < 0) {
 			ev_done(dst_ev, ndst);
-			pthread_mutex_unlock(&g_table_lock);
+			area_unlock();
 			errno = -e;
 			return MAP_FAILED;
 		}
@@ -188,7 +157,7 @@ UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flag
 		else
 			nold = unmap_events_locked(o, oldlen, old_ev);
 	}
-	r = real_mremap(old, oldlen, newlen, flags, want);
+	r = real(old, oldlen, newlen, flags, want);
 	if (a) {
 		int e = errno;
 		area_move_end_locked(a, r, newlen, keep);
@@ -199,7 +168,7 @@ UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flag
 		 * area of ours any more. */
 		area_forget_locked(o, o + oldlen);
 	}
-	pthread_mutex_unlock(&g_table_lock);
+	area_unlock();
 
 	send_events(EV_UNMAP, dst_ev, ndst, r != MAP_FAILED, 0);
 	if (r != MAP_FAILED && (uintptr_t)r != o) {
@@ -215,17 +184,14 @@ UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flag
 	return r;
 }
 
-UF_UNINSTRUMENTED int mprotect(void *addr, size_t len, int prot)
+int vm_mprotect(void *addr, size_t len, int prot, int (*real)(void *, size_t, int))
 {
 	uintptr_t a = (uintptr_t)addr, end, at;
 	struct vma *v;
 	int n, r = 0;
 
-	UF_REAL(mprotect);
-	if (!meets(addr, len))
-		return real_mprotect(addr, len, prot);
 	end = a + round_up(len);
-	pthread_mutex_lock(&g_table_lock);
+	area_lock();
 	/* The pieces that are not areas get the call as it is; the areas keep
 	 * their missing pages inaccessible. */
 	n = maps_in(a, end, &v);
@@ -239,7 +205,7 @@ UF_UNINSTRUMENTED int mprotect(void *addr, size_t len, int prot)
 			break;
 		}
 		if (!area_meet(s, e))
-			r = real_mprotect((void *)s, e - s, prot);
+			r = real((void *)s, e - s, prot);
 		at = e;
 	}
 	if (!r && n >= 0 && at < end) {
@@ -254,45 +220,42 @@ UF_UNINSTRUMENTED int mprotect(void *addr, size_t len, int prot)
 		}
 	}
 	free(v);
-	pthread_mutex_unlock(&g_table_lock);
+	area_unlock();
 	return r;
 }
 
-UF_UNINSTRUMENTED int madvise(void *addr, size_t len, int advice)
+int vm_madvise(void *addr, size_t len, int advice, int (*real)(void *, size_t, int))
 {
-	UF_REAL(madvise);
-	if (advice == MADV_REMOVE && meets(addr, len)) {
+	struct ev ev[EV_MAX];
+	uintptr_t a = (uintptr_t)addr;
+	int r, n;
+
+	if (advice == MADV_REMOVE) {
 		errno = EINVAL;		/* private memory cannot have holes punched */
 		return -1;
 	}
-	if ((advice == MADV_DONTNEED || advice == MADV_DONTNEED_LOCKED || advice == MADV_FREE) &&
-	    meets(addr, len)) {
-		struct ev ev[EV_MAX];
-		uintptr_t a = (uintptr_t)addr;
-		int r, n;
-
-		/* REMOVE goes before the pages do; the caller waits until each
-		 * is read.  The pages then fault again. */
-		pthread_mutex_lock(&g_table_lock);
-		n = ev_collect_locked(EV_REMOVE, a, a + round_up(len), ev, EV_MAX);
-		pthread_mutex_unlock(&g_table_lock);
-		for (int i = 0; i < n; i++)
-			ev_send(EV_REMOVE, &ev[i], 0);
-		/* MADV_FREE is for private memory only; an area is a shared
-		 * mapping standing for private memory, whose pages go now
-		 * (MADV_FREE may free them at any time). */
-		r = real_madvise(addr, len, advice == MADV_FREE ? MADV_DONTNEED : advice);
-		if (r == 0) {
-			pthread_mutex_lock(&g_table_lock);
-			r = area_discard_locked(a, a + round_up(len));
-			pthread_mutex_unlock(&g_table_lock);
-			if (r < 0) {
-				errno = -r;
-				r = -1;
-			}
+	if (advice != MADV_DONTNEED && advice != MADV_DONTNEED_LOCKED && advice != MADV_FREE)
+		return real(addr, len, advice);
+	/* REMOVE goes before the pages do; the caller waits until each is
+	 * read.  The pages then fault again. */
+	area_lock();
+	n = ev_collect_locked(EV_REMOVE, a, a + round_up(len), ev, EV_MAX);
+	area_unlock();
+	for (int i = 0; i < n; i++)
+		ev_send(EV_REMOVE, &ev[i], 0);
+	/* MADV_FREE is for private memory only; an area is a shared mapping
+	 * standing for private memory, whose pages go now (MADV_FREE may free
+	 * them at any time). */
+	r = real(addr, len, advice == MADV_FREE ? MADV_DONTNEED : advice);
+	if (r == 0) {
+		area_lock();
+		r = area_discard_locked(a, a + round_up(len));
+		area_unlock();
+		if (r < 0) {
+			errno = -r;
+			r = -1;
 		}
-		ev_done(ev, n);
-		return r;
 	}
-	return real_madvise(addr, len, advice);
+	ev_done(ev, n);
+	return r;
 }

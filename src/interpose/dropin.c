@@ -12,10 +12,11 @@
  *   read(), close(), write() on an emulated uffd
  *   read/write/pread/pwrite/readv/writev/preadv/pwritev(2), recv/recvfrom/
  *   recvmsg, send/sendto/sendmsg, fread/fwrite: missing registered pages of
- *   their buffers are touched first (see emu/pretouch.c)
+ *   their buffers are touched first (see src/emu/pretouch.c)
  *   dup/dup2/dup3/fcntl(F_DUPFD), recvmsg(SCM_RIGHTS): new numbers for one
  *
- * sigaction() and signal() come from the library itself (emu/sigchain.c).
+ * sigaction(), signal(), the memory calls and clone() come from the library
+ * itself (signals.c, memory.c and process.c beside this file).
  * With the kernel back-end only creation is routed (and then to the kernel),
  * so the program sees the real thing.
  *
@@ -41,7 +42,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include "internal.h"
+#include "base/sys.h"
+#include "emu/emu.h"
 
 #define MARKS 65536
 static _Atomic unsigned char g_mark[MARKS];
@@ -79,7 +81,7 @@ static int is_dev_path(const char *path)
 	return path && !strcmp(path, "/dev/userfaultfd") && !secure();
 }
 
-long syscall(long nr, ...)
+UF_EXPORT long syscall(long nr, ...)
 {
 	va_list ap;
 	long a[6];
@@ -108,7 +110,7 @@ static int open_dev(int flags)
  * on with the mode argument when there is one.  DIRFD_PARAM/DIRFD_ARG are
  * empty for open and open64. */
 #define OPEN(name, DIRFD_PARAM, DIRFD_ARG)					\
-int name(DIRFD_PARAM const char *path, int flags, ...)				\
+UF_EXPORT int name(DIRFD_PARAM const char *path, int flags, ...)			\
 {										\
 	mode_t mode = 0;							\
 										\
@@ -130,7 +132,7 @@ OPEN(open64, NO_DIRFD, NO_DIRFD)
 OPEN(openat, int dirfd COMMA_, dirfd COMMA_)
 OPEN(openat64, int dirfd COMMA_, dirfd COMMA_)
 
-int ioctl(int fd, unsigned long req, ...)
+UF_EXPORT int ioctl(int fd, unsigned long req, ...)
 {
 	va_list ap;
 	unsigned long arg;
@@ -156,7 +158,7 @@ int ioctl(int fd, unsigned long req, ...)
 	return real_ioctl(fd, req, arg);
 }
 
-ssize_t read(int fd, void *buf, size_t n)
+UF_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	if (marked(fd)) {
 		ssize_t r = uf_read(fd, buf, n);
@@ -170,10 +172,10 @@ ssize_t read(int fd, void *buf, size_t n)
 		return r;
 	}
 	emu_pretouch((uintptr_t)buf, n, 1);
-	return __read(fd, buf, n);
+	return sys_read(fd, buf, n);
 }
 
-ssize_t write(int fd, const void *buf, size_t n)
+UF_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
 	enum emu_kind kind;
 
@@ -193,14 +195,14 @@ ssize_t write(int fd, const void *buf, size_t n)
  * function.  KW: 1 if the kernel writes the buffer.
  */
 #define BUF_CALL(ret, name, params, buf, len, kw, args)			\
-ret name params								\
+UF_EXPORT ret name params								\
 {										\
 	emu_pretouch((uintptr_t)(buf), (len), (kw));			\
 	UF_REAL(name);								\
 	return real_##name args;						\
 }
 #define IOV_CALL(ret, name, params, iov, cnt, kw, args)			\
-ret name params								\
+UF_EXPORT ret name params								\
 {										\
 	emu_pretouch_iov((iov), (cnt), (kw));				\
 	UF_REAL(name);								\
@@ -231,7 +233,7 @@ IOV_CALL(ssize_t, pwritev64, (int fd, const struct iovec *v, int c, off64_t o), 
 IOV_CALL(ssize_t, preadv2, (int fd, const struct iovec *v, int c, off_t o, int f), v, c, 1, (fd, v, c, o, f))
 IOV_CALL(ssize_t, pwritev2, (int fd, const struct iovec *v, int c, off_t o, int f), v, c, 0, (fd, v, c, o, f))
 
-ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+UF_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	if (msg)
 		emu_pretouch_iov(msg->msg_iov, (int)msg->msg_iovlen, 0);
@@ -239,14 +241,14 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	return real_sendmsg(fd, msg, flags);
 }
 
-int close(int fd)
+UF_EXPORT int close(int fd)
 {
 	if (marked(fd)) {
 		mark(fd, 0);
 		return uf_close(fd);
 	}
 	mark(fd, 0);
-	return __close(fd);
+	return sys_close(fd);
 }
 
 static int dup_result(int oldfd, int newfd)
@@ -256,13 +258,13 @@ static int dup_result(int oldfd, int newfd)
 	return newfd;
 }
 
-int dup(int oldfd)
+UF_EXPORT int dup(int oldfd)
 {
 	UF_REAL(dup);
 	return dup_result(oldfd, real_dup(oldfd));
 }
 
-int dup2(int oldfd, int newfd)
+UF_EXPORT int dup2(int oldfd, int newfd)
 {
 	UF_REAL(dup2);
 	/* A uffd that dup2 replaces may have been its last descriptor: the
@@ -270,7 +272,7 @@ int dup2(int oldfd, int newfd)
 	return dup_result(oldfd, real_dup2(oldfd, newfd));
 }
 
-int dup3(int oldfd, int newfd, int flags)
+UF_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	UF_REAL(dup3);
 	return dup_result(oldfd, real_dup3(oldfd, newfd, flags));
@@ -278,7 +280,7 @@ int dup3(int oldfd, int newfd, int flags)
 
 /* fcntl and fcntl64 (the name of fcntl under _FILE_OFFSET_BITS=64). */
 #define FCNTL(name)							\
-int name(int fd, int cmd, ...)						\
+UF_EXPORT int name(int fd, int cmd, ...)					\
 {									\
 	va_list ap;							\
 	unsigned long arg;						\
@@ -296,7 +298,7 @@ int name(int fd, int cmd, ...)						\
 FCNTL(fcntl)
 FCNTL(fcntl64)
 
-ssize_t recvmsg(int sock, struct msghdr *msg, int flags)
+UF_EXPORT ssize_t recvmsg(int sock, struct msghdr *msg, int flags)
 {
 	ssize_t r;
 	struct cmsghdr *c;

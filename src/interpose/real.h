@@ -1,12 +1,26 @@
 /* SPDX-License-Identifier: MIT */
-/* Interposing a C library function: UF_REAL(name) declares real_name, the
- * next definition of name (the C library's, or a sanitizer's interceptor),
- * looked up once; threads racing on the first lookup find the same value. */
-#ifndef UF_INTERPOSE_H
-#define UF_INTERPOSE_H
+/*
+ * Interposing a C library function (every interposer lives in this folder,
+ * and the README lists them all).
+ *
+ * UF_EXPORT marks an interposer: it must stay visible outside the library
+ * (the library is built with hidden visibility, src/libuserfault.map).
+ *
+ * UF_REAL(name) declares real_name, the next definition of name (the C
+ * library's, or a sanitizer's interceptor), looked up once; threads racing
+ * on the first lookup find the same value.
+ */
+#ifndef UF_INTERPOSE_REAL_H
+#define UF_INTERPOSE_REAL_H
 
 #include <dlfcn.h>
 #include <stdatomic.h>
+
+#define UF_EXPORT __attribute__((visibility("default")))
+
+/* A sanitizer's runtime may call interposers through the PLT while it
+ * starts, before it can run instrumented code: they are not instrumented. */
+#define UF_UNINSTRUMENTED __attribute__((no_sanitize("thread", "address", "undefined")))
 
 #define UF_REAL(name)								\
 	static _Atomic(__typeof__(name) *) real_##name##_cache;			\

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/* What this machine offers the emulation, probed once. */
+#include <limits.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include "base/caps.h"
+#include "base/options.h"
+#include "base/sys.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+struct caps caps;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_err;
+
+/*
+ * After an install, the next access either takes an exception that maps
+ * the page, or finds its entry already filled by MADV_POPULATE_READ, a
+ * system call that costs more than a plain one.  Which is cheaper depends
+ * on the machine (on a shadow-paging VM an exception costs ~11 us, several
+ * times the call; on bare metal or with nested paging, less than the
+ * call): measure both on a page of the probe's memfd, best of 8.
+ */
+static int populate_pays(void *p, size_t ps)
+{
+	volatile char *c = p;
+	long fault = LONG_MAX, pop = LONG_MAX;
+
+	c[0] = 1;		/* the page exists in the memfd from now on */
+	for (int i = 0; i < 8; i++) {
+		long t0, t1;
+
+		sys_madvise(p, ps, MADV_DONTNEED);	/* drops the entry only */
+		t0 = sys_now_ns();
+		(void)c[0];
+		t1 = sys_now_ns();
+		if (t1 - t0 < fault)
+			fault = t1 - t0;
+		sys_madvise(p, ps, MADV_DONTNEED);
+		t0 = sys_now_ns();
+		sys_madvise(p, ps, MADV_POPULATE_READ);
+		(void)c[0];
+		t1 = sys_now_ns();
+		if (t1 - t0 < pop)
+			pop = t1 - t0;
+	}
+	return pop < fault;
+}
+
+static void probe(void)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	int fd;
+	void *p;
+
+	caps.page_size = (size_t)ps;
+	caps.page_shift = (unsigned)__builtin_ctzl((unsigned long)ps);
+#if defined(__x86_64__)
+	caps.task_size = 0x7ffffffff000UL;	/* 4-level paging default */
+#else
+	caps.task_size = 1UL << 48;
+#endif
+	fd = memfd_create("userfault-probe", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, 2 * ps) < 0) {
+		g_err = -errno;
+		if (fd >= 0)
+			sys_close(fd);
+		return;
+	}
+	p = sys_mmap(NULL, 2 * (size_t)ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		g_err = -errno;
+		sys_close(fd);
+		return;
+	}
+	caps.guard_markers = opt_guard_markers() &&
+			     sys_madvise(p, (size_t)ps, MADV_GUARD_INSTALL) == 0 &&
+			     sys_madvise(p, (size_t)ps, MADV_GUARD_REMOVE) == 0;
+	caps.populate = sys_madvise(p, (size_t)ps, MADV_POPULATE_WRITE) == 0 &&
+			sys_madvise(p, (size_t)ps, MADV_POPULATE_READ) == 0 &&
+			populate_pays(p, (size_t)ps);
+	/* Spinning pays only with a CPU left over for the thread that
+	 * resolves: leave it one. */
+	caps.max_spinners = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	caps.spin_ns = opt_spin_us() * 1000;
+	sys_munmap(p, 2 * (size_t)ps);
+	sys_close(fd);
+	/* Without guard markers the emulation protects missing pages instead
+	 * (see emu/pages.c): it works, within vm.max_map_count mappings. */
+	g_err = 0;
+}
+
+int caps_init(void)
+{
+	pthread_once(&g_once, probe);
+	return g_err;
+}

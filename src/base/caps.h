@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* What this machine offers the emulation, probed once (caps.c). */
+#ifndef UF_BASE_CAPS_H
+#define UF_BASE_CAPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct caps {
+	size_t page_size;
+	unsigned page_shift;
+	uintptr_t task_size;	/* first address user space cannot map */
+	int guard_markers;	/* MADV_GUARD_INSTALL works on shmem */
+	int populate;		/* MADV_POPULATE_READ/WRITE work, and pay */
+	int max_spinners;	/* faulting threads that may spin at once */
+	long spin_ns;		/* longest spin before sleeping (0: never) */
+};
+/* Read-only once caps_init() has returned 0. */
+extern struct caps caps;
+
+/* Probe once (thread-safe): 0, or a negative errno if the emulation cannot
+ * work here (no memfd, no shared mapping). */
+int caps_init(void);
+
+/* async-signal-safe */
+static inline uintptr_t page_down(uintptr_t a)
+{
+	return a & ~(uintptr_t)(caps.page_size - 1);
+}
+
+#endif

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+/* Options, each also an environment variable, read when asked (options.c). */
+#ifndef UF_BASE_OPTIONS_H
+#define UF_BASE_OPTIONS_H
+
+#include "userfault.h"
+
+enum uf_backend opt_backend(void);	/* USERFAULT_BACKEND (default auto) */
+int opt_guard_markers(void);		/* USERFAULT_GUARD_MARKERS (default 1) */
+long opt_spin_us(void);			/* USERFAULT_SPIN_US (default 100) */
+
+#endif

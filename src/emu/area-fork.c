@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fork() and areas (emu/fork.c drives these): an area is a shared mapping
+ * standing for private memory.  The parent freezes its areas before the
+ * fork (no writes until the child has its copy) and thaws them after; the
+ * child replaces each area by private memory holding the same bytes, or
+ * keeps it registered on a copy of its store (UFFD_FEATURE_EVENT_FORK).
+ */
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include "base/sys.h"
+#include "emu/area-impl.h"
+
+
+void area_freeze_all(void)
+{
+	int hw = atomic_load(&g_areas_hw);
+
+	/* The child will rebuild every area in place: forget those the
+	 * program unmapped or replaced behind our back. */
+	area_drop_stale(0, UINTPTR_MAX);
+	pg_install_pause();
+
+	for (int k = 0; k < hw; k++) {
+		struct area *a = &g_areas[k];
+		if (!atomic_load(&a->live))
+			continue;
+		area_busy_set(a);
+		if (UF_LD(a->prot) & PROT_WRITE)
+			area_protect_present(a, UF_LD(a->prot) & ~PROT_WRITE);
+	}
+}
+
+void area_thaw_all(void)
+{
+	int hw = atomic_load(&g_areas_hw);
+
+	for (int k = 0; k < hw; k++) {
+		struct area *a = &g_areas[k];
+		if (!atomic_load(&a->live))
+			continue;
+		if (UF_LD(a->prot) & PROT_WRITE)
+			area_protect_present(a, UF_LD(a->prot));
+		area_busy_clear(a);
+	}
+	pg_install_resume();
+}
+
+/*
+ * Child, after fork (one thread).  An area owned by a uffd with
+ * UFFD_FEATURE_EVENT_FORK (from[i]) stays registered, now to the child's
+ * new uffd (to[i]), on a copy of its memfd: its missing pages stay missing.
+ * Every other area becomes private anonymous memory holding the same
+ * bytes: without EVENT_FORK the child's ranges are unregistered, so its
+ * missing pages read as zero.
+ */
+void area_privatize_all(const uint32_t *from, const uint32_t *to, int nmap)
+{
+	int hw = atomic_load(&g_areas_hw);
+	int newfd[STORE_MAX];
+
+	for (int i = 0; i < STORE_MAX; i++)
+		newfd[i] = -1;
+	for (int k = 0; k < hw; k++) {
+		struct area *a = &g_areas[k];
+		uintptr_t s, e;
+		uint64_t off;
+		int fd, prot, bi, keep = -1;
+		void *m;
+
+		if (!atomic_load(&a->live))
+			continue;
+		s = UF_LD(a->start);
+		e = UF_LD(a->end);
+		off = UF_LD(a->off);
+		prot = UF_LD(a->prot);
+		bi = UF_LD(a->store);
+		fd = store_fd(bi);
+		for (int i = 0; i < nmap; i++)
+			if (UF_LD(a->ctx) && UF_LD(a->ctx) == from[i])
+				keep = i;
+		if (keep >= 0 && newfd[bi] < 0)
+			newfd[bi] = store_clone_fd(bi);
+		if (keep >= 0 && newfd[bi] >= 0) {
+			m = sys_mmap((void *)s, e - s, pg_arm_entry_prot(prot),
+					MAP_SHARED | MAP_FIXED, newfd[bi], (off_t)off);
+			if (m != MAP_FAILED) {
+				pg_arm(s, e - s, store_bits(bi), off >> caps.page_shift, prot);
+				UF_ST(a->ctx, to[keep]);
+				atomic_store(&a->busy, 0);
+				continue;
+			}
+		}
+		m = sys_mmap(NULL, e - s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (m != MAP_FAILED) {
+			off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
+			for (off_t d; (d = store_next_data(fd, &pos, endoff)) >= 0;)
+				if (sys_pread(fd, (char *)m + (d - (off_t)off), (size_t)(pos - d), d) < 0)
+					break;
+			sys_mprotect(m, e - s, prot);
+			if (sys_mremap(m, e - s, e - s, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)s) == MAP_FAILED)
+				sys_munmap(m, e - s);
+		}
+		atomic_store(&a->live, 0);
+		atomic_store(&a->busy, 0);
+		if (newfd[bi] >= 0)
+			store_forget_ref(bi);
+	}
+	store_after_fork(newfd);
+}

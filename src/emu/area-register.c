@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * REGISTER and UNREGISTER on the emulation: private anonymous memory is
+ * converted into an area (a store mapped in its place, holding the bytes it
+ * held, every missing page armed); a once-registered area is armed again;
+ * UNREGISTER disarms.  All with the area lock held.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include "base/sys.h"
+#include "emu/area-impl.h"
+
+
+/* ---------------------------------------------------------------------- */
+/* Conversion of private anonymous memory into an area.                    */
+/* ---------------------------------------------------------------------- */
+
+/* Copy the pages of [addr, addr+len) that exist (present or swapped) into
+ * the memfd at the same offsets, and mark them present.  The range is not
+ * writable meanwhile, so what we copy is final. */
+static int copy_present(uintptr_t addr, size_t len, int readable, int mfd, _Atomic uint64_t *bits)
+{
+	size_t ps = caps.page_size, npages = len / ps, chunk = 65536;
+	uint64_t *pm = malloc(chunk * sizeof *pm);
+	int pmfd = sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0), memfd = -1, err = 0;
+	char *bounce = NULL;
+
+	if (!pm || pmfd < 0) {
+		err = pm ? -errno : -ENOMEM;
+		goto out;
+	}
+	if (!readable) {
+		memfd = sys_open("/proc/self/mem", O_RDONLY | O_CLOEXEC, 0);
+		bounce = malloc(ps);
+		if (memfd < 0 || !bounce) {
+			err = -EACCES;
+			goto out;
+		}
+	}
+	for (size_t base = 0; base < npages; base += chunk) {
+		size_t n = npages - base < chunk ? npages - base : chunk;
+		off_t off = (off_t)(((addr >> caps.page_shift) + base) * sizeof *pm);
+		ssize_t r = sys_pread(pmfd, pm, n * sizeof *pm, off);
+		if (r < (ssize_t)(n * sizeof *pm)) {
+			err = r < 0 ? -errno : -EIO;
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			size_t j = i;
+			if (!(pm[i] & (3ULL << 62)))
+				continue;
+			while (j < n && (pm[j] & (3ULL << 62)))
+				j++;
+			/* run [i, j) */
+			for (size_t k = i; k < j; k++)
+				pg_bit_set(bits, base + k);
+			if (readable) {
+				size_t want = (j - i) * ps;
+				/* A raw system call: the range is write-protected, so
+				 * no thread writes it meanwhile, which a race detector
+				 * watching pwrite's interceptor cannot know. */
+				if (sys_call4(SYS_pwrite64, mfd, (long)(addr + (base + i) * ps),
+						    (long)want, (long)((base + i) * ps)) != (long)want) {
+					err = -EIO;
+					goto out;
+				}
+			} else {
+				for (size_t k = i; k < j; k++) {
+					if (sys_pread(memfd, bounce, ps, (off_t)(addr + (base + k) * ps)) != (ssize_t)ps ||
+					    sys_pwrite(mfd, bounce, ps, (off_t)((base + k) * ps)) != (ssize_t)ps) {
+						err = -EIO;
+						goto out;
+					}
+				}
+			}
+			i = j - 1;
+		}
+	}
+out:
+	free(pm);
+	free(bounce);
+	if (pmfd >= 0)
+		sys_close(pmfd);
+	if (memfd >= 0)
+		sys_close(memfd);
+	return err;
+}
+
+static int convert(uint32_t me, uintptr_t start, uintptr_t end, int prot, uint64_t mode)
+{
+	size_t len = end - start;
+	struct area *a;
+	int bi, err;
+	void *tmp;
+
+	a = area_new();
+	if (!a)
+		return -ENOMEM;
+	bi = store_new(len);
+	if (bi < 0)
+		return bi;
+	/* From here faults in the range wait until we are done. */
+	area_publish(a, start, end, bi, 0, prot, 0, 0, 1);
+	area_busy_bump();
+	if ((prot & PROT_WRITE) && sys_mprotect((void *)start, len, prot & ~PROT_WRITE) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	err = copy_present(start, len, prot & PROT_READ, store_fd(bi), store_bits(bi));
+	if (err)
+		goto fail_prot;
+	/* The memfd goes in place in one step, already armed: with markers,
+	 * armed aside then moved over the old pages; with protection, mapped
+	 * inaccessible over them, then the present pages opened (faults wait
+	 * for us meanwhile, the area being busy). */
+	tmp = sys_mmap(caps.guard_markers ? NULL : (void *)start, len, pg_arm_entry_prot(prot),
+		   MAP_SHARED | (caps.guard_markers ? 0 : MAP_FIXED), store_fd(bi), 0);
+	if (tmp == MAP_FAILED) {
+		err = -errno;
+		goto fail_prot;
+	}
+	err = pg_arm((uintptr_t)tmp, len, store_bits(bi), 0, prot);
+	if (caps.guard_markers) {
+		if (err || sys_mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start) == MAP_FAILED) {
+			err = err ? err : -errno;
+			sys_munmap(tmp, len);
+			goto fail_prot;
+		}
+	} else if (err) {
+		/* Out of mappings: the bytes are in the memfd now, so the area
+		 * stays, unregistered and whole. */
+		pg_disarm(start, len, prot);
+		area_busy_clear(a);
+		return err;
+	}
+	area_begin(a);
+	UF_ST(a->ctx, me);
+	UF_ST(a->mode, mode);
+	area_end(a);
+	area_busy_clear(a);
+	return 0;
+fail_prot:
+	if (prot & PROT_WRITE)
+		sys_mprotect((void *)start, len, prot);
+fail:
+	area_busy_clear(a);
+	area_drop(a);
+	return err;
+}
+
+/* Re-register an area that was unregistered: the memfd tells which pages
+ * hold data (anything touched meanwhile); the holes get guards again.  The
+ * area is inaccessible meanwhile, so no page appears behind our back. */
+static int rearm(struct area *a, uint32_t me, uint64_t mode)
+{
+	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
+	size_t ps = caps.page_size;
+	int sb = UF_LD(a->store);
+	_Atomic uint64_t *bits = store_bits(sb);
+	uint64_t off = UF_LD(a->off), pg0 = off / ps, npages = (e - s) / ps;
+	int prot = UF_LD(a->prot), err;
+	off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
+
+	area_busy_set(a);
+	if (sys_mprotect((void *)s, e - s, PROT_NONE) < 0) {
+		err = -errno;
+		area_busy_clear(a);
+		return err;
+	}
+	for (uint64_t i = 0; i < npages; i++)
+		pg_bit_clear(bits, pg0 + i);
+	for (off_t d; (d = store_next_data(store_fd(sb), &pos, endoff)) >= 0;)
+		for (off_t p = d; p < pos; p += (off_t)ps)
+			pg_bit_set(bits, (uint64_t)p / ps);
+	/* Arm while nothing is accessible (markers do not mind the
+	 * protection), then open: no page can appear behind our back. */
+	err = pg_arm(s, e - s, bits, pg0, prot);
+	if (caps.guard_markers)
+		sys_mprotect((void *)s, e - s, prot);
+	else if (err)
+		pg_disarm(s, e - s, prot);	/* stays unregistered */
+	if (!err) {
+		area_begin(a);
+		UF_ST(a->ctx, me);
+		UF_ST(a->mode, mode);
+		area_end(a);
+	}
+	area_busy_clear(a);
+	return err;
+}
+
+/* Look up the mappings of [start, end) and check them all before anything
+ * changes (the kernel's all-or-nothing validation): no mapping at all, or
+ * one of a kind outside `allowed`, is EINVAL; a piece of ours owned by
+ * another uffd is `foreign_err`.  Returns the count of mappings (the
+ * array is the caller's to free) or a negative errno (*out is NULL). */
+static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned allowed,
+		       int foreign_err, struct vma **out)
+{
+	struct vma *v;
+	int n, err = 0;
+
+	*out = NULL;
+	area_drop_stale(start, end);
+	n = area_vmas_in(start, end, &v);
+	if (n <= 0) {
+		free(v);
+		return n < 0 ? n : -EINVAL;
+	}
+	for (int i = 0; i < n && !err; i++) {
+		uintptr_t s = v[i].start > start ? v[i].start : start;
+		uintptr_t e = v[i].end < end ? v[i].end : end;
+		int hw = atomic_load(&g_areas_hw);
+
+		if (allowed & (1u << v[i].kind))
+			continue;
+		if (v[i].kind != VMA_OURS) {
+			err = -EINVAL;
+			break;
+		}
+		for (int k = 0; k < hw; k++) {
+			struct area *a = &g_areas[k];
+			uint32_t owner = UF_LD(a->ctx);
+			if (atomic_load(&a->live) && UF_LD(a->start) < e && UF_LD(a->end) > s &&
+			    owner && owner != me)
+				err = foreign_err;
+		}
+	}
+	if (!err)
+		err = area_split_at_bounds(start, end);
+	if (err) {
+		free(v);
+		return err;
+	}
+	*out = v;
+	return n;
+}
+
+int area_register_locked(uint32_t me, uintptr_t start, uintptr_t end, uint64_t mode)
+{
+	struct vma *v;
+	int n, err = 0;
+
+	n = check_range(me, start, end, 1u << VMA_ANON, -EBUSY, &v);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n && !err; i++) {
+		uintptr_t s = v[i].start > start ? v[i].start : start;
+		uintptr_t e = v[i].end < end ? v[i].end : end;
+		int hw = atomic_load(&g_areas_hw);
+
+		if (v[i].kind == VMA_ANON) {
+			err = convert(me, s, e, v[i].prot, mode);
+			continue;
+		}
+		for (int k = 0; k < hw && !err; k++) {
+			struct area *a = &g_areas[k];
+			if (!atomic_load(&a->live) || UF_LD(a->start) < s || UF_LD(a->end) > e)
+				continue;
+			if (UF_LD(a->ctx) == me) {
+				/* Same uffd: the modes are replaced, unless it already
+				 * has all of them. */
+				if ((UF_LD(a->mode) & mode) != mode) {
+					area_begin(a);
+					UF_ST(a->mode, mode);
+					area_end(a);
+				}
+			} else {
+				err = rearm(a, me, mode);
+			}
+		}
+	}
+	free(v);
+	area_merge_adjacent();
+	return err;
+}
+
+static void unregister_area(struct area *a)
+{
+	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
+
+	/* Faulters re-check the owner after queueing; then the markers go, so
+	 * their retry finds an ordinary page; then (the caller) the wake. */
+	area_begin(a);
+	UF_ST(a->ctx, 0);
+	UF_ST(a->mode, 0);
+	area_end(a);
+	pg_disarm(s, e - s, UF_LD(a->prot));
+}
+
+int area_unregister_locked(uint32_t me, uintptr_t start, uintptr_t end)
+{
+	struct vma *v;
+	int n, hw;
+
+	/* Unregistered memory of a kind that could be registered is skipped. */
+	n = check_range(me, start, end, 1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_STACK,
+			-EINVAL, &v);
+	if (n < 0)
+		return n;
+	free(v);
+	hw = atomic_load(&g_areas_hw);
+	for (int k = 0; k < hw; k++) {
+		struct area *a = &g_areas[k];
+		if (atomic_load(&a->live) && UF_LD(a->ctx) == me && UF_LD(a->start) >= start &&
+		    UF_LD(a->end) <= end)
+			unregister_area(a);
+	}
+	area_merge_adjacent();
+	return 0;
+}
+
+void area_unregister_all_locked(uint32_t ctx_id)
+{
+	int hw = atomic_load(&g_areas_hw);
+
+	for (int k = 0; k < hw; k++) {
+		struct area *a = &g_areas[k];
+		if (atomic_load(&a->live) && UF_LD(a->ctx) == ctx_id)
+			unregister_area(a);
+	}
+}

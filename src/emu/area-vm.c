@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The program's own memory calls over areas (src/interpose/memory.c and
+ * emu/vmops.c drive these, with the area lock held): an area is a shared
+ * mapping standing for private memory, and keeps the kernel's behaviour.
+ */
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include "base/sys.h"
+#include "emu/area-impl.h"
+
+
+/* ---------------------------------------------------------------------- */
+/* The program's own memory calls over areas (vmops.c drives these; all   */
+/* with g_table_lock held).                                                      */
+/* ---------------------------------------------------------------------- */
+
+/* The areas inside [start, end), after splitting at its bounds: calls fn on
+ * each.  0 or the first error. */
+static int each_inside(uintptr_t start, uintptr_t end, int (*fn)(struct area *, void *), void *arg)
+{
+	int hw, r = area_split_at_bounds(start, end);
+
+	if (r)
+		return r;
+	hw = atomic_load(&g_areas_hw);
+	for (int k = 0; k < hw && !r; k++) {
+		struct area *a = &g_areas[k];
+		if (atomic_load(&a->live) && UF_LD(a->start) >= start && UF_LD(a->end) <= end)
+			r = fn(a, arg);
+	}
+	return r;
+}
+
+static int forget_one(struct area *a, void *arg)
+{
+	(void)arg;
+	area_drop(a);
+	return 0;
+}
+
+/* [start, end) is about to be unmapped or replaced: its areas go (their
+ * waiters stay asleep until a wake, as in the kernel). */
+void area_forget_locked(uintptr_t start, uintptr_t end)
+{
+	each_inside(start, end, forget_one, NULL);
+	area_merge_adjacent();
+}
+
+struct prot_arg { int prot; };
+
+static int protect_one(struct area *a, void *arg)
+{
+	int prot = ((struct prot_arg *)arg)->prot;
+
+	area_begin(a);
+	UF_ST(a->prot, prot);
+	area_end(a);
+	area_protect_present(a, prot);
+	return 0;
+}
+
+/* mprotect() over areas: the area keeps its registration and takes the new
+ * protection; only its present pages become accessible.  The caller does
+ * the parts of the range that are not areas. */
+int area_protect_locked(uintptr_t start, uintptr_t end, int prot)
+{
+	struct prot_arg pa = { prot };
+	int r = each_inside(start, end, protect_one, &pa);
+
+	area_merge_adjacent();
+	return r;
+}
+
+static int discard_one(struct area *a, void *arg)
+{
+	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
+	int sb = UF_LD(a->store);
+	uint64_t off = UF_LD(a->off), pg0 = off >> caps.page_shift;
+	size_t n = (e - s) >> caps.page_shift;
+
+	(void)arg;
+	if (UF_LD(a->ctx)) {
+		/* Registered: the pages fault again from now on.  Hide them
+		 * first (a fault on a page whose bit is still set retries), then
+		 * drop the content, then the bits. */
+		if (caps.guard_markers)
+			sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
+		else
+			sys_mprotect((void *)s, e - s, PROT_NONE);
+		fallocate(store_fd(sb), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(e - s));
+		for (size_t i = 0; i < n; i++)
+			pg_bit_clear(store_bits(sb), pg0 + i);
+	} else {
+		/* Unregistered: read as zero from now on, as private memory. */
+		fallocate(store_fd(sb), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(e - s));
+	}
+	return 0;
+}
+
+/* MADV_DONTNEED / FREE / REMOVE over areas: the content goes, as it would
+ * from private memory. */
+int area_discard_locked(uintptr_t start, uintptr_t end)
+{
+	int r;
+
+	pg_install_pause();
+	r = each_inside(start, end, discard_one, NULL);
+	pg_install_resume();
+	area_merge_adjacent();
+	return r;
+}
+
+/* The single area that is exactly [start, end) after splitting, or NULL. */
+struct area *area_exact_locked(uintptr_t start, uintptr_t end)
+{
+	int hw;
+
+	if (area_split_at_bounds(start, end))
+		return NULL;
+	hw = atomic_load(&g_areas_hw);
+	for (int k = 0; k < hw; k++) {
+		struct area *a = &g_areas[k];
+		if (atomic_load(&a->live) && UF_LD(a->start) == start && UF_LD(a->end) == end)
+			return a;
+	}
+	return NULL;
+}
+
+/* Before mremap() of area a to newlen bytes: the memfd and the bitmap must
+ * be big enough for a growth; with protection, the area becomes one
+ * inaccessible mapping (mremap moves one mapping only; faults wait for us
+ * meanwhile).  0 or a negative errno. */
+int area_move_begin_locked(struct area *a, size_t newlen)
+{
+	int sb = UF_LD(a->store);
+	uint64_t need = UF_LD(a->off) + newlen;
+	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
+	struct stat st;
+
+	if ((need >> caps.page_shift) > store_bits_pages(sb))
+		return -ENOMEM;
+	if (fstat(store_fd(sb), &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size < need && ftruncate(store_fd(sb), (off_t)need) < 0)
+		return -errno;
+	if (!caps.guard_markers) {
+		area_busy_set(a);
+		if (sys_mprotect((void *)s, e - s, PROT_NONE) < 0) {
+			int err = -errno;
+			area_busy_clear(a);
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* After mremap() of area a: to is where it is now (MAP_FAILED: it did not
+ * move).  In place, it keeps its registration and a grown tail is missing;
+ * moved, it keeps it if `keep` (UFFD_FEATURE_EVENT_REMAP), else it is
+ * unregistered, as the kernel's moved mapping, and every page is
+ * accessible. */
+void area_move_end_locked(struct area *a, void *to_, size_t newlen, int keep)
+{
+	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
+	uintptr_t to = to_ == MAP_FAILED ? s : (uintptr_t)to_;
+	int prot = UF_LD(a->prot);
+	int sb = UF_LD(a->store);
+	uint64_t pg0 = UF_LD(a->off) >> caps.page_shift;
+	size_t oldpages = (e - s) >> caps.page_shift;
+
+	if (to_ == MAP_FAILED)
+		newlen = e - s;
+	area_begin(a);
+	UF_ST(a->start, to);
+	UF_ST(a->end, to + newlen);
+	if (to != s && !keep) {
+		UF_ST(a->ctx, 0);
+		UF_ST(a->mode, 0);
+	}
+	area_end(a);
+	if (UF_LD(a->ctx) && to != s) {
+		/* Moved with UFFD_FEATURE_EVENT_REMAP: the registration follows.
+		 * Arm the missing pages at the new place (markers are page
+		 * table entries; arming again is harmless). */
+		for (size_t i = oldpages; i < newlen >> caps.page_shift; i++)
+			pg_bit_clear(store_bits(sb), pg0 + i);
+		pg_arm(to, newlen, store_bits(sb), pg0, prot);
+	} else if (UF_LD(a->ctx)) {
+		/* A grown tail is holes of the memfd: missing.  With markers
+		 * the rest kept its markers; with protection everything is
+		 * inaccessible now and arming opens the present pages. */
+		for (size_t i = oldpages; i < newlen >> caps.page_shift; i++)
+			pg_bit_clear(store_bits(sb), pg0 + i);
+		if (!caps.guard_markers)
+			pg_arm(to, newlen, store_bits(sb), pg0, prot);
+		else if (newlen > e - s)
+			pg_arm(to + (e - s), newlen - (e - s), store_bits(sb), pg0 + oldpages, prot);
+	} else {
+		pg_disarm(to, newlen, prot);
+	}
+	if (!caps.guard_markers)
+		area_busy_clear(a);
+	area_merge_adjacent();
+}
+
+uint32_t area_owner(const struct area *a)
+{
+	return UF_LD(a->ctx);
+}

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The emulated back-end's entry points (emu.h): creation, and the routing
+ * of each call on a descriptor to the layer that serves it: this process's
+ * uffd (ops, read), a foreign uffd (remote), an emulated device (dev).
+ */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include "base/caps.h"
+#include "base/stats.h"
+#include "base/sys.h"
+#include "emu/area.h"
+#include "emu/emu.h"
+#include "emu/ops.h"
+#include "emu/process.h"
+
+int emu_in_use(void)
+{
+	return ctx_alive();
+}
+
+int emu_check(int *guard_markers)
+{
+	int r = caps_init();
+	if (guard_markers)
+		*guard_markers = caps.guard_markers;
+	return r;
+}
+
+uint64_t uf_emulated_features(void)
+{
+	return EMU_FEATURES;
+}
+
+/* async-signal-safe */
+enum emu_kind emu_fd_kind(int fd, struct ctx **ctx)
+{
+	struct stat st;
+	struct ctx *c;
+
+	if (ctx)
+		*ctx = NULL;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return EMU_NONE;
+	if (remote_known(st.st_dev, st.st_ino))
+		return EMU_REMOTE;
+	if ((c = ctx_by_ident(st.st_dev, st.st_ino))) {
+		if (ctx)
+			*ctx = c;
+		return EMU_UFFD;
+	}
+	return dev_is(st.st_dev, st.st_ino) ? EMU_DEV : EMU_NONE;
+}
+
+int emu_userfaultfd(int flags)
+{
+	int sv[2], r;
+	struct stat st;
+	struct ctx *c;
+
+	if (flags & ~(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((r = caps_init()) < 0 || (r = fault_install()) < 0) {
+		errno = -r;
+		return -1;
+	}
+	fork_init();
+	/* The user's end (read end) gets exactly the creation flags; ours
+	 * (the write end) is close-on-exec and never blocks. */
+	if (pipe2(sv, flags & (O_CLOEXEC | O_NONBLOCK)) < 0)
+		return -1;
+	if (sys_fcntl(sv[1], F_SETFD, FD_CLOEXEC) < 0 || sys_fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0 ||
+	    fstat(sv[0], &st) < 0)
+		goto fail;
+	area_lock();
+	c = ctx_create_locked(st.st_dev, st.st_ino, sv[1], flags, 0);
+	area_unlock();
+	if (!c) {
+		errno = EMFILE;
+		goto fail;
+	}
+	atomic_store(&c->lsock, remote_listen(c));
+	ctx_watch_release(c);
+	return sv[0];
+fail:
+	r = errno;
+	sys_close(sv[0]);
+	sys_close(sv[1]);
+	errno = r;
+	return -1;
+}
+
+int emu_open_dev(int oflags)
+{
+	return dev_open(oflags);
+}
+
+int emu_ioctl(int fd, enum emu_kind kind, struct ctx *c, unsigned long req, unsigned long arg)
+{
+	int r;
+
+	if (ioctl_vfs(fd, req, arg, &r))
+		return r;
+	switch (kind) {
+	case EMU_DEV:
+		if ((unsigned)req != USERFAULTFD_IOC_NEW) {
+			errno = EINVAL;
+			return -1;
+		}
+		/* The flags come by value, truncated to int as the kernel does. */
+		return emu_userfaultfd((int)arg);
+	case EMU_REMOTE:
+		return remote_ioctl(fd, req, arg);
+	default:
+		/* A fork child's copy of its parent's uffd: the parent serves it,
+		 * as the kernel's targets the parent's memory. */
+		if (atomic_load(&c->state) == CTX_ORPHAN && fd >= 0 && remote_orphan(fd, c))
+			return remote_ioctl(fd, req, arg);
+		return ioctl_local(c, fd, req, arg);
+	}
+}
+
+ssize_t emu_read(int fd, enum emu_kind kind, struct ctx *c, void *buf, size_t count)
+{
+	if (kind == EMU_DEV) {
+		errno = dev_rw_errno(fd, 0);
+		return -1;
+	}
+	if (kind == EMU_REMOTE || (atomic_load(&c->state) == CTX_ORPHAN && remote_orphan(fd, c)))
+		return remote_read(fd, buf, count);
+	return read_local(c, fd, buf, count);
+}
+
+int emu_write_errno(int fd, enum emu_kind kind)
+{
+	/* A uffd is opened read-only. */
+	return kind == EMU_DEV ? dev_rw_errno(fd, 1) : EBADF;
+}
+
+int emu_close(int fd)
+{
+	struct stat st;
+	struct ctx *c = NULL;
+	uint32_t id = 0;
+	int r, err, dev = 0;
+
+	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+		c = ctx_by_ident(st.st_dev, st.st_ino);
+		id = c ? atomic_load(&c->q.id) : 0;
+		if (!c)
+			dev = dev_is(st.st_dev, st.st_ino);
+	}
+	r = sys_close(fd);
+	err = errno;
+	if (c && atomic_load(&c->q.id) == id && ctx_peer_gone(atomic_load(&c->ourfd)))
+		ctx_release(c, id);
+	else if (dev)
+		dev_reap();
+	else
+		remote_reap();
+	errno = err;
+	return r;
+}
+
+int emu_adopt(int fd)
+{
+	struct stat st;
+	int r;
+
+	/* Only a pipe can be one (a kernel uffd costs this fstat only). */
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return -EBADF;
+	if ((r = caps_init()) < 0)
+		return r;
+	fork_init();
+	return remote_attach(fd) < 0 ? -EBADF : 0;
+}
+
+int emu_set_pager(int fd, uf_pager_fn fn, void *arg)
+{
+	struct ctx *c;
+
+	if (emu_fd_kind(fd, &c) != EMU_UFFD)
+		return -EBADF;
+	atomic_store(&c->pager_arg, (uintptr_t)arg);
+	atomic_store(&c->pager_fd, fd);
+	atomic_store(&c->pager_fn, (uintptr_t)fn);
+	return 0;
+}
+
+/* async-signal-safe */
+struct ctx *emu_pager_hint(int fd)
+{
+	return fault_pager_hint(fd);
+}
+
+int uf_emu_stats(struct uf_emu_stats *out)
+{
+	uint64_t bytes, areas;
+
+	if (!out)
+		return -EINVAL;
+	area_stats(&areas, &bytes);
+	out->faults = atomic_load(&g_stats.faults);
+	out->sigbus = atomic_load(&g_stats.sigbus);
+	out->pages_installed = atomic_load(&g_stats.pages_installed);
+	out->areas = areas;
+	out->registered_bytes = bytes;
+	return 0;
+}

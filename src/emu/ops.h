@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Layer 5, the operations on one uffd in this process: its ioctls
+ * (ioctl.c, one description of each, also used by the remote path) and its
+ * faults (fault.c, the SIGSEGV handler).  Calls go down to layers 4 to 1
+ * and src/base/.
+ */
+#ifndef UF_EMU_OPS_H
+#define UF_EMU_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "emu/ctx.h"
+
+/* ---- ioctls (ioctl.c) ---- */
+/* What each uffd ioctl is: its number, its struct, where its output field
+ * is, what a uffd whose process is gone answers, and its handler here. */
+struct ioctl_desc {
+	unsigned req;		/* UFFDIO_* */
+	const char *name;
+	size_t size;		/* the struct */
+	size_t in;		/* bytes read before the call is checked */
+	size_t out;		/* offset of the output field (0: none) */
+	int gone_errno;		/* the answer when the owner is gone (0: 0) */
+	/* The checks made on the struct before any memory is looked at:
+	 * 0 or the errno.  NULL: none. */
+	int (*check)(const void *arg);
+	/* The handler: -1 and errno, or the result. */
+	int (*run)(struct ctx *c, int fd, unsigned long arg);
+};
+/* The description of req, or NULL (not a uffd ioctl the emulation has:
+ * EINVAL, as a kernel without it). */
+const struct ioctl_desc *ioctl_find(unsigned long req);
+/* A uffd ioctl on a uffd of this process (fd: its descriptor, or -1 when
+ * the call comes from another process).  -1 and errno. */
+int ioctl_local(struct ctx *c, int fd, unsigned long req, unsigned long arg);
+/* The ioctls the kernel's VFS answers for any file (FIOCLEX, FIONBIO, ...):
+ * 1 if req is one, with the result in *ret.  async-signal-safe */
+int ioctl_vfs(int fd, unsigned long req, unsigned long arg, int *ret);
+/* The features the emulation implements, and REGISTER's ioctls answer. */
+#define EMU_FEATURES	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
+			 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_SIGBUS | \
+			 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS)
+#define EMU_RANGE_IOCTLS ((__u64)1 << _UFFDIO_WAKE | (__u64)1 << _UFFDIO_COPY | \
+			  (__u64)1 << _UFFDIO_ZEROPAGE)
+
+/* ---- faults (fault.c) ---- */
+/* Install the SIGSEGV handler (once).  0 or -errno. */
+int fault_install(void);
+/* The context of fd if it is the pager whose callback runs on this thread,
+ * else NULL.  async-signal-safe */
+struct ctx *fault_pager_hint(int fd);
+
+#endif

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Layer 1, pages: the stores that hold the emulation's pages (a memfd and
+ * one presence bit per page, store.c), how a missing page is made to fault
+ * (guard markers or protection), and the atomic installation of COPY and
+ * ZEROPAGE (pages.c).  Only the area layer and the layers above call in
+ * here; this layer calls only src/base/.
+ */
+#ifndef UF_EMU_PAGES_H
+#define UF_EMU_PAGES_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "base/caps.h"
+
+/* ---- stores (store.c): a memfd and its presence bitmap ---- */
+#define STORE_MAX 1024		/* stores per process */
+
+/* A store for len bytes (room to grow in place, for mremap, in the
+ * bitmap): its number, or a negative errno.  Table changes are serialised
+ * by the area layer's lock. */
+int store_new(size_t len);
+void store_ref(int s);
+void store_put(int s);		/* the last reference closes the memfd */
+int store_fd(int s);		/* async-signal-safe */
+ino_t store_ino(int s);
+_Atomic uint64_t *store_bits(int s);	/* async-signal-safe */
+size_t store_bits_pages(int s);	/* pages the bitmap can describe */
+/* The store whose memfd is inode ino and is in use, or -1. */
+int store_by_ino(unsigned long ino);
+/* Fork child: a copy of store s's memfd (its data only), or -1. */
+int store_clone_fd(int s);
+/* Fork child: give up one reference without closing anything. */
+void store_forget_ref(int s);
+/* Fork child: every store's memfd is replaced by newfd[s] (kept, with its
+ * references), or closed and freed (newfd[s] < 0). */
+void store_after_fork(const int *newfd);
+/* The next run of data in [*pos, end) of memfd fd, from its page: returns
+ * its start and moves *pos to its end, or -1 when there is none. */
+off_t store_next_data(int fd, off_t *pos, off_t end);
+
+/* ---- presence bits (async-signal-safe) ---- */
+int pg_bit_claim(_Atomic uint64_t *bits, uint64_t pg);	/* 1 if we set it */
+void pg_bit_clear(_Atomic uint64_t *bits, uint64_t pg);
+void pg_bit_set(_Atomic uint64_t *bits, uint64_t pg);
+/* The next run at or after page *i of n (bit pg0 + page) whose bit equals
+ * `present`: 1 with *i its first page and *len its length, or 0. */
+int pg_next_run(_Atomic uint64_t *bits, uint64_t pg0, size_t n, size_t *i, int present,
+		size_t *len);
+
+/* A piece of a store mapped at [start, end), with the program's
+ * protection: what the functions below act on. */
+struct pg_span {
+	uintptr_t start, end;
+	int store;
+	uint64_t off;		/* offset of start in the store */
+	int prot;
+};
+
+/* Is the page of addr present?  async-signal-safe */
+static inline bool pg_present(const struct pg_span *s, uintptr_t addr)
+{
+	uint64_t pg = (s->off + (addr - s->start)) >> caps.page_shift;
+	return (atomic_load(&store_bits(s->store)[pg >> 6]) >> (pg & 63)) & 1;
+}
+
+/* ---- making missing pages fault ---- */
+/* Arm [addr, addr+len): missing pages (bit clear) fault, present ones are
+ * accessible with prot.  The range must be mapped with pg_arm_entry_prot
+ * (prot) on entry.  0 or a negative errno (ENOMEM past the mapping budget). */
+int pg_arm(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, int prot);
+int pg_arm_entry_prot(int prot);
+/* Every page of [addr, addr+len) accessible with prot.  a-s-s */
+int pg_disarm(uintptr_t addr, size_t len, int prot);
+/* The protection of the present pages only (missing ones keep faulting). */
+int pg_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, int prot);
+/* Protection mode: the mappings n pages need beyond one, and what the
+ * registered areas use now (set after each change, the area lock held). */
+long pg_extra_maps(_Atomic uint64_t *bits, uint64_t pg0, size_t n);
+void pg_set_used(long extra);
+
+/* ---- installing ---- */
+/* Install [dst, dst+len) of span s from src, or zeros if `zeros` (src is
+ * then not read: a COPY from address 0 reads address 0), and populate the
+ * entries if asked.  Returns the bytes installed (> 0) or a negative errno
+ * (EEXIST, EFAULT, ENOMEM).  async-signal-safe */
+long pg_install(const struct pg_span *s, uintptr_t dst, const void *src, int zeros, size_t len,
+		int populate);
+/* Fill the entries of installed pages (speed only).  async-signal-safe */
+void pg_populate(int prot, uintptr_t addr, size_t len);
+/* A fork waits for the installs in flight and holds new ones back. */
+void pg_install_pause(void);
+void pg_install_resume(void);
+
+#endif

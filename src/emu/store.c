@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stores: the memfds that hold the pages of the areas, each with a bitmap
+ * of the pages present.  A bitmap mapping is never unmapped (a signal
+ * handler may still be reading it); a freed store keeps it for the next.
+ * Table changes happen with the area layer's lock held (or in a fork child's
+ * only thread); the signal handler reads fd and bits only.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include "base/sys.h"
+#include "emu/pages.h"
+
+struct store {
+	_Atomic int fd;		/* memfd, -1 when free */
+	ino_t ino;
+	size_t npages;
+	_Atomic(_Atomic uint64_t *) bits;	/* presence bitmap */
+	size_t bits_bytes;
+	int refs;		/* areas using it */
+};
+static struct store g_stores[STORE_MAX];
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void init(void)
+{
+	for (int i = 0; i < STORE_MAX; i++)
+		atomic_store(&g_stores[i].fd, -1);
+}
+
+int store_new(size_t len)
+{
+	size_t npages = len >> caps.page_shift;
+	/* Room for the area to grow in place (mremap): address space only. */
+	size_t cap = npages * 4 + (1u << 20);
+	size_t bytes = ((cap + 63) / 64) * 8;
+	int fd;
+
+	pthread_once(&g_once, init);
+	bytes = (bytes + caps.page_size - 1) & ~(caps.page_size - 1);
+	for (int i = 0; i < STORE_MAX; i++) {
+		struct store *b = &g_stores[i];
+		struct stat st;
+		if (atomic_load(&b->fd) >= 0)
+			continue;
+		fd = memfd_create("userfault", MFD_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (ftruncate(fd, (off_t)len) < 0 || fstat(fd, &st) < 0) {
+			int e = -errno;
+			sys_close(fd);
+			return e;
+		}
+		if (b->bits_bytes < bytes) {
+			void *m = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+					   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			if (m == MAP_FAILED) {
+				sys_close(fd);
+				return -ENOMEM;
+			}
+			atomic_store(&b->bits, m);
+			b->bits_bytes = bytes;
+		}	/* else: zero since store_put's MADV_DONTNEED */
+		b->npages = npages;
+		b->ino = st.st_ino;
+		b->refs = 0;
+		atomic_store(&b->fd, fd);
+		return i;
+	}
+	return -ENOMEM;
+}
+
+void store_ref(int s)
+{
+	g_stores[s].refs++;
+}
+
+void store_put(int s)
+{
+	struct store *b = &g_stores[s];
+
+	if (--b->refs > 0)
+		return;
+	sys_close(atomic_exchange(&b->fd, -1));
+	sys_madvise((void *)atomic_load(&b->bits), b->bits_bytes, MADV_DONTNEED);
+}
+
+/* async-signal-safe */
+int store_fd(int s)
+{
+	return atomic_load(&g_stores[s].fd);
+}
+
+ino_t store_ino(int s)
+{
+	return g_stores[s].ino;
+}
+
+/* async-signal-safe */
+_Atomic uint64_t *store_bits(int s)
+{
+	return atomic_load(&g_stores[s].bits);
+}
+
+size_t store_bits_pages(int s)
+{
+	return g_stores[s].bits_bytes * 8;
+}
+
+int store_by_ino(unsigned long ino)
+{
+	pthread_once(&g_once, init);
+	for (int i = 0; i < STORE_MAX; i++)
+		if (atomic_load(&g_stores[i].fd) >= 0 && g_stores[i].ino == ino && g_stores[i].refs)
+			return i;
+	return -1;
+}
+
+off_t store_next_data(int fd, off_t *pos, off_t end)
+{
+	off_t d, h;
+
+	if (*pos >= end || (d = lseek(fd, *pos, SEEK_DATA)) < 0 || d >= end)
+		return -1;
+	h = lseek(fd, d, SEEK_HOLE);
+	*pos = (h < 0 || h > end) ? end : h;
+	return d & ~(off_t)(caps.page_size - 1);
+}
+
+int store_clone_fd(int s)
+{
+	int fd = store_fd(s), nfd;
+	struct stat st;
+	off_t pos = 0;
+
+	if (fstat(fd, &st) < 0 || (nfd = memfd_create("userfault", MFD_CLOEXEC)) < 0)
+		return -1;
+	if (ftruncate(nfd, st.st_size) < 0) {
+		sys_close(nfd);
+		return -1;
+	}
+	for (off_t d; (d = store_next_data(fd, &pos, st.st_size)) >= 0;) {
+		off_t in = d, out = d;
+		size_t left = (size_t)(pos - d);
+		while (left) {
+			ssize_t k = copy_file_range(fd, &in, nfd, &out, left, 0);
+			if (k <= 0) {
+				sys_close(nfd);
+				return -1;
+			}
+			left -= (size_t)k;
+		}
+	}
+	return nfd;
+}
+
+void store_forget_ref(int s)
+{
+	g_stores[s].refs--;
+}
+
+void store_after_fork(const int *newfd)
+{
+	pthread_once(&g_once, init);	/* (no store yet: none has fd 0) */
+	for (int i = 0; i < STORE_MAX; i++) {
+		struct store *b = &g_stores[i];
+		struct stat st;
+
+		if (atomic_load(&b->fd) < 0)
+			continue;
+		sys_close(atomic_load(&b->fd));
+		atomic_store(&b->fd, newfd[i]);
+		if (newfd[i] < 0)
+			b->refs = 0;
+		else if (fstat(newfd[i], &st) == 0)
+			b->ino = st.st_ino;
+	}
+}

@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The waiter queue (see waitq.h).  Everything here runs in, or can be
+ * called from, a signal handler: it is async-signal-safe (atomics, futexes
+ * and plain system calls; no malloc, no stdio, no locks).
+ *
+ * A slot's state packs a generation (high 24 bits) and a phase (low 8
+ * bits), so that a compare-and-swap can never hit a recycled slot.  The
+ * phases, and who moves a slot from one to the next:
+ *
+ *            wq_claim (the waiter)
+ *    FREE ------------------------> CLAIMED
+ *     ^                                |  wq_queue_fault / wq_queue_event
+ *     |                                v  (the waiter; npending + 1)
+ *     |                             PENDING ----------------------+
+ *     |                                |  wq_take (a reader:       |
+ *     |                                |  read(), a remote TAKE)   |
+ *     |                                v                           |
+ *     |                              READ                          |
+ *     |                  wq_wake_range |  (a resolver: COPY,       | wake or take of
+ *     |                  wq_wake_all   |  ZEROPAGE, WAKE,          | an event, from
+ *     |                  wq_complete   |  UNREGISTER, release;     | PENDING directly
+ *     |                                v  a reader, for an event)  | (npending - 1)
+ *     |    wq_free (the waiter)     WOKEN <------------------------+
+ *     +---------------------------- DONE <--- wq_cancel, or a signal during
+ *                                              wq_wait (the waiter itself),
+ *                                              from PENDING or READ
+ *
+ * Every move out of PENDING takes one off the queue's npending.  Moves
+ * other than the waiter's own are compare-and-swaps from the phase seen,
+ * so of a wake, a take and a cancel racing for one slot exactly one wins.
+ * A waiter sleeps on its state word (futex) only after setting `sleeping`;
+ * whoever moves it to WOKEN calls futex_wake only then.
+ */
+#include <string.h>
+#include "base/caps.h"
+#include "base/sys.h"
+#include "emu/waitq.h"
+
+enum phase { W_FREE = 0, W_CLAIMED, W_PENDING, W_READ, W_WOKEN, W_DONE };
+#define PHASE(s) ((s) & 0xffu)
+#define WITH(s, ph) (((s) & ~0xffu) | (ph))
+
+struct waiter {
+	_Atomic uint32_t state;
+	_Atomic uint32_t ctx;		/* the queue's id */
+	_Atomic uint64_t ticket;	/* order of arrival */
+	_Atomic uintptr_t addr;		/* as reported in the message */
+	_Atomic uint32_t sleeping;	/* the waiter is (about to be) in futex_wait */
+	_Atomic int event;		/* a non-cooperative event, not a fault */
+	_Atomic int ev_read;		/* the event was read (not abandoned) */
+	struct uffd_msg msg;
+};
+
+static struct waiter g_w[WQ_MAX];
+static _Atomic int g_w_hw;			/* slots ever used */
+static _Atomic uint64_t g_ticket = 1;
+static _Atomic uint32_t g_w_freed;		/* futex: a slot was freed */
+static _Atomic int g_w_starved;			/* threads waiting for a slot */
+
+struct waiter *wq_claim(void)
+{
+	for (;;) {
+		uint32_t gen = atomic_load(&g_w_freed);
+		for (int i = 0; i < WQ_MAX; i++) {
+			uint32_t s = atomic_load(&g_w[i].state);
+			if (PHASE(s) != W_FREE)
+				continue;
+			if (atomic_compare_exchange_strong(&g_w[i].state, &s,
+							   ((s & ~0xffu) + 0x100u) | W_CLAIMED)) {
+				int hw = atomic_load(&g_w_hw);
+				while (hw < i + 1 && !atomic_compare_exchange_weak(&g_w_hw, &hw, i + 1))
+					;
+				return &g_w[i];
+			}
+		}
+		/* More waiting threads than slots: wait for one to go. */
+		atomic_fetch_add(&g_w_starved, 1);
+		if (atomic_load(&g_w_freed) == gen)
+			sys_futex_wait(&g_w_freed, gen, NULL);
+		atomic_fetch_sub(&g_w_starved, 1);
+	}
+}
+
+void wq_free(struct waiter *w)
+{
+	uint32_t s = atomic_load(&w->state);
+	atomic_store(&w->event, 0);
+	atomic_store(&w->ctx, 0);
+	atomic_store(&w->state, WITH(s, W_FREE));
+	atomic_fetch_add(&g_w_freed, 1);
+	if (atomic_load(&g_w_starved))
+		sys_futex_wake(&g_w_freed, 1);
+}
+
+/* Move a queued or read waiter from `seen` to phase `to`: 1 if we did. */
+static int finish(struct waiter *w, uint32_t seen, uint32_t to, struct wq_queue *q)
+{
+	if (!atomic_compare_exchange_strong(&w->state, &seen, WITH(seen, to)))
+		return 0;
+	if (PHASE(seen) == W_PENDING && q)
+		atomic_fetch_sub(&q->npending, 1);
+	return 1;
+}
+
+/* Let a waiter moved to WOKEN go. */
+static void wake(struct waiter *w)
+{
+	if (atomic_load(&w->sleeping))
+		sys_futex_wake(&w->state, 1);
+}
+
+static void queue(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m, uintptr_t addr,
+		  int event)
+{
+	uint32_t s;
+
+	memcpy(&w->msg, m, sizeof w->msg);
+	atomic_store(&w->addr, addr);
+	atomic_store(&w->event, event);
+	atomic_store(&w->ev_read, 0);
+	atomic_store(&w->sleeping, event);	/* an event never spins */
+	atomic_store(&w->ctx, atomic_load(&q->id));
+	atomic_store(&w->ticket, atomic_fetch_add(&g_ticket, 1));
+	atomic_fetch_add(&q->npending, 1);
+	s = atomic_load(&w->state);
+	atomic_store(&w->state, WITH(s, W_PENDING));
+}
+
+void wq_queue_fault(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m, uintptr_t addr)
+{
+	queue(w, q, m, addr, 0);
+}
+
+void wq_queue_event(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m)
+{
+	queue(w, q, m, 0, 1);
+}
+
+void wq_cancel(struct waiter *w, struct wq_queue *q)
+{
+	uint32_t s = atomic_load(&w->state);
+
+	if (PHASE(s) == W_PENDING || PHASE(s) == W_READ)
+		finish(w, s, W_DONE, q);
+}
+
+int wq_event_read(const struct waiter *w)
+{
+	return atomic_load(&w->ev_read);
+}
+
+long wq_wake_range(struct wq_queue *q, uintptr_t start, uintptr_t end, long *woken)
+{
+	uint32_t id = atomic_load(&q->id);
+	int hw = atomic_load(&g_w_hw);
+	long unread = 0;
+
+	for (int i = 0; i < hw; i++) {
+		struct waiter *w = &g_w[i];
+		uint32_t s = atomic_load(&w->state);
+		uintptr_t a;
+
+		if (PHASE(s) != W_PENDING && PHASE(s) != W_READ)
+			continue;
+		if (atomic_load(&w->ctx) != id || atomic_load(&w->event))
+			continue;
+		a = atomic_load(&w->addr);
+		if (a < start || a >= end)
+			continue;
+		if (finish(w, s, W_WOKEN, q)) {
+			wake(w);
+			unread += PHASE(s) == W_PENDING;
+			if (woken)
+				++*woken;
+		}
+	}
+	return unread;
+}
+
+void wq_wake_all(uint32_t id)
+{
+	int hw = atomic_load(&g_w_hw);
+
+	for (int i = 0; i < hw; i++) {
+		struct waiter *w = &g_w[i];
+		uint32_t s = atomic_load(&w->state);
+		if ((PHASE(s) == W_PENDING || PHASE(s) == W_READ) && atomic_load(&w->ctx) == id &&
+		    finish(w, s, W_WOKEN, NULL))
+			wake(w);
+	}
+}
+
+int wq_take(struct wq_queue *q, struct uffd_msg *out, int max, struct wq_taken *later)
+{
+	uint32_t id = atomic_load(&q->id);
+	int k = 0;
+
+	if (later)
+		later->n = 0;
+	while (k < max) {
+		int hw = atomic_load(&g_w_hw), best = -1, bev = 2;
+		uint64_t bt = UINT64_MAX;
+		uint32_t bs = 0;
+
+		for (int i = 0; i < hw; i++) {
+			uint32_t s = atomic_load(&g_w[i].state);
+			uint64_t t;
+			int ev;
+			if (PHASE(s) != W_PENDING || atomic_load(&g_w[i].ctx) != id)
+				continue;
+			t = atomic_load(&g_w[i].ticket);
+			ev = atomic_load(&g_w[i].event);
+			if (ev < bev || (ev == bev && t < bt)) {
+				bt = t;
+				bev = ev;
+				best = i;
+				bs = s;
+			}
+		}
+		if (best < 0)
+			break;
+		/* Copy before claiming: once READ, the waiter may be woken and
+		 * reuse the slot at any moment. */
+		memcpy(&out[k], &g_w[best].msg, sizeof out[k]);
+		if (bev && !later) {
+			struct waiter *w = &g_w[best];
+			atomic_store(&w->ev_read, 1);
+			if (finish(w, bs, W_WOKEN, q)) {
+				wake(w);
+				k++;
+			}
+		} else if (finish(&g_w[best], bs, W_READ, q)) {
+			if (bev && later->n < WQ_TAKEN_MAX) {
+				later->slot[later->n] = best;
+				later->state[later->n++] = WITH(bs, W_READ);
+			}
+			k++;
+		}
+	}
+	return k;
+}
+
+void wq_complete(const struct wq_taken *t)
+{
+	for (int i = 0; i < t->n; i++) {
+		struct waiter *w = &g_w[t->slot[i]];
+		uint32_t s = t->state[i];
+
+		atomic_store(&w->ev_read, 1);
+		if (atomic_compare_exchange_strong(&w->state, &s, WITH(s, W_WOKEN)))
+			wake(w);
+	}
+}
+
+void wq_reset_after_fork(void)
+{
+	for (int i = 0; i < WQ_MAX; i++)
+		atomic_store(&g_w[i].state, 0);
+	atomic_store(&g_w_hw, 0);
+}
+
+/* ---- Waiting: spin a little, then sleep ---- */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static _Atomic int g_spinners;		/* threads spinning now */
+static _Atomic long g_wait_ewma = -1;	/* recent waits, ns (-1: none yet) */
+
+static int resolved(struct waiter *w)
+{
+	uint32_t s = atomic_load(&w->state);
+	return PHASE(s) == W_WOKEN || PHASE(s) == W_DONE;
+}
+
+/*
+ * Most faults are answered within tens of microseconds.  Sleeping at once
+ * costs the resolver a futex_wake system call and this thread a wake-up
+ * from an idle CPU, which is the largest single cost of a round trip on a
+ * virtual machine.  So a faulting thread first spins, for about twice the
+ * recent wait (at most USERFAULT_SPIN_US), and only while a CPU is left
+ * over for the resolver; when recent waits are longer than that, it sleeps
+ * at once.
+ */
+static void spin(struct waiter *w)
+{
+	long ewma = atomic_load(&g_wait_ewma), limit;
+
+	if (caps.spin_ns <= 0)
+		return;
+	if (ewma < 0)
+		ewma = caps.spin_ns / 2;
+	if (ewma > caps.spin_ns)
+		return;
+	limit = 2 * ewma;
+	if (limit < 20000)
+		limit = 20000;
+	if (limit > caps.spin_ns)
+		limit = caps.spin_ns;
+	if (atomic_fetch_add(&g_spinners, 1) < caps.max_spinners) {
+		long end = sys_now_ns() + limit;
+		while (!resolved(w)) {
+			for (int i = 0; i < 64 && !resolved(w); i++)
+				cpu_relax();
+			if (sys_now_ns() > end)
+				break;
+		}
+	}
+	atomic_fetch_sub(&g_spinners, 1);
+}
+
+/* A wait took ns: fold it into the recent average (1/8 weight). */
+static void learn(long ns)
+{
+	long old = atomic_load(&g_wait_ewma);
+	long nw = old < 0 ? ns : old + (ns - old) / 8;
+	atomic_compare_exchange_strong(&g_wait_ewma, &old, nw);
+}
+
+int wq_wait(struct waiter *w, struct wq_queue *q, int do_spin, int abandon_on_signal)
+{
+	long t0 = do_spin ? sys_now_ns() : 0;
+	uint32_t s;
+
+	if (do_spin) {
+		spin(w);
+		if (!resolved(w))
+			atomic_store(&w->sleeping, 1);
+	}
+	for (;;) {
+		s = atomic_load(&w->state);
+		if (PHASE(s) == W_WOKEN || PHASE(s) == W_DONE)
+			break;
+		if (sys_futex_wait(&w->state, s, NULL) < 0 && errno == EINTR && abandon_on_signal) {
+			/* A signal handler ran on this thread (nested in ours).  As
+			 * the kernel does, abandon: the access is retried and, if
+			 * the page is still missing, queues a new message. */
+			s = atomic_load(&w->state);
+			if ((PHASE(s) == W_PENDING || PHASE(s) == W_READ) && finish(w, s, W_DONE, q)) {
+				s = WITH(s, W_DONE);
+				break;
+			}
+		}
+	}
+	if (do_spin)
+		learn(sys_now_ns() - t0);
+	return PHASE(s) == W_WOKEN;
+}
