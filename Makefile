@@ -5,6 +5,7 @@
 #   make SAN=asan check  the same under ASan+UBSan              (build-asan/)
 #   make SAN=tsan check  the same under TSan                    (build-tsan/)
 #   make analyze         clang-tidy, cppcheck, valgrind: no finding allowed (tools/analyze.sh)
+#   make check-arch      layers, raw calls and exports of src/ (tools/check-arch.sh)
 #   make install PREFIX=/usr/local DESTDIR=
 VERSION  := 0.1.0
 SOVER    := 0
@@ -120,11 +121,17 @@ test: check
 analyze: all
 	tools/analyze.sh $(B)
 
+# The architecture rules of src/ (HACKING.md): calls and includes only go
+# down the layers of src/LAYERS, no interposed name is called from inside,
+# and the exports are those of src/exports.txt.
+check-arch: all
+	tools/check-arch.sh $(B) --diagram
+
 # The compiler flags, for the compilation database that tools/analyze.sh writes.
 print-cflags:
 	@echo '$(ALLCFLAGS)'
 
-.PHONY: analyze print-cflags
+.PHONY: analyze check-arch print-cflags
 
 bench: all
 	./$(CLI) bench
