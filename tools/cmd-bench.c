@@ -629,54 +629,92 @@ static int write_markdown(const struct opts *o, const struct machine *m, double 
 
 /* ---- The command -------------------------------------------------------- */
 
-static int parse(int argc, char **argv, struct opts *o)
+enum {
+	OPT_QUICK = CLI_OPT_COMMAND, OPT_APPEND, OPT_REPS, OPT_ONLY, OPT_JSON, OPT_MARKDOWN, OPT_SVG,
+};
+
+static const struct option bench_options[] = {
+	CLI_LONGOPT_HELP,
+	CLI_LONGOPT_BACKEND,	/* only to say that bench takes none */
+	{ "quick", no_argument, NULL, OPT_QUICK },
+	{ "append", no_argument, NULL, OPT_APPEND },
+	{ "reps", required_argument, NULL, OPT_REPS },
+	{ "only", required_argument, NULL, OPT_ONLY },
+	{ "json", required_argument, NULL, OPT_JSON },
+	{ "markdown", required_argument, NULL, OPT_MARKDOWN },
+	{ "svg", required_argument, NULL, OPT_SVG },
+	CLI_LONGOPT_END,
+};
+
+/* The arguments: CLI_OK after --help, CLI_USAGE for a bad command line (the
+ * error printed), or -1 to go on. */
+static int parse(int argc, char **argv, struct cli_global *global, struct opts *o)
 {
 	long v;
+	int c;
 
 	o->reps = 0;
 	o->only = -1;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char **file = NULL;
-
-		if (strcmp(a, "--quick") == 0) {
+	/* '-': in order, the other arguments returned as 1 (there are none). */
+	cli_getopt_reset();
+	while ((c = getopt_long(argc, argv, "-:h", bench_options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(bench_help, stdout);
+			return CLI_OK;
+		case CLI_OPT_BACKEND:
+			global->backend = optarg;	/* refused below */
+			break;
+		case OPT_QUICK:
 			o->quick = 1;
-			continue;
-		}
-		if (strcmp(a, "--append") == 0) {
+			break;
+		case OPT_APPEND:
 			o->append = 1;
-			continue;
-		}
-		if (strcmp(a, "--json") == 0)
-			file = &o->json;
-		else if (strcmp(a, "--markdown") == 0)
-			file = &o->markdown;
-		else if (strcmp(a, "--svg") == 0)
-			file = &o->svg;
-		if (file) {
-			if (++i == argc)
-				return cli_usage_error("bench", "%s needs a file name", a);
-			*file = argv[i];
-			continue;
-		}
-		if (strcmp(a, "--reps") == 0) {
-			if (++i == argc || cli_parse_count(argv[i], 1, MAX_REPS, &v))
+			break;
+		case OPT_JSON:
+			o->json = optarg;
+			break;
+		case OPT_MARKDOWN:
+			o->markdown = optarg;
+			break;
+		case OPT_SVG:
+			o->svg = optarg;
+			break;
+		case OPT_REPS:
+			if (cli_parse_count(optarg, 1, MAX_REPS, &v))
 				return cli_usage_error("bench", "--reps needs a count from 1 to %d", MAX_REPS);
 			o->reps = (int)v;
-			continue;
-		}
-		if (strcmp(a, "--only") == 0) {
-			if (++i == argc)
-				return cli_usage_error("bench", "--only needs a group");
+			break;
+		case OPT_ONLY:
 			for (int g = 0; g < G_N; g++)
-				if (strcmp(argv[i], group_names[g]) == 0)
+				if (strcmp(optarg, group_names[g]) == 0)
 					o->only = g;
 			if (o->only < 0)
-				return cli_usage_error("bench", "unknown group '%s'", argv[i]);
-			continue;
+				return cli_usage_error("bench", "unknown group '%s'", optarg);
+			break;
+		case 1:
+			return cli_usage_error("bench", "unexpected argument '%s'", optarg);
+		case ':':
+			switch (optopt) {
+			case OPT_REPS:
+				return cli_usage_error("bench", "--reps needs a count from 1 to %d", MAX_REPS);
+			case OPT_ONLY:
+				return cli_usage_error("bench", "--only needs a group");
+			case OPT_JSON:
+			case OPT_MARKDOWN:
+			case OPT_SVG:
+				return cli_usage_error("bench", "--%s needs a file name",
+						       cli_option_name(bench_options, optopt));
+			}
+			return cli_option_error("bench", c, argv, bench_options);
+		default:
+			return cli_option_error("bench", c, argv, bench_options);
 		}
-		return cli_usage_error("bench", "unknown argument '%s'", a);
 	}
+	if (optind < argc)	/* after "--" */
+		return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+	if (global->backend)
+		return cli_usage_error("bench", "bench runs every back-end: no --backend");
 	if (!o->reps)
 		o->reps = o->quick ? 3 : 7;
 	o->rt_faults = o->quick ? 400 : 2000;
@@ -687,7 +725,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	o->sc_faults = o->quick ? 300 : 2000;
 	o->pass_calls = o->quick ? 2000 : 20000;
 	o->installs = o->quick ? 20000 : 200000;
-	return CLI_OK;
+	return -1;
 }
 
 int cmd_bench(int argc, char **argv, struct cli_global *global)
@@ -697,13 +735,7 @@ int cmd_bench(int argc, char **argv, struct cli_global *global)
 	double lk[4], le[4];
 	int r, failed = 0;
 
-	if (argc > 1 && cli_is_help(argv[1])) {
-		fputs(bench_help, stdout);
-		return CLI_OK;
-	}
-	if (global->backend)
-		return cli_usage_error("bench", "bench runs every back-end: no --backend");
-	if ((r = parse(argc, argv, &o)) != CLI_OK)
+	if ((r = parse(argc, argv, global, &o)) >= 0)
 		return r;
 	machine_info(&m);
 	run_all(&o);
