@@ -6,9 +6,11 @@
  * Every case is repeated (default 7 times); within a repetition the cases
  * of a group run one after the other, their order alternating between
  * repetitions, and every ratio is computed within a repetition, so that the
- * machine's drift (a noisy VM) cancels out.  We print the median, min and
- * max of each case and of each ratio; --json, --markdown and --svg write the
- * same results for machines and for BENCHMARKS.md.
+ * machine's drift (a noisy VM) cancels out.  The runs fill one struct
+ * bench_results (the median, min and max of each case and of each ratio,
+ * the latencies, the machine); the writers of bench-report.c print it as a
+ * table, and --json, --markdown and --svg write it for machines and for
+ * BENCHMARKS.md.
  */
 #include <errno.h>
 #include <math.h>
@@ -20,7 +22,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "../bench/bench.h"
+#include "bench-report.h"
 
 static const char bench_help[] =
 	"usage: " CLI_NAME " bench [--quick] [--reps N] [--json FILE] [--markdown FILE]\n"
@@ -43,7 +45,7 @@ static const char bench_help[] =
 	"Without a working kernel userfaultfd, or emulation, the cases that need\n"
 	"it are reported as not run.  Exit status: 0 if every case ran, else 1.\n";
 
-#define MAX_REPS 99
+#define MAX_REPS BENCH_MAX_REPS
 
 enum group { G_ROUNDTRIP, G_BULK, G_THREADS, G_INTHREAD, G_SCALE, G_PASSTHROUGH, G_N };
 static const char *const group_names[G_N] = {
@@ -72,7 +74,7 @@ struct bcase {
 	double v[MAX_REPS];
 	int n;
 	int err;
-	struct scale_result sc[MAX_REPS];
+	struct scale_result last_scale;	/* K_SCALE: of the last run that worked */
 };
 
 #define KiB ((size_t)1 << 10)
@@ -164,6 +166,9 @@ static const struct ratio ratios[] = {
 };
 #define NRATIOS (int)(sizeof ratios / sizeof ratios[0])
 
+_Static_assert(C_N <= BENCH_MAX_CASES, "struct bench_results holds every case");
+_Static_assert(sizeof ratios / sizeof ratios[0] <= BENCH_MAX_RATIOS, "struct bench_results holds every ratio");
+
 struct opts {
 	int quick, reps, only, append;
 	const char *json, *markdown, *svg;
@@ -188,14 +193,10 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-struct stat3 {
-	double med, min, max;
-};
-
-static struct stat3 stats(const double *v, int n)
+static struct bench_stat stats(const double *v, int n)
 {
 	double s[MAX_REPS];
-	struct stat3 r = { NAN, NAN, NAN };
+	struct bench_stat r = { NAN, NAN, NAN };
 
 	if (n <= 0)
 		return r;
@@ -231,7 +232,7 @@ static int ratio_values(const struct ratio *r, double *out)
 
 /* ---- Running ------------------------------------------------------------ */
 
-static int run_case(struct bcase *c, const struct opts *o, int rep)
+static int run_case(struct bcase *c, const struct opts *o)
 {
 	double ns = 0, pass[4];
 	int r = 0;
@@ -278,10 +279,15 @@ static int run_case(struct bcase *c, const struct opts *o, int rep)
 	case K_INTHREAD:
 		r = bench_inthread(c->target, c->how, o->in_faults, &ns);
 		break;
-	case K_SCALE:
-		r = bench_scale(c->target, c->size, o->sc_faults, &c->sc[rep]);
-		ns = c->sc[rep].ns;
+	case K_SCALE: {
+		struct scale_result sc;
+
+		r = bench_scale(c->target, c->size, o->sc_faults, &sc);
+		if (r == 0)
+			c->last_scale = sc;
+		ns = sc.ns;
 		break;
+	}
 	case K_PASS:
 		/* The four figures come from one interleaved run. */
 		if (c->pass_idx != 0)
@@ -314,7 +320,7 @@ static void run_all(const struct opts *o)
 			/* Alternate the order within the group between repetitions. */
 			for (int j = 0; j < k; j++) {
 				struct bcase *c = &cases[ids[rep % 2 ? k - 1 - j : j]];
-				int r = run_case(c, o, rep);
+				int r = run_case(c, o);
 				if (r < 0 && !c->err) {
 					c->err = -r;
 					fprintf(stderr, "\n" CLI_NAME " bench: %s: %s\n", c->name, strerror(-r));
@@ -334,14 +340,9 @@ static void run_all(const struct opts *o)
 	}
 }
 
-/* ---- Reporting ---------------------------------------------------------- */
+/* ---- The results -------------------------------------------------------- */
 
-struct machine {
-	char kernel[256], cpu[256], date[64];
-	long cpus;
-};
-
-static void machine_info(struct machine *m)
+static void machine_info(struct bench_machine *m)
 {
 	struct utsname u;
 	FILE *f;
@@ -370,261 +371,66 @@ static void machine_info(struct machine *m)
 	strftime(m->date, sizeof m->date, "%Y-%m-%d %H:%M UTC", gmtime_r(&now, &tm));
 }
 
-static void print_num(FILE *f, double v)
-{
-	if (isnan(v))
-		fputs("null", f);
-	else
-		fprintf(f, "%.4f", v);
-}
-
-static void latency_stats(double *v, size_t n, double out[4])
+static void latency_stats(double *v, size_t n, struct bench_latency *out)
 {
 	qsort(v, n, sizeof *v, cmp_double);
-	out[0] = percentile(v, n, 0.50) / 1000;
-	out[1] = percentile(v, n, 0.90) / 1000;
-	out[2] = percentile(v, n, 0.99) / 1000;
-	out[3] = n ? v[n - 1] / 1000 : NAN;
+	out->samples = n;
+	out->ns = v;
+	out->p50 = percentile(v, n, 0.50) / 1000;
+	out->p90 = percentile(v, n, 0.90) / 1000;
+	out->p99 = percentile(v, n, 0.99) / 1000;
+	out->max = n ? v[n - 1] / 1000 : NAN;
 }
 
-static void print_text(const struct opts *o, const struct machine *m, double lk[4], double le[4])
+/* The model that the writers read, from what the runs left. */
+static void collect(const struct opts *o, struct bench_results *res)
 {
-	printf("userfault bench: %s, %ld CPUs, %s; %d repetitions%s\n\n", m->kernel, m->cpus, m->cpu,
-	       o->reps, o->quick ? " (quick)" : "");
-	printf("%-52s %9s %9s %9s\n", "case (us per fault; bulk: per page)", "median", "min", "max");
-	for (int i = 0; i < C_N; i++) {
-		const struct bcase *c = &cases[i];
-		struct stat3 s = stats(c->v, c->n);
-		if (o->only >= 0 && (int)c->group != o->only)
-			continue;
-		if (!c->n) {
-			printf("%-52s %9s  (%s)\n", c->label, "not run", c->err ? strerror(c->err) : "skipped");
-			continue;
-		}
-		printf("%-52s %9.2f %9.2f %9.2f\n", c->label, s.med / 1000, s.min / 1000, s.max / 1000);
-	}
-	printf("\n%-52s %9s %9s %9s %8s\n", "ratio (within a repetition)", "median", "min", "max", "target");
-	for (int i = 0; i < NRATIOS; i++) {
-		double v[MAX_REPS];
-		int n = ratio_values(&ratios[i], v);
-		struct stat3 s = stats(v, n);
-		if (!n)
-			continue;
-		printf("%-52s %9.3f %9.3f %9.3f", ratios[i].label, s.med, s.min, s.max);
-		if (ratios[i].target > 0)
-			printf("  <= %.2f %s", ratios[i].target, s.med <= ratios[i].target ? "met" : "MISSED");
-		printf("\n");
-	}
-	if (nlat_k || nlat_e) {
-		printf("\nround-trip latency (us)   %9s %9s %9s %9s %9s\n", "p50", "p90", "p99", "max", "samples");
-		printf("  kernel                  %9.2f %9.2f %9.2f %9.2f %9zu\n", lk[0], lk[1], lk[2], lk[3], nlat_k);
-		printf("  emulated                %9.2f %9.2f %9.2f %9.2f %9zu\n", le[0], le[1], le[2], le[3], nlat_e);
-	}
-	for (int i = C_S16_K; i <= C_S64_E; i++) {
-		const struct bcase *c = &cases[i];
-		const struct scale_result *r = &c->sc[c->n > 0 ? c->n - 1 : 0];
-		if (!c->n)
-			continue;
-		if (i == C_S16_K)
-			printf("\n");
-		printf("%-40s mappings in region %ld, maps lines %ld, memory %.3f x installed, REGISTER %.2f ms\n",
-		       c->label, r->maps_region, r->maps_total, r->mem_ratio, r->register_ms);
-	}
-	for (int t = 0; t < 2; t++) {
-		if (inst_err[t])
-			continue;
-		printf("%s 64 GiB, %ld random COPYs: %.2f us each, mappings in region <= %ld, maps lines %ld, memory %.3f x bytes installed\n",
-		       t ? "emulated" : "kernel  ", o->installs, inst[t].ns / 1000, inst[t].maps_max,
-		       inst[t].maps_total, inst[t].mem_ratio);
-	}
-}
-
-/* "name": {"p50": .., "p90": .., "p99": .., "max": ..} */
-static void print_latency(FILE *f, const char *name, const double v[4])
-{
-	static const char *const keys[4] = { "p50", "p90", "p99", "max" };
-
-	fprintf(f, "\"%s\": {", name);
-	for (int i = 0; i < 4; i++) {
-		fprintf(f, "%s\"%s\": ", i ? ", " : "", keys[i]);
-		print_num(f, v[i]);
-	}
-	fprintf(f, "}");
-}
-
-static int write_json(const struct opts *o, const struct machine *m, double lk[4], double le[4])
-{
-	FILE *f = strcmp(o->json, "-") == 0 ? stdout : fopen(o->json, "w");
-
-	if (!f) {
-		cli_error("%s: %s", o->json, strerror(errno));
-		return -1;
-	}
-	fprintf(f, "{\n");
-	for (int i = 0; i < NRATIOS; i++) {
-		double v[MAX_REPS];
-		int n = ratio_values(&ratios[i], v);
-		fprintf(f, "  \"%s\": ", ratios[i].key);
-		print_num(f, stats(v, n).med);
-		fprintf(f, ",\n");
-	}
-	fprintf(f, "  \"max_mappings_64g\": ");
-	if (inst_err[1])
-		fprintf(f, "null");
-	else
-		fprintf(f, "%ld", inst[1].maps_max);
-	fprintf(f, ",\n  \"machine\": {\"kernel\": \"%s\", \"cpu\": \"%s\", \"cpus\": %ld, \"date\": \"%s\"},\n",
-		m->kernel, m->cpu, m->cpus, m->date);
-	fprintf(f, "  \"reps\": %d, \"quick\": %s,\n  \"cases\": {\n", o->reps, o->quick ? "true" : "false");
-	for (int i = 0, first = 1; i < C_N; i++) {
-		const struct bcase *c = &cases[i];
-		struct stat3 s = stats(c->v, c->n);
-		if (!c->n)
-			continue;
-		fprintf(f, "%s    \"%s\": {\"unit\": \"us\", \"median\": ", first ? "" : ",\n", c->name);
-		print_num(f, s.med / 1000);
-		fprintf(f, ", \"min\": ");
-		print_num(f, s.min / 1000);
-		fprintf(f, ", \"max\": ");
-		print_num(f, s.max / 1000);
-		fprintf(f, ", \"runs\": [");
-		for (int k = 0; k < c->n; k++)
-			fprintf(f, "%s%.3f", k ? ", " : "", c->v[k] / 1000);
-		fprintf(f, "]");
-		if (c->kind == K_SCALE) {
-			fprintf(f, ", \"maps_in_region\": %ld, \"mem_ratio\": %.4f, \"register_ms\": %.3f",
-				c->sc[c->n - 1].maps_region, c->sc[c->n - 1].mem_ratio, c->sc[c->n - 1].register_ms);
-		}
-		fprintf(f, "}");
-		first = 0;
-	}
-	fprintf(f, "\n  },\n  \"ratios\": {\n");
-	for (int i = 0, first = 1; i < NRATIOS; i++) {
-		double v[MAX_REPS];
-		int n = ratio_values(&ratios[i], v);
-		struct stat3 s = stats(v, n);
-		if (!n)
-			continue;
-		fprintf(f, "%s    \"%s\": {\"median\": %.4f, \"min\": %.4f, \"max\": %.4f, \"target\": ",
-			first ? "" : ",\n", ratios[i].key, s.med, s.min, s.max);
-		if (ratios[i].target > 0)
-			fprintf(f, "%.2f", ratios[i].target);
-		else
-			fprintf(f, "null");
-		fprintf(f, "}");
-		first = 0;
-	}
-	fprintf(f, "\n  },\n  \"latency_us\": {");
-	print_latency(f, "kernel", lk);
-	fprintf(f, ", ");
-	print_latency(f, "emulated", le);
-	fprintf(f, "},\n  \"installs_64g\": {");
-	for (int t = 0; t < 2; t++) {
-		fprintf(f, "%s\"%s\": ", t ? ", " : "", t ? "emulated" : "kernel");
-		if (inst_err[t])
-			fprintf(f, "null");
-		else
-			fprintf(f, "{\"installs\": %ld, \"us_per_copy\": %.3f, \"maps_max\": %ld, \"maps_total\": %ld, \"mem_ratio\": %.4f}",
-				o->installs, inst[t].ns / 1000, inst[t].maps_max, inst[t].maps_total, inst[t].mem_ratio);
-	}
-	fprintf(f, "}\n}\n");
-	if (f != stdout && fclose(f) != 0) {
-		cli_error("%s: %s", o->json, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-
-/* The Markdown report: BENCHMARKS.md is made of one full run, optionally
- * followed by appended runs (--append), then bench/NOTES.md. */
-static int write_markdown(const struct opts *o, const struct machine *m, double lk[4], double le[4])
-{
-	FILE *f = fopen(o->markdown, o->append ? "a" : "w");
 	const char *spin = getenv("USERFAULT_SPIN_US");
 
-	if (!f) {
-		cli_error("%s: %s", o->markdown, strerror(errno));
-		return -1;
-	}
-	if (!o->append) {
-		fprintf(f, "# Benchmarks\n\n");
-		fprintf(f, "Generated by `make benchmarks` (which runs `build/userfault bench --markdown "
-			"BENCHMARKS.md --svg docs/bench-latency.svg --json docs/bench-results.json`, then "
-			"appends a run without spinning); do not edit by hand: the analysis comes from "
-			"`bench/NOTES.md`.\n\n");
-		fprintf(f, "Machine: %s, %ld CPUs, %s. Date: %s.\n\n", m->kernel, m->cpus, m->cpu, m->date);
-		fprintf(f, "Every figure is the median of %d repetitions (min and max beside it), and every "
-			"ratio is computed within one repetition, between runs made moments apart in the "
-			"same process%s.\n\n", o->reps, o->quick ? " (quick mode: fewer faults)" : "");
-	}
-	fprintf(f, "## %s%s%s\n\n", o->only >= 0 ? group_names[o->only] : "All workloads",
-		spin ? ", with USERFAULT_SPIN_US=" : "", spin ? spin : "");
-	fprintf(f, "### Ratios\n\n| ratio (lower is better) | median | min | max | target |\n|---|---:|---:|---:|---|\n");
-	for (int i = 0; i < NRATIOS; i++) {
-		double v[MAX_REPS];
-		int n = ratio_values(&ratios[i], v);
-		struct stat3 st = stats(v, n);
-		if (!n)
-			continue;
-		fprintf(f, "| %s | %.3f | %.3f | %.3f | ", ratios[i].label, st.med, st.min, st.max);
-		if (ratios[i].target > 0)
-			fprintf(f, "<= %.2f: **%s** |\n", ratios[i].target, st.med <= ratios[i].target ? "met" : "missed");
-		else
-			fprintf(f, " |\n");
-	}
-	if (!o->append && !inst_err[1])
-		fprintf(f, "| mappings in the 64 GiB region, %ld random installs (emulated, most seen) | %ld | | | < 100: **%s** |\n",
-			o->installs, inst[1].maps_max, inst[1].maps_max < 100 ? "met" : "missed");
-	if (!o->append && !inst_err[1])
-		fprintf(f, "| memory / bytes installed, same run (emulated) | %.3f | | | <= 1.05: **%s** |\n",
-			inst[1].mem_ratio, inst[1].mem_ratio <= 1.05 ? "met" : "missed");
-	fprintf(f, "\n### Cases (microseconds per fault; bulk: per page)\n\n| case | median | min | max |\n|---|---:|---:|---:|\n");
+	res->reps = o->reps;
+	res->quick = o->quick;
+	res->only = o->only >= 0 ? group_names[o->only] : NULL;
+	res->spin_us = spin;
+	res->svg = o->svg;
+	res->append = o->append;
+	res->ncases = C_N;
 	for (int i = 0; i < C_N; i++) {
 		const struct bcase *c = &cases[i];
-		struct stat3 st = stats(c->v, c->n);
-		if (o->only >= 0 && (int)c->group != o->only)
-			continue;
-		if (!c->n)
-			fprintf(f, "| %s | not run | | |\n", c->label);
-		else
-			fprintf(f, "| %s | %.2f | %.2f | %.2f |\n", c->label, st.med / 1000, st.min / 1000, st.max / 1000);
+		struct bench_case_result *r = &res->cases[i];
+		struct bench_stat s = stats(c->v, c->n);	/* in ns, as the runs */
+
+		r->name = c->name;
+		r->label = c->label;
+		r->selected = o->only < 0 || (int)c->group == o->only;
+		r->err = c->err;
+		r->n = c->n;
+		for (int k = 0; k < c->n; k++)
+			r->runs[k] = c->v[k] / 1000;
+		r->us.med = s.med / 1000;
+		r->us.min = s.min / 1000;
+		r->us.max = s.max / 1000;
+		r->is_scale = c->kind == K_SCALE;
+		r->scale = c->last_scale;
 	}
-	if (nlat_k && nlat_e) {
-		fprintf(f, "\n### Round-trip latency (poll + read + COPY 4 KiB), all repetitions pooled\n\n"
-			"| back-end | p50 | p90 | p99 | max | faults |\n|---|---:|---:|---:|---:|---:|\n");
-		fprintf(f, "| kernel | %.1f | %.1f | %.1f | %.1f | %zu |\n", lk[0], lk[1], lk[2], lk[3], nlat_k);
-		fprintf(f, "| emulated | %.1f | %.1f | %.1f | %.1f | %zu |\n", le[0], le[1], le[2], le[3], nlat_e);
-		if (o->svg && !o->append)
-			fprintf(f, "\n![latency distributions](%s)\n", o->svg);
+	res->nratios = NRATIOS;
+	for (int i = 0; i < NRATIOS; i++) {
+		struct bench_ratio_result *r = &res->ratios[i];
+		double v[MAX_REPS];
+		int n = ratio_values(&ratios[i], v);
+
+		r->key = ratios[i].key;
+		r->label = ratios[i].label;
+		r->target = ratios[i].target;
+		r->n = n;
+		r->stat = stats(v, n);
 	}
-	if (cases[C_S16_K].n || cases[C_S16_E].n) {
-		fprintf(f, "\n### Sparse random faults in large regions (last repetition)\n\n"
-			"| case | mappings in region | /proc/self/maps lines | memory / bytes installed | REGISTER (ms) |\n"
-			"|---|---:|---:|---:|---:|\n");
-		for (int i = C_S16_K; i <= C_S64_E; i++) {
-			const struct bcase *c = &cases[i];
-			const struct scale_result *r = c->n ? &c->sc[c->n - 1] : NULL;
-			if (r)
-				fprintf(f, "| %s | %ld | %ld | %.3f | %.2f |\n", c->label, r->maps_region,
-					r->maps_total, r->mem_ratio, r->register_ms);
-		}
+	latency_stats(lat_k, nlat_k, &res->latency[BENCH_KERNEL]);
+	latency_stats(lat_e, nlat_e, &res->latency[BENCH_EMULATED]);
+	res->installs = o->installs;
+	for (int t = 0; t < BENCH_NTARGETS; t++) {
+		res->installs_64g[t].ran = !inst_err[t];
+		res->installs_64g[t].r = inst[t];
 	}
-	if (!inst_err[0] || !inst_err[1]) {
-		fprintf(f, "\n### 64 GiB region (MAP_NORESERVE), %ld random UFFDIO_COPYs of 4 KiB\n\n"
-			"| back-end | us per COPY | mappings in region (most seen) | /proc/self/maps lines | memory / bytes installed |\n"
-			"|---|---:|---:|---:|---:|\n", o->installs);
-		for (int t = 0; t < 2; t++)
-			if (!inst_err[t])
-				fprintf(f, "| %s | %.2f | %ld | %ld | %.3f |\n", t ? "emulated" : "kernel",
-					inst[t].ns / 1000, inst[t].maps_max, inst[t].maps_total, inst[t].mem_ratio);
-	}
-	fprintf(f, "\n");
-	if (fclose(f) != 0) {
-		cli_error("%s: %s", o->markdown, strerror(errno));
-		return -1;
-	}
-	return 0;
 }
 
 /* ---- The command -------------------------------------------------------- */
@@ -728,30 +534,52 @@ static int parse(int argc, char **argv, struct cli_global *global, struct opts *
 	return -1;
 }
 
+/* ---- Output files ------------------------------------------------------- */
+
+/* Write the results into path (mode "w", or "a" to append) with writer: 0,
+ * or -1 after printing why. */
+static int write_file(const char *path, const char *mode,
+		      int (*writer)(FILE *, const struct bench_results *), const struct bench_results *res)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, mode);
+	int r;
+
+	if (!f) {
+		cli_error("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	r = writer(f, res);
+	if (f == stdout)
+		return r;	/* main() reports a failed stdout */
+	if (fclose(f) != 0 || r < 0) {
+		cli_error("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int cmd_bench(int argc, char **argv, struct cli_global *global)
 {
+	static struct bench_results res;	/* large: not on the stack */
 	struct opts o = { 0 };
-	struct machine m;
-	double lk[4], le[4];
 	int r, failed = 0;
 
 	if ((r = parse(argc, argv, global, &o)) >= 0)
 		return r;
-	machine_info(&m);
+	machine_info(&res.machine);
 	run_all(&o);
-	latency_stats(lat_k, nlat_k, lk);
-	latency_stats(lat_e, nlat_e, le);
-	print_text(&o, &m, lk, le);
+	collect(&o, &res);
 	for (int i = 0; i < C_N; i++)
-		if ((o.only < 0 || (int)cases[i].group == o.only) && cases[i].err)
+		if (res.cases[i].selected && res.cases[i].err)
 			failed = 1;
 	if ((o.only < 0 || o.only == G_SCALE) && (inst_err[0] || inst_err[1]))
 		failed = 1;
-	if (o.json && write_json(&o, &m, lk, le) < 0)
+	bench_write_text(stdout, &res);
+	if (o.json && write_file(o.json, "w", bench_write_json, &res) < 0)
 		failed = 1;
-	if (o.markdown && write_markdown(&o, &m, lk, le) < 0)
+	if (o.markdown && write_file(o.markdown, o.append ? "a" : "w", bench_write_markdown, &res) < 0)
 		failed = 1;
-	if (o.svg && bench_write_svg(o.svg, lat_k, nlat_k, lat_e, nlat_e) < 0)
+	if (o.svg && write_file(o.svg, "w", bench_write_latency_svg, &res) < 0)
 		failed = 1;
 	free(lat_k);
 	free(lat_e);
