@@ -13,10 +13,12 @@
  * BENCHMARKS.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,10 +39,14 @@ static const char bench_help[] =
 	"  --quick          fewer faults and 3 repetitions: under a minute\n"
 	"  --reps N         repetitions (1 to 99)\n"
 	"  --only GROUP     run one group\n"
-	"  --json FILE      write the results as JSON ('-' for stdout)\n"
+	"  --json FILE      write the results as JSON ('-': on stdout, and the table\n"
+	"                   on stderr)\n"
 	"  --markdown FILE  write the results as a Markdown report\n"
 	"  --append         add them to the Markdown report instead\n"
 	"  --svg FILE       plot the round-trip latency distributions (SVG)\n"
+	"\n"
+	"The files are opened before the run (so a bad path fails at once) and\n"
+	"written after it.\n"
 	"\n"
 	"Without a working kernel userfaultfd, or emulation, the cases that need\n"
 	"it are reported as not run.  Exit status: 0 if every case ran, else 1.\n";
@@ -536,23 +542,73 @@ static int parse(int argc, char **argv, struct cli_global *global, struct opts *
 
 /* ---- Output files ------------------------------------------------------- */
 
-/* Write the results into path (mode "w", or "a" to append) with writer: 0,
- * or -1 after printing why. */
-static int write_file(const char *path, const char *mode,
-		      int (*writer)(FILE *, const struct bench_results *), const struct bench_results *res)
-{
-	FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, mode);
-	int r;
+/* The output files are opened before the run, so that a bad path fails at
+ * once and not after it.  They are opened for appending, and emptied only
+ * when the results are written: "w" would empty an existing report before
+ * a run that may yet be interrupted. */
+struct output {
+	const char *path;	/* NULL: not asked for */
+	FILE *f;
+	int append;		/* keep what the file holds */
+	int created;		/* the file did not exist: remove it if abandoned */
+};
 
-	if (!f) {
-		cli_error("%s: %s", path, strerror(errno));
+static int output_open(struct output *out)
+{
+	int fd;
+
+	if (!out->path)
+		return 0;
+	fd = open(out->path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	out->created = fd >= 0;
+	if (fd < 0 && errno == EEXIST)
+		fd = open(out->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0 || !(out->f = fdopen(fd, "a"))) {
+		cli_error("bench: cannot write '%s': %s", out->path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		if (out->created)
+			unlink(out->path);
 		return -1;
 	}
-	r = writer(f, res);
-	if (f == stdout)
-		return r;	/* main() reports a failed stdout */
-	if (fclose(f) != 0 || r < 0) {
-		cli_error("%s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* Close without writing (another file could not be opened). */
+static void output_abandon(struct output *out)
+{
+	if (!out->f)
+		return;
+	fclose(out->f);
+	out->f = NULL;
+	if (out->created)
+		unlink(out->path);
+}
+
+/* Write the results with writer and close: 0, or -1 after printing why. */
+static int output_write(struct output *out, int (*writer)(FILE *, const struct bench_results *),
+			const struct bench_results *res)
+{
+	struct stat st;
+	int err = 0;
+
+	if (!out->f)
+		return 0;
+	/* Empty the file first unless appending (a regular file only: not a
+	 * pipe, or a device such as /dev/stdout). */
+	if (!out->append && fstat(fileno(out->f), &st) == 0 && S_ISREG(st.st_mode) &&
+	    ftruncate(fileno(out->f), 0) < 0) {
+		err = errno;
+	} else {
+		errno = 0;
+		if (writer(out->f, res) < 0)
+			err = errno ? errno : EIO;
+	}
+	if (fclose(out->f) != 0 && !err)
+		err = errno;
+	out->f = NULL;
+	if (err) {
+		cli_error("bench: cannot write '%s': %s", out->path, strerror(err));
 		return -1;
 	}
 	return 0;
@@ -562,10 +618,25 @@ int cmd_bench(int argc, char **argv, struct cli_global *global)
 {
 	static struct bench_results res;	/* large: not on the stack */
 	struct opts o = { 0 };
+	struct output json = { 0 }, markdown = { 0 }, svg = { 0 };
+	FILE *text = stdout;
 	int r, failed = 0;
 
 	if ((r = parse(argc, argv, global, &o)) >= 0)
 		return r;
+	if (o.json && strcmp(o.json, "-") == 0)
+		text = stderr;	/* stdout carries the JSON alone */
+	else
+		json.path = o.json;
+	markdown.path = o.markdown;
+	markdown.append = o.append;
+	svg.path = o.svg;
+	if (output_open(&json) < 0 || output_open(&markdown) < 0 || output_open(&svg) < 0) {
+		output_abandon(&json);
+		output_abandon(&markdown);
+		return CLI_FAIL;
+	}
+
 	machine_info(&res.machine);
 	run_all(&o);
 	collect(&o, &res);
@@ -574,12 +645,15 @@ int cmd_bench(int argc, char **argv, struct cli_global *global)
 			failed = 1;
 	if ((o.only < 0 || o.only == G_SCALE) && (inst_err[0] || inst_err[1]))
 		failed = 1;
-	bench_write_text(stdout, &res);
-	if (o.json && write_file(o.json, "w", bench_write_json, &res) < 0)
+
+	bench_write_text(text, &res);
+	if (text == stderr)	/* main() reports a failed stdout */
+		bench_write_json(stdout, &res);
+	if (output_write(&json, bench_write_json, &res) < 0)
 		failed = 1;
-	if (o.markdown && write_file(o.markdown, o.append ? "a" : "w", bench_write_markdown, &res) < 0)
+	if (output_write(&markdown, bench_write_markdown, &res) < 0)
 		failed = 1;
-	if (o.svg && write_file(o.svg, "w", bench_write_latency_svg, &res) < 0)
+	if (output_write(&svg, bench_write_latency_svg, &res) < 0)
 		failed = 1;
 	free(lat_k);
 	free(lat_e);
