@@ -11,6 +11,7 @@
 #define USERFAULT_BENCH_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* Who serves the faults. */
@@ -71,8 +72,9 @@ int bench_installs(int target, size_t size, long installs, struct install_result
  * raw COPY, ns[2] library WAKE, ns[3] raw WAKE, per call. */
 int bench_passthrough(long calls, double ns[4]);
 
-/* The latency distributions (ns) as an SVG chart (plot.c). */
-int bench_write_svg(const char *path, const double *kernel, size_t nk, const double *emulated,
+/* The latency distributions (ns) as an SVG chart into f (plot.c): 0, or -1
+ * if a write failed (f is left open). */
+int bench_write_svg(FILE *f, const double *kernel, size_t nk, const double *emulated,
 		    size_t ne);
 
 /* ---- helpers (util.c) ---- */

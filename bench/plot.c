@@ -4,7 +4,6 @@
  * SVG chart: the share of faults (y) served within a time (x, logarithmic),
  * one curve per back-end.  No plotting tool needed: the command writes it.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +28,7 @@ static double xpos(double us, double lo, double hi)
 	return L + (log10(us) - lo) / (hi - lo) * (W - L - R);
 }
 
-static void curve(FILE *f, double *v, size_t n, double lo, double hi, const char *color,
+static void curve(FILE *f, const double *v, size_t n, double lo, double hi, const char *color,
 		  const char *name, int row)
 {
 	double *s;
@@ -59,14 +58,11 @@ static void curve(FILE *f, double *v, size_t n, double lo, double hi, const char
 	free(s);
 }
 
-int bench_write_svg(const char *path, const double *k, size_t nk, const double *e, size_t ne)
+int bench_write_svg(FILE *f, const double *k, size_t nk, const double *e, size_t ne)
 {
-	FILE *f = fopen(path, "w");
 	double lo = 1, hi = 4;	/* 10 us to 10 ms, widened to the data */
 	double mn = INFINITY, mx = 0;
 
-	if (!f)
-		return -errno;
 	for (size_t i = 0; i < nk; i++) {
 		mn = fmin(mn, k[i]);
 		mx = fmax(mx, k[i]);
@@ -103,10 +99,8 @@ int bench_write_svg(const char *path, const double *k, size_t nk, const double *
 		"(log scale)</text>\n", (L + W - R) / 2, H - 18);
 	fprintf(f, "<text x=\"16\" y=\"%d\" font-size=\"13\" transform=\"rotate(-90 16 %d)\" "
 		"text-anchor=\"middle\">faults served within</text>\n", (T + H - BM) / 2, (T + H - BM) / 2);
-	curve(f, (double *)k, nk, lo, hi, "#1f77b4", "kernel", 0);
-	curve(f, (double *)e, ne, lo, hi, "#d62728", "emulated", 1);
+	curve(f, k, nk, lo, hi, "#1f77b4", "kernel", 0);
+	curve(f, e, ne, lo, hi, "#d62728", "emulated", 1);
 	fprintf(f, "</svg>\n");
-	if (fclose(f) != 0)
-		return -errno;
-	return 0;
+	return ferror(f) ? -1 : 0;
 }

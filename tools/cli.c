@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cli.c - helpers shared by the commands of the userfault tool: error
- * messages, errno and signal names, option parsing.
+ * messages, errno and signal names, option parsing (around getopt_long).
  */
 #include <errno.h>
 #include <signal.h>
@@ -95,33 +95,63 @@ int cli_is_help(const char *arg)
 	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
-int cli_take_backend(int argc, char **argv, int *i, struct cli_global *global,
-		     const char *cmd)
+void cli_getopt_reset(void)
 {
-	static const char opt[] = "--backend";
-	const char *arg = argv[*i];
-	const char *value;
+	optind = 0;
+	opterr = 0;
+}
 
-	if (strncmp(arg, opt, sizeof opt - 1) != 0)
-		return 0;
-	if (arg[sizeof opt - 1] == '=') {
-		value = arg + sizeof opt;
-	} else if (arg[sizeof opt - 1] == '\0') {
-		if (*i + 1 >= argc) {
-			cli_usage_error(cmd, "option '--backend' needs a value: auto, kernel or emulated");
-			return -1;
-		}
-		value = argv[++*i];
-	} else {
-		return 0;	/* some other option that starts the same way */
-	}
-	if (uf_backend_parse(value) < 0) {
-		cli_usage_error(cmd, "invalid back-end '%s': expected auto, kernel or emulated",
-				value);
-		return -1;
-	}
+int cli_take_backend(const char *value, struct cli_global *global, const char *cmd)
+{
+	if (uf_backend_parse(value) < 0)
+		return cli_usage_error(cmd, "invalid back-end '%s': expected auto, kernel or emulated",
+				       value);
 	global->backend = value;
-	return 1;
+	return CLI_OK;
+}
+
+static const struct option *find_option(const struct option *longopts, int val)
+{
+	for (const struct option *o = longopts; o->name; o++)
+		if (o->val == val && !o->flag)
+			return o;
+	return NULL;
+}
+
+const char *cli_option_name(const struct option *longopts, int val)
+{
+	const struct option *o = find_option(longopts, val);
+
+	return o ? o->name : "?";
+}
+
+int cli_option_error(const char *cmd, int c, char **argv, const struct option *longopts)
+{
+	const struct option *o = optopt ? find_option(longopts, optopt) : NULL;
+
+	if (c == ':') {
+		if (optopt == CLI_OPT_BACKEND)
+			return cli_usage_error(cmd, "option '--backend' needs a value: auto, kernel or emulated");
+		if (o)
+			return cli_usage_error(cmd, "option '--%s' needs a value", o->name);
+		return cli_usage_error(cmd, "option '-%c' needs a value", optopt);
+	}
+	/* '?': optopt is 0 for an unknown or ambiguous long option (the word
+	 * is argv[optind - 1]), the letter of an unknown short option, or the
+	 * val of a known long option given a value it does not take
+	 * ("--json=x": getopt_long() never returns '?' for a known letter). */
+	if (o)
+		return cli_usage_error(cmd, "option '--%s' takes no value", o->name);
+	if (optopt == 0) {
+		const char *arg = argv[optind - 1];
+		size_t len = strcspn(arg + 2, "=");
+		int matches = 0;
+
+		for (o = longopts; o->name && arg[0] == '-' && arg[1] == '-'; o++)
+			matches += strncmp(o->name, arg + 2, len) == 0;
+		return cli_usage_error(cmd, "%s option '%s'", matches > 1 ? "ambiguous" : "unknown", arg);
+	}
+	return cli_usage_error(cmd, "unknown option '-%c'", optopt);
 }
 
 int cli_check_backend_env(const char *cmd)

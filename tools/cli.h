@@ -9,6 +9,7 @@
 #ifndef USERFAULT_CLI_H
 #define USERFAULT_CLI_H
 
+#include <getopt.h>
 #include <stdint.h>
 #include <userfault.h>
 
@@ -53,14 +54,35 @@ const char *cli_signal_name(int sig);
 
 /* ---- Options (cli.c) --------------------------------------------------- */
 
-/* Is argv[*i] "--backend B" or "--backend=B"?
- *    0: no (nothing changed);
- *    1: yes: the value is stored in global->backend and *i is left on the
- *       last argument consumed;
- *   -1: yes, but the value is missing or invalid (the error is printed).
- * cmd names the command for the error message (NULL before the command). */
-int cli_take_backend(int argc, char **argv, int *i, struct cli_global *global,
-		     const char *cmd);
+/* Every command parses its options with getopt_long().  Long options that
+ * have no short form take values from CLI_OPT_BACKEND up, above any char. */
+enum {
+	CLI_OPT_BACKEND = 0x100,	/* --backend B, before or after the command */
+	CLI_OPT_COMMAND,		/* a command's own long options start here */
+};
+
+#define CLI_LONGOPT_HELP	{ "help", no_argument, NULL, 'h' }
+#define CLI_LONGOPT_BACKEND	{ "backend", required_argument, NULL, CLI_OPT_BACKEND }
+#define CLI_LONGOPT_END		{ NULL, 0, NULL, 0 }
+
+/* Make the next getopt_long() start over at argv[1] and print nothing:
+ * optind = 0 (not 1) so that glibc reads the optstring's '+' or '-' again,
+ * and opterr = 0 so that every error comes out in our format. */
+void cli_getopt_reset(void);
+
+/* The --backend value: stored in global->backend and CLI_OK if it names a
+ * back-end, else CLI_USAGE after printing why.  cmd names the command for
+ * the message (NULL before the command). */
+int cli_take_backend(const char *value, struct cli_global *global, const char *cmd);
+
+/* Report what getopt_long() returned for a bad option and return CLI_USAGE:
+ * c is '?' (unknown option, or a value given to an option that takes none)
+ * or ':' (a value missing: the optstring must start with ':', after any '+'
+ * or '-').  argv and longopts are those given to getopt_long(). */
+int cli_option_error(const char *cmd, int c, char **argv, const struct option *longopts);
+
+/* The name (without "--") of the long option whose val is val, or "?". */
+const char *cli_option_name(const struct option *longopts, int val);
 
 /* Is arg "-h" or "--help"? */
 int cli_is_help(const char *arg);

@@ -6,21 +6,25 @@
  * Every case is repeated (default 7 times); within a repetition the cases
  * of a group run one after the other, their order alternating between
  * repetitions, and every ratio is computed within a repetition, so that the
- * machine's drift (a noisy VM) cancels out.  We print the median, min and
- * max of each case and of each ratio; --json, --markdown and --svg write the
- * same results for machines and for BENCHMARKS.md.
+ * machine's drift (a noisy VM) cancels out.  The runs fill one struct
+ * bench_results (the median, min and max of each case and of each ratio,
+ * the latencies, the machine); the writers of bench-report.c print it as a
+ * table, and --json, --markdown and --svg write it for machines and for
+ * BENCHMARKS.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
-#include "../bench/bench.h"
+#include "bench-report.h"
 
 static const char bench_help[] =
 	"usage: " CLI_NAME " bench [--quick] [--reps N] [--json FILE] [--markdown FILE]\n"
@@ -35,15 +39,19 @@ static const char bench_help[] =
 	"  --quick          fewer faults and 3 repetitions: under a minute\n"
 	"  --reps N         repetitions (1 to 99)\n"
 	"  --only GROUP     run one group\n"
-	"  --json FILE      write the results as JSON ('-' for stdout)\n"
+	"  --json FILE      write the results as JSON ('-': on stdout, and the table\n"
+	"                   on stderr)\n"
 	"  --markdown FILE  write the results as a Markdown report\n"
 	"  --append         add them to the Markdown report instead\n"
 	"  --svg FILE       plot the round-trip latency distributions (SVG)\n"
 	"\n"
+	"The files are opened before the run (so a bad path fails at once) and\n"
+	"written after it.\n"
+	"\n"
 	"Without a working kernel userfaultfd, or emulation, the cases that need\n"
 	"it are reported as not run.  Exit status: 0 if every case ran, else 1.\n";
 
-#define MAX_REPS 99
+#define MAX_REPS BENCH_MAX_REPS
 
 enum group { G_ROUNDTRIP, G_BULK, G_THREADS, G_INTHREAD, G_SCALE, G_PASSTHROUGH, G_N };
 static const char *const group_names[G_N] = {
@@ -72,7 +80,7 @@ struct bcase {
 	double v[MAX_REPS];
 	int n;
 	int err;
-	struct scale_result sc[MAX_REPS];
+	struct scale_result last_scale;	/* K_SCALE: of the last run that worked */
 };
 
 #define KiB ((size_t)1 << 10)
@@ -164,6 +172,9 @@ static const struct ratio ratios[] = {
 };
 #define NRATIOS (int)(sizeof ratios / sizeof ratios[0])
 
+_Static_assert(C_N <= BENCH_MAX_CASES, "struct bench_results holds every case");
+_Static_assert(sizeof ratios / sizeof ratios[0] <= BENCH_MAX_RATIOS, "struct bench_results holds every ratio");
+
 struct opts {
 	int quick, reps, only, append;
 	const char *json, *markdown, *svg;
@@ -188,14 +199,10 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-struct stat3 {
-	double med, min, max;
-};
-
-static struct stat3 stats(const double *v, int n)
+static struct bench_stat stats(const double *v, int n)
 {
 	double s[MAX_REPS];
-	struct stat3 r = { NAN, NAN, NAN };
+	struct bench_stat r = { NAN, NAN, NAN };
 
 	if (n <= 0)
 		return r;
@@ -231,7 +238,7 @@ static int ratio_values(const struct ratio *r, double *out)
 
 /* ---- Running ------------------------------------------------------------ */
 
-static int run_case(struct bcase *c, const struct opts *o, int rep)
+static int run_case(struct bcase *c, const struct opts *o)
 {
 	double ns = 0, pass[4];
 	int r = 0;
@@ -278,10 +285,15 @@ static int run_case(struct bcase *c, const struct opts *o, int rep)
 	case K_INTHREAD:
 		r = bench_inthread(c->target, c->how, o->in_faults, &ns);
 		break;
-	case K_SCALE:
-		r = bench_scale(c->target, c->size, o->sc_faults, &c->sc[rep]);
-		ns = c->sc[rep].ns;
+	case K_SCALE: {
+		struct scale_result sc;
+
+		r = bench_scale(c->target, c->size, o->sc_faults, &sc);
+		if (r == 0)
+			c->last_scale = sc;
+		ns = sc.ns;
 		break;
+	}
 	case K_PASS:
 		/* The four figures come from one interleaved run. */
 		if (c->pass_idx != 0)
@@ -314,7 +326,7 @@ static void run_all(const struct opts *o)
 			/* Alternate the order within the group between repetitions. */
 			for (int j = 0; j < k; j++) {
 				struct bcase *c = &cases[ids[rep % 2 ? k - 1 - j : j]];
-				int r = run_case(c, o, rep);
+				int r = run_case(c, o);
 				if (r < 0 && !c->err) {
 					c->err = -r;
 					fprintf(stderr, "\n" CLI_NAME " bench: %s: %s\n", c->name, strerror(-r));
@@ -334,14 +346,9 @@ static void run_all(const struct opts *o)
 	}
 }
 
-/* ---- Reporting ---------------------------------------------------------- */
+/* ---- The results -------------------------------------------------------- */
 
-struct machine {
-	char kernel[256], cpu[256], date[64];
-	long cpus;
-};
-
-static void machine_info(struct machine *m)
+static void machine_info(struct bench_machine *m)
 {
 	struct utsname u;
 	FILE *f;
@@ -370,313 +377,156 @@ static void machine_info(struct machine *m)
 	strftime(m->date, sizeof m->date, "%Y-%m-%d %H:%M UTC", gmtime_r(&now, &tm));
 }
 
-static void print_num(FILE *f, double v)
-{
-	if (isnan(v))
-		fputs("null", f);
-	else
-		fprintf(f, "%.4f", v);
-}
-
-static void latency_stats(double *v, size_t n, double out[4])
+static void latency_stats(double *v, size_t n, struct bench_latency *out)
 {
 	qsort(v, n, sizeof *v, cmp_double);
-	out[0] = percentile(v, n, 0.50) / 1000;
-	out[1] = percentile(v, n, 0.90) / 1000;
-	out[2] = percentile(v, n, 0.99) / 1000;
-	out[3] = n ? v[n - 1] / 1000 : NAN;
+	out->samples = n;
+	out->ns = v;
+	out->p50 = percentile(v, n, 0.50) / 1000;
+	out->p90 = percentile(v, n, 0.90) / 1000;
+	out->p99 = percentile(v, n, 0.99) / 1000;
+	out->max = n ? v[n - 1] / 1000 : NAN;
 }
 
-static void print_text(const struct opts *o, const struct machine *m, double lk[4], double le[4])
+/* The model that the writers read, from what the runs left. */
+static void collect(const struct opts *o, struct bench_results *res)
 {
-	printf("userfault bench: %s, %ld CPUs, %s; %d repetitions%s\n\n", m->kernel, m->cpus, m->cpu,
-	       o->reps, o->quick ? " (quick)" : "");
-	printf("%-52s %9s %9s %9s\n", "case (us per fault; bulk: per page)", "median", "min", "max");
-	for (int i = 0; i < C_N; i++) {
-		const struct bcase *c = &cases[i];
-		struct stat3 s = stats(c->v, c->n);
-		if (o->only >= 0 && (int)c->group != o->only)
-			continue;
-		if (!c->n) {
-			printf("%-52s %9s  (%s)\n", c->label, "not run", c->err ? strerror(c->err) : "skipped");
-			continue;
-		}
-		printf("%-52s %9.2f %9.2f %9.2f\n", c->label, s.med / 1000, s.min / 1000, s.max / 1000);
-	}
-	printf("\n%-52s %9s %9s %9s %8s\n", "ratio (within a repetition)", "median", "min", "max", "target");
-	for (int i = 0; i < NRATIOS; i++) {
-		double v[MAX_REPS];
-		int n = ratio_values(&ratios[i], v);
-		struct stat3 s = stats(v, n);
-		if (!n)
-			continue;
-		printf("%-52s %9.3f %9.3f %9.3f", ratios[i].label, s.med, s.min, s.max);
-		if (ratios[i].target > 0)
-			printf("  <= %.2f %s", ratios[i].target, s.med <= ratios[i].target ? "met" : "MISSED");
-		printf("\n");
-	}
-	if (nlat_k || nlat_e) {
-		printf("\nround-trip latency (us)   %9s %9s %9s %9s %9s\n", "p50", "p90", "p99", "max", "samples");
-		printf("  kernel                  %9.2f %9.2f %9.2f %9.2f %9zu\n", lk[0], lk[1], lk[2], lk[3], nlat_k);
-		printf("  emulated                %9.2f %9.2f %9.2f %9.2f %9zu\n", le[0], le[1], le[2], le[3], nlat_e);
-	}
-	for (int i = C_S16_K; i <= C_S64_E; i++) {
-		const struct bcase *c = &cases[i];
-		const struct scale_result *r = &c->sc[c->n > 0 ? c->n - 1 : 0];
-		if (!c->n)
-			continue;
-		if (i == C_S16_K)
-			printf("\n");
-		printf("%-40s mappings in region %ld, maps lines %ld, memory %.3f x installed, REGISTER %.2f ms\n",
-		       c->label, r->maps_region, r->maps_total, r->mem_ratio, r->register_ms);
-	}
-	for (int t = 0; t < 2; t++) {
-		if (inst_err[t])
-			continue;
-		printf("%s 64 GiB, %ld random COPYs: %.2f us each, mappings in region <= %ld, maps lines %ld, memory %.3f x bytes installed\n",
-		       t ? "emulated" : "kernel  ", o->installs, inst[t].ns / 1000, inst[t].maps_max,
-		       inst[t].maps_total, inst[t].mem_ratio);
-	}
-}
-
-/* "name": {"p50": .., "p90": .., "p99": .., "max": ..} */
-static void print_latency(FILE *f, const char *name, const double v[4])
-{
-	static const char *const keys[4] = { "p50", "p90", "p99", "max" };
-
-	fprintf(f, "\"%s\": {", name);
-	for (int i = 0; i < 4; i++) {
-		fprintf(f, "%s\"%s\": ", i ? ", " : "", keys[i]);
-		print_num(f, v[i]);
-	}
-	fprintf(f, "}");
-}
-
-static int write_json(const struct opts *o, const struct machine *m, double lk[4], double le[4])
-{
-	FILE *f = strcmp(o->json, "-") == 0 ? stdout : fopen(o->json, "w");
-
-	if (!f) {
-		cli_error("%s: %s", o->json, strerror(errno));
-		return -1;
-	}
-	fprintf(f, "{\n");
-	for (int i = 0; i < NRATIOS; i++) {
-		double v[MAX_REPS];
-		int n = ratio_values(&ratios[i], v);
-		fprintf(f, "  \"%s\": ", ratios[i].key);
-		print_num(f, stats(v, n).med);
-		fprintf(f, ",\n");
-	}
-	fprintf(f, "  \"max_mappings_64g\": ");
-	if (inst_err[1])
-		fprintf(f, "null");
-	else
-		fprintf(f, "%ld", inst[1].maps_max);
-	fprintf(f, ",\n  \"machine\": {\"kernel\": \"%s\", \"cpu\": \"%s\", \"cpus\": %ld, \"date\": \"%s\"},\n",
-		m->kernel, m->cpu, m->cpus, m->date);
-	fprintf(f, "  \"reps\": %d, \"quick\": %s,\n  \"cases\": {\n", o->reps, o->quick ? "true" : "false");
-	for (int i = 0, first = 1; i < C_N; i++) {
-		const struct bcase *c = &cases[i];
-		struct stat3 s = stats(c->v, c->n);
-		if (!c->n)
-			continue;
-		fprintf(f, "%s    \"%s\": {\"unit\": \"us\", \"median\": ", first ? "" : ",\n", c->name);
-		print_num(f, s.med / 1000);
-		fprintf(f, ", \"min\": ");
-		print_num(f, s.min / 1000);
-		fprintf(f, ", \"max\": ");
-		print_num(f, s.max / 1000);
-		fprintf(f, ", \"runs\": [");
-		for (int k = 0; k < c->n; k++)
-			fprintf(f, "%s%.3f", k ? ", " : "", c->v[k] / 1000);
-		fprintf(f, "]");
-		if (c->kind == K_SCALE) {
-			fprintf(f, ", \"maps_in_region\": %ld, \"mem_ratio\": %.4f, \"register_ms\": %.3f",
-				c->sc[c->n - 1].maps_region, c->sc[c->n - 1].mem_ratio, c->sc[c->n - 1].register_ms);
-		}
-		fprintf(f, "}");
-		first = 0;
-	}
-	fprintf(f, "\n  },\n  \"ratios\": {\n");
-	for (int i = 0, first = 1; i < NRATIOS; i++) {
-		double v[MAX_REPS];
-		int n = ratio_values(&ratios[i], v);
-		struct stat3 s = stats(v, n);
-		if (!n)
-			continue;
-		fprintf(f, "%s    \"%s\": {\"median\": %.4f, \"min\": %.4f, \"max\": %.4f, \"target\": ",
-			first ? "" : ",\n", ratios[i].key, s.med, s.min, s.max);
-		if (ratios[i].target > 0)
-			fprintf(f, "%.2f", ratios[i].target);
-		else
-			fprintf(f, "null");
-		fprintf(f, "}");
-		first = 0;
-	}
-	fprintf(f, "\n  },\n  \"latency_us\": {");
-	print_latency(f, "kernel", lk);
-	fprintf(f, ", ");
-	print_latency(f, "emulated", le);
-	fprintf(f, "},\n  \"installs_64g\": {");
-	for (int t = 0; t < 2; t++) {
-		fprintf(f, "%s\"%s\": ", t ? ", " : "", t ? "emulated" : "kernel");
-		if (inst_err[t])
-			fprintf(f, "null");
-		else
-			fprintf(f, "{\"installs\": %ld, \"us_per_copy\": %.3f, \"maps_max\": %ld, \"maps_total\": %ld, \"mem_ratio\": %.4f}",
-				o->installs, inst[t].ns / 1000, inst[t].maps_max, inst[t].maps_total, inst[t].mem_ratio);
-	}
-	fprintf(f, "}\n}\n");
-	if (f != stdout && fclose(f) != 0) {
-		cli_error("%s: %s", o->json, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-
-/* The Markdown report: BENCHMARKS.md is made of one full run, optionally
- * followed by appended runs (--append), then bench/NOTES.md. */
-static int write_markdown(const struct opts *o, const struct machine *m, double lk[4], double le[4])
-{
-	FILE *f = fopen(o->markdown, o->append ? "a" : "w");
 	const char *spin = getenv("USERFAULT_SPIN_US");
 
-	if (!f) {
-		cli_error("%s: %s", o->markdown, strerror(errno));
-		return -1;
-	}
-	if (!o->append) {
-		fprintf(f, "# Benchmarks\n\n");
-		fprintf(f, "Generated by `make benchmarks` (which runs `build/userfault bench --markdown "
-			"BENCHMARKS.md --svg docs/bench-latency.svg --json docs/bench-results.json`, then "
-			"appends a run without spinning); do not edit by hand: the analysis comes from "
-			"`bench/NOTES.md`.\n\n");
-		fprintf(f, "Machine: %s, %ld CPUs, %s. Date: %s.\n\n", m->kernel, m->cpus, m->cpu, m->date);
-		fprintf(f, "Every figure is the median of %d repetitions (min and max beside it), and every "
-			"ratio is computed within one repetition, between runs made moments apart in the "
-			"same process%s.\n\n", o->reps, o->quick ? " (quick mode: fewer faults)" : "");
-	}
-	fprintf(f, "## %s%s%s\n\n", o->only >= 0 ? group_names[o->only] : "All workloads",
-		spin ? ", with USERFAULT_SPIN_US=" : "", spin ? spin : "");
-	fprintf(f, "### Ratios\n\n| ratio (lower is better) | median | min | max | target |\n|---|---:|---:|---:|---|\n");
-	for (int i = 0; i < NRATIOS; i++) {
-		double v[MAX_REPS];
-		int n = ratio_values(&ratios[i], v);
-		struct stat3 st = stats(v, n);
-		if (!n)
-			continue;
-		fprintf(f, "| %s | %.3f | %.3f | %.3f | ", ratios[i].label, st.med, st.min, st.max);
-		if (ratios[i].target > 0)
-			fprintf(f, "<= %.2f: **%s** |\n", ratios[i].target, st.med <= ratios[i].target ? "met" : "missed");
-		else
-			fprintf(f, " |\n");
-	}
-	if (!o->append && !inst_err[1])
-		fprintf(f, "| mappings in the 64 GiB region, %ld random installs (emulated, most seen) | %ld | | | < 100: **%s** |\n",
-			o->installs, inst[1].maps_max, inst[1].maps_max < 100 ? "met" : "missed");
-	if (!o->append && !inst_err[1])
-		fprintf(f, "| memory / bytes installed, same run (emulated) | %.3f | | | <= 1.05: **%s** |\n",
-			inst[1].mem_ratio, inst[1].mem_ratio <= 1.05 ? "met" : "missed");
-	fprintf(f, "\n### Cases (microseconds per fault; bulk: per page)\n\n| case | median | min | max |\n|---|---:|---:|---:|\n");
+	res->reps = o->reps;
+	res->quick = o->quick;
+	res->only = o->only >= 0 ? group_names[o->only] : NULL;
+	res->spin_us = spin;
+	res->svg = o->svg;
+	res->append = o->append;
+	res->ncases = C_N;
 	for (int i = 0; i < C_N; i++) {
 		const struct bcase *c = &cases[i];
-		struct stat3 st = stats(c->v, c->n);
-		if (o->only >= 0 && (int)c->group != o->only)
-			continue;
-		if (!c->n)
-			fprintf(f, "| %s | not run | | |\n", c->label);
-		else
-			fprintf(f, "| %s | %.2f | %.2f | %.2f |\n", c->label, st.med / 1000, st.min / 1000, st.max / 1000);
+		struct bench_case_result *r = &res->cases[i];
+		struct bench_stat s = stats(c->v, c->n);	/* in ns, as the runs */
+
+		r->name = c->name;
+		r->label = c->label;
+		r->selected = o->only < 0 || (int)c->group == o->only;
+		r->err = c->err;
+		r->n = c->n;
+		for (int k = 0; k < c->n; k++)
+			r->runs[k] = c->v[k] / 1000;
+		r->us.med = s.med / 1000;
+		r->us.min = s.min / 1000;
+		r->us.max = s.max / 1000;
+		r->is_scale = c->kind == K_SCALE;
+		r->scale = c->last_scale;
 	}
-	if (nlat_k && nlat_e) {
-		fprintf(f, "\n### Round-trip latency (poll + read + COPY 4 KiB), all repetitions pooled\n\n"
-			"| back-end | p50 | p90 | p99 | max | faults |\n|---|---:|---:|---:|---:|---:|\n");
-		fprintf(f, "| kernel | %.1f | %.1f | %.1f | %.1f | %zu |\n", lk[0], lk[1], lk[2], lk[3], nlat_k);
-		fprintf(f, "| emulated | %.1f | %.1f | %.1f | %.1f | %zu |\n", le[0], le[1], le[2], le[3], nlat_e);
-		if (o->svg && !o->append)
-			fprintf(f, "\n![latency distributions](%s)\n", o->svg);
+	res->nratios = NRATIOS;
+	for (int i = 0; i < NRATIOS; i++) {
+		struct bench_ratio_result *r = &res->ratios[i];
+		double v[MAX_REPS];
+		int n = ratio_values(&ratios[i], v);
+
+		r->key = ratios[i].key;
+		r->label = ratios[i].label;
+		r->target = ratios[i].target;
+		r->n = n;
+		r->stat = stats(v, n);
 	}
-	if (cases[C_S16_K].n || cases[C_S16_E].n) {
-		fprintf(f, "\n### Sparse random faults in large regions (last repetition)\n\n"
-			"| case | mappings in region | /proc/self/maps lines | memory / bytes installed | REGISTER (ms) |\n"
-			"|---|---:|---:|---:|---:|\n");
-		for (int i = C_S16_K; i <= C_S64_E; i++) {
-			const struct bcase *c = &cases[i];
-			const struct scale_result *r = c->n ? &c->sc[c->n - 1] : NULL;
-			if (r)
-				fprintf(f, "| %s | %ld | %ld | %.3f | %.2f |\n", c->label, r->maps_region,
-					r->maps_total, r->mem_ratio, r->register_ms);
-		}
+	latency_stats(lat_k, nlat_k, &res->latency[BENCH_KERNEL]);
+	latency_stats(lat_e, nlat_e, &res->latency[BENCH_EMULATED]);
+	res->installs = o->installs;
+	for (int t = 0; t < BENCH_NTARGETS; t++) {
+		res->installs_64g[t].ran = !inst_err[t];
+		res->installs_64g[t].r = inst[t];
 	}
-	if (!inst_err[0] || !inst_err[1]) {
-		fprintf(f, "\n### 64 GiB region (MAP_NORESERVE), %ld random UFFDIO_COPYs of 4 KiB\n\n"
-			"| back-end | us per COPY | mappings in region (most seen) | /proc/self/maps lines | memory / bytes installed |\n"
-			"|---|---:|---:|---:|---:|\n", o->installs);
-		for (int t = 0; t < 2; t++)
-			if (!inst_err[t])
-				fprintf(f, "| %s | %.2f | %ld | %ld | %.3f |\n", t ? "emulated" : "kernel",
-					inst[t].ns / 1000, inst[t].maps_max, inst[t].maps_total, inst[t].mem_ratio);
-	}
-	fprintf(f, "\n");
-	if (fclose(f) != 0) {
-		cli_error("%s: %s", o->markdown, strerror(errno));
-		return -1;
-	}
-	return 0;
 }
 
 /* ---- The command -------------------------------------------------------- */
 
-static int parse(int argc, char **argv, struct opts *o)
+enum {
+	OPT_QUICK = CLI_OPT_COMMAND, OPT_APPEND, OPT_REPS, OPT_ONLY, OPT_JSON, OPT_MARKDOWN, OPT_SVG,
+};
+
+static const struct option bench_options[] = {
+	CLI_LONGOPT_HELP,
+	CLI_LONGOPT_BACKEND,	/* only to say that bench takes none */
+	{ "quick", no_argument, NULL, OPT_QUICK },
+	{ "append", no_argument, NULL, OPT_APPEND },
+	{ "reps", required_argument, NULL, OPT_REPS },
+	{ "only", required_argument, NULL, OPT_ONLY },
+	{ "json", required_argument, NULL, OPT_JSON },
+	{ "markdown", required_argument, NULL, OPT_MARKDOWN },
+	{ "svg", required_argument, NULL, OPT_SVG },
+	CLI_LONGOPT_END,
+};
+
+/* The arguments: CLI_OK after --help, CLI_USAGE for a bad command line (the
+ * error printed), or -1 to go on. */
+static int parse(int argc, char **argv, struct cli_global *global, struct opts *o)
 {
 	long v;
+	int c;
 
 	o->reps = 0;
 	o->only = -1;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char **file = NULL;
-
-		if (strcmp(a, "--quick") == 0) {
+	/* '-': in order, the other arguments returned as 1 (there are none). */
+	cli_getopt_reset();
+	while ((c = getopt_long(argc, argv, "-:h", bench_options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(bench_help, stdout);
+			return CLI_OK;
+		case CLI_OPT_BACKEND:
+			global->backend = optarg;	/* refused below */
+			break;
+		case OPT_QUICK:
 			o->quick = 1;
-			continue;
-		}
-		if (strcmp(a, "--append") == 0) {
+			break;
+		case OPT_APPEND:
 			o->append = 1;
-			continue;
-		}
-		if (strcmp(a, "--json") == 0)
-			file = &o->json;
-		else if (strcmp(a, "--markdown") == 0)
-			file = &o->markdown;
-		else if (strcmp(a, "--svg") == 0)
-			file = &o->svg;
-		if (file) {
-			if (++i == argc)
-				return cli_usage_error("bench", "%s needs a file name", a);
-			*file = argv[i];
-			continue;
-		}
-		if (strcmp(a, "--reps") == 0) {
-			if (++i == argc || cli_parse_count(argv[i], 1, MAX_REPS, &v))
+			break;
+		case OPT_JSON:
+			o->json = optarg;
+			break;
+		case OPT_MARKDOWN:
+			o->markdown = optarg;
+			break;
+		case OPT_SVG:
+			o->svg = optarg;
+			break;
+		case OPT_REPS:
+			if (cli_parse_count(optarg, 1, MAX_REPS, &v))
 				return cli_usage_error("bench", "--reps needs a count from 1 to %d", MAX_REPS);
 			o->reps = (int)v;
-			continue;
-		}
-		if (strcmp(a, "--only") == 0) {
-			if (++i == argc)
-				return cli_usage_error("bench", "--only needs a group");
+			break;
+		case OPT_ONLY:
 			for (int g = 0; g < G_N; g++)
-				if (strcmp(argv[i], group_names[g]) == 0)
+				if (strcmp(optarg, group_names[g]) == 0)
 					o->only = g;
 			if (o->only < 0)
-				return cli_usage_error("bench", "unknown group '%s'", argv[i]);
-			continue;
+				return cli_usage_error("bench", "unknown group '%s'", optarg);
+			break;
+		case 1:
+			return cli_usage_error("bench", "unexpected argument '%s'", optarg);
+		case ':':
+			switch (optopt) {
+			case OPT_REPS:
+				return cli_usage_error("bench", "--reps needs a count from 1 to %d", MAX_REPS);
+			case OPT_ONLY:
+				return cli_usage_error("bench", "--only needs a group");
+			case OPT_JSON:
+			case OPT_MARKDOWN:
+			case OPT_SVG:
+				return cli_usage_error("bench", "--%s needs a file name",
+						       cli_option_name(bench_options, optopt));
+			}
+			return cli_option_error("bench", c, argv, bench_options);
+		default:
+			return cli_option_error("bench", c, argv, bench_options);
 		}
-		return cli_usage_error("bench", "unknown argument '%s'", a);
 	}
+	if (optind < argc)	/* after "--" */
+		return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+	if (global->backend)
+		return cli_usage_error("bench", "bench runs every back-end: no --backend");
 	if (!o->reps)
 		o->reps = o->quick ? 3 : 7;
 	o->rt_faults = o->quick ? 400 : 2000;
@@ -687,39 +537,123 @@ static int parse(int argc, char **argv, struct opts *o)
 	o->sc_faults = o->quick ? 300 : 2000;
 	o->pass_calls = o->quick ? 2000 : 20000;
 	o->installs = o->quick ? 20000 : 200000;
-	return CLI_OK;
+	return -1;
+}
+
+/* ---- Output files ------------------------------------------------------- */
+
+/* The output files are opened before the run, so that a bad path fails at
+ * once and not after it.  They are opened for appending, and emptied only
+ * when the results are written: "w" would empty an existing report before
+ * a run that may yet be interrupted. */
+struct output {
+	const char *path;	/* NULL: not asked for */
+	FILE *f;
+	int append;		/* keep what the file holds */
+	int created;		/* the file did not exist: remove it if abandoned */
+};
+
+static int output_open(struct output *out)
+{
+	int fd;
+
+	if (!out->path)
+		return 0;
+	fd = open(out->path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	out->created = fd >= 0;
+	if (fd < 0 && errno == EEXIST)
+		fd = open(out->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0 || !(out->f = fdopen(fd, "a"))) {
+		cli_error("bench: cannot write '%s': %s", out->path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		if (out->created)
+			unlink(out->path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Close without writing (another file could not be opened). */
+static void output_abandon(struct output *out)
+{
+	if (!out->f)
+		return;
+	fclose(out->f);
+	out->f = NULL;
+	if (out->created)
+		unlink(out->path);
+}
+
+/* Write the results with writer and close: 0, or -1 after printing why. */
+static int output_write(struct output *out, int (*writer)(FILE *, const struct bench_results *),
+			const struct bench_results *res)
+{
+	struct stat st;
+	int err = 0;
+
+	if (!out->f)
+		return 0;
+	/* Empty the file first unless appending (a regular file only: not a
+	 * pipe, or a device such as /dev/stdout). */
+	if (!out->append && fstat(fileno(out->f), &st) == 0 && S_ISREG(st.st_mode) &&
+	    ftruncate(fileno(out->f), 0) < 0) {
+		err = errno;
+	} else {
+		errno = 0;
+		if (writer(out->f, res) < 0)
+			err = errno ? errno : EIO;
+	}
+	if (fclose(out->f) != 0 && !err)
+		err = errno;
+	out->f = NULL;
+	if (err) {
+		cli_error("bench: cannot write '%s': %s", out->path, strerror(err));
+		return -1;
+	}
+	return 0;
 }
 
 int cmd_bench(int argc, char **argv, struct cli_global *global)
 {
+	static struct bench_results res;	/* large: not on the stack */
 	struct opts o = { 0 };
-	struct machine m;
-	double lk[4], le[4];
+	struct output json = { 0 }, markdown = { 0 }, svg = { 0 };
+	FILE *text = stdout;
 	int r, failed = 0;
 
-	if (argc > 1 && cli_is_help(argv[1])) {
-		fputs(bench_help, stdout);
-		return CLI_OK;
-	}
-	if (global->backend)
-		return cli_usage_error("bench", "bench runs every back-end: no --backend");
-	if ((r = parse(argc, argv, &o)) != CLI_OK)
+	if ((r = parse(argc, argv, global, &o)) >= 0)
 		return r;
-	machine_info(&m);
+	if (o.json && strcmp(o.json, "-") == 0)
+		text = stderr;	/* stdout carries the JSON alone */
+	else
+		json.path = o.json;
+	markdown.path = o.markdown;
+	markdown.append = o.append;
+	svg.path = o.svg;
+	if (output_open(&json) < 0 || output_open(&markdown) < 0 || output_open(&svg) < 0) {
+		output_abandon(&json);
+		output_abandon(&markdown);
+		return CLI_FAIL;
+	}
+
+	machine_info(&res.machine);
 	run_all(&o);
-	latency_stats(lat_k, nlat_k, lk);
-	latency_stats(lat_e, nlat_e, le);
-	print_text(&o, &m, lk, le);
+	collect(&o, &res);
 	for (int i = 0; i < C_N; i++)
-		if ((o.only < 0 || (int)cases[i].group == o.only) && cases[i].err)
+		if (res.cases[i].selected && res.cases[i].err)
 			failed = 1;
 	if ((o.only < 0 || o.only == G_SCALE) && (inst_err[0] || inst_err[1]))
 		failed = 1;
-	if (o.json && write_json(&o, &m, lk, le) < 0)
+
+	bench_write_text(text, &res);
+	if (text == stderr)	/* main() reports a failed stdout */
+		bench_write_json(stdout, &res);
+	if (output_write(&json, bench_write_json, &res) < 0)
 		failed = 1;
-	if (o.markdown && write_markdown(&o, &m, lk, le) < 0)
+	if (output_write(&markdown, bench_write_markdown, &res) < 0)
 		failed = 1;
-	if (o.svg && bench_write_svg(o.svg, lat_k, nlat_k, lat_e, nlat_e) < 0)
+	if (output_write(&svg, bench_write_latency_svg, &res) < 0)
 		failed = 1;
 	free(lat_k);
 	free(lat_e);

@@ -252,34 +252,54 @@ static void print_emulation_stats(void)
 
 /* The arguments: CLI_OK after --help, CLI_USAGE for a bad command line (the
  * error printed), or -1 to go on with the demo. */
+/* The page count: CLI_USAGE after printing why if arg is not one, or the
+ * second one. */
+static int take_count(const char *arg, int *have_count, long *npages)
+{
+	if (*have_count)
+		return cli_usage_error("demo", "unexpected argument '%s'", arg);
+	if (cli_parse_count(arg, 1, MAX_PAGES, npages) < 0)
+		return cli_usage_error("demo", "invalid number of pages '%s': expected 1 to %ld",
+				       arg, MAX_PAGES);
+	*have_count = 1;
+	return CLI_OK;
+}
+
+/* The arguments: CLI_OK after --help, CLI_USAGE for a bad command line (the
+ * error printed), or -1 to go on with the demo. */
 static int parse_args(int argc, char **argv, struct cli_global *global,
 		      long *npages)
 {
-	int have_count = 0;
+	static const struct option longopts[] = {
+		CLI_LONGOPT_HELP,
+		CLI_LONGOPT_BACKEND,
+		CLI_LONGOPT_END,
+	};
+	int have_count = 0, c;
 
 	*npages = DEFAULT_PAGES;
-	for (int i = 1; i < argc; i++) {
-		const char *arg = argv[i];
-		int taken;
-
-		if (cli_is_help(arg)) {
+	/* '-': in order, N returned as 1 wherever it stands among the options. */
+	cli_getopt_reset();
+	while ((c = getopt_long(argc, argv, "-:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
 			fputs(demo_help, stdout);
 			return CLI_OK;
+		case CLI_OPT_BACKEND:
+			if (cli_take_backend(optarg, global, "demo") != CLI_OK)
+				return CLI_USAGE;
+			break;
+		case 1:
+			if (take_count(optarg, &have_count, npages) != CLI_OK)
+				return CLI_USAGE;
+			break;
+		default:
+			return cli_option_error("demo", c, argv, longopts);
 		}
-		taken = cli_take_backend(argc, argv, &i, global, "demo");
-		if (taken < 0)
-			return CLI_USAGE;
-		if (taken > 0)
-			continue;
-		if (arg[0] == '-')
-			return cli_usage_error("demo", "unknown option '%s'", arg);
-		if (have_count)
-			return cli_usage_error("demo", "unexpected argument '%s'", arg);
-		if (cli_parse_count(arg, 1, MAX_PAGES, npages) < 0)
-			return cli_usage_error("demo", "invalid number of pages '%s': expected 1 to %ld",
-					       arg, MAX_PAGES);
-		have_count = 1;
 	}
+	for (; optind < argc; optind++)	/* after "--" */
+		if (take_count(argv[optind], &have_count, npages) != CLI_OK)
+			return CLI_USAGE;
 	return -1;	/* go on */
 }
 

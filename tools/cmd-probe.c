@@ -390,28 +390,37 @@ int cmd_probe(int argc, char **argv, struct cli_global *global)
 {
 	struct uf_probe probe;
 	enum uf_backend in_use;
-	int json = 0, status, err;
+	enum { OPT_JSON = CLI_OPT_COMMAND };
+	static const struct option longopts[] = {
+		CLI_LONGOPT_HELP,
+		CLI_LONGOPT_BACKEND,
+		{ "json", no_argument, NULL, OPT_JSON },
+		CLI_LONGOPT_END,
+	};
+	int json = 0, status, err, c;
 
-	for (int i = 1; i < argc; i++) {
-		int taken;
-
-		if (cli_is_help(argv[i])) {
+	/* '-': in order, the other arguments returned as 1 (there are none). */
+	cli_getopt_reset();
+	while ((c = getopt_long(argc, argv, "-:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
 			fputs(probe_help, stdout);
 			return CLI_OK;
-		}
-		if (strcmp(argv[i], "--json") == 0) {
+		case OPT_JSON:
 			json = 1;
-			continue;
-		}
-		taken = cli_take_backend(argc, argv, &i, global, "probe");
-		if (taken < 0)
-			return CLI_USAGE;
-		if (taken == 0) {
-			if (argv[i][0] == '-')
-				return cli_usage_error("probe", "unknown option '%s'", argv[i]);
-			return cli_usage_error("probe", "unexpected argument '%s'", argv[i]);
+			break;
+		case CLI_OPT_BACKEND:
+			if (cli_take_backend(optarg, global, "probe") != CLI_OK)
+				return CLI_USAGE;
+			break;
+		case 1:
+			return cli_usage_error("probe", "unexpected argument '%s'", optarg);
+		default:
+			return cli_option_error("probe", c, argv, longopts);
 		}
 	}
+	if (optind < argc)	/* after "--" */
+		return cli_usage_error("probe", "unexpected argument '%s'", argv[optind]);
 
 	status = cli_use_backend(global, "probe");
 	if (status != CLI_OK)

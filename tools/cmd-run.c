@@ -124,30 +124,31 @@ static int set_backend_env(const struct cli_global *global)
 
 int cmd_run(int argc, char **argv, struct cli_global *global)
 {
+	static const struct option longopts[] = {
+		CLI_LONGOPT_HELP,
+		CLI_LONGOPT_BACKEND,
+		CLI_LONGOPT_END,
+	};
 	char path[PATH_MAX];
-	int i, status;
+	int i, status, c;
 
-	/* Our options end at "--" or at PROG. */
-	for (i = 1; i < argc; i++) {
-		const char *arg = argv[i];
-		int taken;
-
-		if (strcmp(arg, "--") == 0) {
-			i++;
-			break;
-		}
-		if (arg[0] != '-')
-			break;
-		if (cli_is_help(arg)) {
+	/* Our options end at "--" or at PROG ('+'): PROG's own options and
+	 * arguments are left alone. */
+	cli_getopt_reset();
+	while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
 			fputs(run_help, stdout);
 			return CLI_OK;
+		case CLI_OPT_BACKEND:
+			if (cli_take_backend(optarg, global, "run") != CLI_OK)
+				return CLI_USAGE;
+			break;
+		default:
+			return cli_option_error("run", c, argv, longopts);
 		}
-		taken = cli_take_backend(argc, argv, &i, global, "run");
-		if (taken < 0)
-			return CLI_USAGE;
-		if (taken == 0)
-			return cli_usage_error("run", "unknown option '%s'", arg);
 	}
+	i = optind;
 	if (i == argc)
 		return cli_usage_error("run", "missing the program to run");
 

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -505,75 +506,142 @@ static int round_run(struct stress *s, int do_fork, uint64_t *st)
 	return 0;
 }
 
-static int parse_num(const char *opt, const char *v, long min, long max, long *out)
+/* The command line. */
+struct stress_opts {
+	long seconds, threads, handlers, size_mib, rounds, seed;
+	int do_fork, events;
+};
+
+enum {
+	OPT_SECONDS = CLI_OPT_COMMAND, OPT_THREADS, OPT_HANDLERS, OPT_SIZE, OPT_ROUNDS, OPT_SEED,
+	OPT_NO_FORK, OPT_EVENTS,
+};
+
+static const struct option stress_options[] = {
+	CLI_LONGOPT_HELP,
+	CLI_LONGOPT_BACKEND,
+	{ "seconds", required_argument, NULL, OPT_SECONDS },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "handlers", required_argument, NULL, OPT_HANDLERS },
+	{ "size", required_argument, NULL, OPT_SIZE },
+	{ "rounds", required_argument, NULL, OPT_ROUNDS },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "no-fork", no_argument, NULL, OPT_NO_FORK },
+	{ "events", no_argument, NULL, OPT_EVENTS },
+	CLI_LONGOPT_END,
+};
+
+/* The numeric options: their range, and where the value goes. */
+static const struct {
+	int opt;
+	long min, max;
+	size_t offset;		/* in struct stress_opts */
+} stress_numbers[] = {
+	{ OPT_SECONDS, 1, 86400, offsetof(struct stress_opts, seconds) },
+	{ OPT_THREADS, 1, MAX_FAULTERS, offsetof(struct stress_opts, threads) },
+	{ OPT_HANDLERS, 1, MAX_HANDLERS, offsetof(struct stress_opts, handlers) },
+	{ OPT_SIZE, 4, 65536, offsetof(struct stress_opts, size_mib) },
+	{ OPT_ROUNDS, 1, 1000000000, offsetof(struct stress_opts, rounds) },
+	{ OPT_SEED, 0, 0x7fffffffffffffffL, offsetof(struct stress_opts, seed) },
+};
+#define N_STRESS_NUMBERS (sizeof stress_numbers / sizeof stress_numbers[0])
+
+/* The value of numeric option opt (NULL: missing) into o: CLI_OK, or
+ * CLI_USAGE after printing why; -1 if opt is not a numeric option. */
+static int take_number(struct stress_opts *o, int opt, const char *value)
 {
-	if (!v || cli_parse_count(v, min, max, out) < 0)
-		return cli_usage_error("stress", "%s needs a number from %ld to %ld", opt, min, max);
-	return CLI_OK;
+	for (size_t k = 0; k < N_STRESS_NUMBERS; k++) {
+		long *out = (long *)((char *)o + stress_numbers[k].offset);
+
+		if (stress_numbers[k].opt != opt)
+			continue;
+		if (!value || cli_parse_count(value, stress_numbers[k].min, stress_numbers[k].max, out) < 0)
+			return cli_usage_error("stress", "--%s needs a number from %ld to %ld",
+					       cli_option_name(stress_options, opt),
+					       stress_numbers[k].min, stress_numbers[k].max);
+		return CLI_OK;
+	}
+	return -1;
+}
+
+/* The arguments: CLI_OK after --help, CLI_USAGE for a bad command line (the
+ * error printed), or -1 to go on. */
+static int parse_args(int argc, char **argv, struct cli_global *global, struct stress_opts *o)
+{
+	int c, r;
+
+	/* '-': in order, the other arguments returned as 1 (there are none). */
+	cli_getopt_reset();
+	while ((c = getopt_long(argc, argv, "-:h", stress_options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(stress_help, stdout);
+			return CLI_OK;
+		case CLI_OPT_BACKEND:
+			if (cli_take_backend(optarg, global, "stress") != CLI_OK)
+				return CLI_USAGE;
+			break;
+		case OPT_NO_FORK:
+			o->do_fork = 0;
+			break;
+		case OPT_EVENTS:
+			o->events = 1;
+			break;
+		case 1:
+			return cli_usage_error("stress", "unexpected argument '%s'", optarg);
+		case ':':	/* a value missing: a number's gets the same message as a bad one */
+			if ((r = take_number(o, optopt, NULL)) >= 0)
+				return r;
+			return cli_option_error("stress", c, argv, stress_options);
+		default:
+			if ((r = take_number(o, c, optarg)) < 0)
+				return cli_option_error("stress", c, argv, stress_options);
+			if (r != CLI_OK)
+				return r;
+			break;
+		}
+	}
+	if (optind < argc)	/* after "--" */
+		return cli_usage_error("stress", "unexpected argument '%s'", argv[optind]);
+	return -1;
 }
 
 int cmd_stress(int argc, char **argv, struct cli_global *global)
 {
 	struct stress s;
-	long seconds = 10, threads = 4, handlers = 2, size_mib = 32, rounds = 0, seed = -1;
-	int do_fork = 1, events = 0, r, status = CLI_OK;
+	struct stress_opts o = {
+		.seconds = 10, .threads = 4, .handlers = 2, .size_mib = 32, .rounds = 0, .seed = -1,
+		.do_fork = 1, .events = 0,
+	};
+	int r, status = CLI_OK;
 	pthread_t fth[MAX_FAULTERS], hth[MAX_HANDLERS];
 	unsigned nf = 0, nh = 0;
 	struct uffdio_api api = { .api = UFFD_API };
 	time_t start;
 	uint64_t st;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		int t;
-		if (cli_is_help(a)) {
-			fputs(stress_help, stdout);
-			return CLI_OK;
-		}
-		if ((t = cli_take_backend(argc, argv, &i, global, "stress")) < 0)
-			return CLI_USAGE;
-		if (t)
-			continue;
-		if (!strcmp(a, "--no-fork")) {
-			do_fork = 0;
-			continue;
-		}
-		if (!strcmp(a, "--events")) {
-			events = 1;
-			continue;
-		}
-		if (!strcmp(a, "--seconds")) r = parse_num(a, v, 1, 86400, &seconds);
-		else if (!strcmp(a, "--threads")) r = parse_num(a, v, 1, MAX_FAULTERS, &threads);
-		else if (!strcmp(a, "--handlers")) r = parse_num(a, v, 1, MAX_HANDLERS, &handlers);
-		else if (!strcmp(a, "--size")) r = parse_num(a, v, 4, 65536, &size_mib);
-		else if (!strcmp(a, "--rounds")) r = parse_num(a, v, 1, 1000000000, &rounds);
-		else if (!strcmp(a, "--seed")) r = parse_num(a, v, 0, 0x7fffffffffffffffL, &seed);
-		else
-			return cli_usage_error("stress", "unknown argument '%s'", a);
-		if (r != CLI_OK)
-			return r;
-		i++;
-	}
+	if ((r = parse_args(argc, argv, global, &o)) >= 0)
+		return r;
 	if ((r = cli_use_backend(global, "stress")) != CLI_OK)
 		return r;
 
 	memset(&s, 0, sizeof s);
 	s.ps = (size_t)sysconf(_SC_PAGESIZE);
-	s.len = (size_t)size_mib << 20;
+	s.len = (size_t)o.size_mib << 20;
 	s.npages = s.len / s.ps;
-	s.nfaulters = (unsigned)threads;
-	s.nhandlers = (unsigned)handlers;
-	s.events = events;
+	s.nfaulters = (unsigned)o.threads;
+	s.nhandlers = (unsigned)o.handlers;
+	s.events = o.events;
 	s.child_uffd = -1;
-	if (events)
+	if (o.events)
 		api.features = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_FORK;
-	s.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	s.seed = o.seed >= 0 ? (uint64_t)o.seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.cond, NULL);
 	st = s.seed;
 	printf(CLI_NAME " stress: %s back-end, 2 regions of %ld MiB, %ld faulting + %ld handler threads, "
-	       "seed %llu%s%s\n", uf_backend_name(uf_get_backend()), size_mib, threads, handlers,
-	       (unsigned long long)s.seed, do_fork ? ", forks" : "", events ? ", events REMOVE and FORK" : "");
+	       "seed %llu%s%s\n", uf_backend_name(uf_get_backend()), o.size_mib, o.threads, o.handlers,
+	       (unsigned long long)s.seed, o.do_fork ? ", forks" : "", o.events ? ", events REMOVE and FORK" : "");
 	fflush(stdout);
 
 	for (int k = 0; k < 2; k++) {
@@ -608,8 +676,8 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 	}
 
 	start = time(NULL);
-	while (status == CLI_OK && time(NULL) - start < seconds && (!rounds || s.round < rounds)) {
-		if (round_run(&s, do_fork, &st) < 0) {
+	while (status == CLI_OK && time(NULL) - start < o.seconds && (!o.rounds || s.round < o.rounds)) {
+		if (round_run(&s, o.do_fork, &st) < 0) {
 			if (!atomic_load(&s.err))
 				cli_error("round %u: a phase took over %d s: a fault was never served", s.round,
 					  PHASE_LIMIT_S);
@@ -645,7 +713,7 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 	       s.round, (long)(time(NULL) - start), (unsigned long long)atomic_load(&s.faults),
 	       (unsigned long long)atomic_load(&s.copies), (unsigned long long)atomic_load(&s.eexist),
 	       (unsigned long long)atomic_load(&s.partial));
-	if (events)
+	if (o.events)
 		printf(CLI_NAME " stress: %llu REMOVE events, %llu FORK events, %llu COPYs retried (EAGAIN)\n",
 		       (unsigned long long)atomic_load(&s.removes), (unsigned long long)atomic_load(&s.forks),
 		       (unsigned long long)atomic_load(&s.retries));

@@ -3,6 +3,7 @@
  * main.c - the userfault command: finds the command, handles the options
  * that may come before it, prints the help.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,38 +99,46 @@ static int finish(int status)
 
 static int dispatch(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		CLI_LONGOPT_HELP,
+		CLI_LONGOPT_BACKEND,
+		{ "version", no_argument, NULL, 'V' },
+		CLI_LONGOPT_END,
+	};
 	struct cli_global global = { 0 };
 	const struct command *cmd;
-	int i;
+	int c;
 
-	/* Options before the command. */
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		const char *arg = argv[i];
-		int taken;
-
-		if (cli_is_help(arg)) {
+	/* Options before the command: '+' stops at the command's name, which
+	 * parses its own options (after resetting getopt). */
+	cli_getopt_reset();
+	while ((c = getopt_long(argc, argv, "+:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
 			fputs(usage_text, stdout);
 			return CLI_OK;
-		}
-		if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
+		case 'V':
 			printf(CLI_NAME " " CLI_VERSION "\n");
 			return CLI_OK;
+		case CLI_OPT_BACKEND:
+			if (cli_take_backend(optarg, &global, NULL) != CLI_OK)
+				return CLI_USAGE;
+			break;
+		default:
+			return cli_option_error(NULL, c, argv, longopts);
 		}
-		taken = cli_take_backend(argc, argv, &i, &global, NULL);
-		if (taken < 0)
-			return CLI_USAGE;
-		if (taken == 0)
-			return cli_usage_error(NULL, "unknown option '%s'", arg);
 	}
-	if (i == argc)
+	if (optind >= argc)
 		return cli_usage_error(NULL, "missing command");
 
-	if (strcmp(argv[i], "help") == 0)
-		return help(argc - i, argv + i, &global);
-	cmd = find_command(argv[i]);
+	argc -= optind;
+	argv += optind;
+	if (strcmp(argv[0], "help") == 0)
+		return help(argc, argv, &global);
+	cmd = find_command(argv[0]);
 	if (!cmd)
-		return cli_usage_error(NULL, "unknown command '%s'", argv[i]);
-	return cmd->run(argc - i, argv + i, &global);
+		return cli_usage_error(NULL, "unknown command '%s'", argv[0]);
+	return cmd->run(argc, argv, &global);
 }
 
 int main(int argc, char **argv)
