@@ -4,7 +4,7 @@
  * faulting thread, on either back-end.
  *
  * Emulated: the uffd's context carries the callback, and the SIGSEGV
- * handler calls it instead of queueing a message (emu/fault.c).
+ * handler calls it instead of queueing a message (src/emu/fault.c).
  *
  * Kernel: a uffd with UFFD_FEATURE_SIGBUS; our SIGBUS handler finds the
  * pager whose range holds the address in a small lock-free table (the

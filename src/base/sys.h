@@ -49,7 +49,7 @@
 
 /* A system call without going through syscall(3), nor through a
  * sanitizer's interceptor, nor through our own interposers of the memory
- * calls (emu/vmops.c).  -1 and errno.  async-signal-safe */
+ * calls (src/interpose/memory.c).  -1 and errno.  async-signal-safe */
 static inline long sys_call6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
 	long ret;

@@ -10,12 +10,6 @@
 #include "base/sys.h"
 #include "emu/area-impl.h"
 
-
-/* ---------------------------------------------------------------------- */
-/* The program's own memory calls over areas (vmops.c drives these; all   */
-/* with g_table_lock held).                                                      */
-/* ---------------------------------------------------------------------- */
-
 /* The areas inside [start, end), after splitting at its bounds: calls fn on
  * each.  0 or the first error. */
 static int each_inside(uintptr_t start, uintptr_t end, int (*fn)(struct area *, void *), void *arg)

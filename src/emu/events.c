@@ -9,7 +9,7 @@
  *                                that COPY and ZEROPAGE give EAGAIN from
  *                                the moment the operation is decided
  *   ev_send()             each message, waiting until it is read
- *                                (g_table_lock not held: the reader may need it)
+ *                                (the area lock not held: the reader may need it)
  *   ev_done()             lowers `changing` again
  */
 #include <stdlib.h>

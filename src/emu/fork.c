@@ -39,6 +39,8 @@ struct fork_uffd {
 	int rd, wr;		/* the new uffd's pipe */
 };
 static struct fork_uffd g_fu[CTX_MAX];
+_Static_assert(sizeof(((struct uffd_msg *)0)->arg.reserved.reserved2) >= sizeof(int),
+	       "a FORK message carries the creation flags to its reader in reserved2");
 static int g_nfu;
 static int g_done[2] = { -1, -1 };	/* child -> parent: 'c' when copied */
 static int g_go[2] = { -1, -1 };	/* parent -> child: EOF when events read */

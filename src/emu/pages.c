@@ -167,7 +167,7 @@ long pg_extra_maps(_Atomic uint64_t *bits, uint64_t pg0, size_t n)
 	return runs > 1 ? runs - 1 : 0;
 }
 
-/* Set what the registered areas use now (under g_table_lock, after changes). */
+/* Set what the registered areas use now (the area lock held, after changes). */
 void pg_set_used(long extra)
 {
 	atomic_store(&g_used, extra);

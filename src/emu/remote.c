@@ -49,6 +49,7 @@
 #define MAX_READ	64	/* messages one remote read() returns, at most */
 
 enum { RQ_HELLO = 1, RQ_TAKE, RQ_IOCTL, RQ_COPY };
+_Static_assert(MAX_READ <= WQ_TAKEN_MAX, "every event of one TAKE can be completed after the reply");
 
 struct rq {
 	uint32_t op;
