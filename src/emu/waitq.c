@@ -103,6 +103,27 @@ static int finish(struct waiter *w, uint32_t seen, uint32_t to, struct wq_queue 
 	return 1;
 }
 
+/* Wake a waiter seen in phase PENDING or READ (in *seen): 1 if we moved it
+ * to WOKEN.  A reader may take its message (PENDING -> READ) between our
+ * look and our move: the wake must not be lost to that, so it is retried
+ * for as long as the slot holds the same waiter, queued or read.  *seen
+ * gets the phase it was woken from. */
+static int wake_from(struct waiter *w, uint32_t *seen, struct wq_queue *q)
+{
+	uint32_t s = *seen;
+
+	for (;;) {
+		if (finish(w, s, W_WOKEN, q)) {
+			*seen = s;
+			return 1;
+		}
+		uint32_t now = atomic_load(&w->state);
+		if ((now & ~0xffu) != (s & ~0xffu) || (PHASE(now) != W_PENDING && PHASE(now) != W_READ))
+			return 0;	/* woken, cancelled or reused meanwhile */
+		s = now;
+	}
+}
+
 /* Let a waiter moved to WOKEN go. */
 static void wake(struct waiter *w)
 {
@@ -168,7 +189,7 @@ long wq_wake_range(struct wq_queue *q, uintptr_t start, uintptr_t end, long *wok
 		a = atomic_load(&w->addr);
 		if (a < start || a >= end)
 			continue;
-		if (finish(w, s, W_WOKEN, q)) {
+		if (wake_from(w, &s, q)) {
 			wake(w);
 			unread += PHASE(s) == W_PENDING;
 			if (woken)
@@ -186,7 +207,7 @@ void wq_wake_all(uint32_t id)
 		struct waiter *w = &g_w[i];
 		uint32_t s = atomic_load(&w->state);
 		if ((PHASE(s) == W_PENDING || PHASE(s) == W_READ) && atomic_load(&w->ctx) == id &&
-		    finish(w, s, W_WOKEN, NULL))
+		    wake_from(w, &s, NULL))
 			wake(w);
 	}
 }
