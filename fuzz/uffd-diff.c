@@ -1236,33 +1236,39 @@ static void run_pipe(struct side *s, const struct op *o, struct res *r)
 }
 
 /* The operations, by opcode: name, number of argument bytes (fixed, so that
- * mutations keep the framing), and what runs it on one side.  touch has no
- * run: it starts a thread on both sides at once (run_touch, below). */
+ * mutations keep the framing), the function that runs it on one side, and
+ * whether it can wake a toucher (then the touchers are settled after it).
+ * Every operation may, except the QUIET ones: any that puts something in a
+ * slot closes what was there, maybe the last descriptor of a uffd.  touch
+ * has no function here: it starts a thread on both sides at once
+ * (run_touch, below). */
+enum { MAY_WAKE = 0, QUIET = 1 };
 static const struct op_desc {
 	const char *name;
 	int nargs;
 	void (*run)(struct side *s, const struct op *o, struct res *r);
+	int quiet;
 } ops[NOPS_ALL] = {
-	[OP_CREATE]	= { "create",	  2, run_create },
-	[OP_OPEN_DEV]	= { "open_dev",	  2, run_open_dev },
-	[OP_IOC_NEW]	= { "ioc_new",	  3, run_ioc_new },
-	[OP_API]	= { "api",	  6, run_api },
-	[OP_REGISTER]	= { "register",	  6, run_register },
-	[OP_UNREGISTER]	= { "unregister", 4, run_range },
-	[OP_COPY]	= { "copy",	  7, run_copy },
-	[OP_ZEROPAGE]	= { "zeropage",	  6, run_zeropage },
-	[OP_WAKE]	= { "wake",	  4, run_range },
-	[OP_TOUCH]	= { "touch",	  3, NULL },
-	[OP_READ]	= { "read",	  3, run_read },
-	[OP_POLL]	= { "poll",	  1, run_poll },
-	[OP_CLOSE]	= { "close",	  1, run_close },
-	[OP_DUP]	= { "dup",	  2, run_dup },
-	[OP_FCNTL]	= { "fcntl",	  2, run_fcntl },
-	[OP_IOCTL]	= { "ioctl",	  2, run_ioctl },
-	[OP_MADVISE]	= { "madvise",	  3, run_madvise },
-	[OP_PIPE]	= { "pipe",	  1, run_pipe },
-	[OP_REMAP]	= { "remap",	  3, run_remap },
-	[OP_FORK]	= { "fork",	  4, run_fork },
+	[OP_CREATE]      = { "create",     2, run_create,    MAY_WAKE },
+	[OP_OPEN_DEV]    = { "open_dev",   2, run_open_dev,  MAY_WAKE },
+	[OP_IOC_NEW]     = { "ioc_new",    3, run_ioc_new,   MAY_WAKE },
+	[OP_API]         = { "api",        6, run_api,       QUIET },
+	[OP_REGISTER]    = { "register",   6, run_register,  MAY_WAKE },
+	[OP_UNREGISTER]  = { "unregister", 4, run_range,     MAY_WAKE },
+	[OP_COPY]        = { "copy",       7, run_copy,      MAY_WAKE },
+	[OP_ZEROPAGE]    = { "zeropage",   6, run_zeropage,  MAY_WAKE },
+	[OP_WAKE]        = { "wake",       4, run_range,     MAY_WAKE },
+	[OP_TOUCH]       = { "touch",      3, NULL,          MAY_WAKE },
+	[OP_READ]        = { "read",       3, run_read,      QUIET },
+	[OP_POLL]        = { "poll",       1, run_poll,      QUIET },
+	[OP_CLOSE]       = { "close",      1, run_close,     MAY_WAKE },
+	[OP_DUP]         = { "dup",        2, run_dup,       MAY_WAKE },
+	[OP_FCNTL]       = { "fcntl",      2, run_fcntl,     QUIET },
+	[OP_IOCTL]       = { "ioctl",      2, run_ioctl,     MAY_WAKE },
+	[OP_MADVISE]     = { "madvise",    3, run_madvise,   MAY_WAKE },
+	[OP_PIPE]        = { "pipe",       1, run_pipe,      MAY_WAKE },
+	[OP_REMAP]       = { "remap",      3, run_remap,     MAY_WAKE },
+	[OP_FORK]        = { "fork",       4, run_fork,      MAY_WAKE },
 };
 
 static void exec_op(struct side *s, const struct op *o, struct res *r)
@@ -1832,19 +1838,6 @@ static void program_end(void)
 	}
 }
 
-/* Which operations can wake a toucher (then it is settled again).  Any
- * that puts something in a slot closes what was there, maybe the last
- * descriptor of a uffd. */
-static int may_wake(int code)
-{
-	switch (code) {
-	case OP_API: case OP_READ: case OP_POLL: case OP_FCNTL:
-		return 0;
-	default:
-		return 1;
-	}
-}
-
 static void run_touch(int at, const struct op *o)
 {
 	static const unsigned offs[8] = { 0, 1, 0x7ff, 0xfff, 0x10, 0x123, 0x800, 0xffe };
@@ -1939,7 +1932,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		exec_op(&S[EMU], o, &re);
 		g_op_end_ns = now_ns();
 		compare(i, o, &rk, &re);
-		if (may_wake(o->code))
+		if (!ops[o->code].quiet)
 			settle_compare(i, 2000000000L);
 	}
 	program_end();
