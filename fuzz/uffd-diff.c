@@ -393,6 +393,8 @@ static uint8_t u8(struct rd *r)
 	return r->i < r->n ? r->p[r->i++] : 0;
 }
 
+/* Opcodes; ops[] (after the operations themselves, below) gives each its
+ * name, its number of argument bytes and the function that runs it. */
 enum {
 	OP_CREATE, OP_OPEN_DEV, OP_IOC_NEW, OP_API, OP_REGISTER, OP_UNREGISTER,
 	OP_COPY, OP_ZEROPAGE, OP_WAKE, OP_TOUCH, OP_READ, OP_POLL, OP_CLOSE,
@@ -402,24 +404,10 @@ enum {
 	OP_FORK = NOPS, NOPS_ALL
 };
 #define OP_FORK_BYTE 247
-static const char *const op_name[NOPS_ALL] = {
-	"create", "open_dev", "ioc_new", "api", "register", "unregister",
-	"copy", "zeropage", "wake", "touch", "read", "poll", "close",
-	"dup", "fcntl", "ioctl", "madvise", "pipe", "remap", "fork",
-};
 
 struct op {
 	int code;
 	uint8_t b[8];		/* the raw argument bytes */
-};
-
-/* Arguments per operation (fixed, so that mutations keep the framing). */
-static const int op_nargs[NOPS_ALL] = {
-	[OP_CREATE] = 2, [OP_OPEN_DEV] = 2, [OP_IOC_NEW] = 3, [OP_API] = 6,
-	[OP_REGISTER] = 6, [OP_UNREGISTER] = 4, [OP_COPY] = 7, [OP_ZEROPAGE] = 6,
-	[OP_WAKE] = 4, [OP_TOUCH] = 3, [OP_READ] = 3, [OP_POLL] = 1, [OP_CLOSE] = 1,
-	[OP_DUP] = 2, [OP_FCNTL] = 2, [OP_IOCTL] = 2, [OP_MADVISE] = 3, [OP_PIPE] = 1,
-	[OP_REMAP] = 3, [OP_FORK] = 4,
 };
 
 /* Start of a range: most often a page (and sometimes a sub-page offset) in
@@ -710,7 +698,7 @@ static size_t read_size(uint8_t b)
 	return sizes[b % 14];
 }
 
-static int do_read(struct side *s, const struct op *o, struct res *r)
+static void run_read(struct side *s, const struct op *o, struct res *r)
 {
 	int fd = slot_fd(s, o->b[0]);
 	size_t count = read_size(o->b[1]), readable;
@@ -750,7 +738,6 @@ static int do_read(struct side *s, const struct op *o, struct res *r)
 			norm_msgs(s, tmp, (size_t)n < k ? (size_t)n : k);
 		res_out(r, tmp, k < 4096 ? k : 4096);
 	}
-	return 0;
 }
 
 /* WP and MINOR are not emulated: the emulation answers as a kernel built
@@ -841,391 +828,455 @@ static const uint64_t copy_modes[10] = {
 	UFFDIO_COPY_MODE_WP, UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP, 4, 1ULL << 63,
 };
 
-static void exec_op(struct side *s, const struct op *o, struct res *r)
+static void run_create(struct side *s, const struct op *o, struct res *r)
 {
 	const uint8_t *b = o->b;
-	int fd;
-
-	res_init(r);
-	errno = 0;
-	switch (o->code) {
-	case OP_CREATE: {
-		int i = b[0] % NSLOT;
-		unsigned long flags = dec_flags(b[1]);
-		slot_clear(s, i);
-		if (b[1] & 0x40) {
-			if (b[1] & 0x80)
-				flags |= 1UL << 32;	/* truncated to int by both */
-			fd = new_via_dev(s, flags);
-		} else {
-			use_backend(s);
-			fd = uf_userfaultfd((int)flags);
-		}
-		r->rc = fd < 0 ? -1 : 0;
-		r->err = fd < 0 ? errno : 0;
-		snprintf(r->note, sizeof r->note, "flags %#lx%s", flags, b[1] & 0x40 ? " via dev" : "");
-		if (fd >= 0) {
-			s->fd[i] = fd;
-			s->kind[i] = K_UFFD;
-		}
-		break;
-	}
-	case OP_OPEN_DEV: {
-		static const int of[4] = { O_RDWR | O_CLOEXEC, O_RDONLY | O_CLOEXEC,
-					   O_RDWR | O_NONBLOCK | O_CLOEXEC, O_WRONLY | O_CLOEXEC };
-		int i = b[0] % NSLOT;
-		slot_clear(s, i);
+	int i = b[0] % NSLOT, fd;
+	unsigned long flags = dec_flags(b[1]);
+	slot_clear(s, i);
+	if (b[1] & 0x40) {
+		if (b[1] & 0x80)
+			flags |= 1UL << 32;	/* truncated to int by both */
+		fd = new_via_dev(s, flags);
+	} else {
 		use_backend(s);
-		fd = uf_open_dev(of[b[1] % 4]);
-		r->rc = fd < 0 ? -1 : 0;
-		r->err = fd < 0 ? errno : 0;
-		if (fd >= 0) {
-			s->fd[i] = fd;
-			s->kind[i] = K_DEV;
-		}
-		break;
+		fd = uf_userfaultfd((int)flags);
 	}
-	case OP_IOC_NEW: {
-		int i = b[1] % NSLOT;
-		unsigned long flags = dec_flags(b[2]);
-		if (b[2] & 0x40)
-			flags |= 1UL << 32;
-		fd = uf_ioctl(slot_fd(s, b[0]), USERFAULTFD_IOC_NEW, flags);
-		r->rc = fd < 0 ? -1 : 0;
-		r->err = fd < 0 ? errno : 0;
-		snprintf(r->note, sizeof r->note, "flags %#lx", flags);
-		if (fd >= 0) {
-			if (i == (int)(b[0] % NSLOT))
-				i = (i + 1) % NSLOT;
-			slot_clear(s, i);
-			s->fd[i] = fd;
-			s->kind[i] = K_UFFD;
-		}
-		break;
+	r->rc = fd < 0 ? -1 : 0;
+	r->err = fd < 0 ? errno : 0;
+	snprintf(r->note, sizeof r->note, "flags %#lx%s", flags, b[1] & 0x40 ? " via dev" : "");
+	if (fd >= 0) {
+		s->fd[i] = fd;
+		s->kind[i] = K_UFFD;
 	}
-	case OP_API: {
-		static const uint64_t apis[8] = { UFFD_API, UFFD_API, UFFD_API, UFFD_API, UFFD_API,
-						  0, 0xAB, ~0ULL };
-		struct uffdio_api in = { apis[b[1] % 8], api_features(s->id, b[2], b[3]),
-					 dec_prefill(b[5]) }, out;
-		struct argp a = arg_put(dec_ptr(b[4]), &in, sizeof in);
-		uint64_t f[3], g[3];
-		r->rc = uf_ioctl(slot_fd(s, b[0]), UFFDIO_API, a.p);
-		r->err = r->rc < 0 ? errno : 0;
-		arg_get(&a, &out, sizeof out);
-		/* The kernel advertises all it has: compare what both offer.
-		 * On failure the struct is zeroed or left alone; the features
-		 * asked differ between the sides (api_features), so a field
-		 * left alone is compared as "unchanged". */
-		memcpy(f, &in, sizeof f);
-		memcpy(g, &out, sizeof g);
-		g[1] &= EMU_FEATURES;
-		for (int k = 0; k < 3; k++)
-			if (r->rc < 0 && ((uint64_t *)&out)[k] == f[k])
-				g[k] = 0x5555555555555555ULL;
-		res_out(r, g, a.readable < sizeof g ? a.readable : sizeof g);
-		snprintf(r->note, sizeof r->note, "api %#llx features %#llx ptr %s",
-			 (unsigned long long)in.api, (unsigned long long)in.features,
-			 ptr_name[dec_ptr(b[4])]);
-		break;
+}
+
+static void run_open_dev(struct side *s, const struct op *o, struct res *r)
+{
+	static const int of[4] = { O_RDWR | O_CLOEXEC, O_RDONLY | O_CLOEXEC,
+				   O_RDWR | O_NONBLOCK | O_CLOEXEC, O_WRONLY | O_CLOEXEC };
+	const uint8_t *b = o->b;
+	int i = b[0] % NSLOT, fd;
+	slot_clear(s, i);
+	use_backend(s);
+	fd = uf_open_dev(of[b[1] % 4]);
+	r->rc = fd < 0 ? -1 : 0;
+	r->err = fd < 0 ? errno : 0;
+	if (fd >= 0) {
+		s->fd[i] = fd;
+		s->kind[i] = K_DEV;
 	}
-	case OP_REGISTER: {
-		static const uint64_t modes[11] = {
-			UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_MISSING,
-			UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_MISSING, 0,
-			UFFDIO_REGISTER_MODE_WP, UFFDIO_REGISTER_MODE_MINOR,
-			UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
-			UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR, MODE_UNKNOWN,
-			UFFDIO_REGISTER_MODE_MISSING | (1ULL << 63),
-		};
-		struct uffdio_register in, out;
-		struct argp a;
-		char sa[40];
-		in.range.start = dec_start(s, b[1]);
-		in.range.len = dec_len(in.range.start, b[2]);
-		in.mode = reg_mode(s->id, modes[b[3] % 11]);
-		in.ioctls = dec_prefill(b[5]);
-		snprintf(r->note, sizeof r->note, "start %s len %#llx mode %#llx ptr %s",
-			 fmt_addr(s, in.range.start, sa), (unsigned long long)in.range.len,
-			 (unsigned long long)in.mode, ptr_name[dec_ptr(b[4])]);
-		a = arg_put(dec_ptr(b[4]), &in, sizeof in);
-		r->rc = uf_ioctl(slot_fd(s, b[0]), UFFDIO_REGISTER, a.p);
-		r->err = r->rc < 0 ? errno : 0;
-		arg_get(&a, &out, sizeof out);
-		/* Only what is implemented is announced (README). */
-		out.ioctls &= ~NOT_EMULATED_IOCTLS;
-		emit_struct(r, &in, &out, sizeof in, a.readable, 1u << 3);
-		break;
-	}
-	case OP_UNREGISTER:
-	case OP_WAKE: {
-		struct uffdio_range in, out;
-		struct argp a;
-		char sa[40];
-		in.start = dec_start(s, b[1]);
-		in.len = dec_len(in.start, b[2]);
-		snprintf(r->note, sizeof r->note, "start %s len %#llx ptr %s",
-			 fmt_addr(s, in.start, sa), (unsigned long long)in.len, ptr_name[dec_ptr(b[3])]);
-		a = arg_put(dec_ptr(b[3]), &in, sizeof in);
-		r->rc = uf_ioctl(slot_fd(s, b[0]),
-				 o->code == OP_WAKE ? UFFDIO_WAKE : UFFDIO_UNREGISTER, a.p);
-		r->err = r->rc < 0 ? errno : 0;
-		arg_get(&a, &out, sizeof out);
-		emit_struct(r, &in, &out, sizeof in, a.readable, 0);
-		break;
-	}
-	case OP_COPY: {
-		struct uffdio_copy in, out;
-		struct argp a;
-		char sa[40];
-		in.dst = dec_start(s, b[1]);
-		in.len = dec_len(in.dst, b[2]);
-		in.src = dec_src(b[3]);
-		in.mode = copy_modes[b[4] % 10];
-		in.copy = (int64_t)dec_prefill(b[6]);
-		snprintf(r->note, sizeof r->note, "dst %s len %#llx src sel %#x mode %#llx ptr %s",
-			 fmt_addr(s, in.dst, sa), (unsigned long long)in.len, b[3],
-			 (unsigned long long)in.mode, ptr_name[dec_ptr(b[5])]);
-		a = arg_put(dec_ptr(b[5]), &in, sizeof in);
-		r->rc = uf_ioctl(slot_fd(s, b[0]), UFFDIO_COPY, a.p);
-		r->err = r->rc < 0 ? errno : 0;
-		arg_get(&a, &out, sizeof out);
-		emit_struct(r, &in, &out, sizeof in, a.readable, 1u << 4);
-		break;
-	}
-	case OP_ZEROPAGE: {
-		struct uffdio_zeropage in, out;
-		struct argp a;
-		char sa[40];
-		in.range.start = dec_start(s, b[1]);
-		in.range.len = dec_len(in.range.start, b[2]);
-		in.mode = zeropage_modes[b[3] % 6];
-		in.zeropage = (int64_t)dec_prefill(b[5]);
-		snprintf(r->note, sizeof r->note, "start %s len %#llx mode %#llx ptr %s",
-			 fmt_addr(s, in.range.start, sa), (unsigned long long)in.range.len,
-			 (unsigned long long)in.mode, ptr_name[dec_ptr(b[4])]);
-		a = arg_put(dec_ptr(b[4]), &in, sizeof in);
-		r->rc = uf_ioctl(slot_fd(s, b[0]), UFFDIO_ZEROPAGE, a.p);
-		r->err = r->rc < 0 ? errno : 0;
-		arg_get(&a, &out, sizeof out);
-		emit_struct(r, &in, &out, sizeof in, a.readable, 1u << 3);
-		break;
-	}
-	case OP_READ:
-		do_read(s, o, r);
-		break;
-	case OP_POLL: {
-		struct pollfd p = { slot_fd(s, b[0]), POLLIN, 0 };
-		int fl = fcntl(p.fd, F_GETFL);
-		r->rc = poll(&p, 1, 0);
-		r->err = r->rc < 0 ? errno : 0;
-		res_out(r, &p.revents, sizeof p.revents);
-		/* Poll on a blocking uffd is documented to differ (the kernel
-		 * always answers POLLERR): not compared. */
-		if (s->kind[b[0] % NSLOT] == K_UFFD && fl >= 0 && !(fl & O_NONBLOCK))
-			r->skip = 1;
-		break;
-	}
-	case OP_CLOSE: {
-		int i = b[0] % NSLOT;
-		struct uf_emu_stats st;
-		r->rc = uf_close(s->fd[i]);
-		r->err = r->rc < 0 ? errno : 0;
-		if (uf_emu_stats(&st) == 0)
-			snprintf(r->note, sizeof r->note, "emulation: %llu bytes registered now",
-				 (unsigned long long)st.registered_bytes);
-		s->fd[i] = -1;
-		s->kind[i] = K_EMPTY;
-		break;
-	}
-	case OP_DUP: {
-		int i = b[1] % NSLOT, from = b[0] % NSLOT;
-		if (i == from)
+}
+
+static void run_ioc_new(struct side *s, const struct op *o, struct res *r)
+{
+	const uint8_t *b = o->b;
+	int i = b[1] % NSLOT, fd;
+	unsigned long flags = dec_flags(b[2]);
+	if (b[2] & 0x40)
+		flags |= 1UL << 32;
+	fd = uf_ioctl(slot_fd(s, b[0]), USERFAULTFD_IOC_NEW, flags);
+	r->rc = fd < 0 ? -1 : 0;
+	r->err = fd < 0 ? errno : 0;
+	snprintf(r->note, sizeof r->note, "flags %#lx", flags);
+	if (fd >= 0) {
+		if (i == (int)(b[0] % NSLOT))
 			i = (i + 1) % NSLOT;
 		slot_clear(s, i);
-		fd = dup(s->fd[from]);
-		r->rc = fd < 0 ? -1 : 0;
-		r->err = fd < 0 ? errno : 0;
-		if (fd >= 0) {
-			s->fd[i] = fd;
-			s->kind[i] = s->kind[from];
-		}
-		break;
+		s->fd[i] = fd;
+		s->kind[i] = K_UFFD;
 	}
-	case OP_FCNTL: {
-		int i = b[0] % NSLOT, v;
-		fd = s->fd[i];
-		switch (b[1] % 6) {
-		case 0:
-			v = fcntl(fd, F_GETFL);
-			r->rc = v < 0 ? v : fcntl(fd, F_SETFL, v | O_NONBLOCK);
-			break;
-		case 1:
-			v = fcntl(fd, F_GETFL);
-			r->rc = v < 0 ? v : fcntl(fd, F_SETFL, v & ~O_NONBLOCK);
-			break;
-		case 2:
-			r->rc = fcntl(fd, F_GETFL);
-			/* /dev/userfaultfd is a character device on one side and
-			 * a pipe on the other: only O_NONBLOCK is comparable. */
-			if (r->rc >= 0 && s->kind[i] == K_DEV)
-				r->rc &= O_NONBLOCK;
-			break;
-		case 3:
-			r->rc = fcntl(fd, F_GETFD);
-			break;
-		case 4:
-			r->rc = fcntl(fd, F_SETFD, FD_CLOEXEC);
-			break;
-		default:
-			r->rc = fcntl(fd, F_SETFD, 0);
-			break;
-		}
-		r->err = r->rc < 0 ? errno : 0;
-		snprintf(r->note, sizeof r->note, "cmd %d", b[1] % 6);
-		break;
-	}
-	case OP_IOCTL: {
-		static const unsigned long cmds[13] = {
-			FIONBIO, FIONBIO, FIOCLEX, FIONCLEX, FIONREAD,
-			_IOWR(UFFDIO, 0x09, struct uffdio_range), _IO(UFFDIO, _UFFDIO_API),
-			_IOWR(UFFDIO, _UFFDIO_COPY, struct uffdio_api),
-			UFFDIO_MOVE, UFFDIO_WRITEPROTECT, UFFDIO_CONTINUE, UFFDIO_POISON, TCGETS,
-		};
-		unsigned k = b[1] % 13;
-		int i = b[0] % NSLOT;
-		char *arg = g_scr + 0x100;
-		memset(arg, 0, 64);
-		if (k == 0)
-			*(int *)arg = 1;
-		r->rc = uf_ioctl(s->fd[i], cmds[k], arg);
-		r->err = r->rc < 0 ? errno : 0;
-		res_out(r, arg, 64);
-		snprintf(r->note, sizeof r->note, "cmd %#lx", cmds[k]);
-		break;
-	}
-	case OP_MADVISE: {
-		static const int adv[4] = { MADV_DONTNEED, MADV_DONTNEED, MADV_DONTNEED, MADV_REMOVE };
-		int pg = b[0] % NALL, np = 1 + b[1] % 4;
-		if (pg + np > NALL)
-			np = NALL - pg;
-		r->rc = madvise((char *)s->base + pg * PS, (size_t)np * PS, adv[b[2] % 4]);
-		r->err = r->rc < 0 ? errno : 0;
-		snprintf(r->note, sizeof r->note, "pages %d+%d advice %d", pg, np, adv[b[2] % 4]);
-		break;
-	}
-	case OP_REMAP: {
-		/* The program's own calls over (maybe registered) pages: a new
-		 * mapping in place (munmap then mmap, or MAP_FIXED over it), or
-		 * mprotect to the protection they have.  Protections stay as
-		 * they were, so touchers never meet a protection fault. */
-		static const char *const how[3] = { "munmap+mmap", "mmap fixed", "mprotect" };
-		int pg = b[0] % NALL, np = 1 + b[1] % 4, k = b[2] % 3;
-		if (pg + np > NALL)
-			np = NALL - pg;
-		r->rc = 0;
-		for (int p0 = pg; p0 < pg + np && r->rc == 0;) {
-			int p1 = p0 < NREG && pg + np > NREG ? NREG : pg + np;
-			int prot = p0 < NREG ? PROT_READ | PROT_WRITE : PROT_READ;
-			char *a = (char *)s->base + p0 * PS;
-			size_t len = (size_t)(p1 - p0) * PS;
-			if (k == 2) {
-				r->rc = mprotect(a, len, prot);
-			} else {
-				if (k == 0)
-					r->rc = munmap(a, len);
-				if (r->rc == 0 && mmap(a, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-							  -1, 0) != a)
-					r->rc = -1;
-				if (r->rc == 0)
-					madvise(a, len, MADV_NOHUGEPAGE);
-			}
-			p0 = p1;
-		}
-		r->err = r->rc < 0 ? errno : 0;
-		snprintf(r->note, sizeof r->note, "pages %d+%d %s", pg, np, how[k]);
-		break;
-	}
-	case OP_FORK: {
-		/* fork().  The child COPYs one page (source page b[2]) to page
-		 * b[1] through slot b[0], its inherited descriptor, which still
-		 * acts on this process (and may wake a toucher here); then it
-		 * reads every page of its own copy of the region (registered
-		 * pages are unregistered there: missing ones read zero) and
-		 * reports a sum per page. */
-		struct { long rc; int err; int pad; int64_t copy; uint32_t sum[NALL]; } rep;
-		int pfd[2], st = 0;
-		pid_t pid;
+}
 
-		memset(&rep, 0, sizeof rep);
-		if (pipe2(pfd, O_CLOEXEC))
-			die("pipe2: %s", strerror(errno));
-		pid = fork();
-		if (pid < 0)
-			die("fork: %s", strerror(errno));
-		if (pid == 0) {
-			struct uffdio_copy c;
-			c.dst = s->base + (b[1] % NALL) * PS;
-			c.src = (uintptr_t)g_src + (b[2] % NREG) * PS;
-			c.len = PS;
-			c.mode = (b[3] & 1) ? UFFDIO_COPY_MODE_DONTWAKE : 0;
-			c.copy = 0x5a5a;
-			rep.rc = uf_ioctl(slot_fd(s, b[0]), UFFDIO_COPY, &c);
-			rep.err = rep.rc < 0 ? errno : 0;
-			rep.copy = c.copy;
-			for (int i = 0; i < NALL; i++) {
-				const volatile unsigned char *pg =
-					(const volatile unsigned char *)(s->base + i * PS);
-				uint32_t h = 0;
-				for (unsigned long k = 0; k < PS; k++)
-					h = h * 31 + pg[k];
-				rep.sum[i] = h;
-			}
-			if (write(pfd[1], &rep, sizeof rep) != (ssize_t)sizeof rep)
-				_exit(2);
-			_exit(0);
-		}
-		close(pfd[1]);
-		{
-			/* (libFuzzer's timer signal may interrupt the read.) */
-			size_t got = 0;
-			while (got < sizeof rep) {
-				ssize_t k = read(pfd[0], (char *)&rep + got, sizeof rep - got);
-				if (k < 0 && errno == EINTR)
-					continue;
-				if (k <= 0)
-					break;
-				got += (size_t)k;
-			}
-			if (got != sizeof rep)
-				rep.rc = -99;
-		}
-		close(pfd[0]);
-		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-		r->rc = rep.rc;
-		r->err = rep.err;
-		res_out(r, &rep.copy, sizeof rep.copy);
-		res_out(r, rep.sum, sizeof rep.sum);
-		res_out(r, &st, sizeof st);
-		snprintf(r->note, sizeof r->note, "child COPY to page %d from %d via slot %d%s",
-			 b[1] % (int)NALL, b[2] % (int)NREG, b[0] % NSLOT,
-			 (b[3] & 1) ? " DONTWAKE" : "");
-		break;
+static void run_api(struct side *s, const struct op *o, struct res *r)
+{
+	static const uint64_t apis[8] = { UFFD_API, UFFD_API, UFFD_API, UFFD_API, UFFD_API,
+					  0, 0xAB, ~0ULL };
+	const uint8_t *b = o->b;
+	struct uffdio_api in = { apis[b[1] % 8], api_features(s->id, b[2], b[3]),
+				 dec_prefill(b[5]) }, out;
+	struct argp a = arg_put(dec_ptr(b[4]), &in, sizeof in);
+	uint64_t f[3], g[3];
+	r->rc = uf_ioctl(slot_fd(s, b[0]), UFFDIO_API, a.p);
+	r->err = r->rc < 0 ? errno : 0;
+	arg_get(&a, &out, sizeof out);
+	/* The kernel advertises all it has: compare what both offer.
+	 * On failure the struct is zeroed or left alone; the features
+	 * asked differ between the sides (api_features), so a field
+	 * left alone is compared as "unchanged". */
+	memcpy(f, &in, sizeof f);
+	memcpy(g, &out, sizeof g);
+	g[1] &= EMU_FEATURES;
+	for (int k = 0; k < 3; k++)
+		if (r->rc < 0 && ((uint64_t *)&out)[k] == f[k])
+			g[k] = 0x5555555555555555ULL;
+	res_out(r, g, a.readable < sizeof g ? a.readable : sizeof g);
+	snprintf(r->note, sizeof r->note, "api %#llx features %#llx ptr %s",
+		 (unsigned long long)in.api, (unsigned long long)in.features,
+		 ptr_name[dec_ptr(b[4])]);
+}
+
+static void run_register(struct side *s, const struct op *o, struct res *r)
+{
+	static const uint64_t modes[11] = {
+		UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_MISSING,
+		UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_MISSING, 0,
+		UFFDIO_REGISTER_MODE_WP, UFFDIO_REGISTER_MODE_MINOR,
+		UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+		UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR, MODE_UNKNOWN,
+		UFFDIO_REGISTER_MODE_MISSING | (1ULL << 63),
+	};
+	const uint8_t *b = o->b;
+	struct uffdio_register in, out;
+	struct argp a;
+	char sa[40];
+	in.range.start = dec_start(s, b[1]);
+	in.range.len = dec_len(in.range.start, b[2]);
+	in.mode = reg_mode(s->id, modes[b[3] % 11]);
+	in.ioctls = dec_prefill(b[5]);
+	snprintf(r->note, sizeof r->note, "start %s len %#llx mode %#llx ptr %s",
+		 fmt_addr(s, in.range.start, sa), (unsigned long long)in.range.len,
+		 (unsigned long long)in.mode, ptr_name[dec_ptr(b[4])]);
+	a = arg_put(dec_ptr(b[4]), &in, sizeof in);
+	r->rc = uf_ioctl(slot_fd(s, b[0]), UFFDIO_REGISTER, a.p);
+	r->err = r->rc < 0 ? errno : 0;
+	arg_get(&a, &out, sizeof out);
+	/* Only what is implemented is announced (README). */
+	out.ioctls &= ~NOT_EMULATED_IOCTLS;
+	emit_struct(r, &in, &out, sizeof in, a.readable, 1u << 3);
+}
+
+static void run_range(struct side *s, const struct op *o, struct res *r)
+{
+	const uint8_t *b = o->b;
+	struct uffdio_range in, out;
+	struct argp a;
+	char sa[40];
+	in.start = dec_start(s, b[1]);
+	in.len = dec_len(in.start, b[2]);
+	snprintf(r->note, sizeof r->note, "start %s len %#llx ptr %s",
+		 fmt_addr(s, in.start, sa), (unsigned long long)in.len, ptr_name[dec_ptr(b[3])]);
+	a = arg_put(dec_ptr(b[3]), &in, sizeof in);
+	r->rc = uf_ioctl(slot_fd(s, b[0]),
+			 o->code == OP_WAKE ? UFFDIO_WAKE : UFFDIO_UNREGISTER, a.p);
+	r->err = r->rc < 0 ? errno : 0;
+	arg_get(&a, &out, sizeof out);
+	emit_struct(r, &in, &out, sizeof in, a.readable, 0);
+}
+
+static void run_copy(struct side *s, const struct op *o, struct res *r)
+{
+	const uint8_t *b = o->b;
+	struct uffdio_copy in, out;
+	struct argp a;
+	char sa[40];
+	in.dst = dec_start(s, b[1]);
+	in.len = dec_len(in.dst, b[2]);
+	in.src = dec_src(b[3]);
+	in.mode = copy_modes[b[4] % 10];
+	in.copy = (int64_t)dec_prefill(b[6]);
+	snprintf(r->note, sizeof r->note, "dst %s len %#llx src sel %#x mode %#llx ptr %s",
+		 fmt_addr(s, in.dst, sa), (unsigned long long)in.len, b[3],
+		 (unsigned long long)in.mode, ptr_name[dec_ptr(b[5])]);
+	a = arg_put(dec_ptr(b[5]), &in, sizeof in);
+	r->rc = uf_ioctl(slot_fd(s, b[0]), UFFDIO_COPY, a.p);
+	r->err = r->rc < 0 ? errno : 0;
+	arg_get(&a, &out, sizeof out);
+	emit_struct(r, &in, &out, sizeof in, a.readable, 1u << 4);
+}
+
+static void run_zeropage(struct side *s, const struct op *o, struct res *r)
+{
+	const uint8_t *b = o->b;
+	struct uffdio_zeropage in, out;
+	struct argp a;
+	char sa[40];
+	in.range.start = dec_start(s, b[1]);
+	in.range.len = dec_len(in.range.start, b[2]);
+	in.mode = zeropage_modes[b[3] % 6];
+	in.zeropage = (int64_t)dec_prefill(b[5]);
+	snprintf(r->note, sizeof r->note, "start %s len %#llx mode %#llx ptr %s",
+		 fmt_addr(s, in.range.start, sa), (unsigned long long)in.range.len,
+		 (unsigned long long)in.mode, ptr_name[dec_ptr(b[4])]);
+	a = arg_put(dec_ptr(b[4]), &in, sizeof in);
+	r->rc = uf_ioctl(slot_fd(s, b[0]), UFFDIO_ZEROPAGE, a.p);
+	r->err = r->rc < 0 ? errno : 0;
+	arg_get(&a, &out, sizeof out);
+	emit_struct(r, &in, &out, sizeof in, a.readable, 1u << 3);
+}
+
+static void run_poll(struct side *s, const struct op *o, struct res *r)
+{
+	const uint8_t *b = o->b;
+	struct pollfd p = { slot_fd(s, b[0]), POLLIN, 0 };
+	int fl = fcntl(p.fd, F_GETFL);
+	r->rc = poll(&p, 1, 0);
+	r->err = r->rc < 0 ? errno : 0;
+	res_out(r, &p.revents, sizeof p.revents);
+	/* Poll on a blocking uffd is documented to differ (the kernel
+	 * always answers POLLERR): not compared. */
+	if (s->kind[b[0] % NSLOT] == K_UFFD && fl >= 0 && !(fl & O_NONBLOCK))
+		r->skip = 1;
+}
+
+static void run_close(struct side *s, const struct op *o, struct res *r)
+{
+	const uint8_t *b = o->b;
+	int i = b[0] % NSLOT;
+	struct uf_emu_stats st;
+	r->rc = uf_close(s->fd[i]);
+	r->err = r->rc < 0 ? errno : 0;
+	if (uf_emu_stats(&st) == 0)
+		snprintf(r->note, sizeof r->note, "emulation: %llu bytes registered now",
+			 (unsigned long long)st.registered_bytes);
+	s->fd[i] = -1;
+	s->kind[i] = K_EMPTY;
+}
+
+static void run_dup(struct side *s, const struct op *o, struct res *r)
+{
+	const uint8_t *b = o->b;
+	int i = b[1] % NSLOT, from = b[0] % NSLOT, fd;
+	if (i == from)
+		i = (i + 1) % NSLOT;
+	slot_clear(s, i);
+	fd = dup(s->fd[from]);
+	r->rc = fd < 0 ? -1 : 0;
+	r->err = fd < 0 ? errno : 0;
+	if (fd >= 0) {
+		s->fd[i] = fd;
+		s->kind[i] = s->kind[from];
 	}
-	case OP_PIPE: {
-		int i = b[0] % NSLOT, p[2];
-		slot_clear(s, i);
-		if (pipe2(p, O_NONBLOCK | O_CLOEXEC))
-			die("pipe2: %s", strerror(errno));
-		close(p[1]);
-		s->fd[i] = p[0];
-		s->kind[i] = K_PIPE;
+}
+
+static void run_fcntl(struct side *s, const struct op *o, struct res *r)
+{
+	const uint8_t *b = o->b;
+	int i = b[0] % NSLOT, v;
+	int fd = s->fd[i];
+
+	switch (b[1] % 6) {
+	case 0:
+		v = fcntl(fd, F_GETFL);
+		r->rc = v < 0 ? v : fcntl(fd, F_SETFL, v | O_NONBLOCK);
 		break;
-	}
+	case 1:
+		v = fcntl(fd, F_GETFL);
+		r->rc = v < 0 ? v : fcntl(fd, F_SETFL, v & ~O_NONBLOCK);
+		break;
+	case 2:
+		r->rc = fcntl(fd, F_GETFL);
+		/* /dev/userfaultfd is a character device on one side and
+		 * a pipe on the other: only O_NONBLOCK is comparable. */
+		if (r->rc >= 0 && s->kind[i] == K_DEV)
+			r->rc &= O_NONBLOCK;
+		break;
+	case 3:
+		r->rc = fcntl(fd, F_GETFD);
+		break;
+	case 4:
+		r->rc = fcntl(fd, F_SETFD, FD_CLOEXEC);
+		break;
 	default:
+		r->rc = fcntl(fd, F_SETFD, 0);
 		break;
 	}
+	r->err = r->rc < 0 ? errno : 0;
+	snprintf(r->note, sizeof r->note, "cmd %d", b[1] % 6);
+}
+
+static void run_ioctl(struct side *s, const struct op *o, struct res *r)
+{
+	static const unsigned long cmds[13] = {
+		FIONBIO, FIONBIO, FIOCLEX, FIONCLEX, FIONREAD,
+		_IOWR(UFFDIO, 0x09, struct uffdio_range), _IO(UFFDIO, _UFFDIO_API),
+		_IOWR(UFFDIO, _UFFDIO_COPY, struct uffdio_api),
+		UFFDIO_MOVE, UFFDIO_WRITEPROTECT, UFFDIO_CONTINUE, UFFDIO_POISON, TCGETS,
+	};
+	const uint8_t *b = o->b;
+	unsigned k = b[1] % 13;
+	int i = b[0] % NSLOT;
+	char *arg = g_scr + 0x100;
+	memset(arg, 0, 64);
+	if (k == 0)
+		*(int *)arg = 1;
+	r->rc = uf_ioctl(s->fd[i], cmds[k], arg);
+	r->err = r->rc < 0 ? errno : 0;
+	res_out(r, arg, 64);
+	snprintf(r->note, sizeof r->note, "cmd %#lx", cmds[k]);
+}
+
+static void run_madvise(struct side *s, const struct op *o, struct res *r)
+{
+	static const int adv[4] = { MADV_DONTNEED, MADV_DONTNEED, MADV_DONTNEED, MADV_REMOVE };
+	const uint8_t *b = o->b;
+	int pg = b[0] % NALL, np = 1 + b[1] % 4;
+	if (pg + np > NALL)
+		np = NALL - pg;
+	r->rc = madvise((char *)s->base + pg * PS, (size_t)np * PS, adv[b[2] % 4]);
+	r->err = r->rc < 0 ? errno : 0;
+	snprintf(r->note, sizeof r->note, "pages %d+%d advice %d", pg, np, adv[b[2] % 4]);
+}
+
+/* The program's own calls over (maybe registered) pages: a new
+ * mapping in place (munmap then mmap, or MAP_FIXED over it), or
+ * mprotect to the protection they have.  Protections stay as
+ * they were, so touchers never meet a protection fault. */
+static void run_remap(struct side *s, const struct op *o, struct res *r)
+{
+	static const char *const how[3] = { "munmap+mmap", "mmap fixed", "mprotect" };
+	const uint8_t *b = o->b;
+	int pg = b[0] % NALL, np = 1 + b[1] % 4, k = b[2] % 3;
+	if (pg + np > NALL)
+		np = NALL - pg;
+	r->rc = 0;
+	for (int p0 = pg; p0 < pg + np && r->rc == 0;) {
+		int p1 = p0 < NREG && pg + np > NREG ? NREG : pg + np;
+		int prot = p0 < NREG ? PROT_READ | PROT_WRITE : PROT_READ;
+		char *a = (char *)s->base + p0 * PS;
+		size_t len = (size_t)(p1 - p0) * PS;
+		if (k == 2) {
+			r->rc = mprotect(a, len, prot);
+		} else {
+			if (k == 0)
+				r->rc = munmap(a, len);
+			if (r->rc == 0 && mmap(a, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+						  -1, 0) != a)
+				r->rc = -1;
+			if (r->rc == 0)
+				madvise(a, len, MADV_NOHUGEPAGE);
+		}
+		p0 = p1;
+	}
+	r->err = r->rc < 0 ? errno : 0;
+	snprintf(r->note, sizeof r->note, "pages %d+%d %s", pg, np, how[k]);
+}
+
+/* fork().  The child COPYs one page (source page b[2]) to page
+ * b[1] through slot b[0], its inherited descriptor, which still
+ * acts on this process (and may wake a toucher here); then it
+ * reads every page of its own copy of the region (registered
+ * pages are unregistered there: missing ones read zero) and
+ * reports a sum per page. */
+static void run_fork(struct side *s, const struct op *o, struct res *r)
+{
+	const uint8_t *b = o->b;
+	struct { long rc; int err; int pad; int64_t copy; uint32_t sum[NALL]; } rep;
+	int pfd[2], st = 0;
+	pid_t pid;
+
+	memset(&rep, 0, sizeof rep);
+	if (pipe2(pfd, O_CLOEXEC))
+		die("pipe2: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		struct uffdio_copy c;
+		c.dst = s->base + (b[1] % NALL) * PS;
+		c.src = (uintptr_t)g_src + (b[2] % NREG) * PS;
+		c.len = PS;
+		c.mode = (b[3] & 1) ? UFFDIO_COPY_MODE_DONTWAKE : 0;
+		c.copy = 0x5a5a;
+		rep.rc = uf_ioctl(slot_fd(s, b[0]), UFFDIO_COPY, &c);
+		rep.err = rep.rc < 0 ? errno : 0;
+		rep.copy = c.copy;
+		for (int i = 0; i < NALL; i++) {
+			const volatile unsigned char *pg =
+				(const volatile unsigned char *)(s->base + i * PS);
+			uint32_t h = 0;
+			for (unsigned long k = 0; k < PS; k++)
+				h = h * 31 + pg[k];
+			rep.sum[i] = h;
+		}
+		if (write(pfd[1], &rep, sizeof rep) != (ssize_t)sizeof rep)
+			_exit(2);
+		_exit(0);
+	}
+	close(pfd[1]);
+	{
+		/* (libFuzzer's timer signal may interrupt the read.) */
+		size_t got = 0;
+		while (got < sizeof rep) {
+			ssize_t k = read(pfd[0], (char *)&rep + got, sizeof rep - got);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				break;
+			got += (size_t)k;
+		}
+		if (got != sizeof rep)
+			rep.rc = -99;
+	}
+	close(pfd[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	r->rc = rep.rc;
+	r->err = rep.err;
+	res_out(r, &rep.copy, sizeof rep.copy);
+	res_out(r, rep.sum, sizeof rep.sum);
+	res_out(r, &st, sizeof st);
+	snprintf(r->note, sizeof r->note, "child COPY to page %d from %d via slot %d%s",
+		 b[1] % (int)NALL, b[2] % (int)NREG, b[0] % NSLOT,
+		 (b[3] & 1) ? " DONTWAKE" : "");
+}
+
+static void run_pipe(struct side *s, const struct op *o, struct res *r)
+{
+	const uint8_t *b = o->b;
+	int i = b[0] % NSLOT, p[2];
+
+	(void)r;
+	slot_clear(s, i);
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC))
+		die("pipe2: %s", strerror(errno));
+	close(p[1]);
+	s->fd[i] = p[0];
+	s->kind[i] = K_PIPE;
+}
+
+/* The operations, by opcode: name, number of argument bytes (fixed, so that
+ * mutations keep the framing), the function that runs it on one side, and
+ * whether it can wake a toucher (then the touchers are settled after it).
+ * Every operation may, except the QUIET ones: any that puts something in a
+ * slot closes what was there, maybe the last descriptor of a uffd.  touch
+ * has no function here: it starts a thread on both sides at once
+ * (run_touch, below). */
+enum { MAY_WAKE = 0, QUIET = 1 };
+static const struct op_desc {
+	const char *name;
+	int nargs;
+	void (*run)(struct side *s, const struct op *o, struct res *r);
+	int quiet;
+} ops[NOPS_ALL] = {
+	[OP_CREATE]      = { "create",     2, run_create,    MAY_WAKE },
+	[OP_OPEN_DEV]    = { "open_dev",   2, run_open_dev,  MAY_WAKE },
+	[OP_IOC_NEW]     = { "ioc_new",    3, run_ioc_new,   MAY_WAKE },
+	[OP_API]         = { "api",        6, run_api,       QUIET },
+	[OP_REGISTER]    = { "register",   6, run_register,  MAY_WAKE },
+	[OP_UNREGISTER]  = { "unregister", 4, run_range,     MAY_WAKE },
+	[OP_COPY]        = { "copy",       7, run_copy,      MAY_WAKE },
+	[OP_ZEROPAGE]    = { "zeropage",   6, run_zeropage,  MAY_WAKE },
+	[OP_WAKE]        = { "wake",       4, run_range,     MAY_WAKE },
+	[OP_TOUCH]       = { "touch",      3, NULL,          MAY_WAKE },
+	[OP_READ]        = { "read",       3, run_read,      QUIET },
+	[OP_POLL]        = { "poll",       1, run_poll,      QUIET },
+	[OP_CLOSE]       = { "close",      1, run_close,     MAY_WAKE },
+	[OP_DUP]         = { "dup",        2, run_dup,       MAY_WAKE },
+	[OP_FCNTL]       = { "fcntl",      2, run_fcntl,     QUIET },
+	[OP_IOCTL]       = { "ioctl",      2, run_ioctl,     MAY_WAKE },
+	[OP_MADVISE]     = { "madvise",    3, run_madvise,   MAY_WAKE },
+	[OP_PIPE]        = { "pipe",       1, run_pipe,      MAY_WAKE },
+	[OP_REMAP]       = { "remap",      3, run_remap,     MAY_WAKE },
+	[OP_FORK]        = { "fork",       4, run_fork,      MAY_WAKE },
+};
+
+static void exec_op(struct side *s, const struct op *o, struct res *r)
+{
+	res_init(r);
+	errno = 0;
+	if (ops[o->code].run)
+		ops[o->code].run(s, o, r);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1239,8 +1290,8 @@ static size_t g_input_size;
 
 static void op_print(FILE *f, int i, const struct op *o)
 {
-	fprintf(f, "  #%-2d %-10s", i, op_name[o->code]);
-	for (int k = 0; k < op_nargs[o->code]; k++)
+	fprintf(f, "  #%-2d %-10s", i, ops[o->code].name);
+	for (int k = 0; k < ops[o->code].nargs; k++)
 		fprintf(f, " %02x", o->b[k]);
 	fprintf(f, "\n");
 }
@@ -1471,7 +1522,7 @@ static void compare(int i, const struct op *o, const struct res *k, const struct
 	op_print(stderr, i, o);
 	res_print(stderr, KER, k);
 	res_print(stderr, EMU, e);
-	difference("%s: results differ", op_name[o->code]);
+	difference("%s: results differ", ops[o->code].name);
 }
 
 /* ---- touchers ---- */
@@ -1787,19 +1838,6 @@ static void program_end(void)
 	}
 }
 
-/* Which operations can wake a toucher (then it is settled again).  Any
- * that puts something in a slot closes what was there, maybe the last
- * descriptor of a uffd. */
-static int may_wake(int code)
-{
-	switch (code) {
-	case OP_API: case OP_READ: case OP_POLL: case OP_FCNTL:
-		return 0;
-	default:
-		return 1;
-	}
-}
-
 static void run_touch(int at, const struct op *o)
 {
 	static const unsigned offs[8] = { 0, 1, 0x7ff, 0xfff, 0x10, 0x123, 0x800, 0xffe };
@@ -1856,7 +1894,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t c = u8(&r);
 		o->code = c >= OP_FORK_BYTE ? OP_FORK : c % NOPS;
 		memset(o->b, 0, sizeof o->b);
-		for (int k = 0; k < op_nargs[o->code]; k++)
+		for (int k = 0; k < ops[o->code].nargs; k++)
 			o->b[k] = u8(&r);
 	}
 	program_begin(data, size);
@@ -1894,7 +1932,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		exec_op(&S[EMU], o, &re);
 		g_op_end_ns = now_ns();
 		compare(i, o, &rk, &re);
-		if (may_wake(o->code))
+		if (!ops[o->code].quiet)
 			settle_compare(i, 2000000000L);
 	}
 	program_end();
