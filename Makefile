@@ -92,6 +92,12 @@ $(B)/tests/%: tests/%.c $(STLIB) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -Itests -o $@ $< $(STLIB) $(LDLIBS)
 
+# A fully static program (not under the sanitizers, which need a dynamic
+# link: the test then skips).
+$(B)/tests/static-link: tests/static-link.c $(STLIB) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -Itests $(if $(SANFLAGS),,-static -DUF_TEST_STATIC) -o $@ $< $(STLIB) $(LDLIBS)
+
 # Test helpers (wrappers such as the seccomp sandbox) are not tests.  The
 # raw-* ones use the kernel ABI alone, like an unmodified program.
 $(B)/tests/helpers/raw-%: tests/helpers/raw-%.c include/userfault/uapi.h

@@ -14,6 +14,10 @@
 #include "emu/process.h"
 #include "interpose/real.h"
 
+/* The C library's own name for clone, for a program linked statically. */
+/* NOLINTNEXTLINE(bugprone-reserved-identifier): glibc's name */
+extern int __clone(int (*fn)(void *), void *stack, int flags, void *arg, ...) __attribute__((weak));
+
 struct clone_call {
 	int (*fn)(void *);
 	void *arg;
@@ -43,7 +47,7 @@ UF_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 	tls = va_arg(ap, void *);
 	ctid = va_arg(ap, pid_t *);
 	va_end(ap);
-	UF_REAL(clone);
+	UF_REAL_OR(clone, __clone);
 	/* A thread or vfork-like child shares the memory: nothing to do, as
 	 * for the kernel (no FORK event with CLONE_VM). */
 	if ((flags & CLONE_VM) || !fork_active())

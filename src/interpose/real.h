@@ -8,7 +8,9 @@
  *
  * UF_REAL(name) declares real_name, the next definition of name (the C
  * library's, or a sanitizer's interceptor), looked up once; threads racing
- * on the first lookup find the same value.
+ * on the first lookup find the same value.  UF_REAL_OR(name, fallback) is
+ * the same, with fallback where there is no next definition to find: in a
+ * program linked statically, dlsym(RTLD_NEXT) finds nothing.
  */
 #ifndef UF_INTERPOSE_REAL_H
 #define UF_INTERPOSE_REAL_H
@@ -22,14 +24,17 @@
  * starts, before it can run instrumented code: they are not instrumented. */
 #define UF_UNINSTRUMENTED __attribute__((no_sanitize("thread", "address", "undefined")))
 
-#define UF_REAL(name)								\
+#define UF_REAL_OR(name, fallback)						\
 	static _Atomic(__typeof__(name) *) real_##name##_cache;			\
 	__typeof__(name) *real_##name =						\
 		atomic_load_explicit(&real_##name##_cache, memory_order_relaxed);\
 	if (!real_##name) {							\
 		real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name);	\
+		if (!real_##name)						\
+			real_##name = (fallback);				\
 		atomic_store_explicit(&real_##name##_cache, real_##name,	\
 				      memory_order_relaxed);			\
 	}
+#define UF_REAL(name) UF_REAL_OR(name, NULL)
 
 #endif
