@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 #include "base/seqlock.h"
 #include "base/sigchain.h"
 #include "base/sys.h"
@@ -122,6 +123,20 @@ void sigchain_forward(int sig, siginfo_t *si, void *uctx)
 	sigchain_program(sig, &sa);
 	/* SIG_DFL and SIG_IGN whatever SA_SIGINFO says: sa_handler and
 	 * sa_sigaction share their storage, and the kernel reads it so. */
+	if (si->si_code <= 0 && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) {
+		/* Sent by kill(), raise(), sigqueue() or tgkill(), not raised by
+		 * an access: ignored, the signal is gone (and we stay); by
+		 * default, the default action, at once: the same signal again,
+		 * with our handler out of the way. */
+		if (sa.sa_handler == SIG_IGN)
+			return;
+		struct sigaction dfl;
+		memset(&dfl, 0, sizeof dfl);
+		dfl.sa_handler = SIG_DFL;
+		__sigaction(sig, &dfl, NULL);
+		sys_tgsigqueueinfo(getpid(), sys_gettid(), sig, si);
+		return;
+	}
 	if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) {
 		/* The default action for a fault: reset and return, so that the
 		 * access faults again and the kernel acts (core dump, exit status)

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <pthread.h>
 #include <string.h>
 #include "base/sigchain.h"
 #include "interpose/real.h"
@@ -37,4 +38,78 @@ UF_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 	if (sigaction(sig, &sa, &old) < 0)
 		return SIG_ERR;
 	return old.sa_handler;
+}
+
+/* The C library's other ways of setting a disposition all reach its own
+ * sigaction directly, not ours: each is redone here, with its semantics,
+ * through ours. */
+static sighandler_t set_handler(int sig, sighandler_t handler, int flags, int mask_sig)
+{
+	struct sigaction sa, old;
+
+	if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = handler;
+	sigemptyset(&sa.sa_mask);
+	if (mask_sig)
+		sigaddset(&sa.sa_mask, sig);
+	sa.sa_flags = flags;
+	if (sigaction(sig, &sa, &old) < 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+/* Not declared by <signal.h> with _GNU_SOURCE (dropped by POSIX 2008). */
+sighandler_t bsd_signal(int sig, sighandler_t handler);
+
+/* BSD semantics, as signal(). */
+UF_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
+{
+	return set_handler(sig, handler, SA_RESTART, 1);
+}
+
+UF_EXPORT sighandler_t ssignal(int sig, sighandler_t handler)
+{
+	return set_handler(sig, handler, SA_RESTART, 1);
+}
+
+/* System V semantics: reset to the default when delivered, not blocked
+ * while it runs. */
+UF_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+	return set_handler(sig, handler, SA_RESETHAND | SA_NODEFER, 0);
+}
+
+/* NOLINTNEXTLINE(bugprone-reserved-identifier): glibc's exported name */
+UF_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler)
+{
+	return sysv_signal(sig, handler);
+}
+
+/* System V sigset(): SIG_HOLD blocks the signal; anything else sets the
+ * disposition and unblocks it.  Returns SIG_HOLD if it was blocked. */
+UF_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
+{
+	sigset_t one, old;
+	struct sigaction prev;
+	sighandler_t r;
+
+	if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	if (disp == SIG_HOLD) {
+		if (sigaction(sig, NULL, &prev) < 0 || pthread_sigmask(SIG_BLOCK, &one, &old) != 0)
+			return SIG_ERR;
+		return sigismember(&old, sig) ? SIG_HOLD : prev.sa_handler;
+	}
+	r = set_handler(sig, disp, 0, 0);
+	if (r == SIG_ERR || pthread_sigmask(SIG_UNBLOCK, &one, &old) != 0)
+		return SIG_ERR;
+	return sigismember(&old, sig) ? SIG_HOLD : r;
 }
