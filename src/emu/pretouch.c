@@ -13,7 +13,9 @@
  * touched with a read.  Where the kernel fails such a call with EFAULT, so
  * do we (no touch): a uffd made with UFFD_USER_MODE_ONLY, one with
  * UFFD_FEATURE_SIGBUS (the kernel's access gets EFAULT, not a signal), and
- * an in-thread pager (SIGBUS-based on the kernel back-end).
+ * an in-thread pager (SIGBUS-based on the kernel back-end).  Present pages
+ * are touched too (a read): one being installed right now is not visible
+ * yet, and the kernel's access would fail where the kernel's uffd waits.
  */
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -30,14 +32,17 @@ static void touch_range(uintptr_t start, uintptr_t end, int kernel_writes)
 		struct area_view v;
 		struct ctx *c;
 
-		if (!area_find(a, &v) || !v.ctx || v.busy ||
-		    !(v.mode & UFFDIO_REGISTER_MODE_MISSING) || area_page_present(&v, a))
+		if (!area_find(a, &v) || !v.ctx || !(v.mode & UFFDIO_REGISTER_MODE_MISSING))
 			continue;
 		c = ctx_by_id(v.ctx);
 		if (!c || (c->flags & UFFD_USER_MODE_ONLY) ||
 		    (atomic_load(&c->features) & UFFD_FEATURE_SIGBUS) || atomic_load(&c->pager_fn))
 			continue;
-		if (kernel_writes && (v.prot & PROT_WRITE))
+		/* A present page may still be on its way in (claimed, written,
+		 * not yet revealed), and a busy area is being converted or frozen
+		 * for a fork: a read touches them all the same, and waits in our
+		 * handler until the page can be seen. */
+		if (kernel_writes && (v.prot & PROT_WRITE) && (v.busy || !area_page_present(&v, a)))
 			arch_touch_write((void *)a);
 		else if (v.prot & PROT_READ)
 			(void)*(volatile char *)a;
