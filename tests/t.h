@@ -167,10 +167,13 @@ static inline pid_t t_gettid(void)
 	return (pid_t)syscall(SYS_gettid);
 }
 
+static int t_watchdog_up;	/* the watchdog thread has started */
+
 static inline void *t_watchdog_fn(void *arg)
 {
 	int secs = (int)(intptr_t)arg;
 
+	__atomic_store_n(&t_watchdog_up, 1, __ATOMIC_SEQ_CST);
 	t_msleep(secs * 1000);
 	fprintf(stderr, "FAIL: watchdog: test still running after %d s (hang?)\n",
 		secs);
@@ -229,6 +232,13 @@ static inline void t_start(int watchdog_secs)
 			uf_close(fd);
 	}
 	pthread_detach(t_thread(t_watchdog_fn, (void *)(intptr_t)watchdog_secs));
+	/* Wait until it runs: a thread that is starting may hold a lock of
+	 * the C library's or a sanitizer's allocator (ASan's thread start
+	 * allocates), and a test that forks at once would give its child
+	 * that lock held for ever: the child's first new thread (the
+	 * emulation's watcher) then deadlocks. */
+	while (!__atomic_load_n(&t_watchdog_up, __ATOMIC_SEQ_CST))
+		t_msleep(1);
 }
 
 static inline int t_done(void)
