@@ -199,8 +199,29 @@ static inline ssize_t sys_readv_flags(int fd, const struct iovec *iov, int cnt, 
 {
 	return sys_call6(SYS_preadv2, fd, (long)iov, cnt, -1, -1, flags);
 }
+/* ThreadSanitizer follows each descriptor from its creation (pipe2,
+ * socket, accept4, epoll_create1 are its interceptors) to its close: a
+ * close it does not see leaves it a descriptor that the next file of that
+ * number inherits, and false reports of races between the two.  Under it,
+ * our closes go through its interceptor (which then makes the system
+ * call). */
+#if defined(__SANITIZE_THREAD__)
+#define UF_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UF_TSAN 1
+#endif
+#endif
+#ifdef UF_TSAN
+/* NOLINTNEXTLINE(bugprone-reserved-identifier): the sanitizer's name */
+extern int __interceptor_close(int fd) __attribute__((weak));
+#endif
 static inline int sys_close(int fd)
 {
+#ifdef UF_TSAN
+	if (__interceptor_close)
+		return __interceptor_close(fd);
+#endif
 	return (int)sys_call1(SYS_close, fd);
 }
 static inline int sys_open(const char *path, int flags, int mode)
