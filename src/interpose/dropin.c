@@ -142,12 +142,12 @@ UF_EXPORT int ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	arg = va_arg(ap, unsigned long);
 	va_end(ap);
-	/* UFFDIO_* and USERFAULTFD_IOC_NEW go to the emulation; so do the
-	 * two generic requests that a pipe would answer unlike the kernel's
-	 * uffd and device (FIONREAD: EINVAL; FIOASYNC: ENOTTY).  The other
-	 * generic ones act on the pipe as on the kernel's file. */
-	if ((_IOC_TYPE(req) == UFFDIO ||
-	     (((unsigned)req == FIONREAD || (unsigned)req == FIOASYNC) && marked(fd))) &&
+	/* Every ioctl on an emulated uffd or device goes to the emulation,
+	 * which answers as the kernel's file does: the VFS's generic ones act
+	 * on the pipe, the rest is the uffd's (EINVAL for what it does not
+	 * know, where a pipe says ENOTTY).  UFFDIO_* on a descriptor not
+	 * marked may be a uffd of another process. */
+	if ((_IOC_TYPE(req) == UFFDIO || marked(fd)) &&
 	    emu_in_use() && (kind = emu_fd_kind(fd, &c)) != EMU_NONE) {
 		int r = emu_ioctl(fd, kind, c, req, arg);
 		if (kind == EMU_DEV && r >= 0)
