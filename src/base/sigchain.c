@@ -1,9 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sharing fault signals with the program (see sigchain.h).  The program's
- * disposition for each signal we share is kept here, published with the
- * seqlock for the signal handlers that read it; the program's sigaction()
- * and signal() (src/interpose/signals.c) come here first.
+ * Sharing signals with the program (see sigchain.h).  The program's
+ * disposition of each signal we take part in is kept here, published with
+ * the seqlock for the signal handlers that read it; the program's
+ * sigaction() and the C library's other entry points
+ * (src/interpose/signals.c) come here first.
+ *
+ * Two ways of taking part:
+ *  - ours (SIGSEGV for the emulation, SIGBUS for the kernel back-end's
+ *    pager): our handler stays in place and hands on what is not ours;
+ *  - wrapped (every other signal with a handler, once sigchain_wrap_all()
+ *    was called): the program's handler is installed behind a trampoline
+ *    with the program's own flags and mask, so that the kernel delivers it
+ *    exactly as before, and the trampoline first tells the emulation that
+ *    a handler runs on this thread (the interrupt hook: a fault wait is
+ *    abandoned, as the kernel's is when a signal arrives).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,18 +32,22 @@ int sigchain_real_sigaction(int sig, const struct sigaction *act, struct sigacti
 	return __sigaction(sig, act, old);
 }
 
+enum chain_mode { CH_NONE = 0, CH_OURS, CH_WRAPPED };
+
 struct chain {
 	struct seqlock lock;
-	_Atomic int installed;		/* our handler is in place */
+	_Atomic int mode;		/* enum chain_mode */
 	struct sigaction prog;		/* what the program believes */
 };
-static struct chain g_chain[2];
+static struct chain g_chain[NSIG];
+static _Atomic int g_wrapping;		/* sigchain_wrap_all() was called */
+static _Atomic(void (*)(void)) g_hook;	/* the interrupt hook */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;	/* writers */
 
 /* async-signal-safe */
 static struct chain *chain_of(int sig)
 {
-	return sig == SIGSEGV ? &g_chain[0] : sig == SIGBUS ? &g_chain[1] : NULL;
+	return sig > 0 && sig < NSIG ? &g_chain[sig] : NULL;
 }
 
 /* Publish the program's disposition (g_lock held).  A handler of this
@@ -58,6 +73,70 @@ static void read_prog(struct chain *ch, struct sigaction *out)
 	} while (seq_read_retry(&ch->lock, s));
 }
 
+/* A handler of the program's: neither SIG_DFL nor SIG_IGN (whatever
+ * SA_SIGINFO says: sa_handler and sa_sigaction share their storage). */
+static int is_handler(const struct sigaction *sa)
+{
+	return sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN;
+}
+
+/* Reset the program's disposition to SIG_DFL from a signal handler (which
+ * cannot take g_lock): if a program thread is setting it at this very
+ * moment, its call wins.  async-signal-safe */
+static void reset_from_handler(struct chain *ch)
+{
+	if (seq_write_try_begin(&ch->lock)) {
+		memset(&ch->prog, 0, sizeof ch->prog);
+		ch->prog.sa_handler = SIG_DFL;
+		seq_write_end(&ch->lock);
+	}
+}
+
+/* Call the program's handler as the kernel would have.  a-s-s */
+static void call_prog(const struct sigaction *sa, int sig, siginfo_t *si, void *uctx)
+{
+	if (sa->sa_flags & SA_SIGINFO)
+		sa->sa_sigaction(sig, si, uctx);
+	else
+		sa->sa_handler(sig);
+}
+
+/* The trampoline of a wrapped signal: installed with the program's flags
+ * and mask, so the kernel already did what it would have (mask, stack,
+ * SA_RESETHAND on the real disposition).  async-signal-safe */
+static void trampoline(int sig, siginfo_t *si, void *uctx)
+{
+	struct chain *ch = &g_chain[sig];
+	void (*hook)(void) = atomic_load(&g_hook);
+	struct sigaction sa;
+	int saved = errno;
+
+	if (hook)
+		hook();
+	read_prog(ch, &sa);
+	if (sa.sa_flags & SA_RESETHAND)
+		reset_from_handler(ch);
+	errno = saved;
+	if (is_handler(&sa))
+		call_prog(&sa, sig, si, uctx);
+	/* (Else the program changed it while this one was on its way: the
+	 * new disposition is already the real one for the next.) */
+}
+
+/* Install the real disposition standing for the program's sa (g_lock
+ * held): the trampoline with the program's flags and mask, or sa as it is
+ * (SIG_DFL, SIG_IGN). */
+static int install_locked(int sig, const struct sigaction *sa)
+{
+	struct sigaction real = *sa;
+
+	if (is_handler(sa)) {
+		real.sa_sigaction = trampoline;
+		real.sa_flags |= SA_SIGINFO;
+	}
+	return __sigaction(sig, &real, NULL);
+}
+
 int sigchain_install(int sig, const struct sigaction *ours)
 {
 	struct chain *ch = chain_of(sig);
@@ -65,37 +144,80 @@ int sigchain_install(int sig, const struct sigaction *ours)
 	int r = 0;
 
 	pthread_mutex_lock(&g_lock);
-	if (!atomic_load(&ch->installed)) {
-		if (__sigaction(sig, ours, &prev) < 0) {
+	if (atomic_load(&ch->mode) != CH_OURS) {
+		if (atomic_load(&ch->mode) == CH_WRAPPED)
+			prev = ch->prog;
+		if (__sigaction(sig, ours, atomic_load(&ch->mode) == CH_WRAPPED ? NULL : &prev) < 0) {
 			r = -errno;
 		} else {
 			publish_locked(ch, &prev);
-			atomic_store(&ch->installed, 1);
+			atomic_store(&ch->mode, CH_OURS);
 		}
 	}
 	pthread_mutex_unlock(&g_lock);
 	return r;
 }
 
+void sigchain_wrap_all(void (*hook)(void))
+{
+	pthread_mutex_lock(&g_lock);
+	atomic_store(&g_hook, hook);
+	if (!atomic_load(&g_wrapping)) {
+		for (int sig = 1; sig < NSIG; sig++) {
+			struct chain *ch = &g_chain[sig];
+			struct sigaction cur;
+
+			if (sig == SIGKILL || sig == SIGSTOP || atomic_load(&ch->mode) != CH_NONE)
+				continue;
+			if (__sigaction(sig, NULL, &cur) < 0 || !is_handler(&cur))
+				continue;
+			publish_locked(ch, &cur);
+			if (install_locked(sig, &cur) == 0)
+				atomic_store(&ch->mode, CH_WRAPPED);
+		}
+		atomic_store(&g_wrapping, 1);
+	}
+	pthread_mutex_unlock(&g_lock);
+}
+
 int sigchain_program_set(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	struct chain *ch = chain_of(sig);
 	struct sigaction a, o;
+	int mode, r = 0;
 
-	if (!ch || !atomic_load(&ch->installed))
+	if (!ch || sig == SIGKILL || sig == SIGSTOP)
+		return 0;
+	mode = atomic_load(&ch->mode);
+	if (mode == CH_NONE && !atomic_load(&g_wrapping))
 		return 0;
 	/* The program's struct may be anywhere (a missing page of a
 	 * registered range): copy it before taking anything. */
 	if (act)
 		a = *act;
 	pthread_mutex_lock(&g_lock);
+	mode = atomic_load(&ch->mode);
+	if (mode == CH_NONE) {
+		/* Not taken part in yet (no handler so far): the real one. */
+		if (__sigaction(sig, NULL, &o) < 0) {
+			pthread_mutex_unlock(&g_lock);
+			return -1;
+		}
+		publish_locked(ch, &o);
+		atomic_store(&ch->mode, CH_WRAPPED);
+		mode = CH_WRAPPED;
+	}
 	o = ch->prog;
-	if (act)
-		publish_locked(ch, &a);
+	if (act) {
+		if (mode == CH_WRAPPED && install_locked(sig, &a) < 0)
+			r = -1;
+		else
+			publish_locked(ch, &a);
+	}
 	pthread_mutex_unlock(&g_lock);
-	if (old)
+	if (r == 0 && old)
 		*old = o;
-	return 1;
+	return r < 0 ? -1 : 1;
 }
 
 /* async-signal-safe */
@@ -103,7 +225,7 @@ void sigchain_program(int sig, struct sigaction *out)
 {
 	struct chain *ch = chain_of(sig);
 
-	if (ch && atomic_load(&ch->installed)) {
+	if (ch && atomic_load(&ch->mode) != CH_NONE) {
 		read_prog(ch, out);
 		return;
 	}
@@ -117,13 +239,12 @@ void sigchain_program(int sig, struct sigaction *out)
 void sigchain_forward(int sig, siginfo_t *si, void *uctx)
 {
 	struct chain *ch = chain_of(sig);
+	void (*hook)(void) = atomic_load(&g_hook);
 	struct sigaction sa;
 	sigset_t old;
 
 	sigchain_program(sig, &sa);
-	/* SIG_DFL and SIG_IGN whatever SA_SIGINFO says: sa_handler and
-	 * sa_sigaction share their storage, and the kernel reads it so. */
-	if (si->si_code <= 0 && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) {
+	if (si->si_code <= 0 && !is_handler(&sa)) {
 		/* Sent by kill(), raise(), sigqueue() or tgkill(), not raised by
 		 * an access: ignored, the signal is gone (and we stay); by
 		 * default, the default action, at once: the same signal again,
@@ -137,7 +258,7 @@ void sigchain_forward(int sig, siginfo_t *si, void *uctx)
 		sys_tgsigqueueinfo(getpid(), sys_gettid(), sig, si);
 		return;
 	}
-	if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN) {
+	if (!is_handler(&sa)) {
 		/* The default action for a fault: reset and return, so that the
 		 * access faults again and the kernel acts (core dump, exit status)
 		 * exactly as it would have without us. */
@@ -147,24 +268,15 @@ void sigchain_forward(int sig, siginfo_t *si, void *uctx)
 		__sigaction(sig, &dfl, NULL);
 		return;
 	}
-	if ((sa.sa_flags & SA_RESETHAND) && ch) {
-		/* Not under g_lock (a signal handler cannot take it): if a
-		 * program thread is setting the disposition at this very moment,
-		 * its call wins, as it may win over the kernel's reset. */
-		if (seq_write_try_begin(&ch->lock)) {
-			memset(&ch->prog, 0, sizeof ch->prog);
-			ch->prog.sa_handler = SIG_DFL;
-			seq_write_end(&ch->lock);
-		}
-	}
+	if (hook)
+		hook();
+	if ((sa.sa_flags & SA_RESETHAND) && ch)
+		reset_from_handler(ch);
 	/* The mask the kernel would give the handler: sa_mask, plus the
 	 * signal itself unless SA_NODEFER (ours is NODEFER, so add it). */
 	if (!(sa.sa_flags & SA_NODEFER))
 		sigaddset(&sa.sa_mask, sig);
 	sys_sigmask(SIG_BLOCK, &sa.sa_mask, &old);
-	if (sa.sa_flags & SA_SIGINFO)
-		sa.sa_sigaction(sig, si, uctx);
-	else
-		sa.sa_handler(sig);
+	call_prog(&sa, sig, si, uctx);
 	sys_sigmask(SIG_SETMASK, &old, NULL);
 }

@@ -16,8 +16,13 @@
 int sigchain_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 /* Install our handler for sig (SIGSEGV or SIGBUS) once.  0 or -errno. */
 int sigchain_install(int sig, const struct sigaction *ours);
-/* If sig is one we share, record the program's call instead of making it
- * (old gets what it believed before) and return 1; else 0. */
+/* From now on, every signal the program handles (now or later) is
+ * delivered through a trampoline that calls hook() first, then the
+ * program's handler.  hook runs in a signal handler: async-signal-safe. */
+void sigchain_wrap_all(void (*hook)(void));
+/* If sig is one we take part in, record the program's call (and install
+ * what stands for it) and return 1, or -1 and errno; else 0: the caller
+ * makes the call itself. */
 int sigchain_program_set(int sig, const struct sigaction *act, struct sigaction *old);
 /* The disposition the program believes sig has.  async-signal-safe */
 void sigchain_program(int sig, struct sigaction *out);

@@ -207,18 +207,19 @@ void ctx_sync_ready(struct ctx *c, int userfd)
 
 int ctx_event_raise(struct ctx *c, const struct uffd_msg *msg)
 {
-	struct waiter *w = wq_claim();
+	uint32_t gen;
+	struct waiter *w = wq_claim(&gen);
 	int r;
 
 	wq_queue_event(w, &c->q, msg);
 	if (atomic_load(&c->state) != CTX_RUNNING)
-		wq_cancel(w, &c->q);
+		wq_cancel(w, gen, &c->q);
 	else
 		ctx_notify(c);
 	/* Signals are handled and the wait goes on (the kernel's wait is
 	 * killable only). */
-	wq_wait(w, &c->q, 0, 0);
+	wq_wait(w, gen, &c->q, 0, 0);
 	r = wq_event_read(w);
-	wq_free(w);
+	wq_free(w, gen);
 	return r;
 }

@@ -119,21 +119,76 @@ static void run_pager(struct ctx *c, uintptr_t addr, int write, void *uctx)
 		raise_sigbus(addr, uctx);
 }
 
+/*
+ * The waits of this thread that have not ended: the current one, and any
+ * that a signal handler left without returning (siglongjmp).  A signal
+ * handler that runs on a waiting thread cancels its waits, as the kernel
+ * abandons a fault when a signal arrives (its unread message goes; the
+ * access faults again after the handler, with a new one); a wait left for
+ * good is reclaimed by the thread's next fault.
+ */
+#define TLS_WAITS 8
+struct tls_wait {
+	struct waiter *w;
+	uint32_t gen;
+	struct wq_queue *q;
+};
+static __thread struct tls_wait tls_waits[TLS_WAITS] __attribute__((tls_model("initial-exec")));
+static __thread int tls_nwaits __attribute__((tls_model("initial-exec")));
+
+/* A signal handler is about to run on this thread (the trampoline of
+ * src/base/sigchain.c, or a program's SIGSEGV handler).  a-s-s */
+static void on_interrupt(void)
+{
+	for (int i = 0; i < tls_nwaits; i++)
+		wq_cancel(tls_waits[i].w, tls_waits[i].gen, tls_waits[i].q);
+}
+
+/* Free the slots of waits that were cancelled and may never be resumed.
+ * (One still live below us finds its claim gone and ends as cancelled.) */
+static void reclaim_left(void)
+{
+	int k = 0;
+
+	for (int i = 0; i < tls_nwaits; i++)
+		if (!wq_reclaim(tls_waits[i].w, tls_waits[i].gen))
+			tls_waits[k++] = tls_waits[i];
+	tls_nwaits = k;
+}
+
+static void wait_pop(struct waiter *w, uint32_t gen)
+{
+	for (int i = tls_nwaits - 1; i >= 0; i--)
+		if (tls_waits[i].w == w && tls_waits[i].gen == gen) {
+			tls_waits[i] = tls_waits[--tls_nwaits];
+			return;
+		}
+}
+
 /* Queue the fault and sleep until a wake covers it.  a-s-s */
 static void wait_fault(struct ctx *c, const struct area_view *v, uintptr_t addr, int write)
 {
-	struct waiter *w = wq_claim();
 	uint64_t feat = atomic_load(&c->features);
 	uintptr_t rep = (feat & UFFD_FEATURE_EXACT_ADDRESS) ? addr : page_down(addr);
 	struct uffd_msg m;
+	struct waiter *w;
+	uint32_t gen;
 	int woken;
 
+	reclaim_left();
+	w = wq_claim(&gen);
 	memset(&m, 0, sizeof m);
 	m.event = UFFD_EVENT_PAGEFAULT;
 	m.arg.pagefault.flags = write ? UFFD_PAGEFAULT_FLAG_WRITE : 0;
 	m.arg.pagefault.address = rep;
 	if (feat & UFFD_FEATURE_THREAD_ID)
 		m.arg.pagefault.feat.ptid = (__u32)sys_gettid();
+	if (tls_nwaits < TLS_WAITS) {
+		tls_waits[tls_nwaits].w = w;
+		tls_waits[tls_nwaits].gen = gen;
+		tls_waits[tls_nwaits].q = &c->q;
+		tls_nwaits++;
+	}
 	wq_queue_fault(w, &c->q, &m, rep);
 	STATS_ADD(faults, 1);
 
@@ -143,11 +198,12 @@ static void wait_fault(struct ctx *c, const struct area_view *v, uintptr_t addr,
 	 * before telling the reader, as the kernel re-checks the page table
 	 * right after queueing. */
 	if (area_page_present(v, addr) || !area_still(v) || atomic_load(&c->state) != CTX_RUNNING)
-		wq_cancel(w, &c->q);
+		wq_cancel(w, gen, &c->q);
 	else
 		ctx_notify(c);
-	woken = wq_wait(w, &c->q, 1, 1);
-	wq_free(w);
+	woken = wq_wait(w, gen, &c->q, 1, 1);
+	wait_pop(w, gen);
+	wq_free(w, gen);
 	/* Woken by a single-page install: the resolver left the entry of our
 	 * page for us to fill (see resolved_wake() in ioctl.c), off its path. */
 	if (woken && area_still(v) && area_page_present(v, addr))
@@ -225,6 +281,7 @@ not_ours:
 int fault_install(void)
 {
 	struct sigaction sa;
+	int r;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_sigaction = segv_handler;
@@ -232,5 +289,10 @@ int fault_install(void)
 	/* NODEFER: a nested fault (a signal handler touching a missing page
 	 * while we wait) must reach us, not kill the process. */
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK | SA_RESTART;
-	return sigchain_install(SIGSEGV, &sa);
+	r = sigchain_install(SIGSEGV, &sa);
+	/* The program's handlers of every other signal now tell us when they
+	 * run on a waiting thread. */
+	if (r == 0)
+		sigchain_wrap_all(on_interrupt);
+	return r;
 }

@@ -58,10 +58,10 @@ static _Atomic uint64_t g_ticket = 1;
 static _Atomic uint32_t g_w_freed;		/* futex: a slot was freed */
 static _Atomic int g_w_starved;			/* threads waiting for a slot */
 
-struct waiter *wq_claim(void)
+struct waiter *wq_claim(uint32_t *gen)
 {
 	for (;;) {
-		uint32_t gen = atomic_load(&g_w_freed);
+		uint32_t freed = atomic_load(&g_w_freed);
 		for (int i = 0; i < WQ_MAX; i++) {
 			uint32_t s = atomic_load(&g_w[i].state);
 			if (PHASE(s) != W_FREE)
@@ -71,26 +71,49 @@ struct waiter *wq_claim(void)
 				int hw = atomic_load(&g_w_hw);
 				while (hw < i + 1 && !atomic_compare_exchange_weak(&g_w_hw, &hw, i + 1))
 					;
+				*gen = (s & ~0xffu) + 0x100u;
 				return &g_w[i];
 			}
 		}
 		/* More waiting threads than slots: wait for one to go. */
 		atomic_fetch_add(&g_w_starved, 1);
-		if (atomic_load(&g_w_freed) == gen)
-			sys_futex_wait(&g_w_freed, gen, NULL);
+		if (atomic_load(&g_w_freed) == freed)
+			sys_futex_wait(&g_w_freed, freed, NULL);
 		atomic_fetch_sub(&g_w_starved, 1);
 	}
 }
 
-void wq_free(struct waiter *w)
+/* Free the slot if it is still w's claim gen, woken or cancelled: 1 if we
+ * did (a reclaim may have done it first). */
+static int release(struct waiter *w, uint32_t gen)
 {
 	uint32_t s = atomic_load(&w->state);
+
+	if ((s & ~0xffu) != gen || (PHASE(s) != W_WOKEN && PHASE(s) != W_DONE))
+		return 0;
+	/* Take it (CLAIMED: nobody else moves it) before clearing it: the
+	 * waiter may be interrupted here by a handler that reclaims. */
+	if (!atomic_compare_exchange_strong(&w->state, &s, WITH(s, W_CLAIMED)))
+		return 0;
 	atomic_store(&w->event, 0);
 	atomic_store(&w->ctx, 0);
 	atomic_store(&w->state, WITH(s, W_FREE));
 	atomic_fetch_add(&g_w_freed, 1);
 	if (atomic_load(&g_w_starved))
 		sys_futex_wake(&g_w_freed, 1);
+	return 1;
+}
+
+void wq_free(struct waiter *w, uint32_t gen)
+{
+	release(w, gen);
+}
+
+int wq_reclaim(struct waiter *w, uint32_t gen)
+{
+	uint32_t s = atomic_load(&w->state);
+
+	return s == (gen | W_DONE) && release(w, gen);
 }
 
 /* Move a queued or read waiter from `seen` to phase `to`: 1 if we did. */
@@ -158,12 +181,13 @@ void wq_queue_event(struct waiter *w, struct wq_queue *q, const struct uffd_msg 
 	queue(w, q, m, 0, 1);
 }
 
-void wq_cancel(struct waiter *w, struct wq_queue *q)
+void wq_cancel(struct waiter *w, uint32_t gen, struct wq_queue *q)
 {
 	uint32_t s = atomic_load(&w->state);
 
-	if (PHASE(s) == W_PENDING || PHASE(s) == W_READ)
-		finish(w, s, W_DONE, q);
+	while ((s & ~0xffu) == gen && (PHASE(s) == W_PENDING || PHASE(s) == W_READ) &&
+	       !finish(w, s, W_DONE, q))
+		s = atomic_load(&w->state);	/* read meanwhile: cancel that */
 }
 
 int wq_event_read(const struct waiter *w)
@@ -295,10 +319,12 @@ static inline void cpu_relax(void)
 static _Atomic int g_spinners;		/* threads spinning now */
 static _Atomic long g_wait_ewma = -1;	/* recent waits, ns (-1: none yet) */
 
-static int resolved(struct waiter *w)
+/* Woken, cancelled, or no longer this claim at all (reclaimed after a
+ * signal handler left the wait for good, see wq_reclaim). */
+static int resolved(struct waiter *w, uint32_t gen)
 {
 	uint32_t s = atomic_load(&w->state);
-	return PHASE(s) == W_WOKEN || PHASE(s) == W_DONE;
+	return (s & ~0xffu) != gen || (PHASE(s) != W_PENDING && PHASE(s) != W_READ);
 }
 
 /*
@@ -310,7 +336,7 @@ static int resolved(struct waiter *w)
  * over for the resolver; when recent waits are longer than that, it sleeps
  * at once.
  */
-static void spin(struct waiter *w)
+static void spin(struct waiter *w, uint32_t gen)
 {
 	long ewma = atomic_load(&g_wait_ewma), limit;
 
@@ -327,8 +353,8 @@ static void spin(struct waiter *w)
 		limit = caps.spin_ns;
 	if (atomic_fetch_add(&g_spinners, 1) < caps.max_spinners) {
 		long end = sys_now_ns() + limit;
-		while (!resolved(w)) {
-			for (int i = 0; i < 64 && !resolved(w); i++)
+		while (!resolved(w, gen)) {
+			for (int i = 0; i < 64 && !resolved(w, gen); i++)
 				cpu_relax();
 			if (sys_now_ns() > end)
 				break;
@@ -345,29 +371,27 @@ static void learn(long ns)
 	atomic_compare_exchange_strong(&g_wait_ewma, &old, nw);
 }
 
-int wq_wait(struct waiter *w, struct wq_queue *q, int do_spin, int abandon_on_signal)
+int wq_wait(struct waiter *w, uint32_t gen, struct wq_queue *q, int do_spin, int abandon_on_signal)
 {
 	long t0 = do_spin ? sys_now_ns() : 0;
 	uint32_t s;
 
 	if (do_spin) {
-		spin(w);
-		if (!resolved(w))
+		spin(w, gen);
+		if (!resolved(w, gen))
 			atomic_store(&w->sleeping, 1);
 	}
 	for (;;) {
 		s = atomic_load(&w->state);
-		if (PHASE(s) == W_WOKEN || PHASE(s) == W_DONE)
-			break;
+		if ((s & ~0xffu) != gen)
+			return 0;	/* reclaimed and reused: it was cancelled */
+		if (PHASE(s) != W_PENDING && PHASE(s) != W_READ)
+			break;		/* woken, cancelled, or being reclaimed */
 		if (sys_futex_wait(&w->state, s, NULL) < 0 && errno == EINTR && abandon_on_signal) {
 			/* A signal handler ran on this thread (nested in ours).  As
 			 * the kernel does, abandon: the access is retried and, if
 			 * the page is still missing, queues a new message. */
-			s = atomic_load(&w->state);
-			if ((PHASE(s) == W_PENDING || PHASE(s) == W_READ) && finish(w, s, W_DONE, q)) {
-				s = WITH(s, W_DONE);
-				break;
-			}
+			wq_cancel(w, gen, q);
 		}
 	}
 	if (do_spin)

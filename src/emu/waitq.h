@@ -25,24 +25,31 @@ struct wq_queue {
 
 struct waiter;
 
-/* A free slot (waits for one if all are taken). */
-struct waiter *wq_claim(void);
+/* A free slot (waits for one if all are taken); *gen gets the claim's
+ * generation, which every later call on the slot names: once the slot is
+ * freed and claimed again, calls with the old one do nothing. */
+struct waiter *wq_claim(uint32_t *gen);
 /* Queue w on q with message m: a fault at addr (as the message reports it),
  * or a non-cooperative event. */
 void wq_queue_fault(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m, uintptr_t addr);
 void wq_queue_event(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m);
 /* The waiter itself gives up before waiting (resolved meanwhile, or its
  * uffd is not running): its message, if unread, is withdrawn. */
-void wq_cancel(struct waiter *w, struct wq_queue *q);
+void wq_cancel(struct waiter *w, uint32_t gen, struct wq_queue *q);
 /* Wait until woken: 1 if woken by a reader or resolver, 0 if cancelled.
  * spin: first spin a little (faults; see waitq.c).  abandon_on_signal: a
  * signal handler that runs during the sleep ends the wait as cancelled (the
  * kernel's fault returns to retry the access). */
-int wq_wait(struct waiter *w, struct wq_queue *q, int spin, int abandon_on_signal);
+int wq_wait(struct waiter *w, uint32_t gen, struct wq_queue *q, int spin, int abandon_on_signal);
 /* Was the event of w read (rather than abandoned at release)? */
 int wq_event_read(const struct waiter *w);
 /* Give the slot back (the waiter itself, once woken or cancelled). */
-void wq_free(struct waiter *w);
+void wq_free(struct waiter *w, uint32_t gen);
+/* Free a cancelled slot whose waiter may never come back for it (a signal
+ * handler left the wait with siglongjmp): 1 if freed.  Safe while the
+ * waiter's frame is still live: it then finds the claim gone and returns
+ * as cancelled. */
+int wq_reclaim(struct waiter *w, uint32_t gen);
 
 /* Wake the fault waiters of q whose address is in [start, end).  Returns
  * how many had not been read (their messages are withdrawn: the uffd's

@@ -17,8 +17,10 @@
 
 UF_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-	if (sigchain_program_set(sig, act, old))
-		return 0;
+	int r = sigchain_program_set(sig, act, old);
+
+	if (r)
+		return r > 0 ? 0 : -1;
 	return sigchain_real_sigaction(sig, act, old);
 }
 
