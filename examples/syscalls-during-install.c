@@ -146,6 +146,9 @@ int main(void)
 		if (pread(out, back, ps, (off_t)(n * ps)) != (ssize_t)ps || memcmp(back, want, ps))
 			bad++;
 	}
+	free(back);
+	free(want);
+	close(out);
 	printf("pages written: %d\n", NPAGES);
 	printf("write() EFAULT: %d\n", efault);
 	printf("other failures: %d\n", other);
