@@ -74,3 +74,27 @@ int maps_in(uintptr_t start, uintptr_t end, struct vma **out)
 	*out = v;
 	return n;
 }
+
+int maps_locked(uintptr_t start, uintptr_t end)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[4096];
+	int in = 0, locked = 0;
+
+	if (!f)
+		return -errno;
+	while (!locked && fgets(line, sizeof line, f)) {
+		unsigned long s, e;
+		/* NOLINTNEXTLINE(cert-err34-c): the kernel's format, in range */
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2) {	/* a mapping's first line */
+			if (s >= end)
+				break;
+			in = e > start;
+			continue;
+		}
+		if (in && !strncmp(line, "VmFlags:", 8) && strstr(line, " lo"))
+			locked = 1;
+	}
+	fclose(f);
+	return locked;
+}

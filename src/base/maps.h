@@ -23,4 +23,8 @@ struct vma {
  * (*out is malloc'ed) or a negative errno. */
 int maps_in(uintptr_t start, uintptr_t end, struct vma **out);
 
+/* Is any mapping that meets [start, end) locked (mlock: VmFlags "lo" in
+ * /proc/self/smaps)?  1, 0, or a negative errno. */
+int maps_locked(uintptr_t start, uintptr_t end);
+
 #endif

@@ -92,7 +92,7 @@ static int convert(uint32_t me, uintptr_t start, uintptr_t end, int prot, uint64
 {
 	size_t len = end - start;
 	struct area *a;
-	int bi, err;
+	int bi, err, locked = maps_locked(start, end) > 0;
 	void *tmp;
 
 	a = area_new();
@@ -135,6 +135,11 @@ static int convert(uint32_t me, uintptr_t start, uintptr_t end, int prot, uint64
 		area_busy_clear(a);
 		return err;
 	}
+	/* A range the program locked stays locked (as a VMA keeps VM_LOCKED
+	 * through REGISTER): pages are locked as they are installed, and the
+	 * locked size (VmLck) is what it was. */
+	if (locked)
+		sys_call4(SYS_mlock2, (long)start, (long)len, 1 /* MLOCK_ONFAULT */, 0);
 	area_begin(a);
 	UF_ST(a->ctx, me);
 	UF_ST(a->mode, mode);

@@ -71,5 +71,7 @@ struct ctx *emu_pager_hint(int fd);
  * faults reach the uffd first (pretouch.c). */
 void emu_pretouch(uintptr_t buf, size_t len, int kernel_writes);
 void emu_pretouch_iov(const struct iovec *iov, int n, int kernel_writes);
+/* The same over every registered range (mlockall). */
+void emu_pretouch_all(int kernel_writes);
 
 #endif

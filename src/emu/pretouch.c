@@ -17,6 +17,7 @@
  * are touched too (a read): one being installed right now is not visible
  * yet, and the kernel's access would fail where the kernel's uffd waits.
  */
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include "base/arch/fault.h"
@@ -66,4 +67,36 @@ void emu_pretouch_iov(const struct iovec *iov, int n, int kernel_writes)
 		return;
 	for (int i = 0; i < n; i++)
 		emu_pretouch((uintptr_t)iov[i].iov_base, iov[i].iov_len, kernel_writes);
+}
+
+struct ranges {
+	uintptr_t s[AREA_MAX], e[AREA_MAX];
+	int n;
+};
+
+static void collect(void *arg, uint32_t ctx, uintptr_t s, uintptr_t e)
+{
+	struct ranges *r = arg;
+
+	(void)ctx;
+	if (r->n < AREA_MAX) {
+		r->s[r->n] = s;
+		r->e[r->n++] = e;
+	}
+}
+
+void emu_pretouch_all(int kernel_writes)
+{
+	struct ranges *r;
+
+	if (!emu_in_use() || !area_any() || !(r = calloc(1, sizeof *r)))
+		return;
+	/* Collected under the lock, touched without it: a fault may need a
+	 * monitor that is waiting for the lock. */
+	area_lock();
+	area_each_owned_locked(0, UINTPTR_MAX, collect, r);
+	area_unlock();
+	for (int i = 0; i < r->n; i++)
+		touch_range(r->s[i], r->e[i], kernel_writes);
+	free(r);
 }

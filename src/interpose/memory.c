@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <sys/mman.h>
 #include "base/sys.h"
+#include "emu/area.h"
+#include "emu/emu.h"
 #include "emu/process.h"
 #include "interpose/real.h"
 
@@ -44,6 +46,21 @@ static int raw_mprotect(void *addr, size_t len, int prot)
 static int raw_madvise(void *addr, size_t len, int advice)
 {
 	return sys_madvise(addr, len, advice);
+}
+
+static int raw_mlock(const void *addr, size_t len)
+{
+	return (int)sys_call4(SYS_mlock, (long)addr, (long)len, 0, 0);
+}
+
+static int raw_mlock2(const void *addr, size_t len, unsigned flags)
+{
+	return (int)sys_call4(SYS_mlock2, (long)addr, (long)len, flags, 0);
+}
+
+static int raw_mlockall(int flags)
+{
+	return (int)sys_call1(SYS_mlockall, flags);
 }
 
 UF_EXPORT UF_UNINSTRUMENTED int munmap(void *addr, size_t len)
@@ -99,5 +116,41 @@ UF_EXPORT UF_UNINSTRUMENTED int madvise(void *addr, size_t len, int advice)
 	UF_REAL_OR(madvise, raw_madvise);
 	if (!vm_meets(addr, len))
 		return real_madvise(addr, len, advice);
+	/* Populating faults the pages in, as the kernel's does, through the
+	 * uffd (a write fault for POPULATE_WRITE); then the pages are there. */
+	if (advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE)
+		emu_pretouch((uintptr_t)addr, len, advice == MADV_POPULATE_WRITE);
 	return vm_madvise(addr, len, advice, real_madvise);
+}
+
+/*
+ * mlock, mlock2 and mlockall(MCL_CURRENT) populate what they lock: over a
+ * registered range the kernel takes those faults through the uffd (a write
+ * fault where private memory is writable) and the call succeeds once they
+ * are served.  The pages are touched first, so that the faults go to the
+ * uffd, then the C library's function locks present pages.  MLOCK_ONFAULT
+ * and MCL_ONFAULT populate nothing.
+ */
+UF_EXPORT UF_UNINSTRUMENTED int mlock(const void *addr, size_t len)
+{
+	UF_REAL_OR(mlock, raw_mlock);
+	if (vm_meets(addr, len))
+		emu_pretouch((uintptr_t)addr, len, 1);
+	return real_mlock(addr, len);
+}
+
+UF_EXPORT UF_UNINSTRUMENTED int mlock2(const void *addr, size_t len, unsigned int flags)
+{
+	UF_REAL_OR(mlock2, raw_mlock2);
+	if (!(flags & MLOCK_ONFAULT) && vm_meets(addr, len))
+		emu_pretouch((uintptr_t)addr, len, 1);
+	return real_mlock2(addr, len, flags);
+}
+
+UF_EXPORT UF_UNINSTRUMENTED int mlockall(int flags)
+{
+	UF_REAL_OR(mlockall, raw_mlockall);
+	if ((flags & MCL_CURRENT) && !(flags & MCL_ONFAULT) && area_any())
+		emu_pretouch_all(1);
+	return real_mlockall(flags);
 }
