@@ -36,7 +36,7 @@ int main(void)
 		return 1;
 	}
 	show("uffd TCGETS", ioctl(uffd, TCGETS, &t));
-	show("uffd UFFDIO 0x3f", ioctl(uffd, _IOWR(UFFDIO, 0x3f, struct uffdio_range), &rg));
+	show("uffd UFFDIO number 63", ioctl(uffd, _IOWR(UFFDIO, 0x3f, struct uffdio_range), &rg));
 	show("uffd FIONBIO", ioctl(uffd, FIONBIO, &on));
 	show("uffd FIOCLEX", ioctl(uffd, FIOCLEX));
 	struct uffdio_api api = { .api = UFFD_API };

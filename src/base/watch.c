@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <sys/epoll.h>
 #include "base/sys.h"
+#include "base/fdreg.h"
 #include "base/watch.h"
 
 /* The functions: a handful of kinds, numbered in the epoll data's top byte. */
@@ -49,6 +50,7 @@ static void start_locked(void)
 	g_pid = getpid();
 	if (g_epfd < 0)
 		return;
+	fd_own(g_epfd);
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&at, (size_t)256 * 1024);
@@ -56,7 +58,7 @@ static void start_locked(void)
 	sigfillset(&all);
 	sys_sigmask(SIG_SETMASK, &all, &old);
 	if (pthread_create(&t, &at, watch_main, (void *)(intptr_t)g_epfd) != 0) {
-		sys_close(g_epfd);
+		fd_close_own(g_epfd);
 		g_epfd = -1;
 	}
 	sys_sigmask(SIG_SETMASK, &old, NULL);
@@ -106,6 +108,6 @@ void watch_reset_after_fork(void)
 	 * epoll descriptor goes (the parent keeps its own). */
 	pthread_mutex_init(&g_lock, NULL);
 	if (g_epfd >= 0)
-		sys_close(g_epfd);
+		fd_close_own(g_epfd);
 	g_epfd = -1;
 }

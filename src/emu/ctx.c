@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include "base/sys.h"
+#include "base/fdreg.h"
 #include "base/watch.h"
 #include "emu/area.h"
 #include "emu/ctx.h"
@@ -124,10 +125,10 @@ void ctx_release(struct ctx *c, uint32_t id)
 	wq_wake_all(id);
 	while (atomic_load(&c->users))
 		sched_yield();
-	sys_close(atomic_exchange(&c->ourfd, -1));
+	fd_close_own(atomic_exchange(&c->ourfd, -1));
 	if ((ls = atomic_exchange(&c->lsock, -1)) >= 0) {
 		watch_del(ls);
-		sys_close(ls);
+		fd_close_own(ls);
 	}
 	area_unlock();
 }

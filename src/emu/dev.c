@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include "base/caps.h"
+#include "base/fdreg.h"
 #include "base/sys.h"
 #include "emu/ctx.h"
 
@@ -29,7 +30,7 @@ void dev_reap(void)
 		int expected = DEV_LIVE;
 		if (atomic_load(&g_devs[i].state) == DEV_LIVE && ctx_peer_gone(g_devs[i].ourfd) &&
 		    atomic_compare_exchange_strong(&g_devs[i].state, &expected, DEV_CLOSING)) {
-			sys_close(g_devs[i].ourfd);
+			fd_close_own(g_devs[i].ourfd);
 			atomic_store(&g_devs[i].state, DEV_FREE);
 			ctx_live_add(-1);
 		}
@@ -102,6 +103,7 @@ int dev_open(int oflags)
 			g_devs[i].dev = st.st_dev;
 			g_devs[i].ino = st.st_ino;
 			g_devs[i].ourfd = pfd[1];
+			fd_own(pfd[1]);
 			g_devs[i].acc = oflags & O_ACCMODE;
 			ctx_live_add(1);
 			atomic_store(&g_devs[i].state, DEV_LIVE);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include "base/caps.h"
+#include "base/fdreg.h"
 #include "base/stats.h"
 #include "base/sys.h"
 #include "emu/area.h"
@@ -74,6 +75,7 @@ int emu_userfaultfd(int flags)
 	if (sys_fcntl(sv[1], F_SETFD, FD_CLOEXEC) < 0 || sys_fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0 ||
 	    fstat(sv[0], &st) < 0)
 		goto fail;
+	fd_own(sv[1]);
 	area_lock();
 	c = ctx_create_locked(st.st_dev, st.st_ino, sv[1], flags, 0);
 	area_unlock();
@@ -87,7 +89,7 @@ int emu_userfaultfd(int flags)
 fail:
 	r = errno;
 	sys_close(sv[0]);
-	sys_close(sv[1]);
+	fd_close_own(sv[1]);
 	errno = r;
 	return -1;
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include "base/sys.h"
+#include "base/fdreg.h"
 #include "base/watch.h"
 #include "emu/area.h"
 #include "emu/process.h"
@@ -136,6 +137,7 @@ static uint32_t child_ctx(const struct fork_uffd *fu)
 
 	if (!ctx_by_id(fu->parent_id) || fstat(fu->wr, &st) < 0)
 		return 0;
+	fd_own(fu->wr);
 	c = ctx_create_locked(st.st_dev, st.st_ino, fu->wr, fu->flags, fu->features);
 	if (!c)
 		return 0;
@@ -159,7 +161,7 @@ void fork_child(void)
 		atomic_store(&c->state, CTX_ORPHAN);
 		c->orphan_tried = 0;
 		if ((ls = atomic_exchange(&c->lsock, -1)) >= 0)
-			sys_close(ls);
+			fd_close_own(ls);
 	}
 	for (int i = 0; i < g_nfu; i++) {
 		uint32_t id;

@@ -37,6 +37,7 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include "base/caps.h"
+#include "base/fdreg.h"
 #include "base/sys.h"
 #include "base/usercopy.h"
 #include "base/watch.h"
@@ -153,10 +154,11 @@ int remote_listen(struct ctx *c)
 
 	if (s < 0)
 		return -1;
+	fd_own(s);
 	name_of(&a, &len, c->dev, c->ino);
 	if (bind(s, (struct sockaddr *)&a, len) < 0 || listen(s, 16) < 0 ||
 	    watch_add(s, EPOLLIN, on_listen, atomic_load(&c->q.id)) < 0) {
-		sys_close(s);
+		fd_close_own(s);
 		return -1;
 	}
 	return s;
@@ -165,7 +167,7 @@ int remote_listen(struct ctx *c)
 static void conn_close(int i)
 {
 	watch_del(g_conn[i].fd);
-	sys_close(g_conn[i].fd);
+	fd_close_own(g_conn[i].fd);
 	g_conn[i].fd = -1;
 }
 
@@ -184,6 +186,7 @@ static void on_accept(int lsock, uint32_t id)
 			sys_close(s);
 			continue;
 		}
+		fd_own(s);
 		g_conn[i].fd = s;
 		g_conn[i].ctx = id;
 		g_conn[i].authed = 0;
@@ -373,7 +376,7 @@ static void service_reset_after_fork(void)
 	pthread_once(&g_conn_once, conn_init);
 	for (int i = 0; i < CONN_MAX; i++)
 		if (g_conn[i].fd >= 0) {
-			sys_close(g_conn[i].fd);
+			fd_close_own(g_conn[i].fd);
 			g_conn[i].fd = -1;
 		}
 }
@@ -427,11 +430,11 @@ static void remote_free(int i)
 		return;
 	pthread_mutex_lock(&r->mu);	/* after any call in flight */
 	if (r->sock >= 0)
-		sys_close(r->sock);
+		fd_close_own(r->sock);
 	if (atomic_load(&r->wr) >= 0) {
 		int wr = atomic_exchange(&r->wr, -1);
 		watch_del(wr);
-		sys_close(wr);
+		fd_close_own(wr);
 	}
 	r->sock = -1;
 	pthread_mutex_unlock(&r->mu);
@@ -505,6 +508,8 @@ int remote_attach(int fd)
 	}
 	g_rem[i].dev = st.st_dev;
 	g_rem[i].ino = st.st_ino;
+	fd_own(s);
+	fd_own(fds[0]);
 	g_rem[i].sock = s;
 	atomic_store(&g_rem[i].wr, fds[0]);
 	pthread_mutex_init(&g_rem[i].mu, NULL);
@@ -534,7 +539,7 @@ static int call(struct remote *r, const struct rq *q, const void *payload, size_
 			ok = 0;
 	}
 	if (ok < 0 && r->sock >= 0) {
-		sys_close(r->sock);
+		fd_close_own(r->sock);
 		r->sock = -1;
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -773,11 +778,11 @@ void remote_reset_after_fork(void)
 		if (atomic_load(&g_rem[i].used) != REM_LIVE)
 			continue;
 		if (g_rem[i].sock >= 0)
-			sys_close(g_rem[i].sock);
+			fd_close_own(g_rem[i].sock);
 		g_rem[i].sock = -1;
 		pthread_mutex_init(&g_rem[i].mu, NULL);
 		/* Reconnect lazily: forget the entry, keep nothing open. */
-		sys_close(atomic_exchange(&g_rem[i].wr, -1));
+		fd_close_own(atomic_exchange(&g_rem[i].wr, -1));
 		count(-1);
 		atomic_store(&g_rem[i].used, REM_FREE);
 	}

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include "base/sys.h"
+#include "base/fdreg.h"
 #include "emu/pages.h"
 
 struct store {
@@ -67,6 +68,7 @@ int store_new(size_t len)
 		b->npages = npages;
 		b->ino = st.st_ino;
 		b->refs = 0;
+		fd_own(fd);
 		atomic_store(&b->fd, fd);
 		return i;
 	}
@@ -84,7 +86,7 @@ void store_put(int s)
 
 	if (--b->refs > 0)
 		return;
-	sys_close(atomic_exchange(&b->fd, -1));
+	fd_close_own(atomic_exchange(&b->fd, -1));
 	sys_madvise((void *)atomic_load(&b->bits), b->bits_bytes, MADV_DONTNEED);
 }
 
@@ -171,7 +173,8 @@ void store_after_fork(const int *newfd)
 
 		if (atomic_load(&b->fd) < 0)
 			continue;
-		sys_close(atomic_load(&b->fd));
+		fd_close_own(atomic_load(&b->fd));
+		fd_own(newfd[i]);
 		atomic_store(&b->fd, newfd[i]);
 		if (newfd[i] < 0)
 			b->refs = 0;

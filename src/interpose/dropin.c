@@ -42,6 +42,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include "base/fdreg.h"
 #include "base/sys.h"
 #include "emu/emu.h"
 
@@ -243,6 +244,8 @@ UF_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 
 UF_EXPORT int close(int fd)
 {
+	if (fd_ours(fd))
+		return 0;	/* the emulation's own (see fds.c) */
 	if (marked(fd)) {
 		mark(fd, 0);
 		return uf_close(fd);

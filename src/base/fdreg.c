@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/* The emulation's own descriptors: one bit per number (see fdreg.h).
+ * Numbers past FD_MAX are not recorded (and not protected). */
+#include <stdatomic.h>
+#include <stdint.h>
+#include "base/fdreg.h"
+#include "base/sys.h"
+
+#define FD_MAX (1 << 20)
+static _Atomic uint64_t g_bits[FD_MAX / 64];
+
+void fd_own(int fd)
+{
+	if (fd >= 0 && fd < FD_MAX)
+		atomic_fetch_or(&g_bits[fd / 64], 1ULL << (fd % 64));
+}
+
+int fd_ours(int fd)
+{
+	return fd >= 0 && fd < FD_MAX && (atomic_load_explicit(&g_bits[fd / 64], memory_order_relaxed) >> (fd % 64)) & 1;
+}
+
+int fd_close_own(int fd)
+{
+	if (fd >= 0 && fd < FD_MAX)
+		atomic_fetch_and(&g_bits[fd / 64], ~(1ULL << (fd % 64)));
+	return sys_close(fd);
+}
