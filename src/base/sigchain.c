@@ -40,6 +40,10 @@ struct chain {
 	struct sigaction prog;		/* what the program believes */
 };
 static struct chain g_chain[NSIG];
+/* The signals of ours the program believes this thread blocks: really
+ * blocked, a fault would kill it (the kernel forces a synchronous signal
+ * that is blocked, and resets its handler).  Bit sig for each. */
+static __thread uint64_t tls_blocked __attribute__((tls_model("initial-exec")));
 static _Atomic int g_wrapping;		/* sigchain_wrap_all() was called */
 static _Atomic(void (*)(void)) g_hook;	/* the interrupt hook */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;	/* writers */
@@ -101,6 +105,27 @@ static void call_prog(const struct sigaction *sa, int sig, siginfo_t *si, void *
 		sa->sa_handler(sig);
 }
 
+/* Take our signals out of a mask that is about to be really applied: a
+ * fault on a missing page must always reach our handler.  a-s-s */
+static void unblock_ours(sigset_t *set)
+{
+	for (int sig = 1; sig < NSIG; sig++)
+		if (atomic_load_explicit(&g_chain[sig].mode, memory_order_relaxed) == CH_OURS)
+			sigdelset(set, sig);
+}
+
+/* Our signals in set, as bits (for tls_blocked).  a-s-s */
+static uint64_t ours_in(const sigset_t *set)
+{
+	uint64_t b = 0;
+
+	for (int sig = 1; sig < NSIG && sig < 64; sig++)
+		if (atomic_load_explicit(&g_chain[sig].mode, memory_order_relaxed) == CH_OURS &&
+		    sigismember(set, sig))
+			b |= 1ULL << sig;
+	return b;
+}
+
 /* The trampoline of a wrapped signal: installed with the program's flags
  * and mask, so the kernel already did what it would have (mask, stack,
  * SA_RESETHAND on the real disposition).  async-signal-safe */
@@ -117,15 +142,21 @@ static void trampoline(int sig, siginfo_t *si, void *uctx)
 	if (sa.sa_flags & SA_RESETHAND)
 		reset_from_handler(ch);
 	errno = saved;
-	if (is_handler(&sa))
+	if (is_handler(&sa)) {
+		/* Ours were left out of the real mask: the handler still sees
+		 * them blocked, as its sa_mask says. */
+		uint64_t was = tls_blocked;
+		tls_blocked |= ours_in(&sa.sa_mask);
 		call_prog(&sa, sig, si, uctx);
+		tls_blocked = was;
+	}
 	/* (Else the program changed it while this one was on its way: the
 	 * new disposition is already the real one for the next.) */
 }
 
 /* Install the real disposition standing for the program's sa (g_lock
- * held): the trampoline with the program's flags and mask, or sa as it is
- * (SIG_DFL, SIG_IGN). */
+ * held): the trampoline with the program's flags and mask (less our
+ * signals), or sa as it is (SIG_DFL, SIG_IGN). */
 static int install_locked(int sig, const struct sigaction *sa)
 {
 	struct sigaction real = *sa;
@@ -133,8 +164,60 @@ static int install_locked(int sig, const struct sigaction *sa)
 	if (is_handler(sa)) {
 		real.sa_sigaction = trampoline;
 		real.sa_flags |= SA_SIGINFO;
+		unblock_ours(&real.sa_mask);
 	}
 	return __sigaction(sig, &real, NULL);
+}
+
+int sigchain_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t want, cur;
+	uint64_t blocked = 0;
+	int any = 0;
+
+	for (int sig = 1; sig < NSIG; sig++)
+		any |= atomic_load_explicit(&g_chain[sig].mode, memory_order_relaxed) == CH_OURS;
+	if (!any)
+		return sys_sigmask(how, set, old) < 0 ? -1 : 0;
+	/* The program's view: the real mask, plus ours it blocked. */
+	sigemptyset(&cur);
+	if (sys_sigmask(SIG_BLOCK, NULL, &cur) < 0)
+		return -1;
+	for (int sig = 1; sig < NSIG && sig < 64; sig++)
+		if (tls_blocked & (1ULL << sig))
+			sigaddset(&cur, sig);
+	if (set) {
+		if (how == SIG_BLOCK) {
+			sigorset(&want, &cur, set);
+		} else if (how == SIG_UNBLOCK) {
+			sigset_t inv;
+			sigfillset(&inv);
+			for (int sig = 1; sig < NSIG; sig++)
+				if (sigismember(set, sig))
+					sigdelset(&inv, sig);
+			sigandset(&want, &cur, &inv);
+		} else if (how == SIG_SETMASK) {
+			want = *set;
+		} else {
+			errno = EINVAL;
+			return -1;
+		}
+		for (int sig = 1; sig < NSIG && sig < 64; sig++)
+			if (atomic_load_explicit(&g_chain[sig].mode, memory_order_relaxed) == CH_OURS &&
+			    sigismember(&want, sig))
+				blocked |= 1ULL << sig;
+		unblock_ours(&want);
+		/* As the C library's: its own two signals (thread cancellation,
+		 * set*id across threads) are never blocked. */
+		sigdelset(&want, 32);
+		sigdelset(&want, 33);
+		if (sys_sigmask(SIG_SETMASK, &want, NULL) < 0)
+			return -1;
+		tls_blocked = blocked;
+	}
+	if (old)
+		*old = cur;
+	return 0;
 }
 
 int sigchain_install(int sig, const struct sigaction *ours)
@@ -273,10 +356,15 @@ void sigchain_forward(int sig, siginfo_t *si, void *uctx)
 	if ((sa.sa_flags & SA_RESETHAND) && ch)
 		reset_from_handler(ch);
 	/* The mask the kernel would give the handler: sa_mask, plus the
-	 * signal itself unless SA_NODEFER (ours is NODEFER, so add it). */
+	 * signal itself unless SA_NODEFER (ours is NODEFER, so add it);
+	 * never our signals, so that a missing page it touches is served. */
 	if (!(sa.sa_flags & SA_NODEFER))
 		sigaddset(&sa.sa_mask, sig);
+	uint64_t was = tls_blocked;
+	tls_blocked |= ours_in(&sa.sa_mask);	/* what the handler sees */
+	unblock_ours(&sa.sa_mask);
 	sys_sigmask(SIG_BLOCK, &sa.sa_mask, &old);
 	call_prog(&sa, sig, si, uctx);
 	sys_sigmask(SIG_SETMASK, &old, NULL);
+	tls_blocked = was;
 }

@@ -24,6 +24,10 @@ void sigchain_wrap_all(void (*hook)(void));
  * what stands for it) and return 1, or -1 and errno; else 0: the caller
  * makes the call itself. */
 int sigchain_program_set(int sig, const struct sigaction *act, struct sigaction *old);
+/* sigprocmask/pthread_sigmask for the program (0, or -1 and errno): our
+ * signals are never really blocked, but the program sees the mask it
+ * set. */
+int sigchain_sigmask(int how, const sigset_t *set, sigset_t *old);
 /* The disposition the program believes sig has.  async-signal-safe */
 void sigchain_program(int sig, struct sigaction *out);
 /* Hand a fault that is not ours to the program's handler.  a-s-s */

@@ -115,3 +115,30 @@ UF_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
 		return SIG_ERR;
 	return sigismember(&old, sig) ? SIG_HOLD : r;
 }
+
+/* The signal mask: SIGSEGV (and SIGBUS for the kernel back-end's pager)
+ * must stay deliverable once our handler is in place, or a fault on a
+ * missing page in a thread that blocks everything (worker pools, QEMU's
+ * threads) would kill the process.  The program still reads back the mask
+ * it set (src/base/sigchain.c). */
+UF_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t copy;
+
+	if (set) {
+		copy = *set;	/* the program's may be anywhere */
+		set = &copy;
+	}
+	return sigchain_sigmask(how, set, old) < 0 ? errno : 0;
+}
+
+UF_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t copy;
+
+	if (set) {
+		copy = *set;
+		set = &copy;
+	}
+	return sigchain_sigmask(how, set, old);
+}
