@@ -17,7 +17,7 @@
 #define HANDLERS 2
 
 static int g_fd;
-static char *g_area;
+static _Atomic(char *) g_area;
 static char *g_src;
 static _Atomic int g_stop;
 static _Atomic long g_eexist, g_copies;
@@ -25,15 +25,16 @@ static _Atomic long g_eexist, g_copies;
 static void *toucher(void *arg)
 {
 	unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u;
+	volatile char *area = atomic_load(&g_area);
 	int bad = 0;
 
 	for (int i = 0; i < PAGES; i++) {
 		int p = (int)((seed = seed * 1103515245u + 12345u) >> 8) % PAGES;
-		if (g_area[(size_t)p * (size_t)t_ps] != (char)(p + 1))
+		if (area[(size_t)p * (size_t)t_ps] != (char)(p + 1))
 			bad++;
 	}
 	for (int p = 0; p < PAGES; p++)
-		if (g_area[(size_t)p * (size_t)t_ps] != (char)(p + 1))
+		if (area[(size_t)p * (size_t)t_ps] != (char)(p + 1))
 			bad++;
 	return (void *)(uintptr_t)bad;
 }
@@ -55,7 +56,9 @@ static void *handler(void *arg)
 			continue;
 		page = (uintptr_t)m.arg.pagefault.address & ~(uintptr_t)(t_ps - 1);
 		c.dst = page;
-		c.src = (uintptr_t)g_src + (page - (uintptr_t)g_area);
+		/* A stale message of the last round may name a page outside
+		 * this one's range: the source is only read, any page will do. */
+		c.src = (uintptr_t)g_src + (page - (uintptr_t)atomic_load(&g_area)) % ((uintptr_t)PAGES * (uintptr_t)t_ps);
 		c.len = (uint64_t)t_ps;
 		c.mode = 0;
 		c.copy = 0;
@@ -92,10 +95,11 @@ int main(void)
 	while (t_now_ms() < end || rounds < 20) {
 		long bad = 0;
 
-		g_area = mmap(NULL, (size_t)PAGES * (size_t)t_ps, PROT_READ | PROT_WRITE,
-			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		T_REQUIRE(g_area != MAP_FAILED);
-		T_REQUIRE(t_register(g_fd, g_area, (size_t)PAGES * (size_t)t_ps) == 0);
+		char *area = mmap(NULL, (size_t)PAGES * (size_t)t_ps, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		T_REQUIRE(area != MAP_FAILED);
+		atomic_store(&g_area, area);
+		T_REQUIRE(t_register(g_fd, area, (size_t)PAGES * (size_t)t_ps) == 0);
 		for (int i = 0; i < TOUCHERS; i++)
 			t[i] = t_thread(toucher, (void *)(uintptr_t)(rounds * TOUCHERS + i + 1));
 		for (int i = 0; i < TOUCHERS; i++) {
@@ -104,8 +108,8 @@ int main(void)
 			bad += (long)(uintptr_t)r;
 		}
 		CHECK_EQ(bad, 0);
-		T_REQUIRE(t_unregister(g_fd, g_area, (size_t)PAGES * (size_t)t_ps) == 0);
-		T_REQUIRE(munmap(g_area, (size_t)PAGES * (size_t)t_ps) == 0);
+		T_REQUIRE(t_unregister(g_fd, area, (size_t)PAGES * (size_t)t_ps) == 0);
+		T_REQUIRE(munmap(area, (size_t)PAGES * (size_t)t_ps) == 0);
 		rounds++;
 	}
 	atomic_store(&g_stop, 1);
