@@ -24,27 +24,9 @@ UF_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
 	return sigchain_real_sigaction(sig, act, old);
 }
 
-UF_EXPORT sighandler_t signal(int sig, sighandler_t handler)
-{
-	struct sigaction sa, old;
-
-	if (sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP) {
-		errno = EINVAL;
-		return SIG_ERR;
-	}
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = handler;
-	sigemptyset(&sa.sa_mask);
-	sigaddset(&sa.sa_mask, sig);
-	sa.sa_flags = SA_RESTART;	/* BSD semantics, as glibc's signal() */
-	if (sigaction(sig, &sa, &old) < 0)
-		return SIG_ERR;
-	return old.sa_handler;
-}
-
-/* The C library's other ways of setting a disposition all reach its own
- * sigaction directly, not ours: each is redone here, with its semantics,
- * through ours. */
+/* signal() and the C library's other ways of setting a disposition reach
+ * its own sigaction directly, not ours: each is redone here, with its
+ * semantics, through ours. */
 static sighandler_t set_handler(int sig, sighandler_t handler, int flags, int mask_sig)
 {
 	struct sigaction sa, old;
@@ -62,6 +44,11 @@ static sighandler_t set_handler(int sig, sighandler_t handler, int flags, int ma
 	if (sigaction(sig, &sa, &old) < 0)
 		return SIG_ERR;
 	return old.sa_handler;
+}
+
+UF_EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+	return set_handler(sig, handler, SA_RESTART, 1);	/* BSD semantics, as glibc's */
 }
 
 /* Not declared by <signal.h> with _GNU_SOURCE (dropped by POSIX 2008). */
