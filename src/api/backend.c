@@ -121,7 +121,7 @@ ssize_t uf_read(int fd, void *buf, size_t count)
 
 	if (emu_in_use() && (kind = emu_fd_kind(fd, &c)) != EMU_NONE)
 		return emu_read(fd, kind, c, buf, count);
-	ssize_t r = sys_read(fd, buf, count);
+	ssize_t r = sys_read_cancellable(fd, buf, count);
 	/* A uffd never returns a part of a message: bytes of a pipe that is
 	 * an emulated uffd of another process, never seen here?  (They are
 	 * readiness tokens; dropping one loses nothing.)  An empty one says
@@ -139,7 +139,7 @@ int uf_close(int fd)
 {
 	if (emu_in_use())
 		return emu_close(fd);
-	return sys_close(fd);
+	return sys_close_cancellable(fd);
 }
 
 int uf_fd_backend(int fd)

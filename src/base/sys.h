@@ -172,6 +172,25 @@ static inline int sys_tgsigqueueinfo(pid_t tgid, pid_t tid, int sig, siginfo_t *
 	return (int)sys_call4(SYS_rt_tgsigqueueinfo, tgid, tid, sig, (long)si);
 }
 
+/* A read or close that the program makes through us (the drop-in's read and
+ * close of descriptors that are not ours, uf_read, uf_close, a read that
+ * waits for a message): the C library's own, under the names the drop-in
+ * does not interpose, because they are cancellation points (a thread
+ * blocked in read() must be cancellable by pthread_cancel) and a raw
+ * system call is not. */
+/* NOLINTBEGIN(bugprone-reserved-identifier): glibc's own names for them */
+extern ssize_t __read(int fd, void *buf, size_t n);
+extern int __close(int fd);
+/* NOLINTEND(bugprone-reserved-identifier) */
+static inline ssize_t sys_read_cancellable(int fd, void *buf, size_t n)
+{
+	return __read(fd, buf, n);
+}
+static inline int sys_close_cancellable(int fd)
+{
+	return __close(fd);
+}
+
 /* The descriptor calls the drop-in interposes, as the library makes them.
  * async-signal-safe */
 static inline ssize_t sys_read(int fd, void *buf, size_t n)

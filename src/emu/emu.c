@@ -154,7 +154,7 @@ int emu_close(int fd)
 		if (!c)
 			dev = dev_is(st.st_dev, st.st_ino);
 	}
-	r = sys_close(fd);
+	r = sys_close_cancellable(fd);
 	err = errno;
 	if (c && atomic_load(&c->q.id) == id && ctx_peer_gone(atomic_load(&c->ourfd)))
 		ctx_release(c, id);

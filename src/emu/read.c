@@ -65,7 +65,7 @@ ssize_t read_local(struct ctx *c, int fd, void *buf, size_t count)
 		}
 		/* Nothing queued: wait on the pipe itself, so that O_NONBLOCK,
 		 * EINTR and SA_RESTART behave exactly as for any descriptor. */
-		ssize_t n = sys_read(fd, &tok, 1);
+		ssize_t n = sys_read_cancellable(fd, &tok, 1);
 		if (n < 0)
 			return -1;
 		if (n == 0) {		/* our end is gone: cannot happen while open */

@@ -761,7 +761,7 @@ ssize_t remote_read(int fd, void *buf, size_t count)
 		/* Nothing: wait on the pipe, as a local read does. */
 		if (g_rem[i].sock < 0 && (flags & O_NONBLOCK))
 			return fail(EAGAIN);
-		ssize_t n = sys_read(fd, tok, 1);
+		ssize_t n = sys_read_cancellable(fd, tok, 1);
 		if (n < 0)
 			return -1;
 		if (n == 0)

@@ -173,7 +173,7 @@ UF_EXPORT ssize_t read(int fd, void *buf, size_t n)
 		return r;
 	}
 	emu_pretouch((uintptr_t)buf, n, 1);
-	return sys_read(fd, buf, n);
+	return sys_read_cancellable(fd, buf, n);
 }
 
 UF_EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -251,7 +251,7 @@ UF_EXPORT int close(int fd)
 		return uf_close(fd);
 	}
 	mark(fd, 0);
-	return sys_close(fd);
+	return sys_close_cancellable(fd);
 }
 
 static int dup_result(int oldfd, int newfd)
