@@ -72,9 +72,10 @@ $(SHLIB): $(LIB_OBJ)
 
 # The static library is one relocatable object whose internal symbols are
 # made local: a program linked with it sees the same names as with the
-# shared library, and gets every part of it (the interposers included).
+# shared library, and gets every part of it (the interposers included, but
+# pthread_create: a static program keeps the C library's).
 $(STLIB): $(LIB_OBJ)
-	$(CC) -r -nostdlib -o $(B)/userfault.o $^
+	$(CC) -r -nostdlib -o $(B)/userfault.o $(filter-out %/interpose/threads.o,$^)
 	objcopy --localize-hidden $(B)/userfault.o
 	rm -f $@; ar rcs $@ $(B)/userfault.o
 

@@ -85,7 +85,12 @@ while read -r caller callee sym; do
 done <<<"$edges"
 
 # ---- 2. raw calls ----
+# Interposed names the library may call: pthread_create (the watcher thread
+# getting an alternate signal stack of ours, as every thread does, is what
+# the interposer is for).
+MAY_CALL=" pthread_create "
 while read -r f sym; do
+	case $MAY_CALL in *" $sym "*) continue ;; esac
 	[ -n "$f" ] && err "$f calls $sym(), which src/interpose/ replaces: use the sys_ wrapper (src/base/sys.h)"
 done < <(awk 'NR == FNR { if ($2 ~ /^interpose\//) repl[$1] = 1; next }
 	      ($1 in repl) && $2 !~ /^interpose\// { print $2, $1 }' "$defs" "$unds")

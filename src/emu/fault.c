@@ -14,6 +14,7 @@
 #include <time.h>
 #include <sys/mman.h>
 #include "userfault.h"
+#include "base/altstack.h"
 #include "base/arch/fault.h"
 #include "base/sigchain.h"
 #include "base/stats.h"
@@ -36,9 +37,10 @@ static int sigbus_direct_ok(const struct sigaction *sa, const ucontext_t *uc)
 	if (sa->sa_flags & SA_RESETHAND)
 		return 0;
 	/* We run on the alternate stack whenever the thread has one; the
-	 * kernel would run a handler without SA_ONSTACK on the normal stack. */
-	if (uc->uc_stack.ss_size && !(uc->uc_stack.ss_flags & SS_DISABLE) &&
-	    !(sa->sa_flags & SA_ONSTACK))
+	 * kernel would run a handler without SA_ONSTACK on the normal stack
+	 * when the program gave the thread one (ours alone is not the
+	 * program's business: it would see no difference). */
+	if (altstack_program_has(&uc->uc_stack) && !(sa->sa_flags & SA_ONSTACK))
 		return 0;
 	return 1;
 }
@@ -291,8 +293,11 @@ int fault_install(void)
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK | SA_RESTART;
 	r = sigchain_install(SIGSEGV, &sa);
 	/* The program's handlers of every other signal now tell us when they
-	 * run on a waiting thread. */
-	if (r == 0)
+	 * run on a waiting thread; every thread gets a stack of ours to take
+	 * our signal on, whatever its own stack is. */
+	if (r == 0) {
 		sigchain_wrap_all(on_interrupt);
+		altstack_enable();
+	}
 	return r;
 }

@@ -12,7 +12,9 @@
 #include <signal.h>
 #include <pthread.h>
 #include <string.h>
+#include "base/altstack.h"
 #include "base/sigchain.h"
+#include "base/sys.h"
 #include "interpose/real.h"
 
 UF_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
@@ -128,4 +130,16 @@ UF_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 		set = &copy;
 	}
 	return sigchain_sigmask(how, set, old);
+}
+
+/* The alternate signal stack: ours stays in place for our handler (the
+ * program's may lie in a registered range); the program reads back its
+ * own (src/base/altstack.c). */
+UF_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
+{
+	int r;
+
+	if (altstack_program(ss, old, &r))
+		return r;
+	return (int)sys_call4(SYS_sigaltstack, (long)ss, (long)old, 0, 0);
 }
