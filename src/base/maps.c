@@ -75,11 +75,13 @@ int maps_in(uintptr_t start, uintptr_t end, struct vma **out)
 	return n;
 }
 
-int maps_locked(uintptr_t start, uintptr_t end)
+int maps_flag(uintptr_t start, uintptr_t end, const char *flag)
 {
 	FILE *f = fopen("/proc/self/smaps", "re");
-	char line[4096];
+	char line[4096], want[8];
 	int in = 0, locked = 0;
+
+	snprintf(want, sizeof want, " %s", flag);
 
 	if (!f)
 		return -errno;
@@ -92,7 +94,7 @@ int maps_locked(uintptr_t start, uintptr_t end)
 			in = e > start;
 			continue;
 		}
-		if (in && !strncmp(line, "VmFlags:", 8) && strstr(line, " lo"))
+		if (in && !strncmp(line, "VmFlags:", 8) && strstr(line, want))
 			locked = 1;
 	}
 	fclose(f);

@@ -23,8 +23,9 @@ struct vma {
  * (*out is malloc'ed) or a negative errno. */
 int maps_in(uintptr_t start, uintptr_t end, struct vma **out);
 
-/* Is any mapping that meets [start, end) locked (mlock: VmFlags "lo" in
- * /proc/self/smaps)?  1, 0, or a negative errno. */
-int maps_locked(uintptr_t start, uintptr_t end);
+/* Does any mapping that meets [start, end) have this flag among its
+ * VmFlags in /proc/self/smaps ("lo": locked, "wf": wipe on fork)?  1, 0,
+ * or a negative errno. */
+int maps_flag(uintptr_t start, uintptr_t end, const char *flag);
 
 #endif

@@ -83,6 +83,14 @@ void area_privatize_all(const uint32_t *from, const uint32_t *to, int nmap)
 		if (keep >= 0 && newfd[bi] < 0)
 			newfd[bi] = store_clone_fd(bi);
 		if (keep >= 0 && newfd[bi] >= 0) {
+			if (atomic_load(&a->wipe)) {
+				/* Wiped on fork: the child has none of its pages;
+				 * still registered, they are all missing. */
+				fallocate(newfd[bi], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+					  (off_t)(e - s));
+				for (uint64_t pg = off >> caps.page_shift; pg < (off + (e - s)) >> caps.page_shift; pg++)
+					pg_bit_clear(store_bits(bi), pg);
+			}
 			m = sys_mmap((void *)s, e - s, pg_arm_entry_prot(prot),
 					MAP_SHARED | MAP_FIXED, newfd[bi], (off_t)off);
 			if (m != MAP_FAILED) {
@@ -95,6 +103,9 @@ void area_privatize_all(const uint32_t *from, const uint32_t *to, int nmap)
 		m = sys_mmap(NULL, e - s, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (m != MAP_FAILED) {
 			off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
+			/* (Wiped on fork: zero-filled, nothing to copy.) */
+			if (atomic_load(&a->wipe))
+				pos = endoff;
 			for (off_t d; (d = store_next_data(fd, &pos, endoff)) >= 0;)
 				if (sys_pread(fd, (char *)m + (d - (off_t)off), (size_t)(pos - d), d) < 0)
 					break;

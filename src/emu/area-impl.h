@@ -19,6 +19,7 @@ struct area {
 	_Atomic int prot;
 	_Atomic uint32_t ctx;	/* owner id, 0 when unregistered */
 	_Atomic uint64_t mode;
+	_Atomic int wipe;	/* MADV_WIPEONFORK: a fork child gets no page */
 };
 #define UF_LD(x) atomic_load(&(x))
 #define UF_ST(x, v) atomic_store(&(x), (v))

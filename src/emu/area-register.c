@@ -92,7 +92,7 @@ static int convert(uint32_t me, uintptr_t start, uintptr_t end, int prot, uint64
 {
 	size_t len = end - start;
 	struct area *a;
-	int bi, err, locked = maps_locked(start, end) > 0;
+	int bi, err, locked = maps_flag(start, end, "lo") > 0, wipe = maps_flag(start, end, "wf") > 0;
 	void *tmp;
 
 	a = area_new();
@@ -143,6 +143,7 @@ static int convert(uint32_t me, uintptr_t start, uintptr_t end, int prot, uint64
 	area_begin(a);
 	UF_ST(a->ctx, me);
 	UF_ST(a->mode, mode);
+	atomic_store(&a->wipe, wipe);	/* MADV_WIPEONFORK stays, as on the VMA */
 	area_end(a);
 	area_busy_clear(a);
 	return 0;

@@ -67,6 +67,22 @@ int area_protect_locked(uintptr_t start, uintptr_t end, int prot)
 	return r;
 }
 
+static int wipe_one(struct area *a, void *arg)
+{
+	atomic_store(&a->wipe, *(int *)arg);
+	return 0;
+}
+
+/* MADV_WIPEONFORK (on 1) and MADV_KEEPONFORK (0) over areas: recorded, for
+ * the fork (area-fork.c). */
+int area_wipe_locked(uintptr_t start, uintptr_t end, int on)
+{
+	int r = each_inside(start, end, wipe_one, &on);
+
+	area_merge_adjacent();
+	return r;
+}
+
 static int discard_one(struct area *a, void *arg)
 {
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);

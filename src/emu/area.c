@@ -163,6 +163,7 @@ void area_publish(struct area *a, uintptr_t start, uintptr_t end, int store,
 	UF_ST(a->ctx, ctx);
 	UF_ST(a->mode, mode);
 	atomic_store(&a->busy, busy);
+	atomic_store(&a->wipe, 0);
 	atomic_store(&a->live, 1);
 	area_end(a);
 	store_ref(store);
@@ -188,6 +189,7 @@ static int area_split(struct area *a, uintptr_t addr)
 		return -ENOMEM;
 	area_publish(n, addr, end, UF_LD(a->store), UF_LD(a->off) + (addr - start),
 		     UF_LD(a->prot), UF_LD(a->ctx), UF_LD(a->mode), 0);
+	atomic_store(&n->wipe, atomic_load(&a->wipe));
 	area_begin(a);
 	UF_ST(a->end, addr);
 	area_end(a);
@@ -274,7 +276,8 @@ void area_merge_adjacent(void)
 				    UF_LD(b->store) != UF_LD(a->store) ||
 				    UF_LD(b->off) != UF_LD(a->off) + (UF_LD(a->end) - UF_LD(a->start)) ||
 				    UF_LD(b->ctx) != UF_LD(a->ctx) || UF_LD(b->mode) != UF_LD(a->mode) ||
-				    UF_LD(b->prot) != UF_LD(a->prot))
+				    UF_LD(b->prot) != UF_LD(a->prot) ||
+				    atomic_load(&b->wipe) != atomic_load(&a->wipe))
 					continue;
 				area_begin(a);
 				UF_ST(a->end, UF_LD(b->end));

@@ -95,6 +95,8 @@ int area_protect_locked(uintptr_t start, uintptr_t end, int prot);
 /* MADV_DONTNEED/FREE over areas: their pages go (missing again if
  * registered, zero if not). */
 int area_discard_locked(uintptr_t start, uintptr_t end);
+/* MADV_WIPEONFORK (on) / MADV_KEEPONFORK over areas. */
+int area_wipe_locked(uintptr_t start, uintptr_t end, int on);
 /* The single area that is exactly [start, end) after splitting, or NULL. */
 struct area *area_exact_locked(uintptr_t start, uintptr_t end);
 uint32_t area_owner(const struct area *a);

@@ -184,18 +184,15 @@ void *vm_mremap(void *old, size_t oldlen, size_t newlen, int flags, void *want,
 	return r;
 }
 
-int vm_mprotect(void *addr, size_t len, int prot, int (*real)(void *, size_t, int))
+/* Call real on the pieces of [a, end) that are no area (the areas are the
+ * caller's); a hole is ENOMEM, as from the kernel.  Area lock held. */
+static int other_pieces_locked(uintptr_t a, uintptr_t end, int arg, int (*real)(void *, size_t, int))
 {
-	uintptr_t a = (uintptr_t)addr, end, at;
+	uintptr_t at = a;
 	struct vma *v;
 	int n, r = 0;
 
-	end = a + round_up(len);
-	area_lock();
-	/* The pieces that are not areas get the call as it is; the areas keep
-	 * their missing pages inaccessible. */
 	n = maps_in(a, end, &v);
-	at = a;
 	for (int i = 0; i < n && !r; i++) {
 		uintptr_t s = v[i].start > a ? v[i].start : a;
 		uintptr_t e = v[i].end < end ? v[i].end : end;
@@ -205,13 +202,26 @@ int vm_mprotect(void *addr, size_t len, int prot, int (*real)(void *, size_t, in
 			break;
 		}
 		if (!area_meet(s, e))
-			r = real((void *)s, e - s, prot);
+			r = real((void *)s, e - s, arg);
 		at = e;
 	}
 	if (!r && n >= 0 && at < end) {
 		errno = ENOMEM;
 		r = -1;
 	}
+	free(v);
+	return r;
+}
+
+int vm_mprotect(void *addr, size_t len, int prot, int (*real)(void *, size_t, int))
+{
+	uintptr_t a = (uintptr_t)addr, end = a + round_up(len);
+	int r;
+
+	area_lock();
+	/* The pieces that are not areas get the call as it is; the areas keep
+	 * their missing pages inaccessible. */
+	r = other_pieces_locked(a, end, prot, real);
 	if (!r) {
 		int e = area_protect_locked(a, end, prot);
 		if (e < 0) {
@@ -219,7 +229,27 @@ int vm_mprotect(void *addr, size_t len, int prot, int (*real)(void *, size_t, in
 			r = -1;
 		}
 	}
-	free(v);
+	area_unlock();
+	return r;
+}
+
+/* MADV_WIPEONFORK / KEEPONFORK: private memory may be wiped on fork; an
+ * area is shared memory standing for it, so the fork does it
+ * (area-fork.c).  The parts that are not areas get the call. */
+static int wipe(uintptr_t a, size_t len, int advice, int (*real)(void *, size_t, int))
+{
+	uintptr_t end = a + round_up(len);
+	int r;
+
+	area_lock();
+	r = other_pieces_locked(a, end, advice, real);
+	if (!r) {
+		int e = area_wipe_locked(a, end, advice == MADV_WIPEONFORK);
+		if (e < 0) {
+			errno = -e;
+			r = -1;
+		}
+	}
 	area_unlock();
 	return r;
 }
@@ -234,6 +264,8 @@ int vm_madvise(void *addr, size_t len, int advice, int (*real)(void *, size_t, i
 		errno = EINVAL;		/* private memory cannot have holes punched */
 		return -1;
 	}
+	if (advice == MADV_WIPEONFORK || advice == MADV_KEEPONFORK)
+		return wipe(a, len, advice, real);
 	if (advice != MADV_DONTNEED && advice != MADV_DONTNEED_LOCKED && advice != MADV_FREE)
 		return real(addr, len, advice);
 	/* REMOVE goes before the pages do; the caller waits until each is
