@@ -133,6 +133,21 @@ void ctx_release(struct ctx *c, uint32_t id)
 	area_unlock();
 }
 
+int ctx_release_closed(void)
+{
+	struct ctx *c;
+	int it = 0, n = 0;
+
+	while ((c = ctx_next(&it))) {
+		uint32_t id = atomic_load(&c->q.id);
+		if (atomic_load(&c->state) != CTX_ORPHAN && ctx_peer_gone(atomic_load(&c->ourfd))) {
+			ctx_release(c, id);
+			n++;
+		}
+	}
+	return n;
+}
+
 /* The watcher saw our end of a uffd report POLLERR. */
 static void on_release(uint64_t id, uint32_t events)
 {

@@ -65,6 +65,10 @@ struct ctx *ctx_create_locked(dev_t dev, ino_t ino, int ourfd, int flags, uint64
 void ctx_watch_release(struct ctx *c);
 /* Release: unregister every range, wake every waiter, close our end. */
 void ctx_release(struct ctx *c, uint32_t id);
+/* Release now the uffds whose every descriptor is closed (in any process)
+ * and that the watcher has not released yet: how many.  Not with the area
+ * lock held. */
+int ctx_release_closed(void);
 /* Is the read end of the pipe whose write end is fd closed everywhere?
  * async-signal-safe */
 int ctx_peer_gone(int fd);

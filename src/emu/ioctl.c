@@ -109,6 +109,15 @@ static int do_register(struct ctx *c, int fd, unsigned long arg)
 	r = area_register_locked(atomic_load(&c->q.id), reg.range.start,
 				 reg.range.start + reg.range.len, reg.mode);
 	area_unlock();
+	/* The range may belong to a uffd closed a moment ago (its last copy in
+	 * a child that has just exited), which the watcher thread has not
+	 * released yet: the kernel's would be gone.  Release it, and again. */
+	if (r == -EBUSY && ctx_release_closed() > 0) {
+		area_lock();
+		r = area_register_locked(atomic_load(&c->q.id), reg.range.start,
+					 reg.range.start + reg.range.len, reg.mode);
+		area_unlock();
+	}
 	if (r < 0)
 		return fail(-r);
 	if (usercopy_out((char *)arg + offsetof(struct uffdio_register, ioctls), &ioctls, sizeof ioctls))
