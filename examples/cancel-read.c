@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <userfault/uapi.h>	/* our copy of <linux/userfaultfd.h> */
@@ -30,7 +31,7 @@ static int cancel_reader(int fd)
 	void *r;
 
 	pthread_create(&t, NULL, reader, &fd);
-	usleep(50000);		/* blocked in read() by now */
+	nanosleep(&(struct timespec){ 0, 50000000L }, NULL);	/* blocked in read() by now */
 	pthread_cancel(t);
 	pthread_join(t, &r);
 	return r == PTHREAD_CANCELED;

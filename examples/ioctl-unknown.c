@@ -28,13 +28,13 @@ int main(void)
 	struct termios t;
 	struct uffdio_range rg = { 0, 0 };
 	int on = 1;
-	int uffd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	int uffd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK), dev;
 
 	if (uffd < 0) {
 		perror("userfaultfd");
 		return 1;
 	}
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	show("uffd TCGETS", ioctl(uffd, TCGETS, &t));
 	show("uffd UFFDIO number 63", ioctl(uffd, _IOWR(UFFDIO, 0x3f, struct uffdio_range), &rg));
 	show("uffd FIONBIO", ioctl(uffd, FIONBIO, &on));

@@ -47,19 +47,23 @@ static void *handler(void *arg)
 	return NULL;
 }
 
-/* Uses 48 KiB of its stack, page by page. */
-static __attribute__((noinline)) long deep(int n)
+/* Uses 48 KiB of its stack, page by page from the top. */
+static __attribute__((noinline)) long deep(void)
 {
-	volatile char buf[3000];
+	volatile char buf[16][3000];
+	long sum = 0;
 
-	memset((char *)buf, n, sizeof buf);
-	return n ? buf[7] + deep(n - 1) : 0;
+	for (int n = 16; n > 0; n--) {
+		memset((char *)buf[16 - n], n, sizeof buf[0]);
+		sum += buf[16 - n][7];
+	}
+	return sum;
 }
 
 static void *on_stack(void *arg)
 {
 	(void)arg;
-	return (void *)deep(16);
+	return (void *)deep();
 }
 
 static void on_usr1(int sig)
@@ -98,8 +102,8 @@ int main(void)
 	pthread_create(&h, NULL, handler, NULL);
 
 	pthread_attr_init(&at);
-	pthread_attr_setstack(&at, region, STACK_PAGES * ps);
-	if (pthread_create(&t, &at, on_stack, NULL) != 0) {
+	if (pthread_attr_setstack(&at, region, STACK_PAGES * ps) != 0 ||
+	    pthread_create(&t, &at, on_stack, NULL) != 0) {
 		printf("thread on the registered stack: could not start\n");
 		return 1;
 	}
@@ -115,7 +119,7 @@ int main(void)
 	sa.sa_flags = SA_ONSTACK;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
-	raise(SIGUSR1);
+	pthread_kill(pthread_self(), SIGUSR1);
 	printf("handler on the registered alternate stack: %d\n", in_handler);
 	sigaltstack(NULL, &back);
 	printf("sigaltstack reads back: %s\n", back.ss_sp == ss.ss_sp && back.ss_size == ss.ss_size ? "the same" : "another");

@@ -143,7 +143,7 @@ int main(void)
 	char *want = malloc(ps);
 	for (size_t n = 0; n < NPAGES; n++) {
 		fill(want, n);
-		if (pread(out, back, ps, (off_t)(n * ps)) != (ssize_t)ps || memcmp(back, want, ps))
+		if (pread(out, back, ps, (off_t)(n * ps)) != (ssize_t)ps || memcmp(back, want, ps) != 0)
 			bad++;
 	}
 	free(back);

@@ -22,12 +22,14 @@ int main(void)
 
 	t_start(20);
 	fd = t_uffd_flags(O_CLOEXEC, 0);	/* blocking */
-	(void)t_map_reg(fd, 2);
+	char *p = t_map_reg(fd, 2);	/* something registered */
+
 	t = t_thread(reader, (void *)(intptr_t)fd);
 	t_msleep(50);
 	CHECK_EQ(pthread_cancel(t), 0);
 	CHECK_EQ(pthread_join(t, &r), 0);
 	CHECK(r == PTHREAD_CANCELED);
+	t_unmap_reg(fd, p, 2);
 	uf_close(fd);
 	return t_done();
 }

@@ -11,8 +11,8 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+/* Not declared with _GNU_SOURCE (dropped by POSIX 2008). */
 sighandler_t bsd_signal(int sig, sighandler_t handler);
-sighandler_t sysv_signal(int sig, sighandler_t handler);
 
 static sigjmp_buf g_jb;
 static volatile sig_atomic_t g_calls;
@@ -35,6 +35,7 @@ static int set_by(int how)
 		sigemptyset(&sa.sa_mask);
 		return sigaction(SIGSEGV, &sa, NULL);
 	case 1: return signal(SIGSEGV, on_segv) == SIG_ERR ? -1 : 0;
+	/* cppcheck-suppress bsd_signalCalled ; the entry point under test */
 	case 2: return bsd_signal(SIGSEGV, on_segv) == SIG_ERR ? -1 : 0;
 	case 3: return sysv_signal(SIGSEGV, on_segv) == SIG_ERR ? -1 : 0;
 	default:
@@ -90,7 +91,7 @@ int main(void)
 		struct rlimit no = { 0, 0 };
 		setrlimit(RLIMIT_CORE, &no);
 		signal(SIGSEGV, SIG_DFL);
-		raise(SIGSEGV);
+		kill(getpid(), SIGSEGV);	/* (the child has one thread) */
 		_exit(3);	/* not reached */
 	}
 	T_REQUIRE(waitpid(pid, &st, 0) == pid);

@@ -52,8 +52,16 @@ CONF=$SRC/tools/analyze
 #    BUS_ADRERR) for a fault in its own code and aborts; register-race's
 #    floor on the rate of REGISTER rounds;
 #  - tests that skip themselves: large-noreserve (valgrind refuses a 64 GiB
-#    mapping, EINVAL).
+#    mapping, EINVAL);
+#  - the emulation's own alternate signal stacks (USERFAULT_ALTSTACK=0):
+#    memcheck takes the frames of a handler on an alternate stack for
+#    accesses to the normal stack ("client switching stacks?", invalid
+#    writes in _dl_runtime_resolve);
+#  - the tests listed in VG_EXCLUDE, for the reason given there.
 VG_EXCLUDE=(
+	"memory-calls: valgrind 3.19 does not know mlock2 (system call 325), and runs the write touch of a populating call as a load and then a compare-and-swap (the fault is reported as a read)"
+	"close-others: it closes every descriptor it did not open, valgrind's own included (an 'invalid file descriptor' report for each)"
+	"stack-in-range: a thread on a stack carved out of a registered range needs the emulation's alternate signal stacks, which the valgrind pass turns off"
 )
 # Examples whose output is not compared with NAME.expect under valgrind (the
 # exit status and memcheck still count), as "name: reason".
@@ -187,7 +195,7 @@ vg_run() {
 	local name=$1 expect=$2 t0=$SECONDS rc errs reason= log
 	shift 2
 	log=$A/valgrind/$name
-	env USERFAULT_BACKEND=emulated USERFAULT_TEST_VALGRIND=1 ${vg_preload:+LD_PRELOAD="$vg_preload"} \
+	env USERFAULT_BACKEND=emulated USERFAULT_TEST_VALGRIND=1 USERFAULT_ALTSTACK=0 ${vg_preload:+LD_PRELOAD="$vg_preload"} \
 		timeout --kill-after=5 "$VG_TIMEOUT" "${VG[@]}" --log-file="$log.%p.vg" "$@" \
 		</dev/null >"$log.out" 2>"$log.err"
 	rc=$?
@@ -239,6 +247,12 @@ run_valgrind() {
 		[ -f "$f" ] && [ -x "$f" ] || continue
 		n=${f##*/}
 		expect=$SRC/examples/$n.expect
+		why=$(vg_listed "$n" "${VG_EXCLUDE[@]}")
+		if [ -n "$why" ]; then
+			vg_skip=$((vg_skip + 1))
+			echo "SKIP dropin-$n: not run under valgrind: $why"
+			continue
+		fi
 		why=$(vg_listed "$n" "${VG_NOEXPECT[@]}")
 		if [ -n "$why" ]; then
 			echo "note: dropin-$n: output not compared with examples/$n.expect under valgrind: $why"

@@ -116,6 +116,7 @@ void kernel_probe(struct uf_probe *p)
 		sys_close(pfd[0]);
 		return;
 	}
+	memset(&r, 0, sizeof r);
 	while (sys_read(pfd[0], &r, sizeof r) == (ssize_t)sizeof r) {
 		if (r.what == PROBE_DEV) {
 			p->dev_errno = r.err;

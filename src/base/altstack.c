@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "base/altstack.h"
+#include "base/options.h"
 #include "base/sys.h"
 
 #ifndef SS_AUTODISARM
@@ -37,7 +38,7 @@ static void key_init(void)
 
 void altstack_thread_init(void)
 {
-	stack_t ss, cur;
+	stack_t ss, cur = { .ss_flags = SS_DISABLE };
 	void *p;
 
 	if (tls_stack)
@@ -88,7 +89,7 @@ int altstack_program(const stack_t *ss, stack_t *old, int *ret)
 		tls_prog = want;
 	}
 	if (old) {
-		stack_t real;
+		stack_t real = { .ss_flags = SS_DISABLE };
 		/* Running on the alternate stack (ours, standing for the
 		 * program's): the program is told it runs on its own. */
 		if (!(now.ss_flags & SS_DISABLE) && sys_call4(SYS_sigaltstack, 0, (long)&real, 0, 0) == 0 &&
@@ -102,6 +103,8 @@ int altstack_program(const stack_t *ss, stack_t *old, int *ret)
 
 void altstack_enable(void)
 {
+	if (!opt_altstack())
+		return;
 	atomic_store(&g_enabled, 1);
 	altstack_thread_init();
 }

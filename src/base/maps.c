@@ -75,17 +75,15 @@ int maps_in(uintptr_t start, uintptr_t end, struct vma **out)
 	return n;
 }
 
-int maps_flag(uintptr_t start, uintptr_t end, const char *flag)
+int maps_flags(uintptr_t start, uintptr_t end)
 {
 	FILE *f = fopen("/proc/self/smaps", "re");
-	char line[4096], want[8];
-	int in = 0, locked = 0;
-
-	snprintf(want, sizeof want, " %s", flag);
+	char line[4096];
+	int in = 0, flags = 0;
 
 	if (!f)
 		return -errno;
-	while (!locked && fgets(line, sizeof line, f)) {
+	while (fgets(line, sizeof line, f)) {
 		unsigned long s, e;
 		/* NOLINTNEXTLINE(cert-err34-c): the kernel's format, in range */
 		if (sscanf(line, "%lx-%lx ", &s, &e) == 2) {	/* a mapping's first line */
@@ -94,9 +92,11 @@ int maps_flag(uintptr_t start, uintptr_t end, const char *flag)
 			in = e > start;
 			continue;
 		}
-		if (in && !strncmp(line, "VmFlags:", 8) && strstr(line, want))
-			locked = 1;
+		if (in && !strncmp(line, "VmFlags:", 8)) {
+			flags |= strstr(line, " lo") ? MAPS_LOCKED : 0;
+			flags |= strstr(line, " wf") ? MAPS_WIPE : 0;
+		}
 	}
 	fclose(f);
-	return locked;
+	return flags;
 }

@@ -23,9 +23,10 @@ struct vma {
  * (*out is malloc'ed) or a negative errno. */
 int maps_in(uintptr_t start, uintptr_t end, struct vma **out);
 
-/* Does any mapping that meets [start, end) have this flag among its
- * VmFlags in /proc/self/smaps ("lo": locked, "wf": wipe on fork)?  1, 0,
- * or a negative errno. */
-int maps_flag(uintptr_t start, uintptr_t end, const char *flag);
+/* Which of the VmFlags of /proc/self/smaps the mappings that meet
+ * [start, end) have, among these (one read of the file): */
+#define MAPS_LOCKED	1	/* "lo": mlock() */
+#define MAPS_WIPE	2	/* "wf": MADV_WIPEONFORK */
+int maps_flags(uintptr_t start, uintptr_t end);	/* or a negative errno */
 
 #endif

@@ -22,6 +22,12 @@ int opt_guard_markers(void)
 	return !(v && !strcmp(v, "0"));
 }
 
+int opt_altstack(void)
+{
+	const char *v = getenv("USERFAULT_ALTSTACK");
+	return !(v && !strcmp(v, "0"));
+}
+
 long opt_spin_us(void)
 {
 	const char *v = getenv("USERFAULT_SPIN_US");

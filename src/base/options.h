@@ -8,5 +8,6 @@
 enum uf_backend opt_backend(void);	/* USERFAULT_BACKEND (default auto) */
 int opt_guard_markers(void);		/* USERFAULT_GUARD_MARKERS (default 1) */
 long opt_spin_us(void);			/* USERFAULT_SPIN_US (default 100) */
+int opt_altstack(void);			/* USERFAULT_ALTSTACK (default 1) */
 
 #endif

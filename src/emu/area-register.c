@@ -23,7 +23,7 @@
 static int copy_present(uintptr_t addr, size_t len, int readable, int mfd, _Atomic uint64_t *bits)
 {
 	size_t ps = caps.page_size, npages = len / ps, chunk = 65536;
-	uint64_t *pm = malloc(chunk * sizeof *pm);
+	uint64_t *pm = calloc(chunk, sizeof *pm);
 	int pmfd = sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0), memfd = -1, err = 0;
 	char *bounce = NULL;
 
@@ -92,7 +92,8 @@ static int convert(uint32_t me, uintptr_t start, uintptr_t end, int prot, uint64
 {
 	size_t len = end - start;
 	struct area *a;
-	int bi, err, locked = maps_flag(start, end, "lo") > 0, wipe = maps_flag(start, end, "wf") > 0;
+	int bi, err, vmflags = maps_flags(start, end);
+	int locked = vmflags > 0 && (vmflags & MAPS_LOCKED), wipe = vmflags > 0 && (vmflags & MAPS_WIPE);
 	void *tmp;
 
 	a = area_new();

@@ -101,6 +101,8 @@ static int do_register(struct ctx *c, int fd, unsigned long arg)
 	uint64_t ioctls = EMU_RANGE_IOCTLS;
 	int r;
 
+	(void)fd;
+
 	if (usercopy_in(&reg, (void *)arg, offsetof(struct uffdio_register, ioctls)))
 		return fail(EFAULT);
 	if ((r = register_check(&reg)))

@@ -120,7 +120,7 @@ static long g_budget = -1;
 static void budget_init(void)
 {
 	long max = 65530, lines = 0, reserve;
-	char buf[4096];
+	char buf[4096] = { 0 };
 	int fd;
 	ssize_t n;
 
