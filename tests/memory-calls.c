@@ -12,6 +12,14 @@
 
 #define PAGES 20
 
+#if defined(__SANITIZE_ADDRESS__)
+int main(void)
+{
+	fprintf(stderr, "SKIP: AddressSanitizer makes mlock, mlock2 and mlockall do nothing\n");
+	return T_SKIP;
+}
+#else
+
 static int g_fd;
 static char *g_p;
 static _Atomic int g_flags[PAGES];	/* 0: no fault; 1 + flags */
@@ -63,13 +71,6 @@ static void check_pages(int first, int n, int write)
 	}
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-int main(void)
-{
-	fprintf(stderr, "SKIP: AddressSanitizer makes mlock, mlock2 and mlockall do nothing\n");
-	return T_SKIP;
-}
-#else
 int main(void)
 {
 	struct rlimit big = { RLIM_INFINITY, RLIM_INFINITY };
