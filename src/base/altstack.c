@@ -65,7 +65,9 @@ void altstack_thread_init(void)
 	pthread_setspecific(g_key, p);
 }
 
-int altstack_program(const stack_t *ss, stack_t *old, int *ret)
+/* Not instrumented: sigaltstack() asks it while a sanitizer's runtime
+ * starts. */
+__attribute__((no_sanitize("thread", "address", "undefined"))) int altstack_program(const stack_t *ss, stack_t *old, int *ret)
 {
 	stack_t now, want;
 

@@ -107,7 +107,7 @@ static void call_prog(const struct sigaction *sa, int sig, siginfo_t *si, void *
 
 /* Take our signals out of a mask that is about to be really applied: a
  * fault on a missing page must always reach our handler.  a-s-s */
-static void unblock_ours(sigset_t *set)
+__attribute__((no_sanitize("thread", "address", "undefined"))) static void unblock_ours(sigset_t *set)
 {
 	for (int sig = 1; sig < NSIG; sig++)
 		if (atomic_load_explicit(&g_chain[sig].mode, memory_order_relaxed) == CH_OURS)
@@ -169,7 +169,9 @@ static int install_locked(int sig, const struct sigaction *sa)
 	return __sigaction(sig, &real, NULL);
 }
 
-int sigchain_sigmask(int how, const sigset_t *set, sigset_t *old)
+/* Not instrumented: the mask interposers call it while a sanitizer's
+ * runtime may be starting. */
+__attribute__((no_sanitize("thread", "address", "undefined"))) int sigchain_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
 	sigset_t want, cur;
 	uint64_t blocked = 0;

@@ -47,10 +47,15 @@
 
 #define UF_PAGE_SIZE_MAX 65536
 
+/* The wrappers are not instrumented by the sanitizers: a raw system call
+ * has nothing to check, and some run while a sanitizer's runtime starts
+ * (its calls of sigaltstack, pthread_sigmask, close reach our interposers). */
+#define SYS_NOSAN __attribute__((no_sanitize("thread", "address", "undefined")))
+
 /* A system call without going through syscall(3), nor through a
  * sanitizer's interceptor, nor through our own interposers of the memory
  * calls (src/interpose/memory.c).  -1 and errno.  async-signal-safe */
-static inline long sys_call6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+SYS_NOSAN static inline long sys_call6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
 	long ret;
 #if defined(__x86_64__)
@@ -81,12 +86,12 @@ static inline long sys_call6(long nr, long a1, long a2, long a3, long a4, long a
 	return ret;
 }
 
-static inline long sys_call4(long nr, long a1, long a2, long a3, long a4)
+SYS_NOSAN static inline long sys_call4(long nr, long a1, long a2, long a3, long a4)
 {
 	return sys_call6(nr, a1, a2, a3, a4, 0, 0);
 }
 
-static inline long sys_call1(long nr, long a1)
+SYS_NOSAN static inline long sys_call1(long nr, long a1)
 {
 	return sys_call6(nr, a1, 0, 0, 0, 0, 0);
 }
@@ -94,34 +99,34 @@ static inline long sys_call1(long nr, long a1)
 /* The socket calls of remote.c: not through the drop-in's recvmsg, which
  * would take the descriptors they carry for the program's. */
 struct msghdr;
-static inline long sys_recvmsg(int fd, struct msghdr *m, int flags)
+SYS_NOSAN static inline long sys_recvmsg(int fd, struct msghdr *m, int flags)
 {
 	return sys_call6(SYS_recvmsg, fd, (long)m, flags, 0, 0, 0);
 }
-static inline long sys_sendmsg(int fd, const struct msghdr *m, int flags)
+SYS_NOSAN static inline long sys_sendmsg(int fd, const struct msghdr *m, int flags)
 {
 	return sys_call6(SYS_sendmsg, fd, (long)m, flags, 0, 0, 0);
 }
 
 /* The memory calls, as the library itself makes them.  async-signal-safe */
-static inline void *sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+SYS_NOSAN static inline void *sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	long r = sys_call6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, (long)off);
 	return r == -1 ? (void *)-1 : (void *)r;
 }
-static inline int sys_munmap(void *addr, size_t len)
+SYS_NOSAN static inline int sys_munmap(void *addr, size_t len)
 {
 	return (int)sys_call6(SYS_munmap, (long)addr, (long)len, 0, 0, 0, 0);
 }
-static inline int sys_mprotect(void *addr, size_t len, int prot)
+SYS_NOSAN static inline int sys_mprotect(void *addr, size_t len, int prot)
 {
 	return (int)sys_call6(SYS_mprotect, (long)addr, (long)len, prot, 0, 0, 0);
 }
-static inline int sys_madvise(void *addr, size_t len, int advice)
+SYS_NOSAN static inline int sys_madvise(void *addr, size_t len, int advice)
 {
 	return (int)sys_call6(SYS_madvise, (long)addr, (long)len, advice, 0, 0, 0);
 }
-static inline void *sys_mremap(void *old, size_t oldlen, size_t newlen, int flags, void *new_addr)
+SYS_NOSAN static inline void *sys_mremap(void *old, size_t oldlen, size_t newlen, int flags, void *new_addr)
 {
 	long r = sys_call6(SYS_mremap, (long)old, (long)oldlen, (long)newlen, flags,
 				 (long)new_addr, 0);
@@ -129,19 +134,19 @@ static inline void *sys_mremap(void *old, size_t oldlen, size_t newlen, int flag
 }
 
 /* async-signal-safe */
-static inline long sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *ts)
+SYS_NOSAN static inline long sys_futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *ts)
 {
 	return sys_call6(SYS_futex, (long)addr, FUTEX_WAIT_PRIVATE, val, (long)ts, 0, 0);
 }
 
 /* async-signal-safe */
-static inline long sys_futex_wake(_Atomic uint32_t *addr, int n)
+SYS_NOSAN static inline long sys_futex_wake(_Atomic uint32_t *addr, int n)
 {
 	return sys_call6(SYS_futex, (long)addr, FUTEX_WAKE_PRIVATE, n, 0, 0, 0);
 }
 
 /* CLOCK_MONOTONIC in ns.  async-signal-safe (clock_gettime is). */
-static inline long sys_now_ns(void)
+SYS_NOSAN static inline long sys_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -149,25 +154,25 @@ static inline long sys_now_ns(void)
 }
 
 /* async-signal-safe */
-static inline pid_t sys_gettid(void)
+SYS_NOSAN static inline pid_t sys_gettid(void)
 {
 	return (pid_t)sys_call1(SYS_gettid, 0);
 }
 
 /* Set this thread's signal mask (the kernel's 8-byte sigset); old (may be
  * NULL) gets the previous one. */
-static inline int sys_sigmask(int how, const sigset_t *set, sigset_t *old)
+SYS_NOSAN static inline int sys_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
 	return (int)sys_call6(SYS_rt_sigprocmask, how, (long)set, (long)old, 8, 0, 0);
 }
-static inline int sys_sigprocmask(int how, const sigset_t *set)
+SYS_NOSAN static inline int sys_sigprocmask(int how, const sigset_t *set)
 {
 	return sys_sigmask(how, set, NULL);
 }
 
 /* async-signal-safe: queue a signal with a chosen siginfo to a thread of
  * this process (the kernel allows any si_code when signalling oneself). */
-static inline int sys_tgsigqueueinfo(pid_t tgid, pid_t tid, int sig, siginfo_t *si)
+SYS_NOSAN static inline int sys_tgsigqueueinfo(pid_t tgid, pid_t tid, int sig, siginfo_t *si)
 {
 	return (int)sys_call4(SYS_rt_tgsigqueueinfo, tgid, tid, sig, (long)si);
 }
@@ -182,39 +187,39 @@ static inline int sys_tgsigqueueinfo(pid_t tgid, pid_t tid, int sig, siginfo_t *
 extern ssize_t __read(int fd, void *buf, size_t n);
 extern int __close(int fd);
 /* NOLINTEND(bugprone-reserved-identifier) */
-static inline ssize_t sys_read_cancellable(int fd, void *buf, size_t n)
+SYS_NOSAN static inline ssize_t sys_read_cancellable(int fd, void *buf, size_t n)
 {
 	return __read(fd, buf, n);
 }
-static inline int sys_close_cancellable(int fd)
+SYS_NOSAN static inline int sys_close_cancellable(int fd)
 {
 	return __close(fd);
 }
 
 /* The descriptor calls the drop-in interposes, as the library makes them.
  * async-signal-safe */
-static inline ssize_t sys_read(int fd, void *buf, size_t n)
+SYS_NOSAN static inline ssize_t sys_read(int fd, void *buf, size_t n)
 {
 	return sys_call6(SYS_read, fd, (long)buf, (long)n, 0, 0, 0);
 }
-static inline ssize_t sys_write(int fd, const void *buf, size_t n)
+SYS_NOSAN static inline ssize_t sys_write(int fd, const void *buf, size_t n)
 {
 	return sys_call6(SYS_write, fd, (long)buf, (long)n, 0, 0, 0);
 }
-static inline ssize_t sys_pread(int fd, void *buf, size_t n, off_t off)
+SYS_NOSAN static inline ssize_t sys_pread(int fd, void *buf, size_t n, off_t off)
 {
 	return sys_call6(SYS_pread64, fd, (long)buf, (long)n, (long)off, 0, 0);
 }
-static inline ssize_t sys_pwrite(int fd, const void *buf, size_t n, off_t off)
+SYS_NOSAN static inline ssize_t sys_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	return sys_call6(SYS_pwrite64, fd, (long)buf, (long)n, (long)off, 0, 0);
 }
-static inline ssize_t sys_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+SYS_NOSAN static inline ssize_t sys_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	return sys_call6(SYS_pwritev, fd, (long)iov, cnt, (long)off, 0, 0);
 }
 /* preadv2 with offset -1 (the file position) and flags. */
-static inline ssize_t sys_readv_flags(int fd, const struct iovec *iov, int cnt, int flags)
+SYS_NOSAN static inline ssize_t sys_readv_flags(int fd, const struct iovec *iov, int cnt, int flags)
 {
 	return sys_call6(SYS_preadv2, fd, (long)iov, cnt, -1, -1, flags);
 }
@@ -235,7 +240,7 @@ static inline ssize_t sys_readv_flags(int fd, const struct iovec *iov, int cnt, 
 /* NOLINTNEXTLINE(bugprone-reserved-identifier): the sanitizer's name */
 extern int __interceptor_close(int fd) __attribute__((weak));
 #endif
-static inline int sys_close(int fd)
+SYS_NOSAN static inline int sys_close(int fd)
 {
 #ifdef UF_TSAN
 	if (__interceptor_close)
@@ -243,19 +248,19 @@ static inline int sys_close(int fd)
 #endif
 	return (int)sys_call1(SYS_close, fd);
 }
-static inline int sys_open(const char *path, int flags, int mode)
+SYS_NOSAN static inline int sys_open(const char *path, int flags, int mode)
 {
 	return (int)sys_call4(SYS_openat, AT_FDCWD, (long)path, flags, mode);
 }
-static inline int sys_ioctl(int fd, unsigned long req, unsigned long arg)
+SYS_NOSAN static inline int sys_ioctl(int fd, unsigned long req, unsigned long arg)
 {
 	return (int)sys_call4(SYS_ioctl, fd, (long)req, (long)arg, 0);
 }
-static inline int sys_fcntl(int fd, int cmd, long arg)
+SYS_NOSAN static inline int sys_fcntl(int fd, int cmd, long arg)
 {
 	return (int)sys_call4(SYS_fcntl, fd, cmd, arg, 0);
 }
-static inline int sys_dup_min(int fd, int min, int cloexec)
+SYS_NOSAN static inline int sys_dup_min(int fd, int min, int cloexec)
 {
 	return sys_fcntl(fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, min);
 }

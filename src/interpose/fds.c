@@ -19,17 +19,17 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-static int raw_close(int fd)
+UF_UNINSTRUMENTED static int raw_close(int fd)
 {
 	return (int)sys_call1(SYS_close, fd);
 }
 
-static int raw_close_range(unsigned int first, unsigned int last, int flags)
+UF_UNINSTRUMENTED static int raw_close_range(unsigned int first, unsigned int last, int flags)
 {
 	return (int)sys_call4(SYS_close_range, first, last, flags, 0);
 }
 
-UF_EXPORT __attribute__((weak)) int close(int fd)
+UF_EXPORT UF_UNINSTRUMENTED __attribute__((weak)) int close(int fd)
 {
 	UF_REAL_OR(close, raw_close);
 	if (fd_ours(fd))
@@ -38,7 +38,7 @@ UF_EXPORT __attribute__((weak)) int close(int fd)
 }
 
 /* close_range without our descriptors: the pieces between them. */
-UF_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+UF_EXPORT UF_UNINSTRUMENTED int close_range(unsigned int first, unsigned int last, int flags)
 {
 	unsigned int at = first;
 
@@ -58,7 +58,7 @@ UF_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 	return at <= last ? real_close_range(at, last, flags) : 0;
 }
 
-UF_EXPORT void closefrom(int lowfd)
+UF_EXPORT UF_UNINSTRUMENTED void closefrom(int lowfd)
 {
 	close_range(lowfd < 0 ? 0 : (unsigned int)lowfd, ~0U, 0);
 }

@@ -105,12 +105,15 @@ UF_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
 	return sigismember(&old, sig) ? SIG_HOLD : r;
 }
 
+/* (These three are called by a sanitizer's runtime while it starts, before
+ * instrumented code may run: not instrumented, nor what they call first.) */
+
 /* The signal mask: SIGSEGV (and SIGBUS for the kernel back-end's pager)
  * must stay deliverable once our handler is in place, or a fault on a
  * missing page in a thread that blocks everything (worker pools, QEMU's
  * threads) would kill the process.  The program still reads back the mask
  * it set (src/base/sigchain.c). */
-UF_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+UF_EXPORT UF_UNINSTRUMENTED int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
 	sigset_t copy;
 
@@ -121,7 +124,7 @@ UF_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 	return sigchain_sigmask(how, set, old) < 0 ? errno : 0;
 }
 
-UF_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+UF_EXPORT UF_UNINSTRUMENTED int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
 	sigset_t copy;
 
@@ -135,7 +138,7 @@ UF_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 /* The alternate signal stack: ours stays in place for our handler (the
  * program's may lie in a registered range); the program reads back its
  * own (src/base/altstack.c). */
-UF_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
+UF_EXPORT UF_UNINSTRUMENTED int sigaltstack(const stack_t *ss, stack_t *old)
 {
 	int r;
 
