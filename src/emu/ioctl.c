@@ -113,8 +113,11 @@ static int do_register(struct ctx *c, int fd, unsigned long arg)
 	area_unlock();
 	/* The range may belong to a uffd closed a moment ago (its last copy in
 	 * a child that has just exited), which the watcher thread has not
-	 * released yet: the kernel's would be gone.  Release it, and again. */
-	if (r == -EBUSY && ctx_release_closed() > 0) {
+	 * released yet, or is releasing right now: the kernel's would be gone.
+	 * Release what is closed (waiting for a release under way: it holds
+	 * the area lock), and try once more. */
+	if (r == -EBUSY) {
+		ctx_release_closed();
 		area_lock();
 		r = area_register_locked(atomic_load(&c->q.id), reg.range.start,
 					 reg.range.start + reg.range.len, reg.mode);
