@@ -25,7 +25,17 @@ int opt_guard_markers(void)
 int opt_altstack(void)
 {
 	const char *v = getenv("USERFAULT_ALTSTACK");
-	return !(v && !strcmp(v, "0"));
+
+	if (v && *v)
+		return strcmp(v, "0") != 0;
+#if defined(__SANITIZE_ADDRESS__)
+	/* Under ASan, off unless asked: ASan poisons the frames of a handler
+	 * and unpoisons them only on the stacks it knows, and it asks
+	 * sigaltstack (which shows the program's) to find an alternate one. */
+	return 0;
+#else
+	return 1;
+#endif
 }
 
 long opt_spin_us(void)
