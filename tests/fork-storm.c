@@ -95,6 +95,14 @@ int main(void)
 	 * reading thread's TSan interceptors. */
 	T_SKIP_TEST("TSan build: a fork that waits for its FORK event deadlocks inside TSan");
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan (gcc 12's) does not hold its allocator across fork(): a child
+	 * forked while another thread allocates inherits the lock held, and
+	 * the thread the child starts (the emulation's watcher, to serve the
+	 * FORK event's uffd) deadlocks in calloc; seen with gdb, about one run
+	 * in ten under load. */
+	T_SKIP_TEST("ASan build: a fork child that starts a thread may deadlock in ASan's allocator (its lock is not held across fork)");
+#endif
 	snprintf(cg, sizeof cg, CG_ROOT "/userfault-fork-storm-%d", (int)getpid());
 	if (mkdir(cg, 0755) < 0)
 		T_SKIP_TEST("no writable pids cgroup at %s: %s", CG_ROOT, t_errname(errno));
