@@ -24,23 +24,23 @@
 
 #include <userfault/uapi.h>	/* our copy of <linux/userfaultfd.h> */
 
-#define STACK_PAGES 64
+#define STACK_PAGES 512	/* 2 MiB: room for a sanitizer's thread-local storage too */
 #define ALT_PAGES 16
 
 static int uffd;
-static volatile int stop, faults;
+static int stop, faults;		/* (__atomic: the handler thread reads them) */
 static volatile int in_handler;
 
 static void *handler(void *arg)
 {
 	(void)arg;
-	while (!stop) {
+	while (!__atomic_load_n(&stop, __ATOMIC_SEQ_CST)) {
 		struct pollfd p = { uffd, POLLIN, 0 };
 		struct uffd_msg m;
 		if (poll(&p, 1, 50) <= 0 || read(uffd, &m, sizeof m) != sizeof m)
 			continue;
 		struct uffdio_zeropage z = { .range = { m.arg.pagefault.address & ~(uint64_t)4095, 4096 } };
-		faults++;
+		__atomic_add_fetch(&faults, 1, __ATOMIC_SEQ_CST);
 		if (ioctl(uffd, UFFDIO_ZEROPAGE, &z) < 0 && errno != EEXIST)
 			perror("UFFDIO_ZEROPAGE");
 	}
@@ -123,8 +123,8 @@ int main(void)
 	printf("handler on the registered alternate stack: %d\n", in_handler);
 	sigaltstack(NULL, &back);
 	printf("sigaltstack reads back: %s\n", back.ss_sp == ss.ss_sp && back.ss_size == ss.ss_size ? "the same" : "another");
-	stop = 1;
+	__atomic_store_n(&stop, 1, __ATOMIC_SEQ_CST);
 	pthread_join(h, NULL);
-	printf("faults served: %s\n", faults > 0 ? "some" : "none");
+	printf("faults served: %s\n", __atomic_load_n(&faults, __ATOMIC_SEQ_CST) > 0 ? "some" : "none");
 	return 0;
 }
