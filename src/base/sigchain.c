@@ -96,6 +96,16 @@ static void reset_from_handler(struct chain *ch)
 	}
 }
 
+/* Make sig's real disposition SIG_DFL (our handler out of the way).  a-s-s */
+static void reset_real_default(int sig)
+{
+	struct sigaction dfl;
+
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	__sigaction(sig, &dfl, NULL);
+}
+
 /* Call the program's handler as the kernel would have.  a-s-s */
 static void call_prog(const struct sigaction *sa, int sig, siginfo_t *si, void *uctx)
 {
@@ -336,10 +346,7 @@ void sigchain_forward(int sig, siginfo_t *si, void *uctx)
 		 * with our handler out of the way. */
 		if (sa.sa_handler == SIG_IGN)
 			return;
-		struct sigaction dfl;
-		memset(&dfl, 0, sizeof dfl);
-		dfl.sa_handler = SIG_DFL;
-		__sigaction(sig, &dfl, NULL);
+		reset_real_default(sig);
 		sys_tgsigqueueinfo(getpid(), sys_gettid(), sig, si);
 		return;
 	}
@@ -347,10 +354,7 @@ void sigchain_forward(int sig, siginfo_t *si, void *uctx)
 		/* The default action for a fault: reset and return, so that the
 		 * access faults again and the kernel acts (core dump, exit status)
 		 * exactly as it would have without us. */
-		struct sigaction dfl;
-		memset(&dfl, 0, sizeof dfl);
-		dfl.sa_handler = SIG_DFL;
-		__sigaction(sig, &dfl, NULL);
+		reset_real_default(sig);
 		return;
 	}
 	if (hook)

@@ -430,6 +430,15 @@ int ioctl_vfs(int fd, unsigned long req, unsigned long arg, int *ret)
 	}
 }
 
+int ioctl_gone(unsigned long req)
+{
+	const struct ioctl_desc *d = ioctl_find(req);
+
+	if (!d)
+		return fail(EINVAL);
+	return d->gone_errno ? fail(d->gone_errno) : 0;
+}
+
 int ioctl_local(struct ctx *c, int fd, unsigned long req, unsigned long arg)
 {
 	const struct ioctl_desc *d = ioctl_find(req);
@@ -443,9 +452,7 @@ int ioctl_local(struct ctx *c, int fd, unsigned long req, unsigned long arg)
 	case CTX_ORPHAN:
 		/* A fork child's copy of a uffd whose process is gone (or
 		 * cannot be reached): as the kernel's uffd of a dead mm. */
-		if (!d)
-			return fail(EINVAL);
-		return d->gone_errno ? fail(d->gone_errno) : 0;
+		return ioctl_gone(req);
 	default:
 		return d ? d->run(c, fd, arg) : fail(EINVAL);
 	}

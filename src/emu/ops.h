@@ -31,6 +31,9 @@ struct ioctl_desc {
 /* The description of req, or NULL (not a uffd ioctl the emulation has:
  * EINVAL, as a kernel without it). */
 const struct ioctl_desc *ioctl_find(unsigned long req);
+/* What a uffd whose process is gone answers req (section 13.4): -1 and
+ * errno, or 0. */
+int ioctl_gone(unsigned long req);
 /* A uffd ioctl on a uffd of this process (fd: its descriptor, or -1 when
  * the call comes from another process).  -1 and errno. */
 int ioctl_local(struct ctx *c, int fd, unsigned long req, unsigned long arg);

@@ -552,15 +552,6 @@ static int fail(int err)
 	return -1;
 }
 
-/* What a uffd whose process is gone answers (section 13.4). */
-static int gone(unsigned long req)
-{
-	const struct ioctl_desc *d = ioctl_find(req);
-
-	if (!d)
-		return fail(EINVAL);
-	return d->gone_errno ? fail(d->gone_errno) : 0;
-}
 
 /* COPY from here: the source is read here, page by page where it faults,
  * and sent along, CHUNK at a time. */
@@ -614,7 +605,7 @@ static int remote_copy(struct remote *r, unsigned long arg, struct uffdio_copy *
 		memcpy(q.s, &part, sizeof part);
 		if (call(r, &q, buf, got, &p, sizeof p, NULL, NULL) < 0) {
 			free(buf);
-			return done ? fail(EAGAIN) : gone(UFFDIO_COPY);
+			return done ? fail(EAGAIN) : ioctl_gone(UFFDIO_COPY);
 		}
 		memcpy(&part, p.s, sizeof part);
 		if (part.copy == INT64_MIN) {
@@ -682,7 +673,7 @@ static int remote_ioctl_at(int i, unsigned long req, unsigned long arg)
 	q.op = RQ_IOCTL;
 	q.req = req;
 	if (call(r, &q, NULL, 0, &p, sizeof p, NULL, NULL) < 0)
-		return gone(req);
+		return ioctl_gone(req);
 	if (usercopy_out((void *)arg, p.s, size))
 		return fail(EFAULT);
 	if (p.ret < 0)
@@ -705,7 +696,7 @@ int remote_ioctl(int fd, unsigned long req, unsigned long arg)
 	int i = entry_of(fd);
 
 	if (i < 0)
-		return gone(req);
+		return ioctl_gone(req);
 	return remote_ioctl_at(i, req, arg);
 }
 
