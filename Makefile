@@ -6,6 +6,7 @@
 #   make SAN=tsan check  the same under TSan                    (build-tsan/)
 #   make analyze         clang-tidy, cppcheck, valgrind: no finding allowed (tools/analyze.sh)
 #   make check-arch      layers, raw calls and exports of src/ (tools/check-arch.sh)
+#                        and the code of the signal handlers (tools/check-signal.sh)
 #   make install PREFIX=/usr/local DESTDIR=
 VERSION  := 0.1.0
 SOVER    := 0
@@ -130,9 +131,12 @@ analyze: all
 
 # The architecture rules of src/ (HACKING.md): calls and includes only go
 # down the layers of src/LAYERS, no interposed name is called from inside,
-# and the exports are those of src/exports.txt.
+# and the exports are those of src/exports.txt.  Then what the signal
+# handlers reach: async-signal-safe calls only, and under TSan no entry into
+# its runtime (not checked under ASan, whose checks call its runtime).
 check-arch: all
 	tools/check-arch.sh $(B) --diagram
+	$(if $(filter asan,$(SAN)),,tools/check-signal.sh $(B))
 
 # The compiler flags, for the compilation database that tools/analyze.sh writes.
 print-cflags:

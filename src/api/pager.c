@@ -123,7 +123,7 @@ static int range_remove_locked(int fd, uintptr_t start, uintptr_t end)
 }
 
 /* The range holding addr, read consistently.  async-signal-safe */
-static int range_lookup(uintptr_t addr, int *fd, uf_pager_fn *fn, void **arg)
+SIG_SAFE static int range_lookup(uintptr_t addr, int *fd, uf_pager_fn *fn, void **arg)
 {
 	for (int i = 0; i < PAGER_RANGES_MAX; i++) {
 		struct prange *r = &g_ranges[i];
@@ -147,7 +147,7 @@ static int range_lookup(uintptr_t addr, int *fd, uf_pager_fn *fn, void **arg)
 /* ---- the SIGBUS handler (kernel back-end) ---- */
 
 /* async-signal-safe */
-static void sigbus_handler(int sig, siginfo_t *si, void *uctx)
+SIG_SAFE static void sigbus_handler(int sig, siginfo_t *si, void *uctx)
 {
 	int saved = errno, fd;
 	uintptr_t addr = (uintptr_t)si->si_addr;

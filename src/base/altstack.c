@@ -117,7 +117,7 @@ int altstack_enabled(void)
 }
 
 /* async-signal-safe */
-int altstack_program_has(const stack_t *real)
+SIG_SAFE int altstack_program_has(const stack_t *real)
 {
 	if (tls_stack)
 		return !(tls_prog.ss_flags & SS_DISABLE) && tls_prog.ss_size;

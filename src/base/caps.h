@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "base/sys.h"
 
 struct caps {
 	size_t page_size;
@@ -23,7 +24,7 @@ extern struct caps caps;
 int caps_init(void);
 
 /* async-signal-safe */
-static inline uintptr_t page_down(uintptr_t a)
+SIG_SAFE static inline uintptr_t page_down(uintptr_t a)
 {
 	return a & ~(uintptr_t)(caps.page_size - 1);
 }

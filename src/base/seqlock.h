@@ -44,14 +44,14 @@ static inline void seq_write_begin(struct seqlock *l)
 }
 
 /* async-signal-safe */
-static inline void seq_write_end(struct seqlock *l)
+SIG_SAFE static inline void seq_write_end(struct seqlock *l)
 {
 	atomic_fetch_add(&l->seq, 1);
 }
 
 /* For a writer that cannot take the writers' lock (a signal handler):
  * begin only if no change is under way.  async-signal-safe */
-static inline bool seq_write_try_begin(struct seqlock *l)
+SIG_SAFE static inline bool seq_write_try_begin(struct seqlock *l)
 {
 	uint32_t s = atomic_load(&l->seq);
 
@@ -76,7 +76,7 @@ static inline void seq_write_end_masked(struct seqlock *l, const sigset_t *old)
 
 /* The counter to check the read against; waits while a change is under
  * way.  async-signal-safe */
-static inline uint32_t seq_read_begin(const struct seqlock *l)
+SIG_SAFE static inline uint32_t seq_read_begin(const struct seqlock *l)
 {
 	uint32_t s;
 
@@ -86,7 +86,7 @@ static inline uint32_t seq_read_begin(const struct seqlock *l)
 }
 
 /* Did a change happen since seq_read_begin returned s?  async-signal-safe */
-static inline bool seq_read_retry(const struct seqlock *l, uint32_t s)
+SIG_SAFE static inline bool seq_read_retry(const struct seqlock *l, uint32_t s)
 {
 	return atomic_load(&l->seq) != s;
 }

@@ -27,7 +27,7 @@
 /* NOLINTNEXTLINE(bugprone-reserved-identifier): glibc's own name for it */
 extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
-int sigchain_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+SIG_SAFE int sigchain_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	return __sigaction(sig, act, old);
 }
@@ -67,7 +67,7 @@ static void publish_locked(struct chain *ch, const struct sigaction *sa)
 }
 
 /* async-signal-safe */
-static void read_prog(struct chain *ch, struct sigaction *out)
+SIG_SAFE static void read_prog(struct chain *ch, struct sigaction *out)
 {
 	uint32_t s;
 
@@ -87,7 +87,7 @@ static int is_handler(const struct sigaction *sa)
 /* Reset the program's disposition to SIG_DFL from a signal handler (which
  * cannot take g_lock): if a program thread is setting it at this very
  * moment, its call wins.  async-signal-safe */
-static void reset_from_handler(struct chain *ch)
+SIG_SAFE static void reset_from_handler(struct chain *ch)
 {
 	if (seq_write_try_begin(&ch->lock)) {
 		memset(&ch->prog, 0, sizeof ch->prog);
@@ -97,7 +97,7 @@ static void reset_from_handler(struct chain *ch)
 }
 
 /* Make sig's real disposition SIG_DFL (our handler out of the way).  a-s-s */
-static void reset_real_default(int sig)
+SIG_SAFE static void reset_real_default(int sig)
 {
 	struct sigaction dfl;
 
@@ -107,7 +107,7 @@ static void reset_real_default(int sig)
 }
 
 /* Call the program's handler as the kernel would have.  a-s-s */
-static void call_prog(const struct sigaction *sa, int sig, siginfo_t *si, void *uctx)
+SIG_SAFE static void call_prog(const struct sigaction *sa, int sig, siginfo_t *si, void *uctx)
 {
 	if (sa->sa_flags & SA_SIGINFO)
 		sa->sa_sigaction(sig, si, uctx);
@@ -125,7 +125,7 @@ __attribute__((no_sanitize("thread", "address", "undefined"))) static void unblo
 }
 
 /* Our signals in set, as bits (for tls_blocked).  a-s-s */
-static uint64_t ours_in(const sigset_t *set)
+SIG_SAFE static uint64_t ours_in(const sigset_t *set)
 {
 	uint64_t b = 0;
 
@@ -139,7 +139,7 @@ static uint64_t ours_in(const sigset_t *set)
 /* The trampoline of a wrapped signal: installed with the program's flags
  * and mask, so the kernel already did what it would have (mask, stack,
  * SA_RESETHAND on the real disposition).  async-signal-safe */
-static void trampoline(int sig, siginfo_t *si, void *uctx)
+SIG_SAFE static void trampoline(int sig, siginfo_t *si, void *uctx)
 {
 	struct chain *ch = &g_chain[sig];
 	void (*hook)(void) = atomic_load(&g_hook);
@@ -316,7 +316,7 @@ int sigchain_program_set(int sig, const struct sigaction *act, struct sigaction 
 }
 
 /* async-signal-safe */
-void sigchain_program(int sig, struct sigaction *out)
+SIG_SAFE void sigchain_program(int sig, struct sigaction *out)
 {
 	struct chain *ch = chain_of(sig);
 
@@ -331,7 +331,7 @@ void sigchain_program(int sig, struct sigaction *out)
 }
 
 /* Hand a fault that is not ours to the program.  a-s-s */
-void sigchain_forward(int sig, siginfo_t *si, void *uctx)
+SIG_SAFE void sigchain_forward(int sig, siginfo_t *si, void *uctx)
 {
 	struct chain *ch = chain_of(sig);
 	void (*hook)(void) = atomic_load(&g_hook);

@@ -52,6 +52,27 @@
  * (its calls of sigaltstack, pthread_sigmask, close reach our interposers). */
 #define SYS_NOSAN __attribute__((no_sanitize("thread", "address", "undefined")))
 
+#if defined(__SANITIZE_THREAD__)
+#define UF_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UF_TSAN 1
+#endif
+#endif
+
+/* SIG_SAFE marks a function that runs in our signal handlers: it is
+ * async-signal-safe, and tools/check-signal.sh checks every function they
+ * reach.  ThreadSanitizer does not instrument it: our handlers are
+ * installed behind TSan's back, so the interrupted thread may be inside
+ * TSan's runtime, holding a lock that an instrumented access would take
+ * again (clang needs its stronger attribute there: its no_sanitize keeps
+ * the atomics' instrumentation).  ASan and UBSan still check it. */
+#if defined(UF_TSAN) && defined(__clang__)
+#define SIG_SAFE __attribute__((disable_sanitizer_instrumentation))
+#else
+#define SIG_SAFE __attribute__((no_sanitize("thread")))
+#endif
+
 /* A system call without going through syscall(3), nor through a
  * sanitizer's interceptor, nor through our own interposers of the memory
  * calls (src/interpose/memory.c).  -1 and errno.  async-signal-safe */
@@ -145,12 +166,30 @@ SYS_NOSAN static inline long sys_futex_wake(_Atomic uint32_t *addr, int n)
 	return sys_call6(SYS_futex, (long)addr, FUTEX_WAKE_PRIVATE, n, 0, 0, 0);
 }
 
-/* CLOCK_MONOTONIC in ns.  async-signal-safe (clock_gettime is). */
-SYS_NOSAN static inline long sys_now_ns(void)
+/* CLOCK_MONOTONIC in ns.  async-signal-safe (clock_gettime is; under
+ * TSan, whose interceptor it has, the system call). */
+SIG_SAFE static inline long sys_now_ns(void)
 {
 	struct timespec ts;
+#ifdef UF_TSAN
+	sys_call6(SYS_clock_gettime, CLOCK_MONOTONIC, (long)&ts, 0, 0, 0, 0);
+#else
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+#endif
 	return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* Signal sets, for code that runs in a handler: the C library's
+ * sigemptyset and sigorset are replaced by TSan's interceptors.
+ * async-signal-safe */
+SIG_SAFE static inline void sys_sigemptyset(sigset_t *set)
+{
+	__builtin_memset(set, 0, sizeof *set);
+}
+SIG_SAFE static inline void sys_sigorset(sigset_t *dst, const sigset_t *a, const sigset_t *b)
+{
+	for (unsigned i = 0; i < sizeof dst->__val / sizeof dst->__val[0]; i++)
+		dst->__val[i] = a->__val[i] | b->__val[i];
 }
 
 /* async-signal-safe */
@@ -229,13 +268,6 @@ SYS_NOSAN static inline ssize_t sys_readv_flags(int fd, const struct iovec *iov,
  * number inherits, and false reports of races between the two.  Under it,
  * our closes go through its interceptor (which then makes the system
  * call). */
-#if defined(__SANITIZE_THREAD__)
-#define UF_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UF_TSAN 1
-#endif
-#endif
 #ifdef UF_TSAN
 /* NOLINTNEXTLINE(bugprone-reserved-identifier): the sanitizer's name */
 extern int __interceptor_close(int fd) __attribute__((weak));

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <setjmp.h>
+#include "base/sys.h"
 #include "base/usercopy.h"
 
 struct recover {
@@ -14,7 +15,7 @@ struct recover {
 static __thread struct recover *tls_recover __attribute__((tls_model("initial-exec")));
 
 /* async-signal-safe */
-void usercopy_recover(void)
+SIG_SAFE void usercopy_recover(void)
 {
 	struct recover *r = tls_recover;
 	if (r && r->active) {

@@ -49,7 +49,7 @@ void area_end(struct area *a)
 }
 
 /* async-signal-safe */
-static int area_read(struct area *a, struct area_view *v)
+SIG_SAFE static int area_read(struct area *a, struct area_view *v)
 {
 	uint32_t s;
 	int live;
@@ -70,7 +70,7 @@ static int area_read(struct area *a, struct area_view *v)
 }
 
 /* async-signal-safe */
-int area_find(uintptr_t addr, struct area_view *v)
+SIG_SAFE int area_find(uintptr_t addr, struct area_view *v)
 {
 	for (;;) {
 		uint32_t t = seq_read_begin(&g_table_seq);
@@ -93,7 +93,7 @@ int area_find(uintptr_t addr, struct area_view *v)
 }
 
 /* Has the area changed since v was read?  async-signal-safe */
-int area_still(const struct area_view *v)
+SIG_SAFE int area_still(const struct area_view *v)
 {
 	struct area_view now;
 
@@ -104,13 +104,13 @@ int area_still(const struct area_view *v)
 }
 
 /* async-signal-safe */
-uint32_t area_busy_gen(void)
+SIG_SAFE uint32_t area_busy_gen(void)
 {
 	return atomic_load(&g_busy_gen);
 }
 
 /* async-signal-safe */
-void area_wait_busy(uint32_t gen)
+SIG_SAFE void area_wait_busy(uint32_t gen)
 {
 	struct timespec ts = { 0, 50L * 1000 * 1000 };
 	sys_futex_wait(&g_busy_gen, gen, &ts);

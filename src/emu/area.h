@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "base/sys.h"
 #include "emu/pages.h"
 
 #define AREA_MAX 1024		/* areas (registered pieces) per process */
@@ -41,13 +42,13 @@ int area_find(uintptr_t addr, struct area_view *v);
 /* Is the area of v still as v says?  async-signal-safe */
 int area_still(const struct area_view *v);
 /* The store piece of v, for layer 1. */
-static inline struct pg_span area_span(const struct area_view *v)
+SIG_SAFE static inline struct pg_span area_span(const struct area_view *v)
 {
 	struct pg_span s = { v->start, v->end, v->store, v->off, v->prot };
 	return s;
 }
 /* Is the page of addr (in v) present?  async-signal-safe */
-static inline bool area_page_present(const struct area_view *v, uintptr_t addr)
+SIG_SAFE static inline bool area_page_present(const struct area_view *v, uintptr_t addr)
 {
 	struct pg_span s = area_span(v);
 	return pg_present(&s, addr);

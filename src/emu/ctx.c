@@ -33,7 +33,7 @@ int ctx_alive(void)
 }
 
 /* async-signal-safe */
-struct ctx *ctx_by_id(uint32_t id)
+SIG_SAFE struct ctx *ctx_by_id(uint32_t id)
 {
 	struct ctx *c;
 
@@ -167,7 +167,7 @@ void ctx_watch_release(struct ctx *c)
 }
 
 /* async-signal-safe */
-void ctx_notify(struct ctx *c)
+SIG_SAFE void ctx_notify(struct ctx *c)
 {
 	/* Release waits for users to leave before it closes ourfd, so the
 	 * number can never name another file by the time we write to it. */
@@ -180,7 +180,7 @@ void ctx_notify(struct ctx *c)
 		sigset_t pipe_only, old;
 		ssize_t r;
 
-		sigemptyset(&pipe_only);
+		sys_sigemptyset(&pipe_only);
 		sigaddset(&pipe_only, SIGPIPE);
 		sys_sigmask(SIG_BLOCK, &pipe_only, &old);
 		r = sys_write(atomic_load(&c->ourfd), "m", 1);	/* full: readable */

@@ -29,7 +29,7 @@ static __thread uint32_t tls_accerr_gen __attribute__((tls_model("initial-exec")
 
 /* Is delivering SIGBUS by calling the program's handler from here exact:
  * the same handler, mask and stack as the kernel would give it? */
-static int sigbus_direct_ok(const struct sigaction *sa, const ucontext_t *uc)
+SIG_SAFE static int sigbus_direct_ok(const struct sigaction *sa, const ucontext_t *uc)
 {
 	/* Whatever SA_SIGINFO says, as the kernel: one field for both. */
 	if (sa->sa_handler == SIG_DFL || sa->sa_handler == SIG_IGN)
@@ -54,7 +54,7 @@ static int sigbus_direct_ok(const struct sigaction *sa, const ucontext_t *uc)
  * SA_RESETHAND, or another stack) the kernel delivers a queued SIGBUS:
  * unblocked if it was blocked, the default action if it was ignored.
  * a-s-s */
-static void raise_sigbus(uintptr_t addr, void *uctx)
+SIG_SAFE static void raise_sigbus(uintptr_t addr, void *uctx)
 {
 	siginfo_t si;
 	struct sigaction cur;
@@ -68,7 +68,7 @@ static void raise_sigbus(uintptr_t addr, void *uctx)
 	sigchain_program(SIGBUS, &cur);
 	if (!sigismember(&uc->uc_sigmask, SIGBUS) && sigbus_direct_ok(&cur, uc)) {
 		sigset_t mask;
-		sigorset(&mask, &uc->uc_sigmask, &cur.sa_mask);
+		sys_sigorset(&mask, &uc->uc_sigmask, &cur.sa_mask);
 		if (!(cur.sa_flags & SA_NODEFER))
 			sigaddset(&mask, SIGBUS);
 		sys_sigprocmask(SIG_SETMASK, &mask);
@@ -100,7 +100,7 @@ struct ctx *fault_pager_hint(int fd)
 }
 
 /* An in-thread pager: its callback resolves the fault right here.  a-s-s */
-static void run_pager(struct ctx *c, uintptr_t addr, int write, void *uctx)
+SIG_SAFE static void run_pager(struct ctx *c, uintptr_t addr, int write, void *uctx)
 {
 	uf_pager_fn fn = (uf_pager_fn)atomic_load(&c->pager_fn);
 	struct uf_pager_fault f;
@@ -140,7 +140,7 @@ static __thread int tls_nwaits __attribute__((tls_model("initial-exec")));
 
 /* A signal handler is about to run on this thread (the trampoline of
  * src/base/sigchain.c, or a program's SIGSEGV handler).  a-s-s */
-static void on_interrupt(void)
+SIG_SAFE static void on_interrupt(void)
 {
 	for (int i = 0; i < tls_nwaits; i++)
 		wq_cancel(tls_waits[i].w, tls_waits[i].gen, tls_waits[i].q);
@@ -148,7 +148,7 @@ static void on_interrupt(void)
 
 /* Free the slots of waits that were cancelled and may never be resumed.
  * (One still live below us finds its claim gone and ends as cancelled.) */
-static void reclaim_left(void)
+SIG_SAFE static void reclaim_left(void)
 {
 	int k = 0;
 
@@ -158,7 +158,7 @@ static void reclaim_left(void)
 	tls_nwaits = k;
 }
 
-static void wait_pop(struct waiter *w, uint32_t gen)
+SIG_SAFE static void wait_pop(struct waiter *w, uint32_t gen)
 {
 	for (int i = tls_nwaits - 1; i >= 0; i--)
 		if (tls_waits[i].w == w && tls_waits[i].gen == gen) {
@@ -168,7 +168,7 @@ static void wait_pop(struct waiter *w, uint32_t gen)
 }
 
 /* Queue the fault and sleep until a wake covers it.  a-s-s */
-static void wait_fault(struct ctx *c, const struct area_view *v, uintptr_t addr, int write)
+SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintptr_t addr, int write)
 {
 	uint64_t feat = atomic_load(&c->features);
 	uintptr_t rep = (feat & UFFD_FEATURE_EXACT_ADDRESS) ? addr : page_down(addr);
@@ -214,7 +214,7 @@ static void wait_fault(struct ctx *c, const struct area_view *v, uintptr_t addr,
 
 /* The SIGSEGV handler.  Returns to retry the access, or hands the signal on
  * to the program's own handler.  async-signal-safe */
-static void segv_handler(int sig, siginfo_t *si, void *uctx)
+SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 {
 	int saved = errno;
 	uintptr_t addr = (uintptr_t)si->si_addr;

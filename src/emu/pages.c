@@ -255,7 +255,7 @@ int pg_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint6
  * (shmem needs no write notification), and maps up to 16 pages per fault.
  * Only a matter of speed: it may fail (a page missing again, a fork's
  * freeze) without harm.  a-s-s */
-void pg_populate(int prot, uintptr_t addr, size_t len)
+SIG_SAFE void pg_populate(int prot, uintptr_t addr, size_t len)
 {
 	if (!caps.populate)
 		return;

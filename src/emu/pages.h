@@ -61,7 +61,7 @@ struct pg_span {
 };
 
 /* Is the page of addr present?  async-signal-safe */
-static inline bool pg_present(const struct pg_span *s, uintptr_t addr)
+SIG_SAFE static inline bool pg_present(const struct pg_span *s, uintptr_t addr)
 {
 	uint64_t pg = (s->off + (addr - s->start)) >> caps.page_shift;
 	return (atomic_load(&store_bits(s->store)[pg >> 6]) >> (pg & 63)) & 1;

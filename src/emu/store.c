@@ -102,7 +102,7 @@ ino_t store_ino(int s)
 }
 
 /* async-signal-safe */
-_Atomic uint64_t *store_bits(int s)
+SIG_SAFE _Atomic uint64_t *store_bits(int s)
 {
 	return atomic_load(&g_stores[s].bits);
 }

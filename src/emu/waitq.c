@@ -58,7 +58,7 @@ static _Atomic uint64_t g_ticket = 1;
 static _Atomic uint32_t g_w_freed;		/* futex: a slot was freed */
 static _Atomic int g_w_starved;			/* threads waiting for a slot */
 
-struct waiter *wq_claim(uint32_t *gen)
+SIG_SAFE struct waiter *wq_claim(uint32_t *gen)
 {
 	for (;;) {
 		uint32_t freed = atomic_load(&g_w_freed);
@@ -85,7 +85,7 @@ struct waiter *wq_claim(uint32_t *gen)
 
 /* Free the slot if it is still w's claim gen, woken or cancelled: 1 if we
  * did (a reclaim may have done it first). */
-static int release(struct waiter *w, uint32_t gen)
+SIG_SAFE static int release(struct waiter *w, uint32_t gen)
 {
 	uint32_t s = atomic_load(&w->state);
 
@@ -104,12 +104,12 @@ static int release(struct waiter *w, uint32_t gen)
 	return 1;
 }
 
-void wq_free(struct waiter *w, uint32_t gen)
+SIG_SAFE void wq_free(struct waiter *w, uint32_t gen)
 {
 	release(w, gen);
 }
 
-int wq_reclaim(struct waiter *w, uint32_t gen)
+SIG_SAFE int wq_reclaim(struct waiter *w, uint32_t gen)
 {
 	uint32_t s = atomic_load(&w->state);
 
@@ -117,7 +117,7 @@ int wq_reclaim(struct waiter *w, uint32_t gen)
 }
 
 /* Move a queued or read waiter from `seen` to phase `to`: 1 if we did. */
-static int finish(struct waiter *w, uint32_t seen, uint32_t to, struct wq_queue *q)
+SIG_SAFE static int finish(struct waiter *w, uint32_t seen, uint32_t to, struct wq_queue *q)
 {
 	if (!atomic_compare_exchange_strong(&w->state, &seen, WITH(seen, to)))
 		return 0;
@@ -154,7 +154,7 @@ static void wake(struct waiter *w)
 		sys_futex_wake(&w->state, 1);
 }
 
-static void queue(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m, uintptr_t addr,
+SIG_SAFE static void queue(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m, uintptr_t addr,
 		  int event)
 {
 	uint32_t s;
@@ -171,7 +171,7 @@ static void queue(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m
 	atomic_store(&w->state, WITH(s, W_PENDING));
 }
 
-void wq_queue_fault(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m, uintptr_t addr)
+SIG_SAFE void wq_queue_fault(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m, uintptr_t addr)
 {
 	queue(w, q, m, addr, 0);
 }
@@ -181,7 +181,7 @@ void wq_queue_event(struct waiter *w, struct wq_queue *q, const struct uffd_msg 
 	queue(w, q, m, 0, 1);
 }
 
-void wq_cancel(struct waiter *w, uint32_t gen, struct wq_queue *q)
+SIG_SAFE void wq_cancel(struct waiter *w, uint32_t gen, struct wq_queue *q)
 {
 	uint32_t s = atomic_load(&w->state);
 
@@ -307,7 +307,7 @@ void wq_reset_after_fork(void)
 
 /* ---- Waiting: spin a little, then sleep ---- */
 
-static inline void cpu_relax(void)
+SIG_SAFE static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_ia32_pause();
@@ -321,7 +321,7 @@ static _Atomic long g_wait_ewma = -1;	/* recent waits, ns (-1: none yet) */
 
 /* Woken, cancelled, or no longer this claim at all (reclaimed after a
  * signal handler left the wait for good, see wq_reclaim). */
-static int resolved(struct waiter *w, uint32_t gen)
+SIG_SAFE static int resolved(struct waiter *w, uint32_t gen)
 {
 	uint32_t s = atomic_load(&w->state);
 	return (s & ~0xffu) != gen || (PHASE(s) != W_PENDING && PHASE(s) != W_READ);
@@ -336,7 +336,7 @@ static int resolved(struct waiter *w, uint32_t gen)
  * over for the resolver; when recent waits are longer than that, it sleeps
  * at once.
  */
-static void spin(struct waiter *w, uint32_t gen)
+SIG_SAFE static void spin(struct waiter *w, uint32_t gen)
 {
 	long ewma = atomic_load(&g_wait_ewma), limit;
 
@@ -364,14 +364,14 @@ static void spin(struct waiter *w, uint32_t gen)
 }
 
 /* A wait took ns: fold it into the recent average (1/8 weight). */
-static void learn(long ns)
+SIG_SAFE static void learn(long ns)
 {
 	long old = atomic_load(&g_wait_ewma);
 	long nw = old < 0 ? ns : old + (ns - old) / 8;
 	atomic_compare_exchange_strong(&g_wait_ewma, &old, nw);
 }
 
-int wq_wait(struct waiter *w, uint32_t gen, struct wq_queue *q, int do_spin, int abandon_on_signal)
+SIG_SAFE int wq_wait(struct waiter *w, uint32_t gen, struct wq_queue *q, int do_spin, int abandon_on_signal)
 {
 	long t0 = do_spin ? sys_now_ns() : 0;
 	uint32_t s;

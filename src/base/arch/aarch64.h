@@ -7,7 +7,7 @@
 #include <asm/sigcontext.h>
 
 /* async-signal-safe */
-static inline int arch_fault_is_write(const void *uctx)
+SIG_SAFE static inline int arch_fault_is_write(const void *uctx)
 {
 	const ucontext_t *uc = (const ucontext_t *)uctx;
 	const unsigned char *p = (const unsigned char *)uc->uc_mcontext.__reserved;

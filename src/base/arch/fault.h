@@ -11,6 +11,7 @@
 
 #include <signal.h>
 #include <ucontext.h>
+#include "base/sys.h"
 
 #if defined(__x86_64__)
 #include "base/arch/x86_64.h"

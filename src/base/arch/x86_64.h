@@ -6,7 +6,7 @@
 #define UF_PF_WRITE 0x2UL
 
 /* async-signal-safe */
-static inline int arch_fault_is_write(const void *uctx)
+SIG_SAFE static inline int arch_fault_is_write(const void *uctx)
 {
 	const ucontext_t *uc = (const ucontext_t *)uctx;
 	return (uc->uc_mcontext.gregs[REG_ERR] & UF_PF_WRITE) != 0;
