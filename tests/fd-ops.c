@@ -13,44 +13,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-static void send_fd(int sock, int fd)
-{
-	char byte = 'u';
-	struct iovec iov = { &byte, 1 };
-	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof u.buf,
-	};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-	memset(&u, 0, sizeof u);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof fd);
-	T_REQUIRE(sendmsg(sock, &mh, 0) == 1);
-}
-
-static int recv_fd(int sock)
-{
-	char byte;
-	struct iovec iov = { &byte, 1 };
-	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof u.buf,
-	};
-	struct cmsghdr *c;
-	int fd = -1;
-
-	T_REQUIRE(recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) == 1);
-	c = CMSG_FIRSTHDR(&mh);
-	T_REQUIRE(c && c->cmsg_type == SCM_RIGHTS);
-	memcpy(&fd, CMSG_DATA(c), sizeof fd);
-	return fd;
-}
-
 static void dups(void)
 {
 	int fd = t_uffd_flags(O_CLOEXEC, 0);	/* blocking */
@@ -138,8 +100,8 @@ static void scm_rights(void)
 	/* Sent before UFFDIO_API; the API is done on the received copy. */
 	fd = uf_userfaultfd(O_CLOEXEC | O_NONBLOCK);
 	T_REQUIRE(fd >= 0);
-	send_fd(sv[0], fd);
-	got = recv_fd(sv[1]);
+	t_send_fd(sv[0], fd);
+	got = t_recv_fd(sv[1], MSG_CMSG_CLOEXEC);
 	CHECK(got >= 0 && got != fd);
 	/* cppcheck-suppress invalidFunctionArg ; got < 0 has failed the check above already */
 	CHECK(fcntl(got, F_GETFL) & O_NONBLOCK);
@@ -160,9 +122,9 @@ static void scm_rights(void)
 	munmap(p, 3 * (size_t)t_ps);
 	p = t_map(1);
 	CHECK_EQ(t_register(got, p, (size_t)t_ps), 0);
-	send_fd(sv[0], got);
+	t_send_fd(sv[0], got);
 	CHECK_EQ(uf_close(got), 0);
-	fd = recv_fd(sv[1]);
+	fd = t_recv_fd(sv[1], MSG_CMSG_CLOEXEC);
 	T_REQUIRE(fd >= 0);
 	T_EXPECT_FAULT(fd, p, 0, 0x33);
 	CHECK_EQ(uf_close(fd), 0);

@@ -15,44 +15,6 @@
 
 #define P(n) ((size_t)(n) * (size_t)t_ps)
 
-static void send_fd(int sock, int fd)
-{
-	char c = 'f';
-	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
-	struct iovec iov = { &c, 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
-			    .msg_controllen = sizeof u.b };
-	struct cmsghdr *cm;
-
-	memset(&u, 0, sizeof u);
-	cm = CMSG_FIRSTHDR(&m);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-	if (sendmsg(sock, &m, 0) != 1)
-		T_BAIL("sendmsg: %s", t_errname(errno));
-}
-
-static int recv_fd(int sock)
-{
-	char c;
-	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
-	struct iovec iov = { &c, 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
-			    .msg_controllen = sizeof u.b };
-	struct cmsghdr *cm;
-	int fd;
-
-	if (recvmsg(sock, &m, 0) != 1)
-		T_BAIL("recvmsg: %s", t_errname(errno));
-	cm = CMSG_FIRSTHDR(&m);
-	if (!cm)
-		T_BAIL("recvmsg: no descriptor");
-	memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-	return fd;
-}
-
 static void sync_byte(int sock, char c)
 {
 	if (write(sock, &c, 1) != 1)
@@ -86,7 +48,7 @@ static void test_monitor_in_parent(void)
 		t_child_watchdog(20);
 		if (t_register(u, p, P(4)))
 			_exit(10);
-		send_fd(sv[1], u);
+		t_send_fd(sv[1], u);
 		uf_close(u);	/* the monitor holds the only descriptor */
 		for (int i = 0; i < 3; i++)
 			bad += p[P(i) + 7] != (char)(0x61 + i);
@@ -97,7 +59,7 @@ static void test_monitor_in_parent(void)
 		_exit(bad ? 11 : 0);
 	}
 	close(sv[1]);
-	fd = recv_fd(sv[0]);
+	fd = t_recv_fd(sv[0], 0);
 	for (int i = 0; i < 3; i++) {
 		struct uffd_msg m;
 		char src[65536];
@@ -147,12 +109,12 @@ static void test_monitored_exits(void)
 		t_child_watchdog(20);
 		if (t_register(u, p, P(2)))
 			_exit(10);
-		send_fd(sv[1], u);
+		t_send_fd(sv[1], u);
 		wait_byte(sv[1]);
 		_exit(0);
 	}
 	close(sv[1]);
-	fd = recv_fd(sv[0]);
+	fd = t_recv_fd(sv[0], 0);
 	CHECK_OK(t_copy(fd, p, src, P(1), 0, &out));
 	CHECK_EQ(out, P(1));
 	sync_byte(sv[0], 'x');
@@ -404,14 +366,14 @@ static void test_monitored_killed_mid_event(void)
 		t_child_watchdog(20);
 		if (t_register(u, p, P(2)))
 			_exit(10);
-		send_fd(sv[1], u);
+		t_send_fd(sv[1], u);
 		uf_close(u);
 		wait_byte(sv[1]);
 		munmap(p, P(2));	/* waits for the monitor, which never reads */
 		_exit(11);
 	}
 	close(sv[1]);
-	fd = recv_fd(sv[0]);
+	fd = t_recv_fd(sv[0], 0);
 	/* A first use while the owner lives (the emulation learns there that
 	 * this pipe is a uffd: see README, a uffd used from another process). */
 	CHECK_ERRNO(uf_read(fd, &m, sizeof m), EAGAIN);

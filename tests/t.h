@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -785,6 +786,46 @@ static inline int t_wait_flag(const int *flag, int ms)
 		t_msleep(1);
 	}
 	return 1;
+}
+
+/* Pass descriptor fd over the unix socket sock (SCM_RIGHTS, one byte). */
+static inline void t_send_fd(int sock, int fd)
+{
+	char byte = 'u';
+	struct iovec iov = { &byte, 1 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof u.buf,
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	memset(&u, 0, sizeof u);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof fd);
+	T_REQUIRE(sendmsg(sock, &mh, 0) == 1);
+}
+
+/* The descriptor t_send_fd() passed (flags: recvmsg's, MSG_CMSG_CLOEXEC). */
+static inline int t_recv_fd(int sock, int flags)
+{
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof u.buf,
+	};
+	struct cmsghdr *c;
+	int fd = -1;
+
+	T_REQUIRE(recvmsg(sock, &mh, flags) == 1);
+	c = CMSG_FIRSTHDR(&mh);
+	T_REQUIRE(c && c->cmsg_type == SCM_RIGHTS);
+	memcpy(&fd, CMSG_DATA(c), sizeof fd);
+	return fd;
 }
 
 #endif /* USERFAULT_TESTS_T_H */

@@ -125,8 +125,11 @@ ssize_t uf_read(int fd, void *buf, size_t count)
 	/* A uffd never returns a part of a message: bytes of a pipe that is
 	 * an emulated uffd of another process, never seen here?  (They are
 	 * readiness tokens; dropping one loses nothing.)  An empty one says
-	 * EAGAIN: learn it now, while its owner is there to say so. */
-	if ((r > 0 && r % (ssize_t)sizeof(struct uffd_msg)) || (r < 0 && errno == EAGAIN)) {
+	 * EAGAIN: learn it now, while its owner is there to say so.  End of
+	 * file: a uffd whose owner is gone (remote_attach() tells it from a
+	 * pipe by its mark). */
+	if ((r > 0 && r % (ssize_t)sizeof(struct uffd_msg)) || (r < 0 && errno == EAGAIN) ||
+	    (r == 0 && count > 0)) {
 		int e = errno;
 		if (emu_adopt(fd) == 0)
 			return emu_read(fd, EMU_REMOTE, NULL, buf, count);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The emulation's own descriptors: one bit per number (see fdreg.h).
  * Numbers past FD_MAX are not recorded (and not protected). */
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include "base/fdreg.h"
@@ -27,4 +28,17 @@ int fd_close_own(int fd)
 	if (fd >= 0 && fd < FD_MAX)
 		atomic_fetch_and(&g_bits[fd / 64], ~(1ULL << (fd % 64)));
 	return sys_close(fd);
+}
+
+/* The kernel's highest signal (no C library reserves it). */
+#define UFFD_MARK 64
+
+void fd_mark_uffd(int rd)
+{
+	sys_fcntl(rd, F_SETSIG, UFFD_MARK);
+}
+
+int fd_marked_uffd(int fd)
+{
+	return sys_fcntl(fd, F_GETSIG, 0) == UFFD_MARK;
 }

@@ -16,4 +16,12 @@ int fd_ours(int fd);
 /* Close one of ours.  async-signal-safe */
 int fd_close_own(int fd);
 
+/* The read end of an emulated uffd's pipe carries a mark that outlives its
+ * owner (an exec, an exit): a process that finds no owner to serve the
+ * pipe tells a dead uffd (it answers as the kernel's uffd of a dead mm)
+ * from a plain pipe (ENOTTY).  The mark is the open file's F_SETSIG
+ * signal, which nothing uses unless O_ASYNC is set. */
+void fd_mark_uffd(int rd);
+int fd_marked_uffd(int fd);
+
 #endif

@@ -463,8 +463,65 @@ static void on_remote_gone(uint64_t i, uint32_t events)
 		remote_reap();
 }
 
+/* A new entry for the pipe st, served on sock (-1: the owner is gone),
+ * with wr a write end of its own.  Both become ours.  0, or -1 (EMFILE). */
+static int entry_new(const struct stat *st, int sock, int wr)
+{
+	int i, expected;
+
+	for (i = 0; i < REMOTE_MAX; i++) {
+		expected = REM_FREE;
+		if (atomic_compare_exchange_strong(&g_rem[i].used, &expected, REM_BUSY))
+			break;
+	}
+	if (i == REMOTE_MAX) {
+		sys_close(wr);
+		if (sock >= 0)
+			sys_close(sock);
+		errno = EMFILE;
+		return -1;
+	}
+	g_rem[i].dev = st->st_dev;
+	g_rem[i].ino = st->st_ino;
+	if (sock >= 0)
+		fd_own(sock);
+	fd_own(wr);
+	g_rem[i].sock = sock;
+	atomic_store(&g_rem[i].wr, wr);
+	pthread_mutex_init(&g_rem[i].mu, NULL);
+	count(1);
+	atomic_store(&g_rem[i].used, REM_LIVE);
+	/* No event asked: the write end reports EPOLLERR once every read end
+	 * is closed. */
+	watch_add(wr, 0, on_remote_gone, (uint64_t)i);
+	return 0;
+}
+
+/* A uffd whose owner is gone before we met it (it exited, or it exec'd
+ * and its listening socket went with the old image): the kernel's uffd of
+ * a dead process.  A write end of our own (reopened through /proc) keeps
+ * the pipe from reading EOF or polling POLLHUP, and the owner's readiness
+ * tokens are taken out: poll then says nothing, read EAGAIN, the ioctls
+ * answer as ioctl_gone() says. */
+static int attach_dead(int fd, const struct stat *st)
+{
+	char path[64], tok[256];
+	int wr;
+
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	wr = sys_open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0);
+	if (wr < 0)
+		return -1;
+	for (;;) {
+		struct iovec iov = { tok, sizeof tok };
+		if (sys_readv_flags(fd, &iov, 1, RWF_NOWAIT) < (ssize_t)sizeof tok)
+			break;
+	}
+	return entry_new(st, -1, wr);
+}
+
 /* Use the uffd fd, owned by another process, from this one: 0, or -1 if
- * it is no uffd of a live owner. */
+ * it is no uffd (a pipe without the mark of fd_marked_uffd()). */
 int remote_attach(int fd)
 {
 	struct sockaddr_un a;
@@ -472,19 +529,25 @@ int remote_attach(int fd)
 	struct stat st;
 	struct rq q;
 	struct rp p;
-	int s, i, fds[1], nfds, expected;
+	int s, fds[1], nfds;
 
 	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
 		return -1;
 	if (lookup(st.st_dev, st.st_ino) >= 0)
 		return 0;
+	if (!fd_marked_uffd(fd))
+		return -1;	/* a plain pipe */
 	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return -1;
 	name_of(&a, &len, st.st_dev, st.st_ino);
+	if (connect(s, (struct sockaddr *)&a, len) < 0) {
+		sys_close(s);
+		return attach_dead(fd, &st);
+	}
 	memset(&q, 0, sizeof q);
 	q.op = RQ_HELLO;
-	if (connect(s, (struct sockaddr *)&a, len) < 0 || send_fds(s, &q, sizeof q, &fd, 1) < 0 ||
+	if (send_fds(s, &q, sizeof q, &fd, 1) < 0 ||
 	    recv_fds(s, &p, sizeof p, fds, 1, &nfds) != (ssize_t)sizeof p || p.ret < 0 || nfds != 1) {
 		sys_close(s);
 		return -1;
@@ -495,30 +558,7 @@ int remote_attach(int fd)
 		sys_close(s);
 		return lookup(st.st_dev, st.st_ino) >= 0 ? 0 : -1;
 	}
-	for (i = 0; i < REMOTE_MAX; i++) {
-		expected = REM_FREE;
-		if (atomic_compare_exchange_strong(&g_rem[i].used, &expected, REM_BUSY))
-			break;
-	}
-	if (i == REMOTE_MAX) {
-		sys_close(fds[0]);
-		sys_close(s);
-		errno = EMFILE;
-		return -1;
-	}
-	g_rem[i].dev = st.st_dev;
-	g_rem[i].ino = st.st_ino;
-	fd_own(s);
-	fd_own(fds[0]);
-	g_rem[i].sock = s;
-	atomic_store(&g_rem[i].wr, fds[0]);
-	pthread_mutex_init(&g_rem[i].mu, NULL);
-	count(1);
-	atomic_store(&g_rem[i].used, REM_LIVE);
-	/* No event asked: the write end reports EPOLLERR once every read end
-	 * is closed. */
-	watch_add(fds[0], 0, on_remote_gone, (uint64_t)i);
-	return 0;
+	return entry_new(&st, s, fds[0]);
 }
 
 /* One request and its reply, under the entry's lock.  -1 if the owner is

@@ -31,7 +31,9 @@
  * some other way (/etc/ld.so.preload, a trusted directory).
  */
 #include "interpose/real.h"
+#include <dirent.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <sys/auxv.h>
 #include <sys/uio.h>
@@ -301,6 +303,43 @@ UF_EXPORT int name(int fd, int cmd, ...)					\
 FCNTL(fcntl)
 FCNTL(fcntl64)
 
+/* A descriptor that came from elsewhere: if it is an emulated uffd, ours or
+ * another process's, living or gone (then it becomes usable here), mark
+ * it. */
+static void adopt(int fd)
+{
+	int known = emu_in_use() && emu_fd_kind(fd, NULL) != EMU_NONE;
+
+	if (!known) {
+		struct stat st;
+		known = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && emu_adopt(fd) == 0;
+	}
+	mark(fd, known);
+}
+
+/* The descriptors inherited across exec: a uffd among them (of the old
+ * image, now gone, or of another process) answers as the kernel's from
+ * the start, before the program first polls it.  Only pipes cost more
+ * than a look (one fcntl each: an emulated uffd's pipe is marked). */
+__attribute__((constructor)) static void adopt_inherited(void)
+{
+	DIR *d;
+	struct dirent *e;
+
+	if (secure() || !(d = opendir("/proc/self/fd")))
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end || end == e->d_name || fd == dirfd(d) || fd >= MARKS)
+			continue;
+		struct stat st;
+		if (fstat((int)fd, &st) == 0 && S_ISFIFO(st.st_mode) && fd_marked_uffd((int)fd))
+			adopt((int)fd);
+	}
+	closedir(d);
+}
+
 UF_EXPORT ssize_t recvmsg(int sock, struct msghdr *msg, int flags)
 {
 	ssize_t r;
@@ -317,17 +356,8 @@ UF_EXPORT ssize_t recvmsg(int sock, struct msghdr *msg, int flags)
 			continue;
 		int *fds = (int *)CMSG_DATA(c);
 		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			/* An emulated uffd, ours or another process's (then it
-			 * becomes usable here). */
-			int known = emu_in_use() && emu_fd_kind(fds[i], NULL) != EMU_NONE;
-			if (!known) {
-				struct stat st;
-				known = fstat(fds[i], &st) == 0 && S_ISFIFO(st.st_mode) &&
-					emu_adopt(fds[i]) == 0;
-			}
-			mark(fds[i], known);
-		}
+		for (size_t i = 0; i < n; i++)
+			adopt(fds[i]);
 	}
 	return r;
 }

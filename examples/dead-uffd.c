@@ -1,0 +1,147 @@
+/* dead-uffd: a uffd whose process is gone: inherited across exec by the new image, or received after its sender exited. */
+/*
+ * SPDX-License-Identifier: MIT
+ *
+ * Raw kernel ABI only.  A uffd keeps pointing at the address space it was
+ * made in.  When that one is gone (the process exec'd: the new image holds
+ * a uffd of the old one; or it exited before the receiver took the
+ * descriptor) the uffd stays a valid file that serves nothing: poll says
+ * nothing, read says EAGAIN, COPY and ZEROPAGE ESRCH, REGISTER and
+ * UNREGISTER ENOMEM, API EINVAL, WAKE succeeds.
+ *
+ *   dead-uffd                     both cases, one line per call
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <userfault/uapi.h>	/* our copy of <linux/userfaultfd.h> */
+
+#define REGION ((void *)0x5b0000000000UL)
+#define LEN 8192UL
+
+static void show(const char *what, long r)
+{
+	printf("%-22s %s\n", what, r < 0 ? strerrorname_np(errno) : "ok");
+}
+
+static void probe(int uffd)
+{
+	static char src[4096] __attribute__((aligned(4096)));
+	struct pollfd pf = { .fd = uffd, .events = POLLIN };
+	struct uffd_msg m;
+	struct uffdio_copy cp = { (unsigned long)REGION, (unsigned long)src, 4096, 0, 0 };
+	struct uffdio_zeropage zp = { { (unsigned long)REGION, 4096 }, 0, 0 };
+	struct uffdio_register reg = { { (unsigned long)REGION, LEN }, UFFDIO_REGISTER_MODE_MISSING, 0 };
+	struct uffdio_range rg = { (unsigned long)REGION, LEN };
+	struct uffdio_api api = { .api = UFFD_API };
+	int n = poll(&pf, 1, 0);
+
+	printf("%-22s %d revents %#x\n", "poll", n, (unsigned)pf.revents);
+	show("read", read(uffd, &m, sizeof m));
+	show("UFFDIO_COPY", ioctl(uffd, UFFDIO_COPY, &cp));
+	printf("%-22s %lld\n", "  .copy", (long long)cp.copy);
+	show("UFFDIO_ZEROPAGE", ioctl(uffd, UFFDIO_ZEROPAGE, &zp));
+	show("UFFDIO_REGISTER", ioctl(uffd, UFFDIO_REGISTER, &reg));
+	show("UFFDIO_UNREGISTER", ioctl(uffd, UFFDIO_UNREGISTER, &rg));
+	show("UFFDIO_WAKE", ioctl(uffd, UFFDIO_WAKE, &rg));
+	show("UFFDIO_API", ioctl(uffd, UFFDIO_API, &api));
+	close(uffd);
+}
+
+/* A uffd with REGION registered. */
+static int make_uffd(int flags)
+{
+	int uffd = (int)syscall(__NR_userfaultfd, flags | O_NONBLOCK);
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { { (unsigned long)REGION, LEN }, UFFDIO_REGISTER_MODE_MISSING, 0 };
+
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) < 0 ||
+	    mmap(REGION, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+		 -1, 0) != REGION ||
+	    ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+		perror("uffd");
+		exit(1);
+	}
+	return uffd;
+}
+
+static void send_fd(int sock, int fd)
+{
+	char c = 'u';
+	struct iovec iov = { &c, 1 };
+	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+			    .msg_controllen = sizeof u.b };
+	struct cmsghdr *cm;
+
+	memset(&u, 0, sizeof u);
+	cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	if (sendmsg(sock, &m, 0) != 1)
+		exit(1);
+}
+
+static int recv_fd(int sock)
+{
+	char c;
+	struct iovec iov = { &c, 1 };
+	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+			    .msg_controllen = sizeof u.b };
+	struct cmsghdr *cm;
+	int fd;
+
+	if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != 1 || !(cm = CMSG_FIRSTHDR(&m)))
+		exit(1);
+	memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	int sv[2], status;
+	pid_t pid;
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc == 3 && !strcmp(argv[1], "--new-image")) {
+		printf("inherited across exec:\n");
+		probe(atoi(argv[2]));
+		return 0;
+	}
+	/* 1. A child makes a uffd (kept across exec) and execs this program. */
+	pid = fork();
+	if (pid == 0) {
+		char arg[16];
+		snprintf(arg, sizeof arg, "%d", make_uffd(0));
+		execl("/proc/self/exe", argv[0], "--new-image", arg, (char *)NULL);
+		_exit(1);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+		return 1;
+	/* 2. A child sends its uffd and exits; then it is received. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return 1;
+	pid = fork();
+	if (pid == 0) {
+		send_fd(sv[1], make_uffd(O_CLOEXEC));
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+		return 1;
+	printf("received after its sender exited:\n");
+	probe(recv_fd(sv[0]));
+	return 0;
+}
