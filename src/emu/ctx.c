@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include "base/sys.h"
@@ -15,12 +16,17 @@
 #include "emu/area.h"
 #include "emu/ctx.h"
 
-static struct ctx g_ctxs[CTX_MAX];
+/* The table: chunks of CHUNK slots, mapped when first needed and kept. */
+#define CHUNK 256
+#define GEN_MASK ((1u << (32 - CTX_SLOT_BITS)) - 1)
+static struct ctx *_Atomic g_chunk[CTX_MAX / CHUNK];
 static _Atomic int g_ctx_hw;		/* slots ever used */
+static int g_free_from;			/* no free slot below (area lock) */
 static _Atomic uint32_t g_ctx_gen = 1;
 static _Atomic int g_live;		/* emulated descriptors alive */
-
-_Static_assert(CTX_MAX <= 256, "a uffd's id keeps its slot in its low 8 bits");
+/* Which uffd a pipe's inode was last found to be: a hint, checked. */
+#define IDENT_CACHE 4096
+static _Atomic uint32_t g_ident[IDENT_CACHE];
 
 void ctx_live_add(int n)
 {
@@ -32,26 +38,47 @@ int ctx_alive(void)
 	return atomic_load_explicit(&g_live, memory_order_relaxed) > 0;
 }
 
+/* The slot's ctx, or NULL if its chunk was never mapped.
+ * async-signal-safe */
+SIG_SAFE static struct ctx *slot_ctx(uint32_t slot)
+{
+	struct ctx *chunk;
+
+	if (slot >= CTX_MAX || !(chunk = atomic_load(&g_chunk[slot / CHUNK])))
+		return NULL;
+	return &chunk[slot % CHUNK];
+}
+
 /* async-signal-safe */
 SIG_SAFE struct ctx *ctx_by_id(uint32_t id)
 {
 	struct ctx *c;
 
-	if (!id)
+	if (!id || !(c = slot_ctx(id & (CTX_MAX - 1))))
 		return NULL;
-	c = &g_ctxs[id & 0xff];
 	return atomic_load(&c->q.id) == id ? c : NULL;
+}
+
+static int ident_is(struct ctx *c, dev_t dev, ino_t ino)
+{
+	return c && atomic_load(&c->state) != CTX_FREE && c->ino == ino && c->dev == dev;
 }
 
 /* async-signal-safe */
 struct ctx *ctx_by_ident(dev_t dev, ino_t ino)
 {
+	_Atomic uint32_t *hint = &g_ident[ino % IDENT_CACHE];
+	struct ctx *c = ctx_by_id(atomic_load(hint));
 	int hw = atomic_load(&g_ctx_hw);
 
+	if (ident_is(c, dev, ino))
+		return c;
 	for (int i = 0; i < hw; i++) {
-		struct ctx *c = &g_ctxs[i];
-		if (atomic_load(&c->state) != CTX_FREE && c->ino == ino && c->dev == dev)
+		c = slot_ctx((uint32_t)i);
+		if (ident_is(c, dev, ino)) {
+			atomic_store(hint, atomic_load(&c->q.id));
 			return c;
+		}
 	}
 	return NULL;
 }
@@ -60,24 +87,47 @@ struct ctx *ctx_next(int *i)
 {
 	int hw = atomic_load(&g_ctx_hw);
 
-	for (; *i < hw; ++*i)
-		if (atomic_load(&g_ctxs[*i].state) != CTX_FREE)
-			return &g_ctxs[(*i)++];
+	for (; *i < hw; ++*i) {
+		struct ctx *c = slot_ctx((uint32_t)*i);
+		if (c && atomic_load(&c->state) != CTX_FREE) {
+			++*i;
+			return c;
+		}
+	}
 	return NULL;
+}
+
+/* A free slot (the area lock held): the lowest, mapping a new chunk when
+ * every mapped one is in use.  -1 if the table is full or no memory. */
+static int slot_alloc_locked(void)
+{
+	int hw = atomic_load(&g_ctx_hw), slot;
+
+	for (slot = g_free_from; slot < hw; slot++)
+		if (atomic_load(&slot_ctx((uint32_t)slot)->state) == CTX_FREE)
+			break;
+	if (slot == CTX_MAX)
+		return -1;
+	if (!slot_ctx((uint32_t)slot)) {
+		void *m = sys_mmap(NULL, CHUNK * sizeof(struct ctx), PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			return -1;
+		atomic_store(&g_chunk[slot / CHUNK], (struct ctx *)m);
+	}
+	g_free_from = slot + 1;
+	return slot;
 }
 
 struct ctx *ctx_create_locked(dev_t dev, ino_t ino, int ourfd, int flags, uint64_t features)
 {
-	struct ctx *c = NULL;
-	int slot;
+	int slot = slot_alloc_locked();
+	uint32_t gen;
+	struct ctx *c;
 
-	for (slot = 0; slot < CTX_MAX; slot++)
-		if (atomic_load(&g_ctxs[slot].state) == CTX_FREE) {
-			c = &g_ctxs[slot];
-			break;
-		}
-	if (!c)
+	if (slot < 0)
 		return NULL;
+	c = slot_ctx((uint32_t)slot);
 	c->dev = dev;
 	c->ino = ino;
 	atomic_store(&c->ourfd, ourfd);
@@ -91,10 +141,14 @@ struct ctx *ctx_create_locked(dev_t dev, ino_t ino, int ourfd, int flags, uint64
 	atomic_store(&c->pager_fd, -1);
 	atomic_store(&c->lsock, -1);
 	c->orphan_tried = 0;
-	atomic_store(&c->q.id, ((atomic_fetch_add(&g_ctx_gen, 1) & 0xffffff) << 8) | (uint32_t)slot);
+	do	/* never 0: an id is never 0 */
+		gen = atomic_fetch_add(&g_ctx_gen, 1) & GEN_MASK;
+	while (!gen);
+	atomic_store(&c->q.id, (gen << CTX_SLOT_BITS) | (uint32_t)slot);
 	atomic_store(&c->state, features ? CTX_RUNNING : CTX_NEW);
 	if (slot + 1 > atomic_load(&g_ctx_hw))
 		atomic_store(&g_ctx_hw, slot + 1);
+	atomic_store(&g_ident[ino % IDENT_CACHE], atomic_load(&c->q.id));
 	atomic_fetch_add(&g_live, 1);
 	return c;
 }
@@ -121,6 +175,8 @@ void ctx_release(struct ctx *c, uint32_t id)
 	area_unregister_all_locked(id);
 	atomic_store(&c->state, CTX_FREE);
 	atomic_store(&c->q.id, 0);
+	if ((int)(id & (CTX_MAX - 1)) < g_free_from)
+		g_free_from = (int)(id & (CTX_MAX - 1));
 	atomic_fetch_sub(&g_live, 1);
 	wq_wake_all(id);
 	while (atomic_load(&c->users))

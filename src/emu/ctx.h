@@ -7,8 +7,8 @@
  * write end and write a byte then.  Our end reports POLLERR once the last
  * read end is closed, in whatever process: that is the release.
  *
- * The table is private; ids are (generation << 8) | slot, so an id of a
- * released uffd never finds the next one.  Calls go down to layers 3
+ * The table is private; ids are (generation << CTX_SLOT_BITS) | slot, so
+ * an id of a released uffd does not find the next one in its slot.  Calls go down to layers 3
  * (waitq), 2 (areas) and src/base/.
  */
 #ifndef UF_EMU_CTX_H
@@ -19,7 +19,11 @@
 #include <sys/types.h>
 #include "emu/waitq.h"
 
-#define CTX_MAX 256		/* emulated uffds per process */
+/* Emulated uffds per process: as many as the descriptor limit allows
+ * (each costs three: the pipe and a listening socket); the table grows by
+ * chunks and never moves, so a signal handler reads it without a lock. */
+#define CTX_SLOT_BITS 19
+#define CTX_MAX (1 << CTX_SLOT_BITS)
 #define DEV_MAX 64		/* emulated /dev/userfaultfd descriptors */
 
 enum ctx_state {

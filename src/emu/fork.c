@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include "base/sys.h"
 #include "base/fdreg.h"
@@ -39,7 +40,8 @@ struct fork_uffd {
 	uint64_t features;
 	int rd, wr;		/* the new uffd's pipe */
 };
-static struct fork_uffd g_fu[CTX_MAX];
+/* At most one per area: a uffd gets a FORK event only if it owns one. */
+static struct fork_uffd g_fu[AREA_MAX];
 _Static_assert(sizeof(((struct uffd_msg *)0)->arg.reserved.reserved2) >= sizeof(int),
 	       "a FORK message carries the creation flags to its reader in reserved2");
 static int g_nfu;
@@ -61,7 +63,8 @@ void fork_prepare(void)
 		int p[2];
 
 		if (atomic_load(&c->state) != CTX_RUNNING ||
-		    !(atomic_load(&c->features) & UFFD_FEATURE_EVENT_FORK) || !area_owned_by_locked(id))
+		    !(atomic_load(&c->features) & UFFD_FEATURE_EVENT_FORK) || !area_owned_by_locked(id) ||
+		    g_nfu == AREA_MAX)
 			continue;
 		/* Close-on-exec while we hold it; the reader gets the creation
 		 * flags.  O_NONBLOCK belongs to the open file: set now. */
@@ -82,8 +85,9 @@ void fork_prepare(void)
 
 void fork_parent(void)
 {
-	struct fork_uffd fu[CTX_MAX];
+	struct fork_uffd *fu = NULL;
 	int nfu = g_nfu, go = g_go[1], child_ok = 0;
+	size_t fu_len = sizeof *fu * (size_t)nfu;
 	char b;
 
 	if (g_done[1] >= 0)
@@ -99,9 +103,22 @@ void fork_parent(void)
 	if (g_go[0] >= 0)
 		sys_close(g_go[0]);
 	g_go[0] = g_go[1] = -1;
-	memcpy(fu, g_fu, sizeof fu[0] * (size_t)nfu);
-	for (int i = 0; i < nfu; i++)
-		sys_close(fu[i].wr);
+	/* Our copy (off the stack, which may be small): another fork may
+	 * start once the lock is released. */
+	if (nfu) {
+		fu = sys_mmap(NULL, fu_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (fu == MAP_FAILED)
+			fu = NULL;
+		else
+			memcpy(fu, g_fu, fu_len);
+	}
+	for (int i = 0; i < nfu; i++) {
+		sys_close(g_fu[i].wr);
+		if (!fu)
+			sys_close(g_fu[i].rd);	/* no events: as abandoned */
+	}
+	if (!fu)
+		nfu = 0;
 	area_thaw_all();
 	area_unlock();
 
@@ -125,6 +142,8 @@ void fork_parent(void)
 		sys_close(fu[i].rd);
 		atomic_fetch_sub(&c->changing, 1);
 	}
+	if (fu)
+		sys_munmap(fu, fu_len);
 	if (go >= 0)
 		sys_close(go);
 }
@@ -148,7 +167,7 @@ static uint32_t child_ctx(const struct fork_uffd *fu)
 
 void fork_child(void)
 {
-	uint32_t from[CTX_MAX], to[CTX_MAX];
+	static uint32_t from[AREA_MAX], to[AREA_MAX];	/* the child has one thread */
 	struct ctx *c;
 	int n = 0, it = 0;
 	char b;

@@ -123,6 +123,10 @@ static int do_register(struct ctx *c, int fd, unsigned long arg)
 					 reg.range.start + reg.range.len, reg.mode);
 		area_unlock();
 	}
+	/* Out of descriptors (a memfd, /proc/self/maps): the kernel's needs
+	 * none, and says ENOMEM when it cannot allocate. */
+	if (r == -EMFILE || r == -ENFILE)
+		r = -ENOMEM;
 	if (r < 0)
 		return fail(-r);
 	if (usercopy_out((char *)arg + offsetof(struct uffdio_register, ioctls), &ioctls, sizeof ioctls))
