@@ -2,6 +2,7 @@
 /* The emulation's own descriptors: one bit per number (see fdreg.h).
  * Numbers past FD_MAX are not recorded (and not protected). */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include "base/fdreg.h"
@@ -23,11 +24,38 @@ __attribute__((no_sanitize("thread", "address", "undefined"))) int fd_ours(int f
 	return fd >= 0 && fd < FD_MAX && (atomic_load_explicit(&g_bits[fd / 64], memory_order_relaxed) >> (fd % 64)) & 1;
 }
 
-int fd_close_own(int fd)
+void fd_disown(int fd)
 {
 	if (fd >= 0 && fd < FD_MAX)
 		atomic_fetch_and(&g_bits[fd / 64], ~(1ULL << (fd % 64)));
+}
+
+int fd_close_own(int fd)
+{
+	fd_disown(fd);
 	return sys_close(fd);
+}
+
+static pthread_rwlock_t g_pins = PTHREAD_RWLOCK_INITIALIZER;
+
+void fd_pin(void)
+{
+	pthread_rwlock_rdlock(&g_pins);
+}
+
+void fd_unpin(void)
+{
+	pthread_rwlock_unlock(&g_pins);
+}
+
+void fd_relocation_begin(void)
+{
+	pthread_rwlock_wrlock(&g_pins);
+}
+
+void fd_relocation_end(void)
+{
+	pthread_rwlock_unlock(&g_pins);
 }
 
 /* The kernel's highest signal (no C library reserves it). */
@@ -41,4 +69,9 @@ void fd_mark_uffd(int rd)
 int fd_marked_uffd(int fd)
 {
 	return sys_fcntl(fd, F_GETSIG, 0) == UFFD_MARK;
+}
+
+void fd_reset_after_fork(void)
+{
+	pthread_rwlock_init(&g_pins, NULL);
 }

@@ -15,6 +15,24 @@ void fd_own(int fd);
 int fd_ours(int fd);
 /* Close one of ours.  async-signal-safe */
 int fd_close_own(int fd);
+/* fd is no longer ours (it was relocated: the program takes the number). */
+void fd_disown(int fd);
+
+/*
+ * Relocation: a program that dup2()s or dup3()s onto one of our numbers
+ * (it did not open it, so it believes it free) gets the number, and our
+ * file moves to another first (emu_fd_relocate): every stored copy of the
+ * number is changed while nobody uses it.  Code that loads one of our
+ * numbers from its table and uses it outside the locks that relocation
+ * takes (the area lock, the installs, the watcher's run) pins the numbers
+ * around the use; relocation waits for the pins.  Not in a signal handler.
+ */
+void fd_pin(void);
+void fd_unpin(void);
+void fd_relocation_begin(void);
+void fd_relocation_end(void);
+/* Fork child: the pins of the parent's other threads are not its own. */
+void fd_reset_after_fork(void);
 
 /* The read end of an emulated uffd's pipe carries a mark that outlives its
  * owner (an exec, an exit): a process that finds no owner to serve the

@@ -2,6 +2,7 @@
 /* The watcher thread (see watch.h). */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include "base/sys.h"
@@ -13,28 +14,55 @@
 #define KIND_SHIFT 56
 static watch_fn g_fns[KINDS];
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static int g_epfd = -1;
+/* Held by the watcher while it calls the functions, and by watch_pause. */
+static pthread_mutex_t g_run = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int g_epfd = -1;
 static pid_t g_pid;
 
 static void *watch_main(void *arg)
 {
-	int epfd = (int)(intptr_t)arg;
 	struct epoll_event ev[16];
 
+	(void)arg;
 	for (;;) {
+		/* The number is read anew each time: it may have been
+		 * relocated (the old file stays open until we are back). */
+		int epfd = atomic_load(&g_epfd);
 		int n = epoll_wait(epfd, ev, 16, -1);
 		if (n < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR || atomic_load(&g_epfd) != epfd)
 				continue;
 			return NULL;
 		}
+		pthread_mutex_lock(&g_run);
 		for (int i = 0; i < n; i++) {
 			uint64_t d = ev[i].data.u64;
 			watch_fn fn = g_fns[d >> KIND_SHIFT];
 			if (fn)
 				fn(d & ((1ULL << KIND_SHIFT) - 1), ev[i].events);
 		}
+		pthread_mutex_unlock(&g_run);
 	}
+}
+
+void watch_pause(void)
+{
+	pthread_mutex_lock(&g_run);
+}
+
+void watch_relocate(int from, int to)
+{
+	int expected = from;
+
+	pthread_mutex_lock(&g_lock);
+	if (from >= 0)
+		atomic_compare_exchange_strong(&g_epfd, &expected, to);
+	pthread_mutex_unlock(&g_lock);
+}
+
+void watch_resume(void)
+{
+	pthread_mutex_unlock(&g_run);
 }
 
 /* Start the watcher of this process if needed (g_lock held). */
@@ -57,7 +85,7 @@ static void start_locked(void)
 	/* The watcher takes no signals: they belong to the program. */
 	sigfillset(&all);
 	sys_sigmask(SIG_SETMASK, &all, &old);
-	if (pthread_create(&t, &at, watch_main, (void *)(intptr_t)g_epfd) != 0) {
+	if (pthread_create(&t, &at, watch_main, NULL) != 0) {
 		fd_close_own(g_epfd);
 		g_epfd = -1;
 	}
@@ -107,6 +135,7 @@ void watch_reset_after_fork(void)
 	/* The watcher thread does not exist in a fork child: our copy of its
 	 * epoll descriptor goes (the parent keeps its own). */
 	pthread_mutex_init(&g_lock, NULL);
+	pthread_mutex_init(&g_run, NULL);
 	if (g_epfd >= 0)
 		fd_close_own(g_epfd);
 	g_epfd = -1;

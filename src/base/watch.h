@@ -20,5 +20,11 @@ int watch_add(int fd, uint32_t events, watch_fn fn, uint64_t data);
 void watch_del(int fd);
 /* Fork child: the watcher thread is the parent's; start anew. */
 void watch_reset_after_fork(void);
+/* Wait for the function being called, if any, to return, and call none
+ * until watch_resume(); the epoll descriptor numbered from becomes to
+ * (fdreg.h's relocation; either may be -1 for none). */
+void watch_pause(void);
+void watch_relocate(int from, int to);
+void watch_resume(void);
 
 #endif

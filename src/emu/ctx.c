@@ -196,12 +196,34 @@ int ctx_release_closed(void)
 
 	while ((c = ctx_next(&it))) {
 		uint32_t id = atomic_load(&c->q.id);
-		if (atomic_load(&c->state) != CTX_ORPHAN && ctx_peer_gone(atomic_load(&c->ourfd))) {
+		int gone;
+
+		fd_pin();
+		gone = atomic_load(&c->state) != CTX_ORPHAN && ctx_peer_gone(atomic_load(&c->ourfd));
+		fd_unpin();
+		if (gone) {
 			ctx_release(c, id);
 			n++;
 		}
 	}
 	return n;
+}
+
+void ctx_fd_relocate(int from, int to)
+{
+	struct ctx *c;
+	int it = 0;
+
+	while ((c = ctx_next(&it))) {
+		int expected = from;
+		/* A signal handler may be writing to the old number: it
+		 * counts itself in users first (ctx_notify). */
+		if (atomic_compare_exchange_strong(&c->ourfd, &expected, to))
+			while (atomic_load(&c->users))
+				sched_yield();
+		expected = from;
+		atomic_compare_exchange_strong(&c->lsock, &expected, to);
+	}
 }
 
 /* The watcher saw our end of a uffd report POLLERR. */

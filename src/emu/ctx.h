@@ -73,6 +73,10 @@ void ctx_release(struct ctx *c, uint32_t id);
  * and that the watcher has not released yet: how many.  Not with the area
  * lock held. */
 int ctx_release_closed(void);
+/* One of our descriptors numbered from is now numbered to (see fdreg.h;
+ * the area lock held). */
+void ctx_fd_relocate(int from, int to);
+void dev_fd_relocate(int from, int to);
 /* Is the read end of the pipe whose write end is fd closed everywhere?
  * async-signal-safe */
 int ctx_peer_gone(int fd);

@@ -20,20 +20,31 @@ static struct {
 	_Atomic int state;	/* enum dev_state */
 	dev_t dev;
 	ino_t ino;
-	int ourfd;
+	_Atomic int ourfd;
 	int acc;
 } g_devs[DEV_MAX];
 
 void dev_reap(void)
 {
+	fd_pin();
 	for (int i = 0; i < DEV_MAX; i++) {
 		int expected = DEV_LIVE;
-		if (atomic_load(&g_devs[i].state) == DEV_LIVE && ctx_peer_gone(g_devs[i].ourfd) &&
+		if (atomic_load(&g_devs[i].state) == DEV_LIVE && ctx_peer_gone(atomic_load(&g_devs[i].ourfd)) &&
 		    atomic_compare_exchange_strong(&g_devs[i].state, &expected, DEV_CLOSING)) {
-			fd_close_own(g_devs[i].ourfd);
+			fd_close_own(atomic_load(&g_devs[i].ourfd));
 			atomic_store(&g_devs[i].state, DEV_FREE);
 			ctx_live_add(-1);
 		}
+	}
+	fd_unpin();
+}
+
+void dev_fd_relocate(int from, int to)
+{
+	for (int i = 0; i < DEV_MAX; i++) {
+		int expected = from;
+		if (atomic_load(&g_devs[i].state) != DEV_FREE)
+			atomic_compare_exchange_strong(&g_devs[i].ourfd, &expected, to);
 	}
 }
 
@@ -102,7 +113,7 @@ int dev_open(int oflags)
 		if (atomic_compare_exchange_strong(&g_devs[i].state, &expected, DEV_SETUP)) {
 			g_devs[i].dev = st.st_dev;
 			g_devs[i].ino = st.st_ino;
-			g_devs[i].ourfd = pfd[1];
+			atomic_store(&g_devs[i].ourfd, pfd[1]);
 			fd_own(pfd[1]);
 			g_devs[i].acc = oflags & O_ACCMODE;
 			ctx_live_add(1);

@@ -10,6 +10,7 @@
 #include "base/fdreg.h"
 #include "base/stats.h"
 #include "base/sys.h"
+#include "base/watch.h"
 #include "emu/area.h"
 #include "emu/emu.h"
 #include "emu/ops.h"
@@ -165,6 +166,35 @@ int emu_close(int fd)
 		remote_reap();
 	errno = err;
 	return r;
+}
+
+int emu_fd_relocate(int fd)
+{
+	int to;
+
+	if (!fd_ours(fd))
+		return 0;
+	/* Nobody may use the number meanwhile: the watcher between two
+	 * calls, no pin held, no area change, no install in flight. */
+	watch_pause();
+	fd_relocation_begin();
+	area_lock();
+	pg_install_pause();
+	to = sys_fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (to >= 0) {
+		fd_own(to);
+		store_fd_relocate(fd, to);
+		ctx_fd_relocate(fd, to);
+		dev_fd_relocate(fd, to);
+		remote_fd_relocate(fd, to);
+		watch_relocate(fd, to);
+		fd_disown(fd);
+	}
+	pg_install_resume();
+	area_unlock();
+	fd_relocation_end();
+	watch_resume();
+	return to < 0 ? -EMFILE : 0;
 }
 
 int emu_adopt(int fd)

@@ -61,6 +61,11 @@ int emu_close(int fd);
  * is, and is usable from now on; else a negative errno. */
 int emu_adopt(int fd);
 
+/* The program is about to dup2()/dup3() onto fd: if the number is one of
+ * the emulation's own, our file moves to another number first (see
+ * src/base/fdreg.h).  0, or a negative errno (EMFILE: no number left). */
+int emu_fd_relocate(int fd);
+
 /* The in-thread pager: make uffd fd one (before any REGISTER); the
  * context of fd if its callback runs on this thread (async-signal-safe). */
 int emu_set_pager(int fd, uf_pager_fn fn, void *arg);

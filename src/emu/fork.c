@@ -173,6 +173,7 @@ void fork_child(void)
 	char b;
 
 	wq_reset_after_fork();
+	fd_reset_after_fork();
 	watch_reset_after_fork();
 	remote_reset_after_fork();
 	/* The inherited uffds belong to the parent (which serves them). */

@@ -26,6 +26,9 @@ int store_new(size_t len);
 void store_ref(int s);
 void store_put(int s);		/* the last reference closes the memfd */
 int store_fd(int s);		/* async-signal-safe */
+/* A memfd numbered from is now numbered to (the area lock held, installs
+ * paused: see fdreg.h). */
+void store_fd_relocate(int from, int to);
 ino_t store_ino(int s);
 _Atomic uint64_t *store_bits(int s);	/* async-signal-safe */
 size_t store_bits_pages(int s);	/* pages the bitmap can describe */

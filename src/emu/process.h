@@ -69,6 +69,9 @@ int remote_orphan(int fd, struct ctx *c);
 int remote_adopt_fork_fd(int fd, int flags);
 /* Forget the foreign uffds whose every read end is closed. */
 void remote_reap(void);
+/* One of our descriptors numbered from is now numbered to (see fdreg.h;
+ * the watcher paused). */
+void remote_fd_relocate(int from, int to);
 int remote_ioctl(int fd, unsigned long req, unsigned long arg);
 ssize_t remote_read(int fd, void *buf, size_t count);
 /* Fork child: the connections are the parent's. */

@@ -448,11 +448,33 @@ void remote_reap(void)
 {
 	if (!atomic_load(&g_nrem))
 		return;
+	fd_pin();
 	for (int i = 0; i < REMOTE_MAX; i++) {
 		struct pollfd p = { .fd = atomic_load(&g_rem[i].wr), .events = 0 };
 		if (atomic_load(&g_rem[i].used) == REM_LIVE && poll(&p, 1, 0) == 1 && (p.revents & POLLERR))
 			remote_free(i);
 	}
+	fd_unpin();
+}
+
+void remote_fd_relocate(int from, int to)
+{
+	for (int i = 0; i < REMOTE_MAX; i++) {
+		struct remote *r = &g_rem[i];
+		int expected = from;
+
+		if (atomic_load(&r->used) != REM_LIVE)
+			continue;
+		pthread_mutex_lock(&r->mu);	/* after the call in flight */
+		atomic_compare_exchange_strong(&r->sock, &expected, to);
+		expected = from;
+		atomic_compare_exchange_strong(&r->wr, &expected, to);
+		pthread_mutex_unlock(&r->mu);
+	}
+	pthread_once(&g_conn_once, conn_init);
+	for (int i = 0; i < CONN_MAX; i++)	/* the watcher's own */
+		if (g_conn[i].fd == from)
+			g_conn[i].fd = to;
 }
 
 /* The watcher saw the write end of foreign uffd i report EPOLLERR. */

@@ -91,6 +91,14 @@ void store_put(int s)
 }
 
 /* async-signal-safe */
+void store_fd_relocate(int from, int to)
+{
+	for (int i = 0; i < STORE_MAX; i++) {
+		int expected = from;
+		atomic_compare_exchange_strong(&g_stores[i].fd, &expected, to);
+	}
+}
+
 int store_fd(int s)
 {
 	return atomic_load(&g_stores[s].fd);

@@ -272,14 +272,19 @@ UF_EXPORT int dup(int oldfd)
 UF_EXPORT int dup2(int oldfd, int newfd)
 {
 	UF_REAL(dup2);
-	/* A uffd that dup2 replaces may have been its last descriptor: the
-	 * watcher sees that release. */
+	/* One of our numbers moves away first (fds.c).  A uffd that dup2
+	 * replaces may have been its last descriptor: the watcher sees that
+	 * release. */
+	if (fds_before_dup(oldfd, newfd) < 0)
+		return -1;
 	return dup_result(oldfd, real_dup2(oldfd, newfd));
 }
 
 UF_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	UF_REAL(dup3);
+	if (fds_before_dup(oldfd, newfd) < 0)
+		return -1;
 	return dup_result(oldfd, real_dup3(oldfd, newfd, flags));
 }
 

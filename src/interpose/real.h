@@ -37,4 +37,8 @@
 	}
 #define UF_REAL(name) UF_REAL_OR(name, NULL)
 
+/* fds.c: before the program's dup2 or dup3 onto newfd (one of our numbers
+ * moves away).  0, or -1 and errno. */
+int fds_before_dup(int oldfd, int newfd);
+
 #endif
