@@ -164,6 +164,22 @@ SIG_SAFE static void trampoline(int sig, siginfo_t *si, void *uctx)
 	 * new disposition is already the real one for the next.) */
 }
 
+/* async-signal-safe */
+SIG_SAFE void sigchain_call_masked(const struct sigaction *sa, int sig, siginfo_t *si, void *uctx,
+				   const sigset_t *mask)
+{
+	uint64_t was = tls_blocked;
+	sigset_t real;
+
+	sys_sigemptyset(&real);
+	sys_sigorset(&real, &real, mask);
+	unblock_ours(&real);
+	tls_blocked |= ours_in(mask);
+	sys_sigmask(SIG_SETMASK, &real, NULL);
+	call_prog(sa, sig, si, uctx);
+	tls_blocked = was;
+}
+
 /* Install the real disposition standing for the program's sa (g_lock
  * held): the trampoline with the program's flags and mask (less our
  * signals), or sa as it is (SIG_DFL, SIG_IGN). */

@@ -33,4 +33,11 @@ void sigchain_program(int sig, struct sigaction *out);
 /* Hand a fault that is not ours to the program's handler.  a-s-s */
 void sigchain_forward(int sig, siginfo_t *si, void *uctx);
 
+/* Call the program's handler sa for sig from one of our handlers, as the
+ * kernel would deliver it, with the signal mask mask: the handler sees mask
+ * (its view, through the mask calls), but our signals stay really unblocked
+ * while it runs.  async-signal-safe */
+void sigchain_call_masked(const struct sigaction *sa, int sig, siginfo_t *si, void *uctx,
+			  const sigset_t *mask);
+
 #endif

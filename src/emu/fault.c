@@ -71,11 +71,9 @@ SIG_SAFE static void raise_sigbus(uintptr_t addr, void *uctx)
 		sys_sigorset(&mask, &uc->uc_sigmask, &cur.sa_mask);
 		if (!(cur.sa_flags & SA_NODEFER))
 			sigaddset(&mask, SIGBUS);
-		sys_sigprocmask(SIG_SETMASK, &mask);
-		if (cur.sa_flags & SA_SIGINFO)
-			cur.sa_sigaction(SIGBUS, &si, uctx);
-		else
-			cur.sa_handler(SIGBUS);
+		/* (SIGSEGV, if sa_mask has it, is blocked in the handler's
+		 * view only: a fault in the handler must still reach us.) */
+		sigchain_call_masked(&cur, SIGBUS, &si, uctx, &mask);
 		return;
 	}
 	if (sigismember(&uc->uc_sigmask, SIGBUS))
