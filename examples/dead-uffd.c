@@ -124,9 +124,14 @@ int main(int argc, char **argv)
 	/* 1. A child makes a uffd (kept across exec) and execs this program. */
 	pid = fork();
 	if (pid == 0) {
-		char arg[16];
+		char arg[16], self[4096];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+		if (n <= 0)
+			_exit(1);
+		self[n] = 0;
 		snprintf(arg, sizeof arg, "%d", make_uffd(0));
-		execl("/proc/self/exe", argv[0], "--new-image", arg, (char *)NULL);
+		execl(self, argv[0], "--new-image", arg, (char *)NULL);
 		_exit(1);
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))

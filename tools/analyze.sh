@@ -61,6 +61,7 @@ CONF=$SRC/tools/analyze
 VG_EXCLUDE=(
 	"memory-calls: valgrind 3.19 does not know mlock2 (system call 325), and runs the write touch of a populating call as a load and then a compare-and-swap (the fault is reported as a read)"
 	"close-others: it closes every descriptor it did not open, valgrind's own included (an 'invalid file descriptor' report for each)"
+	"dup-onto-ours: it dup2()s a file onto every descriptor it did not open, valgrind's own included, which valgrind refuses (EBADF)"
 	"stack-in-range: a thread on a stack carved out of a registered range needs the emulation's alternate signal stacks, which the valgrind pass turns off"
 	"static-link: a program linked statically: memcheck cannot replace malloc in it, and reports the C library's own start-up"
 	"signal-during-wait: under valgrind an access retried after a signal handler returns does not fault again (valgrind's own signal delivery; seen, not explained further)"
