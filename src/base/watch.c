@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include "base/sys.h"
 #include "base/fdreg.h"
 #include "base/watch.h"
@@ -13,10 +14,15 @@
 #define KINDS 8
 #define KIND_SHIFT 56
 static watch_fn g_fns[KINDS];
+#define KIND_KICK (KINDS - 1)		/* our own: the kick below */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Held by the watcher while it calls the functions, and by watch_pause. */
 static pthread_mutex_t g_run = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int g_epfd = -1;
+/* The epoll number the watcher is about to wait on or waits on (-1: it
+ * does not), and an eventfd in that epoll that makes it come out. */
+static _Atomic uint32_t g_waiting_on = (uint32_t)-1;
+static _Atomic int g_kick = -1;
 static pid_t g_pid;
 
 static void *watch_main(void *arg)
@@ -26,9 +32,16 @@ static void *watch_main(void *arg)
 	(void)arg;
 	for (;;) {
 		/* The number is read anew each time: it may have been
-		 * relocated (the old file stays open until we are back). */
-		int epfd = atomic_load(&g_epfd);
-		int n = epoll_wait(epfd, ev, 16, -1);
+		 * relocated.  Said first, then checked: a relocation either
+		 * sees it and kicks us out, or we see the new number. */
+		int epfd = atomic_load(&g_epfd), n;
+
+		atomic_store(&g_waiting_on, (uint32_t)epfd);
+		if (atomic_load(&g_epfd) != epfd)
+			continue;
+		n = epoll_wait(epfd, ev, 16, -1);
+		atomic_store(&g_waiting_on, (uint32_t)-1);
+		sys_futex_wake(&g_waiting_on, 1);
 		if (n < 0) {
 			if (errno == EINTR || atomic_load(&g_epfd) != epfd)
 				continue;
@@ -36,8 +49,13 @@ static void *watch_main(void *arg)
 		}
 		pthread_mutex_lock(&g_run);
 		for (int i = 0; i < n; i++) {
-			uint64_t d = ev[i].data.u64;
+			uint64_t d = ev[i].data.u64, v;
 			watch_fn fn = g_fns[d >> KIND_SHIFT];
+			if ((d >> KIND_SHIFT) == KIND_KICK) {
+				while (sys_read(atomic_load(&g_kick), &v, sizeof v) == (ssize_t)sizeof v)
+					;
+				continue;
+			}
 			if (fn)
 				fn(d & ((1ULL << KIND_SHIFT) - 1), ev[i].events);
 		}
@@ -50,13 +68,26 @@ void watch_pause(void)
 	pthread_mutex_lock(&g_run);
 }
 
+/* (g_run held: the watcher is not between two functions.) */
 void watch_relocate(int from, int to)
 {
 	int expected = from;
+	uint32_t w;
 
+	if (from < 0)
+		return;
 	pthread_mutex_lock(&g_lock);
-	if (from >= 0)
-		atomic_compare_exchange_strong(&g_epfd, &expected, to);
+	atomic_compare_exchange_strong(&g_kick, &expected, to);
+	expected = from;
+	if (atomic_compare_exchange_strong(&g_epfd, &expected, to)) {
+		/* The watcher may wait on the old number (or be about to):
+		 * get it out before the number changes hands. */
+		uint64_t one = 1;
+		if ((w = atomic_load(&g_waiting_on)) == (uint32_t)from &&
+		    sys_write(atomic_load(&g_kick), &one, sizeof one) == (ssize_t)sizeof one)
+			while ((w = atomic_load(&g_waiting_on)) == (uint32_t)from)
+				sys_futex_wait(&g_waiting_on, w, NULL);
+	}
 	pthread_mutex_unlock(&g_lock);
 }
 
@@ -79,6 +110,15 @@ static void start_locked(void)
 	if (g_epfd < 0)
 		return;
 	fd_own(g_epfd);
+	g_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (g_kick >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)KIND_KICK << KIND_SHIFT };
+		fd_own(g_kick);
+		if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, g_kick, &ev) < 0) {
+			fd_close_own(g_kick);
+			g_kick = -1;
+		}
+	}
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&at, (size_t)256 * 1024);
@@ -88,6 +128,9 @@ static void start_locked(void)
 	if (pthread_create(&t, &at, watch_main, NULL) != 0) {
 		fd_close_own(g_epfd);
 		g_epfd = -1;
+		if (g_kick >= 0)
+			fd_close_own(g_kick);
+		g_kick = -1;
 	}
 	sys_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&at);
@@ -95,7 +138,7 @@ static void start_locked(void)
 
 static int kind_of_locked(watch_fn fn)
 {
-	for (int k = 0; k < KINDS; k++) {
+	for (int k = 0; k < KIND_KICK; k++) {
 		if (g_fns[k] == fn)
 			return k;
 		if (!g_fns[k]) {
@@ -139,4 +182,8 @@ void watch_reset_after_fork(void)
 	if (g_epfd >= 0)
 		fd_close_own(g_epfd);
 	g_epfd = -1;
+	if (g_kick >= 0)
+		fd_close_own(g_kick);
+	g_kick = -1;
+	atomic_store(&g_waiting_on, (uint32_t)-1);
 }
