@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,9 @@
 
 #include <userfault/uapi.h>	/* our copy of <linux/userfaultfd.h> */
 
-#define REGION ((void *)0x5b0000000000UL)
 #define LEN 8192UL
+/* The registered range (the new image is told where it was). */
+static void *REGION;
 
 static void show(const char *what, long r)
 {
@@ -65,9 +67,9 @@ static int make_uffd(int flags)
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = { { (unsigned long)REGION, LEN }, UFFDIO_REGISTER_MODE_MISSING, 0 };
 
-	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) < 0 ||
-	    mmap(REGION, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-		 -1, 0) != REGION ||
+	REGION = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	reg.range.start = (unsigned long)REGION;
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) < 0 || REGION == MAP_FAILED ||
 	    ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
 		perror("uffd");
 		exit(1);
@@ -113,10 +115,12 @@ static int recv_fd(int sock)
 int main(int argc, char **argv)
 {
 	int sv[2], status;
+	void **shared;
 	pid_t pid;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
-	if (argc == 3 && !strcmp(argv[1], "--new-image")) {
+	if (argc == 4 && !strcmp(argv[1], "--new-image")) {
+		REGION = (void *)(uintptr_t)strtoull(argv[3], NULL, 16);
 		printf("inherited across exec:\n");
 		probe(atoi(argv[2]));
 		return 0;
@@ -124,14 +128,15 @@ int main(int argc, char **argv)
 	/* 1. A child makes a uffd (kept across exec) and execs this program. */
 	pid = fork();
 	if (pid == 0) {
-		char arg[16], self[4096];
+		char arg[16], reg[32], self[4096];
 		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 
 		if (n <= 0)
 			_exit(1);
 		self[n] = 0;
 		snprintf(arg, sizeof arg, "%d", make_uffd(0));
-		execl(self, argv[0], "--new-image", arg, (char *)NULL);
+		snprintf(reg, sizeof reg, "%p", REGION);
+		execl(self, argv[0], "--new-image", arg, reg, (char *)NULL);
 		_exit(1);
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
@@ -139,13 +144,19 @@ int main(int argc, char **argv)
 	/* 2. A child sends its uffd and exits; then it is received. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return 1;
+	shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared == MAP_FAILED)
+		return 1;
 	pid = fork();
 	if (pid == 0) {
-		send_fd(sv[1], make_uffd(O_CLOEXEC));
+		int uffd = make_uffd(O_CLOEXEC);
+		*shared = REGION;
+		send_fd(sv[1], uffd);
 		_exit(0);
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
 		return 1;
+	REGION = *shared;
 	printf("received after its sender exited:\n");
 	probe(recv_fd(sv[0]));
 	return 0;

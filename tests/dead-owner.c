@@ -15,7 +15,10 @@
 #include <sys/wait.h>
 
 #define P(n) ((size_t)(n) * (size_t)t_ps)
-#define REGION ((void *)0x5a0000000000UL)	/* the same address in both images */
+/* The registered range of the dead process (the new image is told it; the
+ * receiver reads it from a shared page). */
+static char *REGION;
+static char **g_shared;
 
 static void check_dead(int fd, const char *how, int read_first)
 {
@@ -50,10 +53,9 @@ static int make_uffd(int cloexec)
 	char *p;
 
 	CHECK_OK(fcntl(fd, F_SETFD, cloexec ? FD_CLOEXEC : 0));
-	p = mmap(REGION, P(2), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-		 -1, 0);
-	T_REQUIRE(p == REGION);
+	p = t_map(2);
 	CHECK_OK(t_register(fd, p, P(2)));
+	REGION = *g_shared = p;
 	return fd;
 }
 
@@ -65,11 +67,12 @@ static void across_exec(const char *self)
 
 	T_REQUIRE(pid >= 0);
 	if (pid == 0) {
-		char arg[16];
+		char arg[16], reg[32];
 		int fd = make_uffd(0);
 
 		snprintf(arg, sizeof arg, "%d", fd);
-		execl(self, self, "--exec-image", arg, (char *)NULL);
+		snprintf(reg, sizeof reg, "%p", (void *)REGION);
+		execl(self, self, "--exec-image", arg, reg, (char *)NULL);
 		_exit(99);
 	}
 	CHECK_EQ(waitpid(pid, &status, 0), pid);
@@ -97,6 +100,7 @@ static void after_exit(void)
 	CHECK_EQ(WEXITSTATUS(status), 0);
 	fd = t_recv_fd(sv[0], MSG_CMSG_CLOEXEC);
 	close(sv[0]);
+	REGION = *g_shared;
 	check_dead(fd, "received after its process exited", 1);
 }
 
@@ -118,7 +122,10 @@ static void plain_pipe(void)
 int main(int argc, char **argv)
 {
 	t_start(30);
-	if (argc == 3 && !strcmp(argv[1], "--exec-image")) {
+	g_shared = mmap(NULL, sizeof *g_shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	T_REQUIRE(g_shared != MAP_FAILED);
+	if (argc == 4 && !strcmp(argv[1], "--exec-image")) {
+		REGION = (char *)(uintptr_t)strtoull(argv[3], NULL, 16);
 		check_dead(atoi(argv[2]), "inherited across exec", 0);
 		return t_done();
 	}
