@@ -3,9 +3,10 @@
  * security: nothing the library creates widens access (README, threat model).
  *
  *  1. Every descriptor the library makes for a uffd and its ranges is
- *     close-on-exec, and is a pipe, a memfd, an epoll instance, or the
- *     uffd's listening socket for other processes (an abstract unix socket,
- *     emulation only): no file with a name.  No file appears in /dev/shm
+ *     close-on-exec, and is a pipe, a memfd, an epoll instance, the
+ *     watcher's eventfd, or the uffd's listening socket for other processes
+ *     (an abstract unix socket; these two emulation only): no file with a
+ *     name.  No file appears in /dev/shm
  *     or /tmp.
  *  2. Another user cannot open those descriptors through /proc (the kernel's
  *     ptrace check, the same as for the process's memory), and a process
@@ -108,6 +109,7 @@ static void descriptors(int *uffd, char **reg)
 		CHECK(fl & FD_CLOEXEC);
 		if (strncmp(link, "pipe:", 5) != 0 && strncmp(link, "/memfd:", 7) != 0 &&
 		    strcmp(link, "anon_inode:[eventpoll]") != 0 &&
+		    !(strcmp(link, "anon_inode:[eventfd]") == 0 && t_emulated()) &&
 		    strcmp(link, "anon_inode:[userfaultfd]") != 0 &&
 		    !(strncmp(link, "socket:", 7) == 0 && t_emulated() && our_listener(fd))) {
 			fprintf(stderr, "descriptor %d is %s\n", fd, link);
