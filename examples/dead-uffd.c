@@ -122,7 +122,7 @@ int main(int argc, char **argv)
 	if (argc == 4 && !strcmp(argv[1], "--new-image")) {
 		REGION = (void *)(uintptr_t)strtoull(argv[3], NULL, 16);
 		printf("inherited across exec:\n");
-		probe(atoi(argv[2]));
+		probe((int)strtol(argv[2], NULL, 10));
 		return 0;
 	}
 	/* 1. A child makes a uffd (kept across exec) and execs this program. */
@@ -154,9 +154,12 @@ int main(int argc, char **argv)
 		send_fd(sv[1], uffd);
 		_exit(0);
 	}
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		munmap(shared, sizeof *shared);
 		return 1;
+	}
 	REGION = *shared;
+	munmap(shared, sizeof *shared);
 	printf("received after its sender exited:\n");
 	probe(recv_fd(sv[0]));
 	return 0;

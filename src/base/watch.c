@@ -72,7 +72,6 @@ void watch_pause(void)
 void watch_relocate(int from, int to)
 {
 	int expected = from;
-	uint32_t w;
 
 	if (from < 0)
 		return;
@@ -83,10 +82,10 @@ void watch_relocate(int from, int to)
 		/* The watcher may wait on the old number (or be about to):
 		 * get it out before the number changes hands. */
 		uint64_t one = 1;
-		if ((w = atomic_load(&g_waiting_on)) == (uint32_t)from &&
+		if (atomic_load(&g_waiting_on) == (uint32_t)from &&
 		    sys_write(atomic_load(&g_kick), &one, sizeof one) == (ssize_t)sizeof one)
-			while ((w = atomic_load(&g_waiting_on)) == (uint32_t)from)
-				sys_futex_wait(&g_waiting_on, w, NULL);
+			while (atomic_load(&g_waiting_on) == (uint32_t)from)
+				sys_futex_wait(&g_waiting_on, (uint32_t)from, NULL);
 	}
 	pthread_mutex_unlock(&g_lock);
 }

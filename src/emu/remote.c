@@ -485,6 +485,16 @@ static void on_remote_gone(uint64_t i, uint32_t events)
 		remote_reap();
 }
 
+/* Take the readiness tokens out of the pipe fd, without waiting. */
+static void drain_tokens(int fd)
+{
+	char tok[256];
+	struct iovec iov = { tok, sizeof tok };
+
+	while (sys_readv_flags(fd, &iov, 1, RWF_NOWAIT) == (ssize_t)sizeof tok)
+		;
+}
+
 /* A new entry for the pipe st, served on sock (-1: the owner is gone),
  * with wr a write end of its own.  Both become ours.  0, or -1 (EMFILE). */
 static int entry_new(const struct stat *st, int sock, int wr)
@@ -527,18 +537,14 @@ static int entry_new(const struct stat *st, int sock, int wr)
  * answer as ioctl_gone() says. */
 static int attach_dead(int fd, const struct stat *st)
 {
-	char path[64], tok[256];
+	char path[64];
 	int wr;
 
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	wr = sys_open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0);
 	if (wr < 0)
 		return -1;
-	for (;;) {
-		struct iovec iov = { tok, sizeof tok };
-		if (sys_readv_flags(fd, &iov, 1, RWF_NOWAIT) < (ssize_t)sizeof tok)
-			break;
-	}
+	drain_tokens(fd);
 	return entry_new(st, -1, wr);
 }
 
@@ -779,11 +785,7 @@ ssize_t remote_read(int fd, void *buf, size_t count)
 	for (;;) {
 		struct rq q;
 		/* Drain first: a message queued after this sends its own byte. */
-		for (;;) {
-			struct iovec iov = { tok, sizeof tok };
-			if (sys_readv_flags(fd, &iov, 1, RWF_NOWAIT) < (ssize_t)sizeof tok)
-				break;
-		}
+		drain_tokens(fd);
 		memset(&q, 0, sizeof q);
 		q.op = RQ_TAKE;
 		q.max = (uint32_t)(count / sizeof(struct uffd_msg));
