@@ -8,6 +8,7 @@
 #   make check-arch      layers, raw calls and exports of src/ (tools/check-arch.sh)
 #                        and the code of the signal handlers (tools/check-signal.sh)
 #   make install PREFIX=/usr/local DESTDIR=
+#   make uninstall PREFIX=/usr/local DESTDIR=    (the same variables as install)
 VERSION  := 0.1.0
 SOVER    := 0
 CC       ?= cc
@@ -173,10 +174,21 @@ install: all
 	for m in man/*.3; do install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/; done
 	for m in man/*.7; do install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done
 
+# Removes exactly what install put there (same PREFIX, LIBDIR, ... and DESTDIR).
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libuserfault.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libuserfault.so $(DESTDIR)$(LIBDIR)/libuserfault.a \
+	      $(DESTDIR)$(LIBDIR)/libuserfault-preload.so $(DESTDIR)$(INCDIR)/userfault.h \
+	      $(DESTDIR)$(INCDIR)/userfault/uapi.h $(DESTDIR)$(BINDIR)/userfault \
+	      $(DESTDIR)$(PKGDIR)/userfault.pc
+	-rmdir $(DESTDIR)$(INCDIR)/userfault
+	for m in man/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$${m##*/}; done
+	for m in man/*.7; do rm -f $(DESTDIR)$(MANDIR)/man7/$${m##*/}; done
+
 clean:
 	rm -rf build build-asan build-tsan build-clang
 
-.PHONY: all demo check test bench benchmarks install clean
+.PHONY: all demo check test bench benchmarks install uninstall clean
 .SECONDARY:
 
 # Differential fuzzing of the two back-ends (fuzz/README.md).
