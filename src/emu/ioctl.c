@@ -142,19 +142,52 @@ static int range_check(const void *arg)
 	return range_ok(rg->start, rg->len) ? 0 : EINVAL;
 }
 
+/* The pieces of [start, end) that one uffd has registered (for UNREGISTER's
+ * wake): as many as fit, else the whole range. */
+#define UNREG_SPANS 64
+struct unreg_spans {
+	uint32_t ctx;
+	int n, overflow;
+	uintptr_t s[UNREG_SPANS], e[UNREG_SPANS];
+};
+
+static void unreg_collect(void *arg, uint32_t ctx, uintptr_t s, uintptr_t e)
+{
+	struct unreg_spans *u = arg;
+
+	if (ctx != u->ctx)
+		return;
+	if (u->n == UNREG_SPANS) {
+		u->overflow = 1;
+		return;
+	}
+	u->s[u->n] = s;
+	u->e[u->n++] = e;
+}
+
 static int do_unregister(struct ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_range rg;
+	struct unreg_spans u;
 	int r;
 
 	if (usercopy_in(&rg, (void *)arg, sizeof rg))
 		return fail(EFAULT);
 	if ((r = range_check(&rg)))
 		return fail(r);
+	u.ctx = atomic_load(&c->q.id);
+	u.n = u.overflow = 0;
 	area_lock();
-	r = area_unregister_locked(atomic_load(&c->q.id), rg.start, rg.start + rg.len);
-	if (r == 0)
+	/* As the kernel: only the waiters of what this uffd had registered
+	 * wake (a thread waiting on a page whose mapping was replaced since
+	 * stays asleep). */
+	area_each_owned_locked(rg.start, rg.start + rg.len, unreg_collect, &u);
+	r = area_unregister_locked(u.ctx, rg.start, rg.start + rg.len);
+	if (r == 0 && u.overflow)
 		wq_wake_range(&c->q, rg.start, rg.start + rg.len, NULL);
+	else if (r == 0)
+		for (int i = 0; i < u.n; i++)
+			wq_wake_range(&c->q, u.s[i], u.e[i], NULL);
 	area_unlock();
 	if (r < 0)
 		return fail(-r);
