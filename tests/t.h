@@ -359,6 +359,48 @@ static inline int t_api_fd(int fd, uint64_t features)
 	return uf_ioctl(fd, UFFDIO_API, &api);
 }
 
+/* The features this back-end advertises (UFFDIO_API with none asked). */
+static inline uint64_t t_features(void)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	int fd = uf_userfaultfd(O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		T_BAIL("uf_userfaultfd: %s", t_errname(errno));
+	if (uf_ioctl(fd, UFFDIO_API, &api))
+		T_BAIL("UFFDIO_API: %s", t_errname(errno));
+	uf_close(fd);
+	return api.features;
+}
+
+/* Shared memory in MISSING mode: the emulation has it only with guard
+ * markers on shared memory (Linux 6.15+); without, REGISTER on it is
+ * EINVAL (checked here), and the test skips. */
+static inline void t_need_missing_shmem(void)
+{
+	if (t_features() & UFFD_FEATURE_MISSING_SHMEM)
+		return;
+	if (t_emulated()) {
+		int fd = uf_userfaultfd(O_CLOEXEC | O_NONBLOCK);
+		void *p = mmap(NULL, (size_t)t_ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+		struct uffdio_register r = { .range = { (uintptr_t)p, (uint64_t)t_ps },
+					     .mode = UFFDIO_REGISTER_MODE_MISSING };
+		int ret, e;
+
+		if (fd < 0 || p == MAP_FAILED || uf_ioctl(fd, UFFDIO_API, &api))
+			T_BAIL("set-up: %s", t_errname(errno));
+		ret = uf_ioctl(fd, UFFDIO_REGISTER, &r);
+		e = errno;
+		if (ret != -1 || e != EINVAL)
+			T_BAIL("REGISTER on shared memory without MISSING_SHMEM: %d %s, expected EINVAL",
+			       ret, t_errname(e));
+		uf_close(fd);
+	}
+	T_SKIP_TEST("UFFD_FEATURE_MISSING_SHMEM not advertised%s",
+		    t_emulated() ? " (the emulation needs guard markers on shared memory, Linux 6.15)" : "");
+}
+
 /* A userfaultfd with these creation flags, UFFDIO_API done. */
 static inline int t_uffd_flags(int flags, uint64_t features)
 {

@@ -56,6 +56,7 @@ int maps_in(uintptr_t start, uintptr_t end, struct vma **out)
 			 (perm[2] == 'x' ? PROT_EXEC : 0);
 		x.shared = perm[3] == 's';
 		x.ino = ino;
+		x.off = off;
 		x.kind = kind_of(perm, ino, path);
 		if (n == cap) {
 			struct vma *nv;

@@ -18,6 +18,7 @@ struct vma {
 	int shared;
 	enum vma_kind kind;
 	unsigned long ino;
+	uint64_t off;		/* offset of start in the mapped file */
 };
 /* The mappings that intersect [start, end), in address order: their count
  * (*out is malloc'ed) or a negative errno. */

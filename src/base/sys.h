@@ -253,6 +253,10 @@ SYS_NOSAN static inline ssize_t sys_pwrite(int fd, const void *buf, size_t n, of
 {
 	return sys_call6(SYS_pwrite64, fd, (long)buf, (long)n, (long)off, 0, 0);
 }
+SYS_NOSAN static inline int sys_fallocate(int fd, int mode, off_t off, off_t len)
+{
+	return (int)sys_call6(SYS_fallocate, fd, mode, (long)off, (long)len, 0, 0);
+}
 SYS_NOSAN static inline ssize_t sys_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	return sys_call6(SYS_pwritev, fd, (long)iov, cnt, (long)off, 0, 0);

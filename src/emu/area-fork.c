@@ -24,7 +24,8 @@ void area_freeze_all(void)
 
 	for (int k = 0; k < hw; k++) {
 		struct area *a = &g_areas[k];
-		if (!atomic_load(&a->live))
+		/* Shared memory stays shared: the child maps the same file. */
+		if (!atomic_load(&a->live) || store_is_file(UF_LD(a->store)))
 			continue;
 		area_busy_set(a);
 		if (UF_LD(a->prot) & PROT_WRITE)
@@ -38,7 +39,7 @@ void area_thaw_all(void)
 
 	for (int k = 0; k < hw; k++) {
 		struct area *a = &g_areas[k];
-		if (!atomic_load(&a->live))
+		if (!atomic_load(&a->live) || store_is_file(UF_LD(a->store)))
 			continue;
 		if (UF_LD(a->prot) & PROT_WRITE)
 			area_protect_present(a, UF_LD(a->prot));
@@ -80,13 +81,28 @@ void area_privatize_all(const uint32_t *from, const uint32_t *to, int nmap)
 		for (int i = 0; i < nmap; i++)
 			if (UF_LD(a->ctx) && UF_LD(a->ctx) == from[i])
 				keep = i;
+		if (store_is_file(bi)) {
+			/* Shared memory: the child maps the same file, and its
+			 * markers came with it.  Kept registered, or not at all. */
+			if (keep >= 0) {
+				newfd[bi] = fd;
+				UF_ST(a->ctx, to[keep]);
+				atomic_store(&a->busy, 0);
+				continue;
+			}
+			pg_disarm(s, e - s, prot);
+			atomic_store(&a->live, 0);
+			atomic_store(&a->busy, 0);
+			store_forget_ref(bi);
+			continue;
+		}
 		if (keep >= 0 && newfd[bi] < 0)
 			newfd[bi] = store_clone_fd(bi);
 		if (keep >= 0 && newfd[bi] >= 0) {
 			if (atomic_load(&a->wipe)) {
 				/* Wiped on fork: the child has none of its pages;
 				 * still registered, they are all missing. */
-				fallocate(newfd[bi], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+				sys_fallocate(newfd[bi], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 					  (off_t)(e - s));
 				for (uint64_t pg = off >> caps.page_shift; pg < (off + (e - s)) >> caps.page_shift; pg++)
 					pg_bit_clear(store_bits(bi), pg);

@@ -5,12 +5,18 @@
  * held, every missing page armed); a once-registered area is armed again;
  * UNREGISTER disarms.  All with the area lock held.
  */
+#include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include "base/sys.h"
 #include "emu/area-impl.h"
+
+#define TMPFS_MAGIC_ 0x01021994
 
 
 /* ---------------------------------------------------------------------- */
@@ -160,6 +166,8 @@ fail:
 /* Re-register an area that was unregistered: the memfd tells which pages
  * hold data (anything touched meanwhile); the holes get guards again.  The
  * area is inaccessible meanwhile, so no page appears behind our back. */
+static int file_arm(uintptr_t s, uintptr_t e, int prot);
+
 static int rearm(struct area *a, uint32_t me, uint64_t mode)
 {
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
@@ -170,6 +178,18 @@ static int rearm(struct area *a, uint32_t me, uint64_t mode)
 	int prot = UF_LD(a->prot), err;
 	off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
 
+	if (store_is_file(sb)) {
+		area_busy_set(a);
+		err = file_arm(s, e, prot);
+		if (!err) {
+			area_begin(a);
+			UF_ST(a->ctx, me);
+			UF_ST(a->mode, mode);
+			area_end(a);
+		}
+		area_busy_clear(a);
+		return err;
+	}
 	area_busy_set(a);
 	if (sys_mprotect((void *)s, e - s, PROT_NONE) < 0) {
 		err = -errno;
@@ -198,6 +218,174 @@ static int rearm(struct area *a, uint32_t me, uint64_t mode)
 	return err;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Shared memory: the program's own mapping of its file becomes an area.   */
+/* ---------------------------------------------------------------------- */
+
+/* Every page of [s, e) that the file does not have faults (a marker); the
+ * pages it has stay as they are (found with mincore; one swapped out gets
+ * a marker, and its first access opens it: pg_fault_state). */
+static int file_arm(uintptr_t s, uintptr_t e, int prot)
+{
+	size_t ps = caps.page_size, n = (e - s) / ps, chunk = 65536;
+	unsigned char *vec = malloc(chunk);
+	_Atomic uint64_t *bits = calloc((chunk + 63) / 64, sizeof *bits);
+	int err = 0;
+
+	if (!vec || !bits)
+		err = -ENOMEM;
+	for (size_t base = 0; base < n && !err; base += chunk) {
+		size_t k = n - base < chunk ? n - base : chunk;
+		uintptr_t at = s + base * ps;
+		if (sys_call4(SYS_mincore, (long)at, (long)(k * ps), (long)vec, 0) < 0) {
+			err = -errno;
+			break;
+		}
+		for (size_t i = 0; i < k; i++)
+			if (vec[i] & 1)
+				pg_bit_set(bits, i);
+			else
+				pg_bit_clear(bits, i);
+		err = pg_arm(at, k * ps, bits, 0, prot);
+	}
+	free(vec);
+	free(bits);
+	return err;
+}
+
+/* Our own descriptor of the file mapped at v, open for writing, or a
+ * negative errno.  /proc/self/map_files needs CAP_SYS_ADMIN (or
+ * CAP_CHECKPOINT_RESTORE); otherwise a descriptor of the program's on the
+ * same file is reopened. */
+static int open_mapped_file(const struct vma *v)
+{
+	char path[64];
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", (unsigned long)v->start,
+		 (unsigned long)v->end);
+	fd = sys_open(path, O_RDWR | O_CLOEXEC, 0);
+	if (fd >= 0)
+		return fd;
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return -EINVAL;
+	fd = -EINVAL;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		long n = strtol(de->d_name, &end, 10);
+		if (*end || end == de->d_name || n == dirfd(d))
+			continue;
+		if (fstat((int)n, &st) < 0 || st.st_ino != v->ino || !S_ISREG(st.st_mode))
+			continue;
+		snprintf(path, sizeof path, "/proc/self/fd/%ld", n);
+		fd = sys_open(path, O_RDWR | O_CLOEXEC, 0);
+		if (fd >= 0)
+			break;
+		fd = -EINVAL;
+	}
+	closedir(d);
+	return fd;
+}
+
+/* Register [s, e), a piece of the shared mapping v of a shared memory file
+ * (tmpfs, memfd, MAP_SHARED|MAP_ANONYMOUS).  The mapping stays the
+ * program's; its missing pages get guard markers (on shared memory since
+ * Linux 6.15: without them, EINVAL). */
+static int attach_file(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *v, uint64_t mode)
+{
+	uint64_t off = v->off + (s - v->start), need = v->off + (v->end - v->start);
+	struct area *a;
+	struct statfs sf;
+	struct stat st;
+	int fd, sb, err, fresh = 0;
+
+	if (!caps.guard_markers || !v->shared)
+		return -EINVAL;
+	a = area_new();
+	if (!a)
+		return -ENOMEM;
+	sb = store_file_by_ino(v->ino);
+	if (sb < 0) {
+		fd = open_mapped_file(v);
+		if (fd < 0)
+			return fd;
+		if (fstatfs(fd, &sf) < 0 || sf.f_type != TMPFS_MAGIC_ || fstat(fd, &st) < 0) {
+			sys_close(fd);
+			return -EINVAL;
+		}
+		sb = store_attach_file(fd, (uint64_t)st.st_size > need ? (size_t)st.st_size : need);
+		if (sb < 0) {
+			sys_close(fd);
+			return sb;
+		}
+		fresh = 1;
+	}
+	if ((off + (e - s)) >> caps.page_shift > store_bits_pages(sb)) {
+		if (fresh)
+			store_put(sb);	/* closes it */
+		return -ENOMEM;
+	}
+	area_publish(a, s, e, sb, off, v->prot, 0, 0, 1);
+	area_busy_bump();
+	err = file_arm(s, e, v->prot);
+	if (err) {
+		pg_disarm(s, e - s, v->prot);
+		area_busy_clear(a);
+		area_drop(a);
+		return err;
+	}
+	area_begin(a);
+	UF_ST(a->ctx, me);
+	UF_ST(a->mode, mode);
+	area_end(a);
+	area_busy_clear(a);
+	return 0;
+}
+
+/* Register the shared memory piece [s, e) of v: its areas as any area of
+ * ours, the rest attached. */
+static int register_shared(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *v, uint64_t mode)
+{
+	int err = 0;
+
+	for (uintptr_t at = s; at < e && !err;) {
+		int hw = atomic_load(&g_areas_hw);
+		uintptr_t next = e;
+		struct area *here = NULL;
+
+		for (int k = 0; k < hw; k++) {
+			struct area *a = &g_areas[k];
+			uintptr_t as = UF_LD(a->start);
+			if (!atomic_load(&a->live) || as >= e || UF_LD(a->end) <= at)
+				continue;
+			if (as <= at)
+				here = a;
+			else if (as < next)
+				next = as;
+		}
+		if (!here) {
+			err = attach_file(me, at, next, v, mode);
+			at = next;
+			continue;
+		}
+		at = UF_LD(here->end);
+		if (UF_LD(here->ctx) == me) {
+			if ((UF_LD(here->mode) & mode) != mode) {
+				area_begin(here);
+				UF_ST(here->mode, mode);
+				area_end(here);
+			}
+		} else {
+			err = rearm(here, me, mode);
+		}
+	}
+	return err;
+}
+
 /* Look up the mappings of [start, end) and check them all before anything
  * changes (the kernel's all-or-nothing validation): no mapping at all, or
  * one of a kind outside `allowed`, is EINVAL; a piece of ours owned by
@@ -221,9 +409,16 @@ static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned all
 		uintptr_t e = v[i].end < end ? v[i].end : end;
 		int hw = atomic_load(&g_areas_hw);
 
-		if (allowed & (1u << v[i].kind))
+		if ((allowed & (1u << v[i].kind)) && v[i].kind != VMA_SHMEM)
 			continue;
-		if (v[i].kind != VMA_OURS) {
+		if (v[i].kind != VMA_OURS && !(allowed & (1u << v[i].kind))) {
+			err = -EINVAL;
+			break;
+		}
+		/* Shared memory: shared mappings, with guard markers (private
+		 * mappings of a file are not emulated yet). */
+		if (v[i].kind == VMA_SHMEM && foreign_err == -EBUSY &&
+		    (!v[i].shared || !caps.guard_markers)) {
 			err = -EINVAL;
 			break;
 		}
@@ -250,7 +445,7 @@ int area_register_locked(uint32_t me, uintptr_t start, uintptr_t end, uint64_t m
 	struct vma *v;
 	int n, err = 0;
 
-	n = check_range(me, start, end, 1u << VMA_ANON, -EBUSY, &v);
+	n = check_range(me, start, end, 1u << VMA_ANON | 1u << VMA_SHMEM, -EBUSY, &v);
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n && !err; i++) {
@@ -260,6 +455,10 @@ int area_register_locked(uint32_t me, uintptr_t start, uintptr_t end, uint64_t m
 
 		if (v[i].kind == VMA_ANON) {
 			err = convert(me, s, e, v[i].prot, mode);
+			continue;
+		}
+		if (v[i].kind == VMA_SHMEM) {
+			err = register_shared(me, s, e, &v[i], mode);
 			continue;
 		}
 		for (int k = 0; k < hw && !err; k++) {

@@ -90,7 +90,18 @@ static int discard_one(struct area *a, void *arg)
 	uint64_t off = UF_LD(a->off), pg0 = off >> caps.page_shift;
 	size_t n = (e - s) >> caps.page_shift;
 
-	(void)arg;
+	if (store_is_file(sb)) {
+		/* Shared memory: MADV_DONTNEED leaves the pages in the file
+		 * (present: no fault follows); MADV_REMOVE (arg) punched them
+		 * out of it, so they fault again here.  (Other mappings of ours
+		 * find them missing at their next fault on them.) */
+		if (arg && UF_LD(a->ctx)) {
+			sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
+			for (size_t i = 0; i < n && pg0 + i < store_bits_pages(sb); i++)
+				pg_bit_clear(store_bits(sb), pg0 + i);
+		}
+		return 0;
+	}
 	if (UF_LD(a->ctx)) {
 		/* Registered: the pages fault again from now on.  Hide them
 		 * first (a fault on a page whose bit is still set retries), then
@@ -99,27 +110,53 @@ static int discard_one(struct area *a, void *arg)
 			sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
 		else
 			sys_mprotect((void *)s, e - s, PROT_NONE);
-		fallocate(store_fd(sb), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(e - s));
+		sys_fallocate(store_fd(sb), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(e - s));
 		for (size_t i = 0; i < n; i++)
 			pg_bit_clear(store_bits(sb), pg0 + i);
 	} else {
 		/* Unregistered: read as zero from now on, as private memory. */
-		fallocate(store_fd(sb), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(e - s));
+		sys_fallocate(store_fd(sb), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(e - s));
 	}
 	return 0;
 }
 
-/* MADV_DONTNEED / FREE / REMOVE over areas: the content goes, as it would
- * from private memory. */
-int area_discard_locked(uintptr_t start, uintptr_t end)
+/* MADV_DONTNEED / FREE over areas: the content goes, as it would from
+ * private memory; on shared memory the file keeps it, unless `removed`
+ * (MADV_REMOVE punched it out). */
+int area_discard_locked(uintptr_t start, uintptr_t end, int removed)
 {
 	int r;
 
 	pg_install_pause();
-	r = each_inside(start, end, discard_one, NULL);
+	r = each_inside(start, end, discard_one, removed ? &r : NULL);
 	pg_install_resume();
 	area_merge_adjacent();
 	return r;
+}
+
+void area_punched_locked(unsigned long ino, uint64_t from, uint64_t to)
+{
+	int sb = store_file_by_ino(ino), hw = atomic_load(&g_areas_hw);
+
+	if (sb < 0)
+		return;
+	for (uint64_t pg = from >> caps.page_shift; pg < to >> caps.page_shift && pg < store_bits_pages(sb); pg++)
+		pg_bit_clear(store_bits(sb), pg);
+	for (int k = 0; k < hw; k++) {
+		struct area *a = &g_areas[k];
+		uint64_t off = UF_LD(a->off), aend;
+		uintptr_t s = UF_LD(a->start);
+
+		if (!atomic_load(&a->live) || UF_LD(a->store) != sb || !UF_LD(a->ctx))
+			continue;
+		aend = off + (UF_LD(a->end) - s);
+		if (aend <= from || off >= to)
+			continue;
+		{
+			uint64_t f = from > off ? from : off, t = to < aend ? to : aend;
+			sys_madvise((void *)(s + (f - off)), t - f, MADV_GUARD_INSTALL);
+		}
+	}
 }
 
 /* The single area that is exactly [start, end) after splitting, or NULL. */
@@ -151,6 +188,8 @@ int area_move_begin_locked(struct area *a, size_t newlen)
 
 	if ((need >> caps.page_shift) > store_bits_pages(sb))
 		return -ENOMEM;
+	if (store_is_file(sb))
+		return 0;	/* the program's file: as it is (markers need no more) */
 	if (fstat(store_fd(sb), &st) < 0)
 		return -errno;
 	if ((uint64_t)st.st_size < need && ftruncate(store_fd(sb), (off_t)need) < 0)
@@ -190,7 +229,14 @@ void area_move_end_locked(struct area *a, void *to_, size_t newlen, int keep)
 		UF_ST(a->mode, 0);
 	}
 	area_end(a);
-	if (UF_LD(a->ctx) && to != s) {
+	if (UF_LD(a->ctx) && store_is_file(sb)) {
+		/* Shared memory: markers on what moved or grew; the pages the
+		 * file has open at their first access. */
+		if (to != s)
+			sys_madvise((void *)to, newlen, MADV_GUARD_INSTALL);
+		else if (newlen > e - s)
+			sys_madvise((void *)(to + (e - s)), newlen - (e - s), MADV_GUARD_INSTALL);
+	} else if (UF_LD(a->ctx) && to != s) {
 		/* Moved with UFFD_FEATURE_EVENT_REMAP: the registration follows.
 		 * Arm the missing pages at the new place (markers are page
 		 * table entries; arming again is harmless). */

@@ -373,6 +373,19 @@ void area_each_owned_locked(uintptr_t start, uintptr_t end,
 	}
 }
 
+int area_meets_file_locked(uintptr_t start, uintptr_t end)
+{
+	int hw = atomic_load(&g_areas_hw);
+
+	for (int k = 0; k < hw; k++) {
+		struct area *a = &g_areas[k];
+		if (atomic_load(&a->live) && UF_LD(a->start) < end && UF_LD(a->end) > start &&
+		    store_is_file(UF_LD(a->store)))
+			return 1;
+	}
+	return 0;
+}
+
 int area_owned_by_locked(uint32_t ctx)
 {
 	int hw = atomic_load(&g_areas_hw);

@@ -47,7 +47,7 @@ SIG_SAFE static inline struct pg_span area_span(const struct area_view *v)
 	struct pg_span s = { v->start, v->end, v->store, v->off, v->prot };
 	return s;
 }
-/* Is the page of addr (in v) present?  async-signal-safe */
+/* Is the page of addr (in v) present (pg_present)?  async-signal-safe */
 SIG_SAFE static inline bool area_page_present(const struct area_view *v, uintptr_t addr)
 {
 	struct pg_span s = area_span(v);
@@ -94,8 +94,14 @@ void area_forget_locked(uintptr_t start, uintptr_t end);
 /* mprotect() over areas: they keep their registration. */
 int area_protect_locked(uintptr_t start, uintptr_t end, int prot);
 /* MADV_DONTNEED/FREE over areas: their pages go (missing again if
- * registered, zero if not). */
-int area_discard_locked(uintptr_t start, uintptr_t end);
+ * registered, zero if not); shared memory keeps them in its file unless
+ * `removed` (MADV_REMOVE). */
+int area_discard_locked(uintptr_t start, uintptr_t end, int removed);
+/* Pages [from, to) (byte offsets) of the file of inode ino left it (a hole
+ * punched): missing again in the registered areas that map them. */
+void area_punched_locked(unsigned long ino, uint64_t from, uint64_t to);
+/* Does [start, end) meet an area of shared memory?  Area lock held. */
+int area_meets_file_locked(uintptr_t start, uintptr_t end);
 /* MADV_WIPEONFORK (on) / MADV_KEEPONFORK over areas. */
 int area_wipe_locked(uintptr_t start, uintptr_t end, int on);
 /* The single area that is exactly [start, end) after splitting, or NULL. */

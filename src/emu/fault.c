@@ -247,13 +247,19 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 			goto not_ours;
 		goto retry;
 	}
-	if (area_page_present(&v, addr) || !v.ctx) {
-		/* Being installed or unregistered right now: the marker is about
-		 * to go.  Retry; give up only if it never does. */
-		if (++tls_spins > 100000)
-			goto not_ours;
-		sched_yield();
-		goto retry;
+	if (!v.ctx)
+		goto spin;		/* being unregistered: the marker is about to go */
+	{
+		struct pg_span sp = area_span(&v);
+		switch (pg_fault_state(&sp, addr)) {
+		case PG_OPENED:
+			tls_spins = 0;
+			goto retry;
+		case PG_INSTALLING:
+			goto spin;	/* the marker is about to go */
+		case PG_MISSING:
+			break;
+		}
 	}
 	c = ctx_by_id(v.ctx);
 	if (!c || atomic_load(&c->state) != CTX_RUNNING || !(v.mode & UFFDIO_REGISTER_MODE_MISSING)) {
@@ -269,6 +275,12 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 		raise_sigbus(addr, uctx);
 	else
 		wait_fault(c, &v, addr, write);
+	goto retry;
+spin:
+	/* Retry; give up only if the page never appears. */
+	if (++tls_spins > 100000)
+		goto not_ours;
+	sched_yield();
 retry:
 	errno = saved;
 	return;

@@ -41,9 +41,11 @@ int ioctl_local(struct ctx *c, int fd, unsigned long req, unsigned long arg);
  * 1 if req is one, with the result in *ret.  async-signal-safe */
 int ioctl_vfs(int fd, unsigned long req, unsigned long arg, int *ret);
 /* The features the emulation implements, and REGISTER's ioctls answer. */
-#define EMU_FEATURES	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
+#define EMU_FEATURES_ANY (UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
 			 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_SIGBUS | \
 			 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS)
+/* Shared memory needs guard markers on it (Linux 6.15+). */
+#define EMU_FEATURES	(EMU_FEATURES_ANY | (caps.guard_markers ? UFFD_FEATURE_MISSING_SHMEM : 0))
 #define EMU_RANGE_IOCTLS ((__u64)1 << _UFFDIO_WAKE | (__u64)1 << _UFFDIO_COPY | \
 			  (__u64)1 << _UFFDIO_ZEROPAGE)
 

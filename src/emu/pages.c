@@ -53,6 +53,70 @@ static int bit_get(_Atomic uint64_t *bits, uint64_t pg)
 	return (atomic_load(&bits[pg >> 6]) >> (pg & 63)) & 1;
 }
 
+/* ---- file stores: presence is the file's ---- */
+
+struct cachestat_range_ {
+	uint64_t off, len;
+};
+struct cachestat_ {
+	uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+#ifndef SYS_cachestat
+#define SYS_cachestat 451
+#endif
+
+/* The pages of [pg, pg + n) of file fd in its page cache (or swapped out),
+ * or -1.  async-signal-safe */
+SIG_SAFE static long file_present(int fd, uint64_t pg, size_t n)
+{
+	struct cachestat_range_ r = { pg << caps.page_shift, (uint64_t)n << caps.page_shift };
+	struct cachestat_ cs;
+
+	if (sys_call4(SYS_cachestat, fd, (long)&r, (long)&cs, 0) < 0)
+		return -1;
+	return (long)(cs.nr_cache + cs.nr_evicted);
+}
+
+static _Atomic uint32_t g_inflight, g_paused;
+
+SIG_SAFE bool pg_present(const struct pg_span *s, uintptr_t addr)
+{
+	uint64_t pg = (s->off + (addr - s->start)) >> caps.page_shift;
+
+	if (!store_is_file(s->store))
+		return bit_get(store_bits(s->store), pg);
+	return file_present(store_fd(s->store), pg, 1) > 0;
+}
+
+/* A faulting page of a file store that the file has is opened in this
+ * mapping (its marker goes: a page another mapping, process or write()
+ * created, or one installed through another mapping of the file).  One
+ * that only our bit calls present is being installed by a thread of ours,
+ * unless none is in flight: then the bit is stale (a hole punched by
+ * another process) and the page is missing.  async-signal-safe */
+SIG_SAFE enum pg_fault_state pg_fault_state(const struct pg_span *s, uintptr_t addr)
+{
+	uint64_t pg = (s->off + (addr - s->start)) >> caps.page_shift;
+	_Atomic uint64_t *bits = store_bits(s->store);
+	bool in_bits = pg < store_bits_pages(s->store);
+
+	if (!store_is_file(s->store))
+		return bit_get(bits, pg) ? PG_INSTALLING : PG_MISSING;
+	if (file_present(store_fd(s->store), pg, 1) > 0) {
+		uintptr_t page = addr & ~(uintptr_t)(caps.page_size - 1);
+		if (in_bits)
+			pg_bit_set(bits, pg);
+		sys_madvise((void *)page, caps.page_size, MADV_GUARD_REMOVE);
+		return PG_OPENED;
+	}
+	if (in_bits && bit_get(bits, pg)) {
+		if (atomic_load(&g_inflight))
+			return PG_INSTALLING;
+		pg_bit_clear(bits, pg);
+	}
+	return PG_MISSING;
+}
+
 /* The next run, at or after page *i of n (bit pg0 + page), of pages whose
  * bit equals `present`: 1 with *i its first page and *len its length, or 0. */
 int pg_next_run(_Atomic uint64_t *bits, uint64_t pg0, size_t n, size_t *i, int present, size_t *len)
@@ -341,16 +405,15 @@ static void unclaim(int store, uint64_t pg, size_t from, size_t to)
 
 	if (to <= from)
 		return;
-	fallocate(store_fd(store), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)((pg + from) * ps),
+	sys_fallocate(store_fd(store), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)((pg + from) * ps),
 		  (off_t)((to - from) * ps));
 	for (size_t i = from; i < to; i++)
 		pg_bit_clear(bits, pg + i);
 }
 
-/* Installs in flight, and a fork that waits for them: the child must copy
- * pages whole, and a page claimed but not yet written must not be opened
- * by the fork's change of protection. */
-static _Atomic uint32_t g_inflight, g_paused;
+/* Installs in flight (g_inflight, g_paused above), and a fork that waits
+ * for them: the child must copy pages whole, and a page claimed but not yet
+ * written must not be opened by the fork's change of protection. */
 
 void pg_install_pause(void)
 {
@@ -387,6 +450,8 @@ static void install_leave(void)
 
 static long install(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
 		    size_t len, int populate);
+static long install_file(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
+			 size_t len, int populate);
 
 /* Install [dst, dst+len) of one area: bytes installed, or -errno if none.
  * async-signal-safe */
@@ -396,7 +461,10 @@ long pg_install(const struct pg_span *v, uintptr_t dst, const void *src, int zer
 	long r;
 
 	install_enter();
-	r = install(v, dst, src, zeros, len, populate);
+	if (store_is_file(v->store))
+		r = install_file(v, dst, src, zeros, len, populate);
+	else
+		r = install(v, dst, src, zeros, len, populate);
 	install_leave();
 	return r;
 }
@@ -437,6 +505,80 @@ static long install(const struct pg_span *v, uintptr_t dst, const void *src, int
 			unclaim(v->store, pg, 0, full);
 			err = r;
 			break;
+		}
+		done += full;
+		if (full < run)
+			break;
+	}
+	STATS_ADD(pages_installed, done);
+	return done ? (long)(done * ps) : err;
+}
+
+/*
+ * Install into a file store (shared memory): the pages go into the
+ * program's file, where every mapping of it, in every process, finds them.
+ * A page the file already has is EEXIST, whoever made it.  Our bit claims a
+ * page against the other threads of this process; each page is written by
+ * one pwrite into a page the file did not have, which a reader through any
+ * mapping sees whole (its fault waits for the new page's lock).  Then the
+ * markers of this mapping go; other mappings open theirs on their next
+ * access (pg_fault_state).  async-signal-safe
+ */
+static long install_file(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
+			 size_t len, int populate)
+{
+	_Atomic uint64_t *bits = store_bits(v->store);
+	int fd = store_fd(v->store);
+	size_t ps = caps.page_size, npages = len >> caps.page_shift, done = 0;
+	size_t cap = store_bits_pages(v->store);
+	uint64_t pg0 = (v->off + (dst - v->start)) >> caps.page_shift;
+	long err = -EEXIST;
+
+	if (pg0 + npages > cap)
+		return -ENOMEM;
+	while (done < npages) {
+		size_t run = 0, full;
+		uint64_t pg = pg0 + done;
+		long have;
+
+		while (done + run < npages && run < 512) {
+			if (!pg_bit_claim(bits, pg + run)) {
+				/* Claimed by another install of ours, or known
+				 * present; a stale bit (a hole punched elsewhere)
+				 * is taken over when no other install runs. */
+				if (atomic_load(&g_inflight) > 1 || file_present(fd, pg + run, 1) != 0)
+					break;
+			}
+			run++;
+		}
+		/* The file decides: stop before its first present page. */
+		while (run && (have = file_present(fd, pg, run)) != 0) {
+			size_t keep = run / 2;
+			if (have < 0) {
+				keep = 0;
+				err = -EFAULT;
+			}
+			for (size_t i = keep; i < run; i++)
+				if (have < 0 || file_present(fd, pg + i, 1) == 0)
+					pg_bit_clear(bits, pg + i);
+			run = keep;
+		}
+		if (run == 0) {
+			if (err == -EEXIST && !zeros &&
+			    !src_readable((const char *)((uintptr_t)src + done * ps), ps))
+				err = -EFAULT;
+			break;
+		}
+		full = fill(fd, (const char *)((uintptr_t)src + done * ps), zeros, run * ps,
+			    pg * ps) / ps;
+		if (full < run) {
+			unclaim(v->store, pg, full, run);	/* unreadable source */
+			err = -EFAULT;
+		}
+		if (full) {
+			pg_disarm(dst + done * ps, full * ps, v->prot);
+			if (populate)
+				pg_populate(v->prot, dst + done * ps, full * ps);
 		}
 		done += full;
 		if (full < run)

@@ -23,6 +23,13 @@
  * bitmap): its number, or a negative errno.  Table changes are serialised
  * by the area layer's lock. */
 int store_new(size_t len);
+/* A store for the program's own shared memory file (fd, now ours, of len
+ * bytes): its pages live in the file, and the bitmap only remembers those
+ * known present ("file store").  Its number, or a negative errno. */
+int store_attach_file(int fd, size_t len);
+int store_is_file(int s);		/* async-signal-safe */
+/* The file store of inode ino in use, or -1. */
+int store_file_by_ino(unsigned long ino);
 void store_ref(int s);
 void store_put(int s);		/* the last reference closes the memfd */
 int store_fd(int s);		/* async-signal-safe */
@@ -31,8 +38,8 @@ int store_fd(int s);		/* async-signal-safe */
 void store_fd_relocate(int from, int to);
 ino_t store_ino(int s);
 _Atomic uint64_t *store_bits(int s);	/* async-signal-safe */
-size_t store_bits_pages(int s);	/* pages the bitmap can describe */
-/* The store whose memfd is inode ino and is in use, or -1. */
+size_t store_bits_pages(int s);	/* pages the bitmap can describe (a-s-s) */
+/* The store (not a file store) whose memfd is inode ino and is in use, or -1. */
 int store_by_ino(unsigned long ino);
 /* Fork child: a copy of store s's memfd (its data only), or -1. */
 int store_clone_fd(int s);
@@ -63,12 +70,18 @@ struct pg_span {
 	int prot;
 };
 
-/* Is the page of addr present?  async-signal-safe */
-SIG_SAFE static inline bool pg_present(const struct pg_span *s, uintptr_t addr)
-{
-	uint64_t pg = (s->off + (addr - s->start)) >> caps.page_shift;
-	return (atomic_load(&store_bits(s->store)[pg >> 6]) >> (pg & 63)) & 1;
-}
+/* Is the page of addr present?  For a store of ours, its bit (set from the
+ * moment an install claims it); for a file store, the file's page cache
+ * (swapped-out pages count), as the kernel decides.  async-signal-safe */
+bool pg_present(const struct pg_span *s, uintptr_t addr);
+
+/* A fault on a page that faults (marker or protection): what it is. */
+enum pg_fault_state {
+	PG_MISSING,		/* a MISSING fault */
+	PG_INSTALLING,		/* being installed: it appears soon, retry */
+	PG_OPENED,		/* present in a file store: opened, retry now */
+};
+enum pg_fault_state pg_fault_state(const struct pg_span *s, uintptr_t addr);	/* a-s-s */
 
 /* ---- making missing pages fault ---- */
 /* Arm [addr, addr+len): missing pages (bit clear) fault, present ones are

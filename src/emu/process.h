@@ -46,6 +46,9 @@ void *vm_mremap(void *old, size_t oldlen, size_t newlen, int flags, void *want,
 		void *(*real)(void *, size_t, size_t, int, ...));
 int vm_mprotect(void *addr, size_t len, int prot, int (*real)(void *, size_t, int));
 int vm_madvise(void *addr, size_t len, int advice, int (*real)(void *, size_t, int));
+/* fallocate(PUNCH_HOLE) of [off, off+len) of fd succeeded: the whole pages
+ * punched out of a registered shared memory file are missing again. */
+void vm_punched(int fd, off_t off, off_t len);
 
 /* ---- fork (fork.c) ---- */
 void fork_init(void);		/* the atfork handlers, once */

@@ -22,6 +22,7 @@ struct store {
 	_Atomic(_Atomic uint64_t *) bits;	/* presence bitmap */
 	size_t bits_bytes;
 	int refs;		/* areas using it */
+	_Atomic int file;	/* the program's shared memory file, not ours */
 };
 static struct store g_stores[STORE_MAX];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -32,47 +33,79 @@ static void init(void)
 		atomic_store(&g_stores[i].fd, -1);
 }
 
-int store_new(size_t len)
+/* A free slot with a bitmap for npages pages (room to grow in place, for
+ * mremap: address space only) taking fd, which stays the caller's on
+ * failure: the slot, or a negative errno. */
+static int slot_new(int fd, size_t npages, int file)
 {
-	size_t npages = len >> caps.page_shift;
-	/* Room for the area to grow in place (mremap): address space only. */
 	size_t cap = npages * 4 + (1u << 20);
 	size_t bytes = ((cap + 63) / 64) * 8;
-	int fd;
+	struct stat st;
 
 	pthread_once(&g_once, init);
+	if (fstat(fd, &st) < 0)
+		return -errno;
 	bytes = (bytes + caps.page_size - 1) & ~(caps.page_size - 1);
 	for (int i = 0; i < STORE_MAX; i++) {
 		struct store *b = &g_stores[i];
-		struct stat st;
 		if (atomic_load(&b->fd) >= 0)
 			continue;
-		fd = memfd_create("userfault", MFD_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		if (ftruncate(fd, (off_t)len) < 0 || fstat(fd, &st) < 0) {
-			int e = -errno;
-			sys_close(fd);
-			return e;
-		}
 		if (b->bits_bytes < bytes) {
 			void *m = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 					   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-			if (m == MAP_FAILED) {
-				sys_close(fd);
+			if (m == MAP_FAILED)
 				return -ENOMEM;
-			}
+			/* (The old bitmap stays mapped: a handler may read it.) */
 			atomic_store(&b->bits, m);
 			b->bits_bytes = bytes;
 		}	/* else: zero since store_put's MADV_DONTNEED */
 		b->npages = npages;
 		b->ino = st.st_ino;
 		b->refs = 0;
+		atomic_store(&b->file, file);
 		fd_own(fd);
 		atomic_store(&b->fd, fd);
 		return i;
 	}
 	return -ENOMEM;
+}
+
+int store_new(size_t len)
+{
+	int fd = memfd_create("userfault", MFD_CLOEXEC), s;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)len) < 0) {
+		s = -errno;
+		sys_close(fd);
+		return s;
+	}
+	s = slot_new(fd, len >> caps.page_shift, 0);
+	if (s < 0)
+		sys_close(fd);
+	return s;
+}
+
+int store_attach_file(int fd, size_t len)
+{
+	return slot_new(fd, len >> caps.page_shift, 1);
+}
+
+/* async-signal-safe */
+SIG_SAFE int store_is_file(int s)
+{
+	return atomic_load(&g_stores[s].file);
+}
+
+int store_file_by_ino(unsigned long ino)
+{
+	pthread_once(&g_once, init);
+	for (int i = 0; i < STORE_MAX; i++)
+		if (atomic_load(&g_stores[i].fd) >= 0 && atomic_load(&g_stores[i].file) &&
+		    g_stores[i].ino == ino && g_stores[i].refs)
+			return i;
+	return -1;
 }
 
 void store_ref(int s)
@@ -115,7 +148,7 @@ SIG_SAFE _Atomic uint64_t *store_bits(int s)
 	return atomic_load(&g_stores[s].bits);
 }
 
-size_t store_bits_pages(int s)
+SIG_SAFE size_t store_bits_pages(int s)
 {
 	return g_stores[s].bits_bytes * 8;
 }
@@ -124,7 +157,8 @@ int store_by_ino(unsigned long ino)
 {
 	pthread_once(&g_once, init);
 	for (int i = 0; i < STORE_MAX; i++)
-		if (atomic_load(&g_stores[i].fd) >= 0 && g_stores[i].ino == ino && g_stores[i].refs)
+		if (atomic_load(&g_stores[i].fd) >= 0 && !atomic_load(&g_stores[i].file) &&
+		    g_stores[i].ino == ino && g_stores[i].refs)
 			return i;
 	return -1;
 }
@@ -181,6 +215,8 @@ void store_after_fork(const int *newfd)
 
 		if (atomic_load(&b->fd) < 0)
 			continue;
+		if (newfd[i] == atomic_load(&b->fd))
+			continue;	/* a shared memory file, kept as it is */
 		fd_close_own(atomic_load(&b->fd));
 		fd_own(newfd[i]);
 		atomic_store(&b->fd, newfd[i]);

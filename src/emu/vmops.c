@@ -15,7 +15,9 @@
  *                                          registration stays
  *   MADV_DONTNEED / FREE                   the pages are dropped: missing
  *                                          again if registered, zero if not
- *   MADV_REMOVE                            EINVAL, as on private memory
+ *   MADV_REMOVE                            EINVAL, as on private memory;
+ *                                          on shared memory the pages
+ *                                          leave the file: missing again
  *
  * and with the uffd's UFFD_FEATURE_EVENT_UNMAP / REMAP / REMOVE, the events
  * the kernel sends (events.c).  A call that meets no area goes straight to
@@ -24,6 +26,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include "base/maps.h"
 #include "emu/area.h"
 #include "emu/process.h"
@@ -261,12 +264,20 @@ int vm_madvise(void *addr, size_t len, int advice, int (*real)(void *, size_t, i
 	int r, n;
 
 	if (advice == MADV_REMOVE) {
-		errno = EINVAL;		/* private memory cannot have holes punched */
-		return -1;
+		/* Private memory cannot have holes punched; shared memory
+		 * (areas of a file) can. */
+		area_lock();
+		n = area_meets_file_locked(a, a + round_up(len));
+		area_unlock();
+		if (!n) {
+			errno = EINVAL;
+			return -1;
+		}
 	}
 	if (advice == MADV_WIPEONFORK || advice == MADV_KEEPONFORK)
 		return wipe(a, len, advice, real);
-	if (advice != MADV_DONTNEED && advice != MADV_DONTNEED_LOCKED && advice != MADV_FREE)
+	if (advice != MADV_DONTNEED && advice != MADV_DONTNEED_LOCKED && advice != MADV_FREE &&
+	    advice != MADV_REMOVE)
 		return real(addr, len, advice);
 	/* REMOVE goes before the pages do; the caller waits until each is
 	 * read.  The pages then fault again. */
@@ -281,7 +292,7 @@ int vm_madvise(void *addr, size_t len, int advice, int (*real)(void *, size_t, i
 	r = real(addr, len, advice == MADV_FREE ? MADV_DONTNEED : advice);
 	if (r == 0) {
 		area_lock();
-		r = area_discard_locked(a, a + round_up(len));
+		r = area_discard_locked(a, a + round_up(len), advice == MADV_REMOVE);
 		area_unlock();
 		if (r < 0) {
 			errno = -r;
@@ -290,4 +301,17 @@ int vm_madvise(void *addr, size_t len, int advice, int (*real)(void *, size_t, i
 	}
 	ev_done(ev, n);
 	return r;
+}
+
+void vm_punched(int fd, off_t off, off_t len)
+{
+	struct stat st;
+	off_t ps = (off_t)caps.page_size;
+	uint64_t from = (uint64_t)((off + ps - 1) & ~(ps - 1)), to = (uint64_t)((off + len) & ~(ps - 1));
+
+	if (!area_any() || off < 0 || len <= 0 || from >= to || fstat(fd, &st) < 0)
+		return;
+	area_lock();
+	area_punched_locked((unsigned long)st.st_ino, from, to);
+	area_unlock();
 }

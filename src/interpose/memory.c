@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * munmap, mmap, mmap64, mremap, mprotect, madvise: a call that meets an
+ * munmap, mmap, mmap64, mremap, mprotect, madvise (and fallocate): a call that meets an
  * emulated area goes to src/emu/vmops.c (which keeps the kernel's behaviour
  * for registered memory, events included); any other goes straight to the
  * C library.  Defined in the library itself, for the whole program.  In a
  * program linked statically there is no C library function to find by
  * name (ours took its name): the system call is made directly.
  */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 #include "base/sys.h"
@@ -46,6 +47,11 @@ static int raw_mprotect(void *addr, size_t len, int prot)
 static int raw_madvise(void *addr, size_t len, int advice)
 {
 	return sys_madvise(addr, len, advice);
+}
+
+static int raw_fallocate(int fd, int mode, off_t off, off_t len)
+{
+	return sys_fallocate(fd, mode, off, len);
 }
 
 static int raw_mlock(const void *addr, size_t len)
@@ -121,6 +127,33 @@ UF_EXPORT UF_UNINSTRUMENTED int madvise(void *addr, size_t len, int advice)
 	if (advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE)
 		emu_pretouch((uintptr_t)addr, len, advice == MADV_POPULATE_WRITE);
 	return vm_madvise(addr, len, advice, real_madvise);
+}
+
+/*
+ * fallocate(FALLOC_FL_PUNCH_HOLE) on a shared memory file with registered
+ * mappings: the pages it takes out of the file are missing again there, as
+ * for the kernel (no event).  Any other call goes straight through.
+ */
+UF_EXPORT UF_UNINSTRUMENTED int fallocate(int fd, int mode, off_t off, off_t len)
+{
+	int r;
+
+	UF_REAL_OR(fallocate, raw_fallocate);
+	r = real_fallocate(fd, mode, off, len);
+	if (r == 0 && (mode & FALLOC_FL_PUNCH_HOLE) && area_any())
+		vm_punched(fd, off, len);
+	return r;
+}
+
+UF_EXPORT UF_UNINSTRUMENTED int fallocate64(int fd, int mode, off_t off, off_t len)
+{
+	int r;
+
+	UF_REAL_OR(fallocate64, raw_fallocate);
+	r = real_fallocate64(fd, mode, off, len);
+	if (r == 0 && (mode & FALLOC_FL_PUNCH_HOLE) && area_any())
+		vm_punched(fd, off, len);
+	return r;
 }
 
 /*

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared memory across processes: a fork child maps the same file (its
+ * writes are seen by the parent's registered mapping, without a fault; its
+ * own mapping is unregistered without EVENT_FORK, registered to the new
+ * uffd with it, where a COPY through the child's uffd is seen by the
+ * parent); and a uffd passed to a monitor process with SCM_RIGHTS, whose
+ * COPY into the client's mapping of a memfd lands in the file. */
+#include "t.h"
+#include <sys/wait.h>
+
+#define NPAGES 8
+
+static size_t ps;
+
+/* Wait for a child; 1 if it exited 0. */
+static int child_ok(pid_t pid)
+{
+	int st = 0;
+
+	if (waitpid(pid, &st, 0) != pid)
+		return 0;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fprintf(stderr, "child status %#x\n", st);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static char *map_file(int *mfd)
+{
+	char *p;
+
+	*mfd = memfd_create("uf-shmem-procs", MFD_CLOEXEC);
+	T_REQUIRE(*mfd >= 0);
+	T_REQUIRE(ftruncate(*mfd, (off_t)(NPAGES * ps)) == 0);
+	p = mmap(NULL, NPAGES * ps, PROT_READ | PROT_WRITE, MAP_SHARED, *mfd, 0);
+	T_REQUIRE(p != MAP_FAILED);
+	return p;
+}
+
+/* Without EVENT_FORK: the child's mapping is unregistered (missing pages
+ * read as zero there, which makes them present for the parent too). */
+static void fork_plain(int anon)
+{
+	int fd = t_uffd(0), mfd = -1;
+	char *p = anon ? mmap(NULL, NPAGES * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+		       : map_file(&mfd);
+	pid_t pid;
+
+	T_REQUIRE(p != MAP_FAILED);
+	CHECK_EQ(t_register(fd, p, NPAGES * ps), 0);
+	CHECK(T_EXPECT_FAULT(fd, p, 0, 0x61));
+	pid = fork();
+	T_REQUIRE(pid >= 0);
+	if (pid == 0) {
+		int bad = 0;
+		t_child_watchdog(10);
+		bad |= p[5] != 0x61;
+		bad |= p[ps + 3] != 0;		/* missing: zero, no fault */
+		p[2 * ps + 1] = 0x62;		/* a new page of the file */
+		p[5] = 0x63;			/* seen by the parent */
+		_exit(bad);
+	}
+	CHECK(child_ok(pid));
+	CHECK_EQ(p[5], 0x63);
+	T_EXPECT_NO_FAULT(fd, p + ps, 0, 0);
+	T_EXPECT_NO_FAULT(fd, p + 2 * ps + 1, 0, 0x62);
+	CHECK(T_EXPECT_FAULT(fd, p + 3 * ps, 1, 0x64));
+	T_NO_MSG(fd, 0);
+	CHECK_EQ(t_unregister(fd, p, NPAGES * ps), 0);
+	munmap(p, NPAGES * ps);
+	if (mfd >= 0)
+		close(mfd);
+	close(fd);
+}
+
+static char *g_fork_page;
+static pid_t g_fork_pid;
+
+static void *forker(void *arg)
+{
+	char *p = g_fork_page;
+	pid_t pid = fork();
+
+	(void)arg;
+	if (pid == 0) {
+		int bad = 0;
+		t_child_watchdog(10);
+		bad |= p[9] != 0x71;
+		bad |= p[4 * ps + 2] != 0x72;	/* faults to the child's uffd */
+		_exit(bad);
+	}
+	g_fork_pid = pid;
+	return NULL;
+}
+
+/* With EVENT_FORK: the child's mapping is registered to the new uffd; a
+ * COPY through it puts the page into the file the parent maps too. */
+static void fork_event(void)
+{
+	int fd = t_uffd(UFFD_FEATURE_EVENT_FORK), mfd, cfd;
+	char *p = map_file(&mfd);
+	struct uffd_msg m;
+	pid_t pid;
+
+	pthread_t th;
+
+	CHECK_EQ(t_register(fd, p, NPAGES * ps), 0);
+	CHECK(T_EXPECT_FAULT(fd, p, 0, 0x71));
+	/* The fork waits until its event is read: fork in a thread. */
+	g_fork_page = p;
+	th = t_thread(forker, NULL);
+	T_REQUIRE(T_MSG(fd, &m, 2000));
+	CHECK_EQ(m.event, UFFD_EVENT_FORK);
+	cfd = (int)m.arg.fork.ufd;
+	T_REQUIRE(cfd >= 0);
+	if (T_MSG(cfd, &m, 3000)) {
+		CHECK_FAULT(&m, p + 4 * ps, 0);
+		CHECK_EQ(t_copy_byte(cfd, p + 4 * ps, 0x72, 1, 0), 0);
+	}
+	t_join(th);
+	pid = g_fork_pid;
+	T_REQUIRE(pid > 0);
+	CHECK(child_ok(pid));
+	/* The child's COPY went into the file: present here, no fault. */
+	T_EXPECT_NO_FAULT(fd, p + 4 * ps + 7, 0, 0x72);
+	T_NO_MSG(fd, 0);
+	close(cfd);
+	CHECK_EQ(t_unregister(fd, p, NPAGES * ps), 0);
+	munmap(p, NPAGES * ps);
+	close(mfd);
+	close(fd);
+}
+
+/* A client registers its mapping of a memfd and passes the uffd to this
+ * process, the monitor, which maps the same memfd. */
+static void monitor(void)
+{
+	int sv[2], mfd, ufd;
+	char *p = map_file(&mfd);
+	struct uffd_msg m;
+	pid_t pid;
+
+	T_REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	p[0] = 0x01;			/* present before the client registers */
+	pid = fork();
+	T_REQUIRE(pid >= 0);
+	if (pid == 0) {
+		int fd, bad = 0;
+		char *q;
+		t_child_watchdog(10);
+		close(sv[0]);
+		q = mmap(NULL, NPAGES * ps, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+		fd = uf_userfaultfd(O_CLOEXEC);
+		if (q == MAP_FAILED || fd < 0 || t_api_fd(fd, 0) || t_register(fd, q, NPAGES * ps))
+			_exit(2);
+		t_send_fd(sv[1], fd);
+		bad |= q[0] != 0x01;		/* present: no fault */
+		bad |= q[3 * ps + 1] != 0x73;	/* served by the monitor */
+		bad |= q[6 * ps] != 0x74;	/* made by the monitor's own write */
+		_exit(bad);
+	}
+	close(sv[1]);
+	ufd = t_recv_fd(sv[0], O_CLOEXEC);
+	T_REQUIRE(ufd >= 0);
+	p[6 * ps] = 0x74;		/* before the client gets there */
+	if (T_MSG(ufd, &m, 3000)) {
+		CHECK_FAULT(&m, (char *)(uintptr_t)m.arg.pagefault.address, 0);
+		CHECK_EQ(m.arg.pagefault.address & (ps - 1), 0);
+		CHECK_EQ(t_copy_byte(ufd, (void *)(uintptr_t)m.arg.pagefault.address, 0x73, 1, 0), 0);
+	}
+	CHECK(child_ok(pid));
+	CHECK_EQ(p[3 * ps + 5], 0x73);
+	close(ufd);
+	close(sv[0]);
+	munmap(p, NPAGES * ps);
+	close(mfd);
+}
+
+int main(void)
+{
+	t_start(60);
+	t_need_missing_shmem();
+	ps = (size_t)t_ps;
+	fork_plain(0);
+	fork_plain(1);
+	fork_event();
+	monitor();
+	return t_done();
+}
