@@ -49,6 +49,11 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not install
 command -v nasm >/dev/null || skip "nasm not installed (apt-get install nasm)"
 command -v python3 >/dev/null || skip "python3 not installed"
 [ -x "$BUILD/userfault" ] || { echo "FAIL: $BUILD/userfault missing (make all)" >&2; exit 1; }
+# Shared guest RAM needs MISSING mode on shared memory from the back-end.
+if [ "$MEMFD" = 1 ] && [ "$BACKEND" = emulated ] &&
+	! "$BUILD/userfault" probe 2>/dev/null | sed -n '/^emulated/,$p' | grep -q UFFD_FEATURE_MISSING_SHMEM; then
+	skip "the emulated back-end has no MISSING_SHMEM here (guard markers on shared memory need Linux 6.15)"
+fi
 
 tmp=$(mktemp -d /tmp/uf-qemu-postcopy.XXXXXX)
 src_pid= dst_pid=
