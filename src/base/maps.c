@@ -57,6 +57,7 @@ int maps_in(uintptr_t start, uintptr_t end, struct vma **out)
 		x.shared = perm[3] == 's';
 		x.ino = ino;
 		x.off = off;
+		x.pagesize = 0;
 		x.kind = kind_of(perm, ino, path);
 		if (n == cap) {
 			struct vma *nv;
@@ -100,4 +101,38 @@ int maps_flags(uintptr_t start, uintptr_t end)
 	}
 	fclose(f);
 	return flags;
+}
+
+int maps_page_sizes(struct vma *v, int n)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[4096];
+	int cur = -1, k = 0;
+
+	if (!f)
+		return -errno;
+	while (k < n && fgets(line, sizeof line, f)) {
+		unsigned long s, e, kb;
+		/* NOLINTNEXTLINE(cert-err34-c): the kernel's format, in range */
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2) {	/* a mapping's first line */
+			cur = -1;
+			while (k < n && v[k].start < s)
+				k++;
+			if (k < n && v[k].start == s)
+				cur = k;
+			continue;
+		}
+		if (cur < 0)
+			continue;
+		/* NOLINTNEXTLINE(cert-err34-c): the kernel's format, in range */
+		if (sscanf(line, "KernelPageSize: %lu kB", &kb) == 1)
+			v[cur].pagesize = kb << 10;
+		else if (!strncmp(line, "VmFlags:", 8) && strstr(line, " ht"))
+			v[cur].kind = VMA_HUGE;
+	}
+	fclose(f);
+	for (int i = 0; i < n; i++)
+		if (v[i].kind != VMA_HUGE)
+			v[i].pagesize = 0;
+	return 0;
 }

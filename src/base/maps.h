@@ -11,6 +11,7 @@ enum vma_kind {
 	VMA_SHMEM,	/* memfd, /dev/zero, SysV, /dev/shm */
 	VMA_STACK,	/* [stack] */
 	VMA_OTHER,
+	VMA_HUGE,	/* hugetlb (set by maps_page_sizes) */
 };
 struct vma {
 	uintptr_t start, end;
@@ -19,10 +20,16 @@ struct vma {
 	enum vma_kind kind;
 	unsigned long ino;
 	uint64_t off;		/* offset of start in the mapped file */
+	size_t pagesize;	/* hugetlb: its page size (maps_page_sizes), else 0 */
 };
 /* The mappings that intersect [start, end), in address order: their count
  * (*out is malloc'ed) or a negative errno. */
 int maps_in(uintptr_t start, uintptr_t end, struct vma **out);
+
+/* Fill pagesize for the n mappings of v (sorted, from maps_in) that are
+ * hugetlb, and make their kind VMA_HUGE (one read of /proc/self/smaps):
+ * 0 or a negative errno. */
+int maps_page_sizes(struct vma *v, int n);
 
 /* Which of the VmFlags of /proc/self/smaps the mappings that meet
  * [start, end) have, among these (one read of the file): */

@@ -25,7 +25,8 @@ void area_freeze_all(void)
 	for (int k = 0; k < hw; k++) {
 		struct area *a = &g_areas[k];
 		/* Shared memory stays shared: the child maps the same file. */
-		if (!atomic_load(&a->live) || store_is_file(UF_LD(a->store)))
+		if (!atomic_load(&a->live) || store_is_file(UF_LD(a->store)) ||
+		    store_huge_shift(UF_LD(a->store)))
 			continue;
 		area_busy_set(a);
 		if (UF_LD(a->prot) & PROT_WRITE)
@@ -39,7 +40,8 @@ void area_thaw_all(void)
 
 	for (int k = 0; k < hw; k++) {
 		struct area *a = &g_areas[k];
-		if (!atomic_load(&a->live) || store_is_file(UF_LD(a->store)))
+		if (!atomic_load(&a->live) || store_is_file(UF_LD(a->store)) ||
+		    store_huge_shift(UF_LD(a->store)))
 			continue;
 		if (UF_LD(a->prot) & PROT_WRITE)
 			area_protect_present(a, UF_LD(a->prot));
@@ -81,11 +83,18 @@ void area_privatize_all(const uint32_t *from, const uint32_t *to, int nmap)
 		for (int i = 0; i < nmap; i++)
 			if (UF_LD(a->ctx) && UF_LD(a->ctx) == from[i])
 				keep = i;
-		if (store_is_file(bi)) {
-			/* Shared memory: the child maps the same file, and its
-			 * markers came with it.  Kept registered, or not at all. */
+		if (store_is_file(bi) || store_huge_shift(bi)) {
+			/* Shared memory and hugetlb: the child's mapping is the
+			 * kernel's copy (the same file, or private pages copied on
+			 * write), markers or protection included.  Kept
+			 * registered, or not at all.  A private hugetlb store's
+			 * /proc/self/mem must be the child's own. */
 			if (keep >= 0) {
-				newfd[bi] = fd;
+				if (store_kind(bi) == STORE_HUGE_PRIVATE)
+					newfd[bi] = newfd[bi] >= 0 ? newfd[bi]
+						  : sys_open("/proc/self/mem", O_RDWR | O_CLOEXEC, 0);
+				else
+					newfd[bi] = fd;
 				UF_ST(a->ctx, to[keep]);
 				atomic_store(&a->busy, 0);
 				continue;

@@ -17,6 +17,7 @@
 #include "emu/area-impl.h"
 
 #define TMPFS_MAGIC_ 0x01021994
+#define HUGETLBFS_MAGIC_ 0x958458f6
 
 
 /* ---------------------------------------------------------------------- */
@@ -167,6 +168,7 @@ fail:
  * hold data (anything touched meanwhile); the holes get guards again.  The
  * area is inaccessible meanwhile, so no page appears behind our back. */
 static int file_arm(uintptr_t s, uintptr_t e, int prot);
+static int huge_arm_area(struct area *a, int prot);
 
 static int rearm(struct area *a, uint32_t me, uint64_t mode)
 {
@@ -178,9 +180,9 @@ static int rearm(struct area *a, uint32_t me, uint64_t mode)
 	int prot = UF_LD(a->prot), err;
 	off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
 
-	if (store_is_file(sb)) {
+	if (store_huge_shift(sb) || store_is_file(sb)) {
 		area_busy_set(a);
-		err = file_arm(s, e, prot);
+		err = store_is_file(sb) ? file_arm(s, e, prot) : huge_arm_area(a, prot);
 		if (!err) {
 			area_begin(a);
 			UF_ST(a->ctx, me);
@@ -346,8 +348,114 @@ static int attach_file(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *
 	return 0;
 }
 
+/* ---------------------------------------------------------------------- */
+/* hugetlb: the program's mapping stays; missing huge pages are PROT_NONE. */
+/* ---------------------------------------------------------------------- */
+
+/* The present huge pages of a's range, as its mapping's page tables say
+ * (mincore): private pages, and pages of the file mapped here.  A page the
+ * file has but this mapping never touched is found at its first fault
+ * (pg_fault_state). */
+static int huge_arm_area(struct area *a, int prot)
+{
+	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
+	int sb = UF_LD(a->store), shift = store_huge_shift(sb);
+	size_t hs = (size_t)1 << shift, n = (e - s) >> shift, per = hs / caps.page_size;
+	uint64_t pg0 = UF_LD(a->off) >> shift;
+	unsigned char *vec = malloc(per);
+	int err = 0;
+
+	if (!vec)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (sys_call4(SYS_mincore, (long)(s + i * hs), (long)hs, (long)vec, 0) < 0) {
+			err = -errno;
+			break;
+		}
+		if (vec[0] & 1)
+			pg_bit_set(store_bits(sb), pg0 + i);
+		else if (store_kind(sb) == STORE_HUGE_PRIVATE)
+			pg_bit_clear(store_bits(sb), pg0 + i);
+	}
+	free(vec);
+	if (!err)
+		err = pg_huge_arm(s, e - s, store_bits(sb), pg0, (unsigned)shift, prot);
+	return err;
+}
+
+/* Register [s, e), a piece of the hugetlb mapping v.  Shared: the store is
+ * the file's (one per file, bits per huge page of the file); private: one
+ * per piece, its descriptor /proc/self/mem, through which COPY writes the
+ * private copy of a page still PROT_NONE. */
+static int attach_huge(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *v, uint64_t mode)
+{
+	int shift = __builtin_ctzl(v->pagesize), fd, sb = -1, err, fresh = 0;
+	uint64_t off = 0, need = e - s;
+	struct area *a = area_new();
+	struct statfs sf;
+	struct stat st;
+
+	if (!a)
+		return -ENOMEM;
+	if (v->shared) {
+		off = v->off + (s - v->start);
+		need = v->off + (v->end - v->start);
+		sb = store_file_by_ino(v->ino);
+		if (sb < 0) {
+			fd = open_mapped_file(v);
+			if (fd < 0)
+				return fd;
+			if (fstatfs(fd, &sf) < 0 || sf.f_type != (typeof(sf.f_type))HUGETLBFS_MAGIC_ ||
+			    fstat(fd, &st) < 0) {
+				sys_close(fd);
+				return -EINVAL;
+			}
+			if ((uint64_t)st.st_size > need)
+				need = (uint64_t)st.st_size;
+			sb = store_attach_huge(fd, need, shift, 1, 0);
+			if (sb < 0) {
+				sys_close(fd);
+				return sb;
+			}
+			fresh = 1;
+		}
+	} else {
+		fd = sys_open("/proc/self/mem", O_RDWR | O_CLOEXEC, 0);
+		if (fd < 0)
+			return -EINVAL;
+		sb = store_attach_huge(fd, need, shift, 0, v->ino);
+		if (sb < 0) {
+			sys_close(fd);
+			return sb;
+		}
+		fresh = 1;
+	}
+	if ((off + (e - s)) >> shift > store_bits_pages(sb)) {
+		if (fresh)
+			store_put(sb);
+		return -ENOMEM;
+	}
+	area_publish(a, s, e, sb, off, v->prot, 0, 0, 1);
+	area_busy_bump();
+	err = huge_arm_area(a, v->prot);
+	if (err) {
+		sys_mprotect((void *)s, e - s, v->prot);
+		area_busy_clear(a);
+		area_drop(a);
+		return err;
+	}
+	area_begin(a);
+	UF_ST(a->ctx, me);
+	UF_ST(a->mode, mode);
+	area_end(a);
+	area_busy_clear(a);
+	return 0;
+}
+
 /* Register the shared memory piece [s, e) of v: its areas as any area of
  * ours, the rest attached. */
+static int attach_huge(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *v, uint64_t mode);
+
 static int register_shared(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *v, uint64_t mode)
 {
 	int err = 0;
@@ -368,7 +476,8 @@ static int register_shared(uint32_t me, uintptr_t s, uintptr_t e, const struct v
 				next = as;
 		}
 		if (!here) {
-			err = attach_file(me, at, next, v, mode);
+			err = v->kind == VMA_HUGE ? attach_huge(me, at, next, v, mode)
+						  : attach_file(me, at, next, v, mode);
 			at = next;
 			continue;
 		}
@@ -409,7 +518,7 @@ static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned all
 		uintptr_t e = v[i].end < end ? v[i].end : end;
 		int hw = atomic_load(&g_areas_hw);
 
-		if ((allowed & (1u << v[i].kind)) && v[i].kind != VMA_SHMEM)
+		if ((allowed & (1u << v[i].kind)) && v[i].kind != VMA_SHMEM && v[i].kind != VMA_HUGE)
 			continue;
 		if (v[i].kind != VMA_OURS && !(allowed & (1u << v[i].kind))) {
 			err = -EINVAL;
@@ -419,6 +528,12 @@ static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned all
 		 * mappings of a file are not emulated yet). */
 		if (v[i].kind == VMA_SHMEM && foreign_err == -EBUSY &&
 		    (!v[i].shared || !caps.guard_markers)) {
+			err = -EINVAL;
+			break;
+		}
+		/* hugetlb: the range's ends on huge pages (REGISTER and
+		 * UNREGISTER alike). */
+		if (v[i].kind == VMA_HUGE && (!v[i].pagesize || ((s | e) & (v[i].pagesize - 1)))) {
 			err = -EINVAL;
 			break;
 		}
@@ -443,9 +558,9 @@ static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned all
 int area_register_locked(uint32_t me, uintptr_t start, uintptr_t end, uint64_t mode)
 {
 	struct vma *v;
-	int n, err = 0;
+	int n, err = 0, huge = 0;
 
-	n = check_range(me, start, end, 1u << VMA_ANON | 1u << VMA_SHMEM, -EBUSY, &v);
+	n = check_range(me, start, end, 1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_HUGE, -EBUSY, &v);
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n && !err; i++) {
@@ -457,7 +572,8 @@ int area_register_locked(uint32_t me, uintptr_t start, uintptr_t end, uint64_t m
 			err = convert(me, s, e, v[i].prot, mode);
 			continue;
 		}
-		if (v[i].kind == VMA_SHMEM) {
+		if (v[i].kind == VMA_SHMEM || v[i].kind == VMA_HUGE) {
+			huge |= v[i].kind == VMA_HUGE;
 			err = register_shared(me, s, e, &v[i], mode);
 			continue;
 		}
@@ -480,7 +596,7 @@ int area_register_locked(uint32_t me, uintptr_t start, uintptr_t end, uint64_t m
 	}
 	free(v);
 	area_merge_adjacent();
-	return err;
+	return err ? err : huge;
 }
 
 static void unregister_area(struct area *a)
@@ -502,8 +618,8 @@ int area_unregister_locked(uint32_t me, uintptr_t start, uintptr_t end)
 	int n, hw;
 
 	/* Unregistered memory of a kind that could be registered is skipped. */
-	n = check_range(me, start, end, 1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_STACK,
-			-EINVAL, &v);
+	n = check_range(me, start, end,
+			1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_STACK | 1u << VMA_HUGE, -EINVAL, &v);
 	if (n < 0)
 		return n;
 	free(v);

@@ -83,6 +83,30 @@ int area_wipe_locked(uintptr_t start, uintptr_t end, int on)
 	return r;
 }
 
+/* Huge pages [from, to) (byte offsets, whole pages) left the file of
+ * shared hugetlb store sb: missing again in its registered areas. */
+static void huge_punched(int sb, uint64_t from, uint64_t to)
+{
+	int hs = store_huge_shift(sb), hw = atomic_load(&g_areas_hw);
+
+	for (uint64_t i = from >> hs; i < to >> hs && i < store_bits_pages(sb); i++)
+		pg_bit_clear(store_bits(sb), i);
+	for (int k = 0; k < hw; k++) {
+		struct area *a = &g_areas[k];
+		uint64_t off = UF_LD(a->off), aend, f, t;
+		uintptr_t s = UF_LD(a->start);
+
+		if (!atomic_load(&a->live) || UF_LD(a->store) != sb || !UF_LD(a->ctx))
+			continue;
+		aend = off + (UF_LD(a->end) - s);
+		if (aend <= from || off >= to)
+			continue;
+		f = from > off ? from : off;
+		t = to < aend ? to : aend;
+		sys_mprotect((void *)(s + (f - off)), t - f, PROT_NONE);
+	}
+}
+
 static int discard_one(struct area *a, void *arg)
 {
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
@@ -90,6 +114,21 @@ static int discard_one(struct area *a, void *arg)
 	uint64_t off = UF_LD(a->off), pg0 = off >> caps.page_shift;
 	size_t n = (e - s) >> caps.page_shift;
 
+	if (store_huge_shift(sb)) {
+		/* hugetlb.  Private: MADV_DONTNEED drops the pages, missing
+		 * again.  Shared: the file keeps them, unless MADV_REMOVE
+		 * punched them out (then every area of the file is told). */
+		int hs = store_huge_shift(sb);
+		if (store_kind(sb) == STORE_HUGE_SHARED) {
+			if (arg)
+				huge_punched(sb, off, off + (e - s));
+		} else if (UF_LD(a->ctx)) {
+			sys_mprotect((void *)s, e - s, PROT_NONE);
+			for (uint64_t i = off >> hs; i < (off + (e - s)) >> hs; i++)
+				pg_bit_clear(store_bits(sb), i);
+		}
+		return 0;
+	}
 	if (store_is_file(sb)) {
 		/* Shared memory: MADV_DONTNEED leaves the pages in the file
 		 * (present: no fault follows); MADV_REMOVE (arg) punched them
@@ -140,6 +179,12 @@ void area_punched_locked(unsigned long ino, uint64_t from, uint64_t to)
 
 	if (sb < 0)
 		return;
+	if (store_huge_shift(sb)) {
+		uint64_t hm = ((uint64_t)1 << store_huge_shift(sb)) - 1;
+		if (((from + hm) & ~hm) < (to & ~hm))
+			huge_punched(sb, (from + hm) & ~hm, to & ~hm);
+		return;
+	}
 	for (uint64_t pg = from >> caps.page_shift; pg < to >> caps.page_shift && pg < store_bits_pages(sb); pg++)
 		pg_bit_clear(store_bits(sb), pg);
 	for (int k = 0; k < hw; k++) {
@@ -188,7 +233,7 @@ int area_move_begin_locked(struct area *a, size_t newlen)
 
 	if ((need >> caps.page_shift) > store_bits_pages(sb))
 		return -ENOMEM;
-	if (store_is_file(sb))
+	if (store_is_file(sb) || store_huge_shift(sb))
 		return 0;	/* the program's file: as it is (markers need no more) */
 	if (fstat(store_fd(sb), &st) < 0)
 		return -errno;
@@ -229,7 +274,15 @@ void area_move_end_locked(struct area *a, void *to_, size_t newlen, int keep)
 		UF_ST(a->mode, 0);
 	}
 	area_end(a);
-	if (UF_LD(a->ctx) && store_is_file(sb)) {
+	if (UF_LD(a->ctx) && store_huge_shift(sb)) {
+		/* hugetlb: a grown tail of a private area is missing; then the
+		 * whole range is armed again where it is now. */
+		int hs = store_huge_shift(sb);
+		if (store_kind(sb) == STORE_HUGE_PRIVATE)
+			for (uint64_t i = (UF_LD(a->off) + (e - s)) >> hs; i < (UF_LD(a->off) + newlen) >> hs; i++)
+				pg_bit_clear(store_bits(sb), i);
+		pg_huge_arm(to, newlen, store_bits(sb), UF_LD(a->off) >> hs, (unsigned)hs, prot);
+	} else if (UF_LD(a->ctx) && store_is_file(sb)) {
 		/* Shared memory: markers on what moved or grew; the pages the
 		 * file has open at their first access. */
 		if (to != s)

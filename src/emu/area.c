@@ -199,11 +199,19 @@ static int area_split(struct area *a, uintptr_t addr)
 /* The mappings of [start, end), ours (areas' memfds) told apart. */
 int area_vmas_in(uintptr_t start, uintptr_t end, struct vma **out)
 {
-	int n = maps_in(start, end, out);
+	int n = maps_in(start, end, out), other = 0;
 
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		if ((*out)[i].shared && (*out)[i].ino && store_by_ino((*out)[i].ino) >= 0)
 			(*out)[i].kind = VMA_OURS;
+		other |= (*out)[i].kind == VMA_SHMEM || (*out)[i].kind == VMA_OTHER;
+	}
+	/* hugetlb shows as a file in /proc/self/maps: smaps tells. */
+	if (other && maps_page_sizes(*out, n) < 0) {
+		free(*out);
+		*out = NULL;
+		return -ENOMEM;
+	}
 	return n;
 }
 
@@ -287,17 +295,21 @@ void area_merge_adjacent(void)
 			}
 		}
 	}
-	/* Protection mode: recount the mappings the registered areas use. */
-	if (!caps.guard_markers) {
-		for (int i = 0; i < hw; i++) {
-			struct area *a = &g_areas[i];
-			if (atomic_load(&a->live) && UF_LD(a->ctx))
-				extra += pg_extra_maps(store_bits(UF_LD(a->store)),
-							     UF_LD(a->off) >> caps.page_shift,
-							     (UF_LD(a->end) - UF_LD(a->start)) >> caps.page_shift);
-		}
-		pg_set_used(extra);
+	/* Protection mode and hugetlb: recount the mappings the registered
+	 * areas use. */
+	for (int i = 0; i < hw; i++) {
+		struct area *a = &g_areas[i];
+		int sb = UF_LD(a->store), hs = store_huge_shift(sb);
+		if (!atomic_load(&a->live) || !UF_LD(a->ctx))
+			continue;
+		if (hs)
+			extra += pg_huge_extra_maps(store_bits(sb), UF_LD(a->off) >> hs,
+						    (UF_LD(a->end) - UF_LD(a->start)) >> hs);
+		else if (!caps.guard_markers)
+			extra += pg_extra_maps(store_bits(sb), UF_LD(a->off) >> caps.page_shift,
+					       (UF_LD(a->end) - UF_LD(a->start)) >> caps.page_shift);
 	}
+	pg_set_used(extra);
 }
 
 int area_split_at_bounds(uintptr_t start, uintptr_t end)
@@ -317,8 +329,12 @@ void area_protect_present(struct area *a, int prot)
 {
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
 
+	int sb = UF_LD(a->store), hs = store_huge_shift(sb);
+
 	if (!UF_LD(a->ctx))	/* unregistered: every page is accessible */
 		sys_mprotect((void *)s, e - s, prot);
+	else if (hs)
+		pg_huge_protect_present(s, e - s, store_bits(sb), UF_LD(a->off) >> hs, (unsigned)hs, prot);
 	else
 		pg_protect_present(s, e - s, store_bits(UF_LD(a->store)), UF_LD(a->off) >> caps.page_shift, prot);
 }
@@ -380,7 +396,7 @@ int area_meets_file_locked(uintptr_t start, uintptr_t end)
 	for (int k = 0; k < hw; k++) {
 		struct area *a = &g_areas[k];
 		if (atomic_load(&a->live) && UF_LD(a->start) < end && UF_LD(a->end) > start &&
-		    store_is_file(UF_LD(a->store)))
+		    (store_is_file(UF_LD(a->store)) || store_kind(UF_LD(a->store)) == STORE_HUGE_SHARED))
 			return 1;
 	}
 	return 0;

@@ -71,6 +71,8 @@ void area_unlock(void);
 void area_lock_reset_after_fork(void);
 
 /* ---- REGISTER and UNREGISTER (area-register.c), area lock held ---- */
+/* 0, or 1 when the range has hugetlb memory (no ZEROPAGE there), or a
+ * negative errno. */
 int area_register_locked(uint32_t ctx, uintptr_t start, uintptr_t end, uint64_t mode);
 /* The caller wakes the uffd's waiters of [start, end) afterwards. */
 int area_unregister_locked(uint32_t ctx, uintptr_t start, uintptr_t end);

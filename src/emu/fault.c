@@ -169,7 +169,10 @@ SIG_SAFE static void wait_pop(struct waiter *w, uint32_t gen)
 SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintptr_t addr, int write)
 {
 	uint64_t feat = atomic_load(&c->features);
-	uintptr_t rep = (feat & UFFD_FEATURE_EXACT_ADDRESS) ? addr : page_down(addr);
+	int hs = store_huge_shift(v->store);
+	/* (hugetlb: the huge page's address, as the kernel's) */
+	uintptr_t rep = (feat & UFFD_FEATURE_EXACT_ADDRESS) ? addr
+			: hs ? addr & ~(((uintptr_t)1 << hs) - 1) : page_down(addr);
 	struct uffd_msg m;
 	struct waiter *w;
 	uint32_t gen;
@@ -206,7 +209,7 @@ SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintpt
 	wq_free(w, gen);
 	/* Woken by a single-page install: the resolver left the entry of our
 	 * page for us to fill (see resolved_wake() in ioctl.c), off its path. */
-	if (woken && area_still(v) && area_page_present(v, addr))
+	if (woken && !hs && area_still(v) && area_page_present(v, addr))
 		pg_populate(v->prot, page_down(addr), caps.page_size);
 }
 
@@ -232,7 +235,7 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	write = arch_fault_is_write(uctx);
 	if (!(v.prot & PROT_READ) || (write && !(v.prot & PROT_WRITE)))
 		goto not_ours;		/* a real protection fault */
-	if (caps.guard_markers && si->si_code == SEGV_ACCERR) {
+	if (caps.guard_markers && si->si_code == SEGV_ACCERR && !store_huge_shift(v.store)) {
 		/* Markers fault with MAPERR: a protection fault is the program's,
 		 * unless a freeze or conversion of ours (which protects whole
 		 * areas for a moment) raised it and ended before we looked.

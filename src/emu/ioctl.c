@@ -129,6 +129,8 @@ static int do_register(struct ctx *c, int fd, unsigned long arg)
 		r = -ENOMEM;
 	if (r < 0)
 		return fail(-r);
+	if (r == 1)		/* hugetlb: the kernel's "basic" ioctls */
+		ioctls &= ~((uint64_t)1 << _UFFDIO_ZEROPAGE);
 	if (usercopy_out((char *)arg + offsetof(struct uffdio_register, ioctls), &ioctls, sizeof ioctls))
 		return fail(EFAULT);
 	return 0;
@@ -264,6 +266,12 @@ static long resolve(struct ctx *c, uint64_t dst, const void *src, int zeros, uin
 	}
 	if (wp)
 		return -EINVAL;		/* no range of ours is registered for WP */
+	if (store_huge_shift(v->store)) {
+		/* hugetlb: no ZEROPAGE; whole huge pages only. */
+		uint64_t hmask = ((uint64_t)1 << store_huge_shift(v->store)) - 1;
+		if (zeros || (dst & hmask) || (len & hmask))
+			return -EINVAL;
+	}
 	if (end <= v->end) {		/* one area: the usual case */
 		struct pg_span sp = area_span(v);
 		return pg_install(&sp, dst, src, zeros, len, populate);

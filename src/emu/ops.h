@@ -42,7 +42,7 @@ int ioctl_local(struct ctx *c, int fd, unsigned long req, unsigned long arg);
 int ioctl_vfs(int fd, unsigned long req, unsigned long arg, int *ret);
 /* The features the emulation implements, and REGISTER's ioctls answer. */
 #define EMU_FEATURES_ANY (UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
-			 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_SIGBUS | \
+			 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MISSING_HUGETLBFS | UFFD_FEATURE_SIGBUS | \
 			 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS)
 /* Shared memory needs guard markers on it (Linux 6.15+). */
 #define EMU_FEATURES	(EMU_FEATURES_ANY | (caps.guard_markers ? UFFD_FEATURE_MISSING_SHMEM : 0))

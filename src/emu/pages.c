@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <sys/stat.h>
 #include "base/stats.h"
 #include "base/sys.h"
 #include "base/usercopy.h"
@@ -78,10 +79,17 @@ SIG_SAFE static long file_present(int fd, uint64_t pg, size_t n)
 }
 
 static _Atomic uint32_t g_inflight, g_paused;
+static enum pg_fault_state huge_fault_state(const struct pg_span *v, uintptr_t addr, unsigned shift);
+static long install_huge(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
+			 size_t len, unsigned shift);
 
 SIG_SAFE bool pg_present(const struct pg_span *s, uintptr_t addr)
 {
 	uint64_t pg = (s->off + (addr - s->start)) >> caps.page_shift;
+
+	if (store_huge_shift(s->store))
+		return bit_get(store_bits(s->store),
+			       (s->off + (addr - s->start)) >> store_huge_shift(s->store));
 
 	if (!store_is_file(s->store))
 		return bit_get(store_bits(s->store), pg);
@@ -100,6 +108,8 @@ SIG_SAFE enum pg_fault_state pg_fault_state(const struct pg_span *s, uintptr_t a
 	_Atomic uint64_t *bits = store_bits(s->store);
 	bool in_bits = pg < store_bits_pages(s->store);
 
+	if (store_huge_shift(s->store))
+		return huge_fault_state(s, addr, (unsigned)store_huge_shift(s->store));
 	if (!store_is_file(s->store))
 		return bit_get(bits, pg) ? PG_INSTALLING : PG_MISSING;
 	if (file_present(store_fd(s->store), pg, 1) > 0) {
@@ -156,10 +166,10 @@ int pg_next_run(_Atomic uint64_t *bits, uint64_t pg0, size_t n, size_t *i, int p
 
 /* Apply `advice` or `prot` (markers or protection mode) to every run of
  * [addr, addr + npages) whose bit equals `present`. */
-static int each_run(uintptr_t addr, size_t npages, _Atomic uint64_t *bits, uint64_t pg0,
-		    int present, int advice, int prot)
+static int each_run_shift(uintptr_t addr, size_t npages, _Atomic uint64_t *bits, uint64_t pg0,
+			  int present, int advice, int prot, unsigned shift)
 {
-	size_t ps = caps.page_size, i = 0, len;
+	size_t ps = (size_t)1 << shift, i = 0, len;
 
 	while (pg_next_run(bits, pg0, npages, &i, present, &len)) {
 		void *at = (void *)(addr + i * ps);
@@ -169,6 +179,12 @@ static int each_run(uintptr_t addr, size_t npages, _Atomic uint64_t *bits, uint6
 		i += len;
 	}
 	return 0;
+}
+
+static int each_run(uintptr_t addr, size_t npages, _Atomic uint64_t *bits, uint64_t pg0,
+		    int present, int advice, int prot)
+{
+	return each_run_shift(addr, npages, bits, pg0, present, advice, prot, caps.page_shift);
 }
 
 /* ---- the mapping budget (protection mode) ----
@@ -238,9 +254,9 @@ void pg_set_used(long extra)
 }
 
 /* Take (or give back) d mappings of the budget: 0, or -ENOMEM.  a-s-s */
-static int budget_take(long d)
+static int budget_take_if(long d, int enforce)
 {
-	if (d <= 0 || caps.guard_markers) {
+	if (d <= 0 || !enforce) {
 		atomic_fetch_add(&g_used, d);
 		return 0;
 	}
@@ -249,6 +265,11 @@ static int budget_take(long d)
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+static int budget_take(long d)
+{
+	return budget_take_if(d, !caps.guard_markers);
 }
 
 /* How opening [addr, addr+len) of area v changes its number of mappings:
@@ -296,10 +317,12 @@ int pg_arm_entry_prot(int prot)
 
 /* Disarm: every page of [addr, addr+len) accessible with prot (missing
  * ones read as zero).  async-signal-safe */
-int pg_disarm(uintptr_t addr, size_t len, int prot)
+SIG_SAFE int pg_disarm(uintptr_t addr, size_t len, int prot)
 {
-	if (caps.guard_markers)
-		return sys_madvise((void *)addr, len, MADV_GUARD_REMOVE) < 0 ? -errno : 0;
+	/* (hugetlb has no markers: EINVAL, and its missing pages are
+	 * PROT_NONE whatever caps says) */
+	if (caps.guard_markers && sys_madvise((void *)addr, len, MADV_GUARD_REMOVE) == 0)
+		return 0;
 	return sys_mprotect((void *)addr, len, prot) < 0 ? -errno : 0;
 }
 
@@ -461,7 +484,9 @@ long pg_install(const struct pg_span *v, uintptr_t dst, const void *src, int zer
 	long r;
 
 	install_enter();
-	if (store_is_file(v->store))
+	if (store_huge_shift(v->store))
+		r = install_huge(v, dst, src, zeros, len, (unsigned)store_huge_shift(v->store));
+	else if (store_is_file(v->store))
 		r = install_file(v, dst, src, zeros, len, populate);
 	else
 		r = install(v, dst, src, zeros, len, populate);
@@ -586,4 +611,245 @@ static long install_file(const struct pg_span *v, uintptr_t dst, const void *src
 	}
 	STATS_ADD(pages_installed, done);
 	return done ? (long)(done * ps) : err;
+}
+
+/* ---------------------------------------------------------------------- */
+/* hugetlb: no markers (MADV_GUARD_INSTALL is EINVAL there), so a missing  */
+/* huge page is PROT_NONE, and every run of installed pages between       */
+/* missing ones is a mapping of its own (at most one per huge page),      */
+/* counted against the same budget as the protection mode.  The bits are  */
+/* per huge page.                                                          */
+/* ---------------------------------------------------------------------- */
+
+/* The pages known present (bits set) among the n huge pages from pg0. */
+SIG_SAFE static long bits_count(_Atomic uint64_t *bits, uint64_t pg0, size_t n)
+{
+	long c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += bit_get(bits, pg0 + i);
+	return c;
+}
+
+/*
+ * Does the shared hugetlb file fd have huge page hp?  hugetlbfs has no
+ * cachestat, no SEEK_DATA, and mincore and pagemap tell a mapping's page
+ * tables, not the file.  Two ways, the cheap one first:
+ *  - the file's block count (st_blocks) says how many pages it holds: if
+ *    that is the number our bits know, a page whose bit is clear is absent;
+ *  - otherwise a private read-only mapping of the page is populated: a page
+ *    the file has is mapped as a file page (pagemap's "file" bit), an absent
+ *    one gets a private zero page that goes with the mapping.  The file is
+ *    never changed.
+ * 1 present, 0 absent.  async-signal-safe
+ */
+SIG_SAFE static int huge_file_has(const struct pg_span *v, uint64_t hp, unsigned shift)
+{
+	int fd = store_fd(v->store), pm, r = 0;
+	size_t hs = (size_t)1 << shift;
+	struct stat st;
+	uint64_t ent = 0, npages;
+	void *m;
+
+	if (sys_call4(SYS_fstat, fd, (long)&st, 0, 0) < 0)
+		return 0;
+	npages = ((uint64_t)st.st_size + hs - 1) >> shift;
+	if (hp >= npages)
+		return 0;
+	if (npages <= store_bits_pages(v->store) &&
+	    (uint64_t)st.st_blocks * 512 == (uint64_t)bits_count(store_bits(v->store), 0, npages) << shift)
+		return bit_get(store_bits(v->store), hp);
+	m = sys_mmap(NULL, hs, PROT_READ, MAP_PRIVATE | MAP_NORESERVE, fd, (off_t)(hp << shift));
+	if (m == MAP_FAILED)
+		return 0;
+	if (sys_madvise(m, hs, MADV_POPULATE_READ) == 0) {
+		pm = sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+		if (pm >= 0) {
+			if (sys_pread(pm, &ent, sizeof ent, (off_t)(((uintptr_t)m >> caps.page_shift) * 8)) ==
+			    (ssize_t)sizeof ent)
+				r = (ent >> 63) & 1 && (ent >> 61) & 1;	/* present, file page */
+			sys_close(pm);
+		}
+	}
+	sys_munmap(m, hs);
+	return r;
+}
+
+SIG_SAFE static uint64_t huge_index(const struct pg_span *v, uintptr_t addr, unsigned shift)
+{
+	return (v->off + (addr - v->start)) >> shift;
+}
+
+int pg_huge_arm(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, unsigned shift,
+		int prot)
+{
+	size_t n = len >> shift;
+	long runs = 0;
+	size_t i = 0, rl;
+
+	budget_init();
+	for (int kind = 0; kind < 2; kind++, i = 0)
+		while (pg_next_run(bits, pg0, n, &i, kind, &rl)) {
+			runs++;
+			i += rl;
+		}
+	if (budget_take_if(runs > 1 ? runs - 1 : 0, 1) < 0)
+		return -ENOMEM;
+	if (sys_mprotect((void *)addr, len, PROT_NONE) < 0)
+		return -errno;
+	return each_run_shift(addr, n, bits, pg0, 1, 0, prot, shift);
+}
+
+long pg_huge_extra_maps(_Atomic uint64_t *bits, uint64_t pg0, size_t n)
+{
+	size_t i = 0, rl;
+	long runs = 0;
+
+	for (int kind = 0; kind < 2; kind++, i = 0)
+		while (pg_next_run(bits, pg0, n, &i, kind, &rl)) {
+			runs++;
+			i += rl;
+		}
+	return runs > 1 ? runs - 1 : 0;
+}
+
+int pg_huge_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0,
+			    unsigned shift, int prot)
+{
+	return each_run_shift(addr, len >> shift, bits, pg0, 1, 0, prot, shift);
+}
+
+/* Open huge pages [addr, addr+len) of v (present now) with its protection,
+ * within the mapping budget.  a-s-s */
+SIG_SAFE static int huge_reveal(const struct pg_span *v, uintptr_t addr, size_t len, unsigned shift)
+{
+	_Atomic uint64_t *bits = store_bits(v->store);
+	uint64_t hp = huge_index(v, addr, shift);
+	long d = 0;
+
+	if (addr > v->start)
+		d += bit_get(bits, hp - 1) ? -1 : 1;
+	if (addr + len < v->end)
+		d += bit_get(bits, hp + (len >> shift)) ? -1 : 1;
+	if (budget_take_if(d, 1) < 0)
+		return -ENOMEM;
+	if (sys_mprotect((void *)addr, len, v->prot) < 0) {
+		budget_take_if(-d, 1);
+		return -errno;
+	}
+	return 0;
+}
+
+SIG_SAFE static enum pg_fault_state huge_fault_state(const struct pg_span *v, uintptr_t addr,
+						     unsigned shift)
+{
+	_Atomic uint64_t *bits = store_bits(v->store);
+	uint64_t hp = huge_index(v, addr, shift);
+	uintptr_t page = addr & ~(((uintptr_t)1 << shift) - 1);
+	int shared = store_kind(v->store) == STORE_HUGE_SHARED;
+
+	if (hp >= store_bits_pages(v->store))
+		return PG_MISSING;
+	if (bit_get(bits, hp)) {
+		if (atomic_load(&g_inflight))
+			return PG_INSTALLING;
+		/* Present, installed through another mapping of the file:
+		 * open it here too. */
+		if (shared) {
+			/* (A bit set while the bit budget moves: set first.) */
+			pg_bit_clear(bits, hp);
+			if (huge_reveal(v, page, (size_t)1 << shift, shift) < 0) {
+				pg_bit_set(bits, hp);
+				return PG_INSTALLING;
+			}
+			pg_bit_set(bits, hp);
+			return PG_OPENED;
+		}
+		return PG_INSTALLING;
+	}
+	if (shared && huge_file_has(v, hp, shift)) {
+		if (huge_reveal(v, page, (size_t)1 << shift, shift) < 0)
+			return PG_INSTALLING;
+		pg_bit_set(bits, hp);
+		return PG_OPENED;
+	}
+	return PG_MISSING;
+}
+
+/* Install whole huge pages into a hugetlb area.  Private: written while the
+ * page is PROT_NONE, through /proc/self/mem (the store's descriptor), which
+ * makes the private copy; nobody sees it before it opens.  Shared: the file
+ * gets the page (fallocate), then the bytes through a mapping of ours, while
+ * the program's mappings here keep it PROT_NONE.  a-s-s */
+SIG_SAFE static long install_huge(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
+				  size_t len, unsigned shift)
+{
+	_Atomic uint64_t *bits = store_bits(v->store);
+	size_t hs = (size_t)1 << shift, n = len >> shift, done = 0;
+	int fd = store_fd(v->store), shared = store_kind(v->store) == STORE_HUGE_SHARED;
+	long err = -EEXIST;
+
+	(void)zeros;		/* (ZEROPAGE is EINVAL on hugetlb, before this) */
+	for (; done < n; done++) {
+		uint64_t hp = huge_index(v, dst + done * hs, shift);
+		uintptr_t at = dst + done * hs;
+		const char *from = (const char *)((uintptr_t)src + done * hs);
+		int ok;
+
+		if (hp >= store_bits_pages(v->store)) {
+			err = -ENOMEM;
+			break;
+		}
+		if (!pg_bit_claim(bits, hp)) {
+			if (!src_readable(from, hs))
+				err = -EFAULT;
+			break;
+		}
+		if (shared) {
+			off_t off = (off_t)(hp << shift);
+			void *m;
+			if (huge_file_has(v, hp, shift)) {
+				/* Made by another mapping: present (bit stays). */
+				if (!src_readable(from, hs))
+					err = -EFAULT;
+				break;
+			}
+			if (sys_fallocate(fd, FALLOC_FL_KEEP_SIZE, off, (off_t)hs) < 0) {
+				pg_bit_clear(bits, hp);
+				err = -ENOMEM;
+				break;
+			}
+			m = sys_mmap(NULL, hs, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+			ok = m != MAP_FAILED && usercopy_in(m, from, hs) == 0;
+			if (m != MAP_FAILED)
+				sys_munmap(m, hs);
+			if (!ok) {
+				sys_fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)hs);
+				pg_bit_clear(bits, hp);
+				err = m == MAP_FAILED ? -ENOMEM : -EFAULT;
+				break;
+			}
+		} else {
+			ok = sys_pwrite(fd, from, hs, (off_t)at) == (ssize_t)hs;
+			if (!ok) {
+				sys_madvise((void *)at, hs, MADV_DONTNEED);	/* a partial copy */
+				pg_bit_clear(bits, hp);
+				err = -EFAULT;
+				break;
+			}
+		}
+		/* Count the budget with the bit clear, then set it. */
+		pg_bit_clear(bits, hp);
+		if ((ok = huge_reveal(v, at, hs, shift)) < 0) {
+			if (shared)
+				pg_bit_set(bits, hp);	/* in the file now, whatever */
+			else
+				sys_madvise((void *)at, hs, MADV_DONTNEED);
+			err = ok;
+			break;
+		}
+		pg_bit_set(bits, hp);
+	}
+	STATS_ADD(pages_installed, done << (shift - caps.page_shift));
+	return done ? (long)(done * hs) : err;
 }

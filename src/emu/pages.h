@@ -28,7 +28,16 @@ int store_new(size_t len);
  * known present ("file store").  Its number, or a negative errno. */
 int store_attach_file(int fd, size_t len);
 int store_is_file(int s);		/* async-signal-safe */
-/* The file store of inode ino in use, or -1. */
+/* A store for hugetlb memory with pages of 1 << shift bytes: of a shared
+ * mapping (fd: its file), or of a private one (fd: /proc/self/mem; ino: the
+ * mapping's file). */
+int store_attach_huge(int fd, size_t len, int shift, int shared, unsigned long ino);
+/* Kinds of stores. */
+enum { STORE_MEMFD, STORE_SHMEM, STORE_HUGE_SHARED, STORE_HUGE_PRIVATE };
+int store_kind(int s);			/* async-signal-safe */
+int store_huge_shift(int s);		/* hugetlb: its page shift, else 0; a-s-s */
+/* The file store (shared memory, or shared hugetlb) of inode ino in use,
+ * or -1. */
 int store_file_by_ino(unsigned long ino);
 void store_ref(int s);
 void store_put(int s);		/* the last reference closes the memfd */
@@ -97,6 +106,16 @@ int pg_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint6
  * registered areas use now (set after each change, the area lock held). */
 long pg_extra_maps(_Atomic uint64_t *bits, uint64_t pg0, size_t n);
 void pg_set_used(long extra);
+
+/* ---- hugetlb (no markers: missing huge pages are PROT_NONE) ---- */
+/* Arm [addr, addr+len) (pages of 1 << shift bytes, bits per huge page from
+ * pg0): the whole range PROT_NONE, then the present pages prot.  0, or
+ * -ENOMEM past the mapping budget. */
+int pg_huge_arm(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0, unsigned shift,
+		int prot);
+long pg_huge_extra_maps(_Atomic uint64_t *bits, uint64_t pg0, size_t n);
+int pg_huge_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0,
+			    unsigned shift, int prot);
 
 /* ---- installing ---- */
 /* Install [dst, dst+len) of span s from src, or zeros if `zeros` (src is

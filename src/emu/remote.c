@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -49,7 +50,7 @@
 #define CHUNK	((size_t)128 * 1024)
 #define MAX_READ	64	/* messages one remote read() returns, at most */
 
-enum { RQ_HELLO = 1, RQ_TAKE, RQ_IOCTL, RQ_COPY };
+enum { RQ_HELLO = 1, RQ_TAKE, RQ_IOCTL, RQ_COPY, RQ_COPY_FD };
 _Static_assert(MAX_READ <= WQ_TAKEN_MAX, "every event of one TAKE can be completed after the reply");
 
 struct rq {
@@ -290,6 +291,31 @@ static void serve_ioctl(struct ctx *c, int sock, struct rq *q, void *payload, si
 		wq_wake_range(&c->q, dst, dst + (uint64_t)done, NULL);
 }
 
+/* A COPY whose source came in a memfd (copy_by_fd): mapped here, then as
+ * any COPY. */
+static void serve_copy_fd(struct ctx *c, int sock, struct rq *q, int mfd)
+{
+	struct uffdio_copy cp;
+	struct stat st;
+	void *m = MAP_FAILED;
+
+	memcpy(&cp, q->s, sizeof cp);
+	if (mfd >= 0 && fstat(mfd, &st) == 0 && (uint64_t)st.st_size >= cp.len && cp.len)
+		m = sys_mmap(NULL, cp.len, PROT_READ, MAP_SHARED, mfd, 0);
+	if (mfd >= 0)
+		sys_close(mfd);
+	if (m == MAP_FAILED) {
+		cp.len = 0;		/* nothing to copy from: -EFAULT below */
+		m = NULL;
+	}
+	cp.src = (uintptr_t)m;
+	memcpy(q->s, &cp, sizeof cp);
+	q->op = RQ_COPY;
+	serve_ioctl(c, sock, q, m, cp.len);
+	if (m)
+		sys_munmap(m, cp.len);
+}
+
 /* A connection on the listening socket of uffd id (the watcher thread). */
 static void on_listen(uint64_t id, uint32_t events)
 {
@@ -307,7 +333,7 @@ static void on_conn(uint64_t v, uint32_t events)
 	static unsigned char buf[sizeof(struct rq) + CHUNK];
 	struct ctx *c;
 	struct rq *q = (struct rq *)buf;
-	int fds[1], nfds, i;
+	int fds[1], nfds, i, copyfd = -1;
 	ssize_t n;
 
 	pthread_once(&g_conn_once, conn_init);
@@ -351,9 +377,15 @@ static void on_conn(uint64_t v, uint32_t events)
 			conn_close(i);
 		return;
 	}
+	/* A COPY_FD keeps its memfd; anything else sent with a request goes. */
 	for (int k = 0; k < nfds; k++)
-		sys_close(fds[k]);
+		if (q->op == RQ_COPY_FD && copyfd < 0)
+			copyfd = fds[k];
+		else
+			sys_close(fds[k]);
 	if (!g_conn[i].authed) {
+		if (copyfd >= 0)
+			sys_close(copyfd);
 		conn_close(i);
 		return;
 	}
@@ -364,6 +396,10 @@ static void on_conn(uint64_t v, uint32_t events)
 	case RQ_IOCTL:
 	case RQ_COPY:
 		serve_ioctl(c, g_conn[i].fd, q, buf + sizeof *q, (size_t)n - sizeof *q);
+		break;
+	case RQ_COPY_FD:
+		serve_copy_fd(c, g_conn[i].fd, q, copyfd);
+		copyfd = -1;
 		break;
 	default:
 		conn_close(i);
@@ -592,12 +628,25 @@ int remote_attach(int fd)
 /* One request and its reply, under the entry's lock.  -1 if the owner is
  * gone (then for good). */
 static int call(struct remote *r, const struct rq *q, const void *payload, size_t plen,
-		void *reply, size_t rlen, int *fds, int *nfds)
+		void *reply, size_t rlen, int *fds, int *nfds, int sendfd)
 {
 	struct iovec iov[2] = { { (void *)q, sizeof *q }, { (void *)payload, plen } };
 	struct msghdr m = { .msg_iov = iov, .msg_iovlen = plen ? 2 : 1 };
+	union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
 	int dummy, ok = -1;
 	ssize_t n;
+
+	if (sendfd >= 0) {
+		struct cmsghdr *c;
+		memset(&u, 0, sizeof u);
+		m.msg_control = u.b;
+		m.msg_controllen = sizeof u.b;
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &sendfd, sizeof(int));
+	}
 
 	pthread_mutex_lock(&r->mu);
 	if (r->sock >= 0 && sys_sendmsg(r->sock, &m, MSG_NOSIGNAL) == (ssize_t)(sizeof *q + plen)) {
@@ -632,17 +681,88 @@ static int out_writable(void *uptr)
 	return usercopy_in(&v, uptr, sizeof v) == 0 && usercopy_out(uptr, &v, sizeof v) == 0;
 }
 
+/* A COPY longer than CHUNK: the source goes in a memfd, passed with the
+ * request, in one piece (a hugetlb destination takes whole huge pages
+ * only).  What the source gives before it faults is copied; then EFAULT.
+ * Returns the copy's result as the output field has it (> 0 or -errno), or
+ * INT64_MIN when the owner is gone, INT64_MIN + 1 when refused before
+ * copying (errno set). */
+static int64_t copy_by_fd(struct remote *r, const struct uffdio_copy *cp)
+{
+	uint64_t got = 0, ps = caps.page_size ? caps.page_size : 4096;
+	int mfd = memfd_create("userfault-copy", MFD_CLOEXEC);
+	struct uffdio_copy part = *cp;
+	struct rq q;
+	struct rp p;
+
+	if (mfd < 0 || ftruncate(mfd, (off_t)cp->len) < 0) {
+		if (mfd >= 0)
+			sys_close(mfd);
+		return -ENOMEM;
+	}
+	while (got < cp->len) {
+		ssize_t w = sys_pwrite(mfd, (const void *)(uintptr_t)(cp->src + got), cp->len - got, (off_t)got);
+		if (w <= 0)
+			break;
+		got += (uint64_t)w;
+	}
+	got &= ~(ps - 1);
+	if (!got) {
+		sys_close(mfd);
+		return -EFAULT;
+	}
+	memset(&q, 0, sizeof q);
+	q.op = RQ_COPY_FD;
+	q.req = UFFDIO_COPY;
+	part.len = got;
+	part.src = 0;
+	part.copy = INT64_MIN;
+	memcpy(q.s, &part, sizeof part);
+	if (call(r, &q, NULL, 0, &p, sizeof p, NULL, NULL, mfd) < 0) {
+		sys_close(mfd);
+		return INT64_MIN;
+	}
+	sys_close(mfd);
+	memcpy(&part, p.s, sizeof part);
+	if (part.copy == INT64_MIN) {
+		errno = p.ret < 0 ? (int)p.err : EIO;
+		return INT64_MIN + 1;
+	}
+	if (part.copy > 0 && (uint64_t)part.copy == got && got < cp->len)
+		return part.copy;	/* the caller says EFAULT after it */
+	return part.copy;
+}
+
 static int remote_copy(struct remote *r, unsigned long arg, struct uffdio_copy *cp)
 {
 	uint64_t done = 0, ps = caps.page_size ? caps.page_size : 4096;
 	int64_t out;
 	int err = 0;
-	char *buf = malloc(CHUNK);
+	char *buf;
 
-	if (!buf)
-		return fail(ENOMEM);
 	if (!out_writable((char *)arg + offsetof(struct uffdio_copy, copy)))
 		cp->mode |= UFFDIO_COPY_MODE_DONTWAKE;
+	if (cp->len > CHUNK) {
+		int64_t c = copy_by_fd(r, cp);
+		if (c == INT64_MIN)
+			return ioctl_gone(UFFDIO_COPY);
+		if (c == INT64_MIN + 1)
+			return -1;
+		if (c > 0) {
+			done = (uint64_t)c;
+			err = done < cp->len ? EAGAIN : 0;
+			/* A source that faulted part way: EFAULT after it. */
+			if (done < cp->len && done % ps == 0 &&
+			    usercopy_in(&out, (const char *)(uintptr_t)(cp->src + done), 1))
+				err = EFAULT;
+		} else {
+			err = (int)-c;
+		}
+		goto answer;
+	}
+	buf = malloc(CHUNK);
+	if (!buf)
+		return fail(ENOMEM);
 	while (done < cp->len) {
 		uint64_t n = cp->len - done < CHUNK ? cp->len - done : CHUNK, got = 0;
 		struct rq q;
@@ -671,7 +791,7 @@ static int remote_copy(struct remote *r, unsigned long arg, struct uffdio_copy *
 		part.len = got;
 		part.copy = INT64_MIN;	/* left so by a failure before the copy */
 		memcpy(q.s, &part, sizeof part);
-		if (call(r, &q, buf, got, &p, sizeof p, NULL, NULL) < 0) {
+		if (call(r, &q, buf, got, &p, sizeof p, NULL, NULL, -1) < 0) {
 			free(buf);
 			return done ? fail(EAGAIN) : ioctl_gone(UFFDIO_COPY);
 		}
@@ -697,6 +817,7 @@ static int remote_copy(struct remote *r, unsigned long arg, struct uffdio_copy *
 		}
 	}
 	free(buf);
+answer:
 	out = done ? (int64_t)done : -err;
 	if (usercopy_out((char *)arg + offsetof(struct uffdio_copy, copy), &out, sizeof out))
 		return fail(EFAULT);
@@ -740,7 +861,7 @@ static int remote_ioctl_at(int i, unsigned long req, unsigned long arg)
 	}
 	q.op = RQ_IOCTL;
 	q.req = req;
-	if (call(r, &q, NULL, 0, &p, sizeof p, NULL, NULL) < 0)
+	if (call(r, &q, NULL, 0, &p, sizeof p, NULL, NULL, -1) < 0)
 		return ioctl_gone(req);
 	if (usercopy_out((void *)arg, p.s, size))
 		return fail(EFAULT);
@@ -792,7 +913,7 @@ ssize_t remote_read(int fd, void *buf, size_t count)
 		if (q.max > MAX_READ)
 			q.max = MAX_READ;
 		k = 0;
-		if (call(&g_rem[i], &q, NULL, 0, &in, sizeof in, fds, &nfds) == 0) {
+		if (call(&g_rem[i], &q, NULL, 0, &in, sizeof in, fds, &nfds, -1) == 0) {
 			if (in.h.ret < 0) {
 				for (int f = 0; f < nfds; f++)
 					sys_close(fds[f]);

@@ -22,7 +22,8 @@ struct store {
 	_Atomic(_Atomic uint64_t *) bits;	/* presence bitmap */
 	size_t bits_bytes;
 	int refs;		/* areas using it */
-	_Atomic int file;	/* the program's shared memory file, not ours */
+	_Atomic int kind;	/* STORE_* (pages.h) */
+	_Atomic int shift;	/* page size of its bits: huge pages for hugetlb */
 };
 static struct store g_stores[STORE_MAX];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -36,7 +37,7 @@ static void init(void)
 /* A free slot with a bitmap for npages pages (room to grow in place, for
  * mremap: address space only) taking fd, which stays the caller's on
  * failure: the slot, or a negative errno. */
-static int slot_new(int fd, size_t npages, int file)
+static int slot_new(int fd, size_t npages, int kind, int shift)
 {
 	size_t cap = npages * 4 + (1u << 20);
 	size_t bytes = ((cap + 63) / 64) * 8;
@@ -62,7 +63,8 @@ static int slot_new(int fd, size_t npages, int file)
 		b->npages = npages;
 		b->ino = st.st_ino;
 		b->refs = 0;
-		atomic_store(&b->file, file);
+		atomic_store(&b->kind, kind);
+		atomic_store(&b->shift, shift);
 		fd_own(fd);
 		atomic_store(&b->fd, fd);
 		return i;
@@ -81,7 +83,7 @@ int store_new(size_t len)
 		sys_close(fd);
 		return s;
 	}
-	s = slot_new(fd, len >> caps.page_shift, 0);
+	s = slot_new(fd, len >> caps.page_shift, STORE_MEMFD, (int)caps.page_shift);
 	if (s < 0)
 		sys_close(fd);
 	return s;
@@ -89,20 +91,44 @@ int store_new(size_t len)
 
 int store_attach_file(int fd, size_t len)
 {
-	return slot_new(fd, len >> caps.page_shift, 1);
+	return slot_new(fd, len >> caps.page_shift, STORE_SHMEM, (int)caps.page_shift);
+}
+
+int store_attach_huge(int fd, size_t len, int shift, int shared, unsigned long ino)
+{
+	int s = slot_new(fd, len >> shift, shared ? STORE_HUGE_SHARED : STORE_HUGE_PRIVATE, shift);
+
+	if (s >= 0 && !shared)
+		g_stores[s].ino = ino;	/* the mapping's file, not /proc/self/mem */
+	return s;
 }
 
 /* async-signal-safe */
 SIG_SAFE int store_is_file(int s)
 {
-	return atomic_load(&g_stores[s].file);
+	return atomic_load(&g_stores[s].kind) == STORE_SHMEM;
+}
+
+/* async-signal-safe */
+SIG_SAFE int store_kind(int s)
+{
+	return atomic_load(&g_stores[s].kind);
+}
+
+/* async-signal-safe */
+SIG_SAFE int store_huge_shift(int s)
+{
+	int k = atomic_load(&g_stores[s].kind);
+	return k == STORE_HUGE_SHARED || k == STORE_HUGE_PRIVATE ? atomic_load(&g_stores[s].shift) : 0;
 }
 
 int store_file_by_ino(unsigned long ino)
 {
 	pthread_once(&g_once, init);
 	for (int i = 0; i < STORE_MAX; i++)
-		if (atomic_load(&g_stores[i].fd) >= 0 && atomic_load(&g_stores[i].file) &&
+		if (atomic_load(&g_stores[i].fd) >= 0 &&
+		    (atomic_load(&g_stores[i].kind) == STORE_SHMEM ||
+		     atomic_load(&g_stores[i].kind) == STORE_HUGE_SHARED) &&
 		    g_stores[i].ino == ino && g_stores[i].refs)
 			return i;
 	return -1;
@@ -157,7 +183,7 @@ int store_by_ino(unsigned long ino)
 {
 	pthread_once(&g_once, init);
 	for (int i = 0; i < STORE_MAX; i++)
-		if (atomic_load(&g_stores[i].fd) >= 0 && !atomic_load(&g_stores[i].file) &&
+		if (atomic_load(&g_stores[i].fd) >= 0 && atomic_load(&g_stores[i].kind) == STORE_MEMFD &&
 		    g_stores[i].ino == ino && g_stores[i].refs)
 			return i;
 	return -1;
@@ -222,7 +248,7 @@ void store_after_fork(const int *newfd)
 		atomic_store(&b->fd, newfd[i]);
 		if (newfd[i] < 0)
 			b->refs = 0;
-		else if (fstat(newfd[i], &st) == 0)
+		else if (atomic_load(&b->kind) == STORE_MEMFD && fstat(newfd[i], &st) == 0)
 			b->ino = st.st_ino;
 	}
 }
