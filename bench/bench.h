@@ -21,6 +21,13 @@ enum bench_target {
 	BT_EMULATED = 2,	/* = UF_BACKEND_EMULATED */
 };
 
+/* The memory of a round trip's region. */
+enum bench_memory {
+	BM_ANON,		/* private anonymous */
+	BM_SHMEM,		/* MAP_SHARED | MAP_ANONYMOUS */
+	BM_HUGETLB,		/* private anonymous 2 MiB huge pages (unit 2 MiB) */
+};
+
 /* Cross-thread round trip: faulting threads touch pages of a registered
  * region; handler threads read the messages and resolve them. */
 struct rt_params {
@@ -31,6 +38,7 @@ struct rt_params {
 	size_t unit;		/* bytes resolved per fault (page size up to 2 MiB);
 				 * the faulter then reads every page of it */
 	int faulters, handlers;
+	int memory;		/* enum bench_memory */
 	long faults;		/* total faults (units touched) */
 	double *lat_ns;		/* optional: latency of each fault, faults entries */
 };

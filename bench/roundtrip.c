@@ -4,7 +4,8 @@
  * faulting threads touch missing pages; handler threads wait in poll() (or
  * block in read()), read the messages and answer each with UFFDIO_COPY or
  * UFFDIO_ZEROPAGE of the unit that holds the address.  The same code runs
- * on either back-end, and with BT_PLAIN on plain anonymous memory.
+ * on either back-end, and with BT_PLAIN on plain memory; the region is
+ * private anonymous memory, shared memory or huge pages (rt_params.memory).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -163,7 +164,11 @@ int bench_roundtrip(const struct rt_params *p, double *ns)
 	    (p->blocking && p->handlers > 1) || p->faults < p->faulters)
 		return -EINVAL;
 	/* Align the region on its unit, as a VMM aligns guest memory. */
-	raw = mmap(NULL, len + p->unit, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	static const int flags[] = { [BM_ANON] = MAP_PRIVATE, [BM_SHMEM] = MAP_SHARED,
+				     [BM_HUGETLB] = MAP_PRIVATE | MAP_HUGETLB };
+	if (p->memory < BM_ANON || p->memory > BM_HUGETLB || (p->memory == BM_HUGETLB && p->unit != (2u << 20)))
+		return -EINVAL;
+	raw = mmap(NULL, len + p->unit, PROT_READ | PROT_WRITE, flags[p->memory] | MAP_ANONYMOUS, -1, 0);
 	if (raw == MAP_FAILED)
 		return -errno;
 	rt.region = (char *)(((uintptr_t)raw + p->unit - 1) & ~(uintptr_t)(p->unit - 1));

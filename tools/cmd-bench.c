@@ -34,7 +34,10 @@ static const char bench_help[] =
 	"back-end and plain first-touch page faults, each repeated N times (7),\n"
 	"and print the median, min and max of each, and of every ratio computed\n"
 	"within a repetition.  Groups: roundtrip, bulk, threads, inthread, scale,\n"
-	"passthrough.  Costs are in microseconds per fault (per page for bulk).\n"
+	"passthrough, memory (shared memory and 2 MiB huge pages; the huge pages\n"
+	"come from vm.nr_hugepages, raised for the run and given back where it\n"
+	"can be, else those cases are skipped).  Costs are in microseconds per\n"
+	"fault (per page for bulk).\n"
 	"\n"
 	"  --quick          fewer faults and 3 repetitions: under a minute\n"
 	"  --reps N         repetitions (1 to 99)\n"
@@ -53,9 +56,9 @@ static const char bench_help[] =
 
 #define MAX_REPS BENCH_MAX_REPS
 
-enum group { G_ROUNDTRIP, G_BULK, G_THREADS, G_INTHREAD, G_SCALE, G_PASSTHROUGH, G_N };
+enum group { G_ROUNDTRIP, G_BULK, G_THREADS, G_INTHREAD, G_SCALE, G_PASSTHROUGH, G_MEMORY, G_N };
 static const char *const group_names[G_N] = {
-	"roundtrip", "bulk", "threads", "inthread", "scale", "passthrough",
+	"roundtrip", "bulk", "threads", "inthread", "scale", "passthrough", "memory",
 };
 
 /* How a case runs. */
@@ -70,6 +73,7 @@ struct bcase {
 	/* K_RT */
 	int blocking, zeropage, write, faulters, handlers;
 	size_t unit;
+	int memory;		/* enum bench_memory */
 	/* K_INTHREAD */
 	int how;
 	/* K_SCALE */
@@ -90,6 +94,9 @@ struct bcase {
 #define RT(nm, lb, g, t, b, z, w, f, h, u) \
 	{ .name = nm, .label = lb, .group = g, .kind = K_RT, .target = t, .blocking = b, \
 	  .zeropage = z, .write = w, .faulters = f, .handlers = h, .unit = u }
+#define RM(nm, lb, t, m, u) \
+	{ .name = nm, .label = lb, .group = G_MEMORY, .kind = K_RT, .target = t, .faulters = 1, \
+	  .handlers = (t) == BT_PLAIN ? 0 : 1, .unit = u, .memory = m }
 #define IT(nm, lb, t, hw) { .name = nm, .label = lb, .group = G_INTHREAD, .kind = K_INTHREAD, .target = t, .how = hw }
 #define SC(nm, lb, t, sz) { .name = nm, .label = lb, .group = G_SCALE, .kind = K_SCALE, .target = t, .size = sz }
 #define PS(nm, lb, i) { .name = nm, .label = lb, .group = G_PASSTHROUGH, .kind = K_PASS, .target = BT_KERNEL, .pass_idx = i }
@@ -102,6 +109,7 @@ enum {
 	C_IN_E, C_IN_K, C_SB_K, C_SB_E,
 	C_S16_K, C_S16_E, C_S1G_K, C_S1G_E, C_S64_K, C_S64_E,
 	C_PL_COPY, C_PR_COPY, C_PL_WAKE, C_PR_WAKE,
+	C_SH_P, C_SH_K, C_SH_E, C_SH2M_K, C_SH2M_E, C_HT_P, C_HT_K, C_HT_E,
 	C_N
 };
 
@@ -140,6 +148,14 @@ static struct bcase cases[C_N] = {
 	[C_PR_COPY] = PS("pass_copy_raw", "UFFDIO_COPY 4 KiB via ioctl(2)", 1),
 	[C_PL_WAKE] = PS("pass_wake_lib", "UFFDIO_WAKE via uf_ioctl (kernel back-end)", 2),
 	[C_PR_WAKE] = PS("pass_wake_raw", "UFFDIO_WAKE via ioctl(2)", 3),
+	[C_SH_P] = RM("shmem_plain", "shared memory: plain first-touch fault", BT_PLAIN, BM_SHMEM, 4 * KiB),
+	[C_SH_K] = RM("rt_shmem_kernel", "shared memory, round trip, COPY 4 KiB: kernel", BT_KERNEL, BM_SHMEM, 4 * KiB),
+	[C_SH_E] = RM("rt_shmem_emulated", "shared memory, round trip, COPY 4 KiB: emulated", BT_EMULATED, BM_SHMEM, 4 * KiB),
+	[C_SH2M_K] = RM("bulk2m_shmem_kernel", "shared memory, COPY 2 MiB, per page: kernel", BT_KERNEL, BM_SHMEM, 2 * MiB),
+	[C_SH2M_E] = RM("bulk2m_shmem_emulated", "shared memory, COPY 2 MiB, per page: emulated", BT_EMULATED, BM_SHMEM, 2 * MiB),
+	[C_HT_P] = RM("hugetlb_plain", "2 MiB huge page: plain first-touch fault", BT_PLAIN, BM_HUGETLB, 2 * MiB),
+	[C_HT_K] = RM("rt_hugetlb_kernel", "2 MiB huge page, round trip, COPY: kernel", BT_KERNEL, BM_HUGETLB, 2 * MiB),
+	[C_HT_E] = RM("rt_hugetlb_emulated", "2 MiB huge page, round trip, COPY: emulated", BT_EMULATED, BM_HUGETLB, 2 * MiB),
 };
 
 /* Ratios, each computed within a repetition: num / den. */
@@ -169,6 +185,11 @@ static const struct ratio ratios[] = {
 	{ "scale64g_ratio", "64 GiB random faults: emulated / kernel", C_S64_E, C_S64_K, 0 },
 	{ "passthrough_ratio", "UFFDIO_COPY: kernel back-end / raw syscall", C_PL_COPY, C_PR_COPY, 1.02 },
 	{ "passthrough_wake_ratio", "UFFDIO_WAKE: kernel back-end / raw syscall", C_PL_WAKE, C_PR_WAKE, 0 },
+	{ "shmem_roundtrip_ratio", "shared memory round trip: emulated / kernel", C_SH_E, C_SH_K, 0 },
+	{ "shmem_roundtrip_vs_plain", "shared memory round trip, emulated / plain fault", C_SH_E, C_SH_P, 0 },
+	{ "shmem_bulk2m_ratio", "shared memory, COPY 2 MiB per page: emulated / kernel", C_SH2M_E, C_SH2M_K, 0 },
+	{ "hugetlb_roundtrip_ratio", "2 MiB huge page round trip: emulated / kernel", C_HT_E, C_HT_K, 0 },
+	{ "hugetlb_roundtrip_vs_plain", "2 MiB huge page round trip, emulated / plain fault", C_HT_E, C_HT_P, 0 },
 };
 #define NRATIOS (int)(sizeof ratios / sizeof ratios[0])
 
@@ -180,6 +201,8 @@ struct opts {
 	const char *json, *markdown, *svg;
 	/* sizes */
 	long rt_faults, bulk_faults2m, bulk_faults64k, thr_faults, in_faults, sc_faults, pass_calls;
+	long huge_faults;	/* 2 MiB huge pages per hugetlb run */
+	int huge_ok;		/* enough free huge pages for them */
 	long installs;
 };
 
@@ -248,13 +271,19 @@ static int run_case(struct bcase *c, const struct opts *o)
 		struct rt_params p = {
 			.target = c->target, .blocking = c->blocking, .zeropage = c->zeropage,
 			.write = c->write, .unit = c->unit, .faulters = c->faulters,
-			.handlers = c->handlers,
+			.handlers = c->handlers, .memory = c->memory,
 		};
 		double **lat = NULL;
 		size_t *nlat = NULL;
 
-		if (c->group == G_BULK && c->target != BT_PLAIN)
-			p.faults = c->unit >= 2 * MiB ? o->bulk_faults2m : o->bulk_faults64k;
+		if (c->memory == BM_HUGETLB) {
+			if (!o->huge_ok)
+				return -ENOMEM;
+			p.faults = o->huge_faults;
+		} else if ((c->group == G_BULK || c->group == G_MEMORY) && c->unit >= 2 * MiB)
+			p.faults = o->bulk_faults2m;
+		else if (c->group == G_BULK && c->target != BT_PLAIN)
+			p.faults = o->bulk_faults64k;
 		else if (c->group == G_THREADS)
 			p.faults = o->thr_faults;
 		else
@@ -276,8 +305,9 @@ static int run_case(struct bcase *c, const struct opts *o)
 		r = bench_roundtrip(&p, &ns);
 		if (r == 0 && lat)
 			*nlat += (size_t)p.faults;
-		/* Per page: the units of G_BULK are whole pages. */
-		if (c->group == G_BULK)
+		/* Per page: the units of G_BULK are whole pages (and of the
+		 * shared memory bulk case; a huge page is one fault). */
+		if (c->group == G_BULK || (c->group == G_MEMORY && c->memory == BM_SHMEM))
 			/* NOLINTNEXTLINE(bugprone-integer-division) */
 			ns /= (double)(c->unit / (size_t)sysconf(_SC_PAGESIZE));
 		break;
@@ -344,6 +374,51 @@ static void run_all(const struct opts *o)
 				fprintf(stderr, CLI_NAME " bench: installs: %s\n", strerror(inst_err[t]));
 		}
 	}
+}
+
+/* ---- Huge pages for the hugetlb cases ------------------------------------ */
+
+static long read_num(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int write_num(const char *path, long v)
+{
+	FILE *f = fopen(path, "we");
+	int ok;
+
+	if (!f)
+		return 0;
+	ok = fprintf(f, "%ld\n", v) > 0;
+	return fclose(f) == 0 && ok;
+}
+
+#define FREE_2M "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
+#define NR_HUGE "/proc/sys/vm/nr_hugepages"
+
+/* Enough free 2 MiB pages for the hugetlb runs (each maps huge_faults + 1)?
+ * If not, vm.nr_hugepages is raised (root), and *old says what to give
+ * back (-1: nothing). */
+static int huge_reserve(const struct opts *o, long *old)
+{
+	long need = o->huge_faults + 1, fr = read_num(FREE_2M), nr;
+
+	*old = -1;
+	if (fr >= need)
+		return 1;
+	if (fr < 0 || (nr = read_num(NR_HUGE)) < 0 || !write_num(NR_HUGE, nr + need - fr))
+		return 0;
+	*old = nr;
+	return read_num(FREE_2M) >= need;
 }
 
 /* ---- The results -------------------------------------------------------- */
@@ -537,6 +612,7 @@ static int parse(int argc, char **argv, struct cli_global *global, struct opts *
 	o->sc_faults = o->quick ? 300 : 2000;
 	o->pass_calls = o->quick ? 2000 : 20000;
 	o->installs = o->quick ? 20000 : 200000;
+	o->huge_faults = o->quick ? 8 : 32;
 	return -1;
 }
 
@@ -621,6 +697,7 @@ int cmd_bench(int argc, char **argv, struct cli_global *global)
 	struct output json = { 0 }, markdown = { 0 }, svg = { 0 };
 	FILE *text = stdout;
 	int r, failed = 0;
+	long huge_old = -1;
 
 	if ((r = parse(argc, argv, global, &o)) >= 0)
 		return r;
@@ -638,10 +715,19 @@ int cmd_bench(int argc, char **argv, struct cli_global *global)
 	}
 
 	machine_info(&res.machine);
+	if (o.only < 0 || o.only == G_MEMORY) {
+		o.huge_ok = huge_reserve(&o, &huge_old);
+		if (!o.huge_ok)
+			fprintf(stderr, CLI_NAME " bench: fewer than %ld free 2 MiB huge pages, and vm.nr_hugepages "
+				"cannot be raised: the hugetlb cases are skipped\n", o.huge_faults + 1);
+	}
 	run_all(&o);
+	if (huge_old >= 0)
+		write_num(NR_HUGE, huge_old);
 	collect(&o, &res);
 	for (int i = 0; i < C_N; i++)
-		if (res.cases[i].selected && res.cases[i].err)
+		if (res.cases[i].selected && res.cases[i].err &&
+		    !(cases[i].memory == BM_HUGETLB && !o.huge_ok))
 			failed = 1;
 	if ((o.only < 0 || o.only == G_SCALE) && (inst_err[0] || inst_err[1]))
 		failed = 1;

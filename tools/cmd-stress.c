@@ -18,6 +18,13 @@
  *               every page of DST.
  *   4. check:   DST is unregistered and every byte compared.
  *
+ * --memory picks the regions' memory: private anonymous (the default),
+ * shared anonymous (shmem: emptied and dropped with MADV_REMOVE, since
+ * MADV_DONTNEED leaves shared pages in place; no fork, whose child would
+ * fill the shared file with zeros), or private anonymous huge pages
+ * (hugetlb: 2 MiB pages, COPY of whole huge pages), or shared ones
+ * (hugetlb-shared).
+ *
  * With --events the uffd asks for UFFD_FEATURE_EVENT_REMOVE and EVENT_FORK:
  * each drop of step 2 waits until a handler has read its REMOVE (COPY gives
  * EAGAIN meanwhile: the handler wakes the page and the faulter comes
@@ -47,7 +54,7 @@
 static const char stress_help[] =
 	"usage: " CLI_NAME " stress [--backend B] [--seconds N] [--threads T]\n"
 	"                        [--handlers H] [--size MIB] [--rounds R] [--seed S] [--no-fork]\n"
-	"                        [--events]\n"
+	"                        [--events] [--memory anon|shmem|hugetlb|hugetlb-shared]\n"
 	"\n"
 	"Bounce pages between two regions through page faults: each round\n"
 	"registers the destination, faulting threads read its pages in random\n"
@@ -65,6 +72,10 @@ static const char stress_help[] =
 	"  --size MIB     size of each region in MiB (default 32)\n"
 	"  --seed S       random seed (default: from the clock; printed)\n"
 	"  --no-fork      do not fork during the copies\n"
+	"  --memory M     anon (default), shmem (MAP_SHARED|MAP_ANONYMOUS; emptied\n"
+	"                 with MADV_REMOVE; no fork), hugetlb (private 2 MiB huge\n"
+	"                 pages) or hugetlb-shared (shared ones; no fork): the\n"
+	"                 huge pages come from vm.nr_hugepages\n"
 	"  --events       ask for UFFD_FEATURE_EVENT_REMOVE and EVENT_FORK: the drops\n"
 	"                 send REMOVE events, the forks FORK events (the child's\n"
 	"                 uffd is served with zero pages)\n"
@@ -84,7 +95,7 @@ struct stress {
 
 	/* The round: DST = reg[dst], whose pages should hold pattern(round)
 	 * after the copy, then pattern(round + 1) after the write phase. */
-	int dst;
+	_Atomic int dst;
 	unsigned round;
 
 	/* The current phase's work: a list of pages shared out by index. */
@@ -100,6 +111,7 @@ struct stress {
 	_Atomic uint64_t corrupt;	/* pages found wrong */
 	_Atomic uint64_t faults, copies, eexist, partial;
 	int events;			/* --events */
+	int drop_advice;		/* MADV_DONTNEED, or MADV_REMOVE (shared) */
 	_Atomic uint64_t removes, forks, retries;
 	_Atomic int child_uffd;		/* a FORK event's uffd, -1 if none */
 	_Atomic int child_started, child_stop;
@@ -107,6 +119,10 @@ struct stress {
 	_Atomic int err;		/* first unexpected errno */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	/* Held (read) by a handler while it serves a message, (write) by the
+	 * main thread while it swaps the regions and empties the new DST: a
+	 * stale message's COPY must not read a region being emptied. */
+	pthread_rwlock_t swap;
 };
 
 enum { PH_READ = 1, PH_WRITE };
@@ -177,13 +193,19 @@ static void wake_page(struct stress *s, uintptr_t page)
 static void serve(struct stress *s, uintptr_t addr, uint64_t *st)
 {
 	static const size_t sizes[] = { 4096, 8192, 16384, 65536, 262144, 2097152 };
-	uintptr_t base = (uintptr_t)s->reg[s->dst], end = base + s->len;
-	const char *src = s->reg[!s->dst];
+	/* DST read once: the main thread swaps the regions between rounds,
+	 * and a stale message (two faulters on one page: the first COPY
+	 * served both) may be read late, even rounds later. */
+	int dst = atomic_load(&s->dst);
+	uintptr_t base = (uintptr_t)s->reg[dst], end = base + s->len;
+	const char *src = s->reg[!dst];
 	size_t sz = sizes[rnd(st) % (sizeof sizes / sizeof sizes[0])];
 	uintptr_t page = addr & ~(uintptr_t)(s->ps - 1);
 	uintptr_t from, to;
 	struct uffdio_copy c;
 
+	if (addr < base || addr >= end)
+		return;		/* a stale message for the other region */
 	if (sz < s->ps)
 		sz = s->ps;
 	from = base + ((page - base) & ~(uintptr_t)(sz - 1));
@@ -204,6 +226,8 @@ static void serve(struct stress *s, uintptr_t addr, uint64_t *st)
 		wake_page(s, page);
 		return;
 	}
+	if (errno == ENOENT)
+		return;		/* a stale message (see below), after UNREGISTER */
 	if (errno == EAGAIN && c.copy > 0)
 		atomic_fetch_add(&s->partial, 1);
 	else if (errno == EEXIST)
@@ -218,6 +242,11 @@ static void serve(struct stress *s, uintptr_t addr, uint64_t *st)
 	c.len = s->ps;
 	c.copy = 0;
 	if (uf_ioctl(s->uffd, UFFDIO_COPY, &c) < 0) {
+		/* A stale message (two threads faulted on one page, and the
+		 * first COPY served both) may be read after the range was
+		 * unregistered: ENOENT, and nobody to wake. */
+		if (errno == ENOENT)
+			return;
 		if (errno == EAGAIN)
 			atomic_fetch_add(&s->retries, 1);
 		else if (errno != EEXIST)
@@ -232,6 +261,7 @@ static void *child_server(void *arg)
 {
 	struct stress *s = arg;
 	int fd = atomic_load(&s->child_uffd);
+	char *zeros = s->ps > 4096 ? calloc(1, s->ps) : NULL;
 
 	while (!atomic_load(&s->child_stop)) {
 		struct pollfd pf = { fd, POLLIN, 0 };
@@ -247,9 +277,13 @@ static void *child_server(void *arg)
 		}
 		struct uffdio_zeropage z = { .range = { m.arg.pagefault.address & ~(uintptr_t)(s->ps - 1),
 						        s->ps } };
-		if (uf_ioctl(fd, UFFDIO_ZEROPAGE, &z) < 0 && errno != EEXIST && errno != ESRCH)
+		/* (hugetlb has no ZEROPAGE: a COPY of zeros) */
+		struct uffdio_copy c = { .dst = z.range.start, .src = (uintptr_t)zeros, .len = s->ps };
+		if ((zeros ? uf_ioctl(fd, UFFDIO_COPY, &c) : uf_ioctl(fd, UFFDIO_ZEROPAGE, &z)) < 0 &&
+		    errno != EEXIST && errno != ESRCH)
 			note_err(s, errno);
 	}
+	free(zeros);
 	return NULL;
 }
 
@@ -312,7 +346,9 @@ static void *handler_main(void *arg)
 				continue;
 			}
 			atomic_fetch_add(&s->faults, 1);
+			pthread_rwlock_rdlock(&s->swap);
 			serve(s, m[i].arg.pagefault.address, &st);
+			pthread_rwlock_unlock(&s->swap);
 		}
 	}
 	return NULL;
@@ -466,8 +502,12 @@ static int round_run(struct stress *s, int do_fork, uint64_t *st)
 	size_t ndrop = 0;
 
 	/* 1. copy */
-	if (madvise(d, s->len, MADV_DONTNEED) < 0 || reg_range(s, s->dst, 1) < 0)
+	pthread_rwlock_wrlock(&s->swap);
+	if (madvise(d, s->len, s->drop_advice) < 0 || reg_range(s, s->dst, 1) < 0) {
+		pthread_rwlock_unlock(&s->swap);
 		return -1;
+	}
+	pthread_rwlock_unlock(&s->swap);
 	for (uint64_t i = 0; i < s->npages; i++)
 		s->order[i] = i;
 	shuffle(s->order, s->npages, st);
@@ -479,7 +519,7 @@ static int round_run(struct stress *s, int do_fork, uint64_t *st)
 		uint64_t n = 1 + rnd(st) % (s->npages / 16 + 1);
 		if (first + n > s->npages)
 			n = s->npages - first;
-		if (madvise(d + first * s->ps, n * s->ps, MADV_DONTNEED) < 0) {
+		if (madvise(d + first * s->ps, n * s->ps, s->drop_advice) < 0) {
 			note_err(s, errno);
 			return -1;
 		}
@@ -510,11 +550,15 @@ static int round_run(struct stress *s, int do_fork, uint64_t *st)
 struct stress_opts {
 	long seconds, threads, handlers, size_mib, rounds, seed;
 	int do_fork, events;
+	int memory;			/* MEM_* */
 };
+
+enum { MEM_ANON, MEM_SHMEM, MEM_HUGETLB, MEM_HUGETLB_SHARED };
+static const char *const mem_names[] = { "anon", "shmem", "hugetlb", "hugetlb-shared" };
 
 enum {
 	OPT_SECONDS = CLI_OPT_COMMAND, OPT_THREADS, OPT_HANDLERS, OPT_SIZE, OPT_ROUNDS, OPT_SEED,
-	OPT_NO_FORK, OPT_EVENTS,
+	OPT_NO_FORK, OPT_EVENTS, OPT_MEMORY,
 };
 
 static const struct option stress_options[] = {
@@ -528,6 +572,7 @@ static const struct option stress_options[] = {
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "no-fork", no_argument, NULL, OPT_NO_FORK },
 	{ "events", no_argument, NULL, OPT_EVENTS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
 	CLI_LONGOPT_END,
 };
 
@@ -587,6 +632,15 @@ static int parse_args(int argc, char **argv, struct cli_global *global, struct s
 		case OPT_EVENTS:
 			o->events = 1;
 			break;
+		case OPT_MEMORY:
+			o->memory = -1;
+			for (int k = 0; k < (int)(sizeof mem_names / sizeof mem_names[0]); k++)
+				if (!strcmp(optarg, mem_names[k]))
+					o->memory = k;
+			if (o->memory < 0)
+				return cli_usage_error("stress", "--memory takes anon, shmem, hugetlb or hugetlb-shared, not '%s'",
+						       optarg);
+			break;
 		case 1:
 			return cli_usage_error("stress", "unexpected argument '%s'", optarg);
 		case ':':	/* a value missing: a number's gets the same message as a bad one */
@@ -627,6 +681,13 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 
 	memset(&s, 0, sizeof s);
 	s.ps = (size_t)sysconf(_SC_PAGESIZE);
+	if (o.memory == MEM_HUGETLB || o.memory == MEM_HUGETLB_SHARED)
+		s.ps = (size_t)2 << 20;
+	s.drop_advice = o.memory == MEM_SHMEM || o.memory == MEM_HUGETLB_SHARED ? MADV_REMOVE : MADV_DONTNEED;
+	/* The fork child's reads (or its uffd's zero pages) would put zeros
+	 * into shared memory, under the parent's faults. */
+	if (o.memory == MEM_SHMEM || o.memory == MEM_HUGETLB_SHARED)
+		o.do_fork = 0;
 	s.len = (size_t)o.size_mib << 20;
 	s.npages = s.len / s.ps;
 	s.nfaulters = (unsigned)o.threads;
@@ -637,17 +698,21 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 		api.features = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_FORK;
 	s.seed = o.seed >= 0 ? (uint64_t)o.seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	pthread_mutex_init(&s.lock, NULL);
+	pthread_rwlock_init(&s.swap, NULL);
 	pthread_cond_init(&s.cond, NULL);
 	st = s.seed;
-	printf(CLI_NAME " stress: %s back-end, 2 regions of %ld MiB, %ld faulting + %ld handler threads, "
-	       "seed %llu%s%s\n", uf_backend_name(uf_get_backend()), o.size_mib, o.threads, o.handlers,
+	printf(CLI_NAME " stress: %s back-end, 2 regions of %ld MiB of %s memory, %ld faulting + %ld handler threads, "
+	       "seed %llu%s%s\n", uf_backend_name(uf_get_backend()), o.size_mib, mem_names[o.memory], o.threads, o.handlers,
 	       (unsigned long long)s.seed, o.do_fork ? ", forks" : "", o.events ? ", events REMOVE and FORK" : "");
 	fflush(stdout);
 
 	for (int k = 0; k < 2; k++) {
-		s.reg[k] = mmap(NULL, s.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		static const int flags[] = { MAP_PRIVATE, MAP_SHARED, MAP_PRIVATE | MAP_HUGETLB,
+					     MAP_SHARED | MAP_HUGETLB };
+		s.reg[k] = mmap(NULL, s.len, PROT_READ | PROT_WRITE, flags[o.memory] | MAP_ANONYMOUS, -1, 0);
 		if (s.reg[k] == MAP_FAILED) {
-			cli_error("mmap: %s", strerror(errno));
+			cli_error("mmap of %ld MiB of %s memory: %s%s", o.size_mib, mem_names[o.memory],
+				  strerror(errno), s.ps > 4096 ? " (free 2 MiB huge pages: vm.nr_hugepages)" : "");
 			return CLI_FAIL;
 		}
 	}
@@ -685,7 +750,9 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 			break;
 		}
 		s.round++;
+		pthread_rwlock_wrlock(&s.swap);
 		s.dst = !s.dst;
+		pthread_rwlock_unlock(&s.swap);
 		if (atomic_load(&s.err) || atomic_load(&s.corrupt))
 			break;
 	}

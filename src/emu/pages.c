@@ -636,14 +636,15 @@ SIG_SAFE static long bits_count(_Atomic uint64_t *bits, uint64_t pg0, size_t n)
  * cachestat, no SEEK_DATA, and mincore and pagemap tell a mapping's page
  * tables, not the file.  Two ways, the cheap one first:
  *  - the file's block count (st_blocks) says how many pages it holds: if
- *    that is the number our bits know, a page whose bit is clear is absent;
+ *    that is the number of pages our bits know (not counting hp, whose bit
+ *    is clear or `claimed` by the caller), hp is absent;
  *  - otherwise a private read-only mapping of the page is populated: a page
  *    the file has is mapped as a file page (pagemap's "file" bit), an absent
  *    one gets a private zero page that goes with the mapping.  The file is
  *    never changed.
  * 1 present, 0 absent.  async-signal-safe
  */
-SIG_SAFE static int huge_file_has(const struct pg_span *v, uint64_t hp, unsigned shift)
+SIG_SAFE static int huge_file_has(const struct pg_span *v, uint64_t hp, unsigned shift, int claimed)
 {
 	int fd = store_fd(v->store), pm, r = 0;
 	size_t hs = (size_t)1 << shift;
@@ -656,9 +657,13 @@ SIG_SAFE static int huge_file_has(const struct pg_span *v, uint64_t hp, unsigned
 	npages = ((uint64_t)st.st_size + hs - 1) >> shift;
 	if (hp >= npages)
 		return 0;
+	/* Our bits know every page the file has: then hp (whose bit is
+	 * clear, or set by our own claim) is absent.  A claim in flight
+	 * elsewhere makes the counts differ: then the probe decides. */
 	if (npages <= store_bits_pages(v->store) &&
-	    (uint64_t)st.st_blocks * 512 == (uint64_t)bits_count(store_bits(v->store), 0, npages) << shift)
-		return bit_get(store_bits(v->store), hp);
+	    (uint64_t)st.st_blocks * 512 ==
+		    (uint64_t)(bits_count(store_bits(v->store), 0, npages) - claimed) << shift)
+		return 0;
 	m = sys_mmap(NULL, hs, PROT_READ, MAP_PRIVATE | MAP_NORESERVE, fd, (off_t)(hp << shift));
 	if (m == MAP_FAILED)
 		return 0;
@@ -755,22 +760,19 @@ SIG_SAFE static enum pg_fault_state huge_fault_state(const struct pg_span *v, ui
 			return PG_INSTALLING;
 		/* Present, installed through another mapping of the file:
 		 * open it here too. */
-		if (shared) {
-			/* (A bit set while the bit budget moves: set first.) */
-			pg_bit_clear(bits, hp);
-			if (huge_reveal(v, page, (size_t)1 << shift, shift) < 0) {
-				pg_bit_set(bits, hp);
-				return PG_INSTALLING;
-			}
-			pg_bit_set(bits, hp);
-			return PG_OPENED;
-		}
+		if (shared)
+			return huge_reveal(v, page, (size_t)1 << shift, shift) < 0 ? PG_INSTALLING : PG_OPENED;
 		return PG_INSTALLING;
 	}
-	if (shared && huge_file_has(v, hp, shift)) {
-		if (huge_reveal(v, page, (size_t)1 << shift, shift) < 0)
+	if (shared && huge_file_has(v, hp, shift, 0)) {
+		/* Made elsewhere, or by an install of ours that claimed it
+		 * meanwhile and is still filling it: only the first may open. */
+		if (!pg_bit_claim(bits, hp))
 			return PG_INSTALLING;
-		pg_bit_set(bits, hp);
+		if (huge_reveal(v, page, (size_t)1 << shift, shift) < 0) {
+			pg_bit_clear(bits, hp);
+			return PG_INSTALLING;
+		}
 		return PG_OPENED;
 	}
 	return PG_MISSING;
@@ -808,7 +810,7 @@ SIG_SAFE static long install_huge(const struct pg_span *v, uintptr_t dst, const 
 		if (shared) {
 			off_t off = (off_t)(hp << shift);
 			void *m;
-			if (huge_file_has(v, hp, shift)) {
+			if (huge_file_has(v, hp, shift, 1)) {
 				/* Made by another mapping: present (bit stays). */
 				if (!src_readable(from, hs))
 					err = -EFAULT;
@@ -838,17 +840,15 @@ SIG_SAFE static long install_huge(const struct pg_span *v, uintptr_t dst, const 
 				break;
 			}
 		}
-		/* Count the budget with the bit clear, then set it. */
-		pg_bit_clear(bits, hp);
+		/* (The budget counts from the neighbours' bits, not this one's.) */
 		if ((ok = huge_reveal(v, at, hs, shift)) < 0) {
-			if (shared)
-				pg_bit_set(bits, hp);	/* in the file now, whatever */
-			else
+			if (!shared) {
 				sys_madvise((void *)at, hs, MADV_DONTNEED);
+				pg_bit_clear(bits, hp);
+			}	/* (shared: in the file now, whatever) */
 			err = ok;
 			break;
 		}
-		pg_bit_set(bits, hp);
 	}
 	STATS_ADD(pages_installed, done << (shift - caps.page_shift));
 	return done ? (long)(done * hs) : err;
