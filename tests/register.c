@@ -220,12 +220,14 @@ static void kernel_only_kind(int fd, char *p, size_t len, uint64_t mode,
 
 /* Register shared memory: ok on both back-ends with each one's ioctls,
  * where the back-end advertises MISSING_SHMEM; else EINVAL. */
-static void shared_kind(int fd, char *p, size_t len, const char *what)
+static void shared_kind(int fd, char *p, size_t len, int anon, const char *what)
 {
 	uint64_t io = SENTINEL;
 	int before = t_failures;
 
-	if (!(t_features() & UFFD_FEATURE_MISSING_SHMEM)) {
+	/* (the emulation reaches shared anonymous memory's file only through
+	 * /proc/self/map_files) */
+	if (!(t_features() & UFFD_FEATURE_MISSING_SHMEM) || (anon && t_emulated() && !t_map_files_ok())) {
 		CHECK(t_emulated());
 		CHECK_ERRNO(t_register_mode(fd, p, len, UFFDIO_REGISTER_MODE_MISSING, &io), EINVAL);
 		CHECK_EQ(io, SENTINEL);
@@ -258,8 +260,8 @@ static void kinds(void)
 	file = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, ffd, 0);
 	T_REQUIRE(memfd_sh != MAP_FAILED && memfd_pr != MAP_FAILED && file != MAP_FAILED);
 
-	shared_kind(fd, shm, len, "MAP_SHARED|MAP_ANONYMOUS");
-	shared_kind(fd, memfd_sh, len, "memfd MAP_SHARED");
+	shared_kind(fd, shm, len, 1, "MAP_SHARED|MAP_ANONYMOUS");
+	shared_kind(fd, memfd_sh, len, 0, "memfd MAP_SHARED");
 	kernel_only_kind(fd, memfd_pr, len, UFFDIO_REGISTER_MODE_MISSING,
 			 KERNEL_ANON_MISSING_IOCTLS, "memfd MAP_PRIVATE");
 	kernel_only_kind(fd, anon, len, UFFDIO_REGISTER_MODE_WP,

@@ -401,6 +401,86 @@ static inline void t_need_missing_shmem(void)
 		    t_emulated() ? " (the emulation needs guard markers on shared memory, Linux 6.15)" : "");
 }
 
+/* ---------------------------------------------------------------------- */
+/* Huge pages: n free 2 MiB pages, reserved through vm.nr_hugepages (given  */
+/* back at exit) where there are fewer, or the test skips.                  */
+/* ---------------------------------------------------------------------- */
+
+static long t_huge_old_nr = -1;
+
+static inline long t_read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static inline int t_write_long(const char *path, long v)
+{
+	FILE *f = fopen(path, "w");
+	int ok;
+
+	if (!f)
+		return 0;
+	ok = fprintf(f, "%ld\n", v) > 0;
+	return fclose(f) == 0 && ok;
+}
+
+static inline void t_huge_give_back(void)
+{
+	if (t_huge_old_nr >= 0)
+		t_write_long("/proc/sys/vm/nr_hugepages", t_huge_old_nr);
+}
+
+static inline void t_need_hugepages(long n)
+{
+	const char *freep = "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages";
+	long fr = t_read_long(freep), nr;
+
+	if (fr < 0)
+		T_SKIP_TEST("no 2 MiB huge pages on this kernel (%s)", freep);
+	if (fr >= n)
+		return;
+	nr = t_read_long("/proc/sys/vm/nr_hugepages");
+	if (nr < 0 || !t_write_long("/proc/sys/vm/nr_hugepages", nr + n - fr))
+		T_SKIP_TEST("%ld free huge pages, %ld needed, and vm.nr_hugepages cannot be raised: %s",
+			    fr, n, t_errname(errno));
+	if (t_huge_old_nr < 0) {
+		t_huge_old_nr = nr;
+		atexit(t_huge_give_back);
+	}
+	if (t_read_long(freep) < n)
+		T_SKIP_TEST("vm.nr_hugepages raised, but only %ld huge pages free (memory)", t_read_long(freep));
+}
+
+/* Can this process open its mappings' files through /proc/self/map_files
+ * (CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE)?  Without, the emulation
+ * reaches a shared mapping's file only through a descriptor the program
+ * still holds: shared anonymous memory cannot be registered (EINVAL). */
+static inline int t_map_files_ok(void)
+{
+	char path[80];
+	void *p = mmap(NULL, (size_t)t_ps, PROT_READ, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int fd;
+
+	if (p == MAP_FAILED)
+		return 0;
+	snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", (unsigned long)p,
+		 (unsigned long)p + (unsigned long)t_ps);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	munmap(p, (size_t)t_ps);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
 /* A userfaultfd with these creation flags, UFFDIO_API done. */
 static inline int t_uffd_flags(int flags, uint64_t features)
 {
