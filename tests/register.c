@@ -262,8 +262,7 @@ static void kinds(void)
 
 	shared_kind(fd, shm, len, 1, "MAP_SHARED|MAP_ANONYMOUS");
 	shared_kind(fd, memfd_sh, len, 0, "memfd MAP_SHARED");
-	kernel_only_kind(fd, memfd_pr, len, UFFDIO_REGISTER_MODE_MISSING,
-			 KERNEL_ANON_MISSING_IOCTLS, "memfd MAP_PRIVATE");
+	shared_kind(fd, memfd_pr, len, 0, "memfd MAP_PRIVATE");
 	kernel_only_kind(fd, anon, len, UFFDIO_REGISTER_MODE_WP,
 			 KERNEL_ANON_WP_IOCTLS, "anonymous, mode WP");
 	kernel_only_kind(fd, anon, len, UFFDIO_REGISTER_MODE_MISSING |

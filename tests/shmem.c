@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* MISSING mode on shared memory (MAP_SHARED|MAP_ANONYMOUS, a memfd, a tmpfs
- * file): "missing" is absent from the file; COPY and ZEROPAGE put the page
+ * file; and a memfd mapped MAP_PRIVATE, private_kind()): "missing" is absent from the file; COPY and ZEROPAGE put the page
  * into the file, where an unregistered alias mapping sees it; a page made
  * through the alias, by pwrite or by fallocate is present (no fault, and
  * COPY/ZEROPAGE give EEXIST); MADV_REMOVE makes pages missing again,
@@ -170,6 +170,90 @@ static void one_kind(int kind)
 	close(fd);
 }
 
+/* A MAP_PRIVATE mapping of a memfd: missing means no private copy and
+ * nothing in the file; COPY installs a private page whatever the file has
+ * (EEXIST once the mapping has the page); MADV_DONTNEED drops the private
+ * copies. */
+static void private_kind(void)
+{
+	size_t ps = (size_t)t_ps, len = NPAGES * ps;
+	int fd = t_uffd(0), mfd = memfd_create("uf-shmem-private", MFD_CLOEXEC);
+	char *p, *alias;
+	int64_t out;
+
+	T_REQUIRE(mfd >= 0 && ftruncate(mfd, (off_t)len) == 0);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
+	alias = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	T_REQUIRE(p != MAP_FAILED && alias != MAP_FAILED);
+	alias[0] = 0x41;		/* page 0: in the file */
+	p[ps] = 0x42;			/* page 1: a private copy */
+	alias[2 * ps] = 0x43;		/* page 2: in the file, read here */
+	CHECK_EQ(p[2 * ps], 0x43);
+	CHECK_EQ(t_register(fd, p, len), 0);
+	T_EXPECT_NO_FAULT(fd, p + 1, 0, 0);
+	CHECK_EQ(p[0], 0x41);
+	CHECK_EQ(p[ps], 0x42);
+	CHECK_EQ(alias[ps], 0);
+	CHECK_EQ(p[2 * ps], 0x43);
+	/* Missing: neither a private copy nor in the file. */
+	CHECK(T_EXPECT_FAULT(fd, p + 3 * ps + 5, 0, 0x44));
+	CHECK_EQ(p[3 * ps], 0x44);
+	{
+		char b = 1;	/* a private page: not in the file (read without
+				 * making it: pread of a hole makes no page) */
+		CHECK_EQ(pread(mfd, &b, 1, (off_t)(3 * ps + 5)), 1);
+		CHECK_EQ(b, 0);
+	}
+	/* The mapping has pages 1, 2 and 3: EEXIST. */
+	CHECK_ERRNO(t_copy_byte(fd, p + ps, 0x45, 1, 0), EEXIST);
+	CHECK_ERRNO(t_copy_byte(fd, p + 2 * ps, 0x45, 1, 0), EEXIST);
+	CHECK_ERRNO(t_zeropage(fd, p + 3 * ps, ps, 0, &out), EEXIST);
+	CHECK_EQ(p[2 * ps + 1], 0);
+	/* In the file but never mapped here: COPY installs a private page
+	 * (the file keeps its own). */
+	alias[4 * ps] = 0x46;
+	CHECK_EQ(t_copy_byte(fd, p + 4 * ps, 0x47, 1, 0), 0);
+	CHECK_EQ(p[4 * ps], 0x47);
+	CHECK_EQ(alias[4 * ps], 0x46);
+	/* A page made in the file after REGISTER: no fault here. */
+	alias[5 * ps + 9] = 0x48;
+	T_EXPECT_NO_FAULT(fd, p + 5 * ps + 9, 0, 0x48);
+	/* Writing here makes a private copy: the file does not see it. */
+	p[5 * ps + 9] = 0x49;
+	CHECK_EQ(alias[5 * ps + 9], 0x48);
+	/* ZEROPAGE of two missing pages. */
+	CHECK_EQ(t_zeropage(fd, p + 6 * ps, 2 * ps, 0, &out), 0);
+	CHECK_EQ(out, (int64_t)(2 * ps));
+	CHECK_EQ(p[7 * ps + 3], 0);
+	/* MADV_DONTNEED: the private copies go; page 3 (private only) is
+	 * missing again, page 5 reads the file again. */
+	CHECK_OK(madvise(p + 3 * ps, 3 * ps, MADV_DONTNEED));
+	if (t_emulated()) {
+		/* The emulation's COPY wrote the private page through
+		 * /proc/self/mem, which made the file allocate the page it
+		 * copies from: a zero page, read here now (README). */
+		char b = 1;
+		CHECK_EQ(pread(mfd, &b, 1, (off_t)(3 * ps)), 1);
+		CHECK_EQ(b, 0);
+		T_EXPECT_NO_FAULT(fd, p + 3 * ps, 0, 0);
+		p[3 * ps] = 0x4a;
+	} else {
+		CHECK(T_EXPECT_FAULT(fd, p + 3 * ps, 1, 0x4a));
+	}
+	T_EXPECT_NO_FAULT(fd, p + 5 * ps + 9, 0, 0x48);
+	/* MADV_REMOVE on a private mapping: EACCES. */
+	CHECK_ERRNO(madvise(p, ps, MADV_REMOVE), EACCES);
+	T_NO_MSG(fd, 0);
+	CHECK_EQ(t_unregister(fd, p, len), 0);
+	CHECK_EQ(p[ps], 0x42);
+	CHECK_EQ(p[3 * ps], 0x4a);
+	CHECK_EQ(p[8 * ps], 0);
+	munmap(p, len);
+	munmap(alias, len);
+	close(mfd);
+	close(fd);
+}
+
 /* REMOVE events on MADV_REMOVE and MADV_DONTNEED of shared memory: the
  * madvise waits until the event is read. */
 struct madv {
@@ -233,6 +317,7 @@ int main(void)
 	t_need_missing_shmem();
 	for (int kind = 0; kind < 3; kind++)
 		one_kind(kind);
+	private_kind();
 	remove_events();
 	return t_done();
 }

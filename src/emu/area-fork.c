@@ -25,8 +25,7 @@ void area_freeze_all(void)
 	for (int k = 0; k < hw; k++) {
 		struct area *a = &g_areas[k];
 		/* Shared memory stays shared: the child maps the same file. */
-		if (!atomic_load(&a->live) || store_is_file(UF_LD(a->store)) ||
-		    store_huge_shift(UF_LD(a->store)))
+		if (!atomic_load(&a->live) || store_kind(UF_LD(a->store)) != STORE_MEMFD)
 			continue;
 		area_busy_set(a);
 		if (UF_LD(a->prot) & PROT_WRITE)
@@ -40,8 +39,7 @@ void area_thaw_all(void)
 
 	for (int k = 0; k < hw; k++) {
 		struct area *a = &g_areas[k];
-		if (!atomic_load(&a->live) || store_is_file(UF_LD(a->store)) ||
-		    store_huge_shift(UF_LD(a->store)))
+		if (!atomic_load(&a->live) || store_kind(UF_LD(a->store)) != STORE_MEMFD)
 			continue;
 		if (UF_LD(a->prot) & PROT_WRITE)
 			area_protect_present(a, UF_LD(a->prot));
@@ -83,7 +81,7 @@ void area_privatize_all(const uint32_t *from, const uint32_t *to, int nmap)
 		for (int i = 0; i < nmap; i++)
 			if (UF_LD(a->ctx) && UF_LD(a->ctx) == from[i])
 				keep = i;
-		if (store_is_file(bi) || store_huge_shift(bi)) {
+		if (store_kind(bi) != STORE_MEMFD) {
 			/* Shared memory and hugetlb: the child's mapping is the
 			 * kernel's copy (the same file, or private pages copied on
 			 * write), markers or protection included.  Kept

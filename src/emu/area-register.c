@@ -169,6 +169,7 @@ fail:
  * area is inaccessible meanwhile, so no page appears behind our back. */
 static int file_arm(uintptr_t s, uintptr_t e, int prot);
 static int huge_arm_area(struct area *a, int prot);
+static int private_arm(struct area *a, int prot);
 
 static int rearm(struct area *a, uint32_t me, uint64_t mode)
 {
@@ -180,9 +181,10 @@ static int rearm(struct area *a, uint32_t me, uint64_t mode)
 	int prot = UF_LD(a->prot), err;
 	off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
 
-	if (store_huge_shift(sb) || store_is_file(sb)) {
+	if (store_huge_shift(sb) || store_is_file(sb) || store_kind(sb) == STORE_SHMEM_PRIVATE) {
 		area_busy_set(a);
-		err = store_is_file(sb) ? file_arm(s, e, prot) : huge_arm_area(a, prot);
+		err = store_is_file(sb) ? file_arm(s, e, prot)
+		      : store_huge_shift(sb) ? huge_arm_area(a, prot) : private_arm(a, prot);
 		if (!err) {
 			area_begin(a);
 			UF_ST(a->ctx, me);
@@ -293,6 +295,81 @@ static int open_mapped_file(const struct vma *v)
 	return fd;
 }
 
+/* A private mapping of a shared memory file: the pages this mapping has
+ * (a private copy, or a page of the file mapped here: pagemap) keep no
+ * marker; the others get one (a marker on a private copy would drop it).
+ * Pages of the file never mapped here are opened at their first fault. */
+static int private_arm(struct area *a, int prot)
+{
+	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
+	int sb = UF_LD(a->store);
+	size_t ps = caps.page_size, n = (e - s) / ps, chunk = 65536;
+	uint64_t pg0 = UF_LD(a->off) >> caps.page_shift, *pm = malloc(chunk * sizeof *pm);
+	int pmfd = sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0), err = 0;
+
+	if (!pm || pmfd < 0) {
+		free(pm);
+		if (pmfd >= 0)
+			sys_close(pmfd);
+		return -ENOMEM;
+	}
+	for (size_t base = 0; base < n && !err; base += chunk) {
+		size_t k = n - base < chunk ? n - base : chunk;
+		off_t at = (off_t)(((s >> caps.page_shift) + base) * sizeof *pm);
+		if (sys_pread(pmfd, pm, k * sizeof *pm, at) != (ssize_t)(k * sizeof *pm)) {
+			err = -EIO;
+			break;
+		}
+		for (size_t i = 0; i < k; i++)
+			if (pm[i] & (3ULL << 62))	/* present or swapped */
+				pg_bit_set(store_bits(sb), pg0 + base + i);
+			else
+				pg_bit_clear(store_bits(sb), pg0 + base + i);
+	}
+	free(pm);
+	sys_close(pmfd);
+	return err ? err : pg_arm(s, e - s, store_bits(sb), pg0, prot);
+}
+
+/* Register [s, e) of v, a MAP_PRIVATE mapping of a shared memory file: a
+ * store of its own (bits per page of the piece), the file for presence. */
+static int attach_private(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *v, uint64_t mode)
+{
+	struct area *a = area_new();
+	struct statfs sf;
+	int fd, sb, err;
+
+	if (!a)
+		return -ENOMEM;
+	fd = open_mapped_file(v);
+	if (fd < 0)
+		return fd;
+	if (fstatfs(fd, &sf) < 0 || sf.f_type != TMPFS_MAGIC_) {
+		sys_close(fd);
+		return -EINVAL;
+	}
+	sb = store_attach_private(fd, e - s, v->off + (s - v->start));
+	if (sb < 0) {
+		sys_close(fd);
+		return sb;
+	}
+	area_publish(a, s, e, sb, 0, v->prot, 0, 0, 1);
+	area_busy_bump();
+	err = private_arm(a, v->prot);
+	if (err) {
+		sys_madvise((void *)s, e - s, MADV_GUARD_REMOVE);
+		area_busy_clear(a);
+		area_drop(a);
+		return err;
+	}
+	area_begin(a);
+	UF_ST(a->ctx, me);
+	UF_ST(a->mode, mode);
+	area_end(a);
+	area_busy_clear(a);
+	return 0;
+}
+
 /* Register [s, e), a piece of the shared mapping v of a shared memory file
  * (tmpfs, memfd, MAP_SHARED|MAP_ANONYMOUS).  The mapping stays the
  * program's; its missing pages get guard markers (on shared memory since
@@ -305,8 +382,10 @@ static int attach_file(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *
 	struct stat st;
 	int fd, sb, err, fresh = 0;
 
-	if (!caps.guard_markers || !v->shared)
+	if (!caps.guard_markers)
 		return -EINVAL;
+	if (!v->shared)
+		return attach_private(me, s, e, v, mode);
 	a = area_new();
 	if (!a)
 		return -ENOMEM;
@@ -524,10 +603,8 @@ static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned all
 			err = -EINVAL;
 			break;
 		}
-		/* Shared memory: shared mappings, with guard markers (private
-		 * mappings of a file are not emulated yet). */
-		if (v[i].kind == VMA_SHMEM && foreign_err == -EBUSY &&
-		    (!v[i].shared || !caps.guard_markers)) {
+		/* Shared memory: with guard markers on it. */
+		if (v[i].kind == VMA_SHMEM && foreign_err == -EBUSY && !caps.guard_markers) {
 			err = -EINVAL;
 			break;
 		}

@@ -129,6 +129,17 @@ static int discard_one(struct area *a, void *arg)
 		}
 		return 0;
 	}
+	if (store_kind(sb) == STORE_SHMEM_PRIVATE) {
+		/* A private mapping of shared memory: the private copies are
+		 * gone; what the file has reads through, the rest is missing.
+		 * (No private copy is left to drop: markers are safe.) */
+		if (UF_LD(a->ctx)) {
+			sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
+			for (size_t i = 0; i < n && pg0 + i < store_bits_pages(sb); i++)
+				pg_bit_clear(store_bits(sb), pg0 + i);
+		}
+		return 0;
+	}
 	if (store_is_file(sb)) {
 		/* Shared memory: MADV_DONTNEED leaves the pages in the file
 		 * (present: no fault follows); MADV_REMOVE (arg) punched them
@@ -233,7 +244,7 @@ int area_move_begin_locked(struct area *a, size_t newlen)
 
 	if ((need >> caps.page_shift) > store_bits_pages(sb))
 		return -ENOMEM;
-	if (store_is_file(sb) || store_huge_shift(sb))
+	if (store_is_file(sb) || store_huge_shift(sb) || store_kind(sb) == STORE_SHMEM_PRIVATE)
 		return 0;	/* the program's file: as it is (markers need no more) */
 	if (fstat(store_fd(sb), &st) < 0)
 		return -errno;
@@ -282,6 +293,12 @@ void area_move_end_locked(struct area *a, void *to_, size_t newlen, int keep)
 			for (uint64_t i = (UF_LD(a->off) + (e - s)) >> hs; i < (UF_LD(a->off) + newlen) >> hs; i++)
 				pg_bit_clear(store_bits(sb), i);
 		pg_huge_arm(to, newlen, store_bits(sb), UF_LD(a->off) >> hs, (unsigned)hs, prot);
+	} else if (UF_LD(a->ctx) && store_kind(sb) == STORE_SHMEM_PRIVATE) {
+		/* Markers only where the bits say no page (a marker drops a
+		 * private copy); a grown tail has none. */
+		for (size_t i = oldpages; i < newlen >> caps.page_shift; i++)
+			pg_bit_clear(store_bits(sb), pg0 + i);
+		pg_arm(to, newlen, store_bits(sb), pg0, prot);
 	} else if (UF_LD(a->ctx) && store_is_file(sb)) {
 		/* Shared memory: markers on what moved or grew; the pages the
 		 * file has open at their first access. */

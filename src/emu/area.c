@@ -396,7 +396,7 @@ int area_meets_file_locked(uintptr_t start, uintptr_t end)
 	for (int k = 0; k < hw; k++) {
 		struct area *a = &g_areas[k];
 		if (atomic_load(&a->live) && UF_LD(a->start) < end && UF_LD(a->end) > start &&
-		    (store_is_file(UF_LD(a->store)) || store_kind(UF_LD(a->store)) == STORE_HUGE_SHARED))
+		    store_kind(UF_LD(a->store)) != STORE_MEMFD)
 			return 1;
 	}
 	return 0;

@@ -102,7 +102,8 @@ int area_discard_locked(uintptr_t start, uintptr_t end, int removed);
 /* Pages [from, to) (byte offsets) of the file of inode ino left it (a hole
  * punched): missing again in the registered areas that map them. */
 void area_punched_locked(unsigned long ino, uint64_t from, uint64_t to);
-/* Does [start, end) meet an area of shared memory?  Area lock held. */
+/* Does [start, end) meet an area of the program's own mapping (shared
+ * memory, hugetlb, private mappings of shared memory)?  Area lock held. */
 int area_meets_file_locked(uintptr_t start, uintptr_t end);
 /* MADV_WIPEONFORK (on) / MADV_KEEPONFORK over areas. */
 int area_wipe_locked(uintptr_t start, uintptr_t end, int on);

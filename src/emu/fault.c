@@ -235,7 +235,10 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	write = arch_fault_is_write(uctx);
 	if (!(v.prot & PROT_READ) || (write && !(v.prot & PROT_WRITE)))
 		goto not_ours;		/* a real protection fault */
-	if (caps.guard_markers && si->si_code == SEGV_ACCERR && !store_huge_shift(v.store)) {
+	/* (hugetlb's missing pages, and a private shmem page being installed,
+	 * are PROT_NONE: ACCERR there is ours) */
+	if (caps.guard_markers && si->si_code == SEGV_ACCERR && !store_huge_shift(v.store) &&
+	    store_kind(v.store) != STORE_SHMEM_PRIVATE) {
 		/* Markers fault with MAPERR: a protection fault is the program's,
 		 * unless a freeze or conversion of ours (which protects whole
 		 * areas for a moment) raised it and ended before we looked.

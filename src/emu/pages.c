@@ -80,6 +80,9 @@ SIG_SAFE static long file_present(int fd, uint64_t pg, size_t n)
 
 static _Atomic uint32_t g_inflight, g_paused;
 static enum pg_fault_state huge_fault_state(const struct pg_span *v, uintptr_t addr, unsigned shift);
+static enum pg_fault_state private_fault_state(const struct pg_span *v, uintptr_t addr);
+static long install_private(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
+			    size_t len, int populate);
 static long install_huge(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
 			 size_t len, unsigned shift);
 
@@ -90,6 +93,9 @@ SIG_SAFE bool pg_present(const struct pg_span *s, uintptr_t addr)
 	if (store_huge_shift(s->store))
 		return bit_get(store_bits(s->store),
 			       (s->off + (addr - s->start)) >> store_huge_shift(s->store));
+	if (store_kind(s->store) == STORE_SHMEM_PRIVATE)
+		return bit_get(store_bits(s->store), pg) ||
+		       file_present(store_fd(s->store), (store_file_off(s->store) >> caps.page_shift) + pg, 1) > 0;
 
 	if (!store_is_file(s->store))
 		return bit_get(store_bits(s->store), pg);
@@ -110,6 +116,8 @@ SIG_SAFE enum pg_fault_state pg_fault_state(const struct pg_span *s, uintptr_t a
 
 	if (store_huge_shift(s->store))
 		return huge_fault_state(s, addr, (unsigned)store_huge_shift(s->store));
+	if (store_kind(s->store) == STORE_SHMEM_PRIVATE)
+		return private_fault_state(s, addr);
 	if (!store_is_file(s->store))
 		return bit_get(bits, pg) ? PG_INSTALLING : PG_MISSING;
 	if (file_present(store_fd(s->store), pg, 1) > 0) {
@@ -486,6 +494,8 @@ long pg_install(const struct pg_span *v, uintptr_t dst, const void *src, int zer
 	install_enter();
 	if (store_huge_shift(v->store))
 		r = install_huge(v, dst, src, zeros, len, (unsigned)store_huge_shift(v->store));
+	else if (store_kind(v->store) == STORE_SHMEM_PRIVATE)
+		r = install_private(v, dst, src, zeros, len, populate);
 	else if (store_is_file(v->store))
 		r = install_file(v, dst, src, zeros, len, populate);
 	else
@@ -852,4 +862,90 @@ SIG_SAFE static long install_huge(const struct pg_span *v, uintptr_t dst, const 
 	}
 	STATS_ADD(pages_installed, done << (shift - caps.page_shift));
 	return done ? (long)(done * hs) : err;
+}
+
+/* ---------------------------------------------------------------------- */
+/* MAP_PRIVATE mappings of shared memory files: a page is missing when the  */
+/* mapping has no private copy of it and the file does not have it.  Pages  */
+/* with neither carry a guard marker (installing one would drop a private   */
+/* copy: never on a page whose bit is set).                                 */
+/* ---------------------------------------------------------------------- */
+
+SIG_SAFE static enum pg_fault_state private_fault_state(const struct pg_span *v, uintptr_t addr)
+{
+	uint64_t pg = (v->off + (addr - v->start)) >> caps.page_shift;
+	_Atomic uint64_t *bits = store_bits(v->store);
+	uintptr_t page = addr & ~(uintptr_t)(caps.page_size - 1);
+
+	if (pg >= store_bits_pages(v->store))
+		return PG_MISSING;
+	if (bit_get(bits, pg))
+		return atomic_load(&g_inflight) ? PG_INSTALLING : PG_OPENED;
+	if (file_present(store_fd(v->store), (store_file_off(v->store) >> caps.page_shift) + pg, 1) > 0) {
+		/* The file has it: this mapping reads it (copy on write). */
+		if (!pg_bit_claim(bits, pg))
+			return PG_INSTALLING;
+		sys_madvise((void *)page, caps.page_size, MADV_GUARD_REMOVE);
+		return PG_OPENED;
+	}
+	return PG_MISSING;
+}
+
+/* COPY and ZEROPAGE into a private mapping of a shared memory file: a
+ * private page, whatever the file has (as the kernel's).  The run is made
+ * inaccessible, its markers removed, the bytes written through
+ * /proc/self/mem (which makes the private copies), then it opens: nobody
+ * sees a page half written.  (Writing there makes the file allocate the
+ * page it would copy from: a zero page in the file's cache where it had
+ * none.)  async-signal-safe */
+SIG_SAFE static long install_private(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
+				     size_t len, int populate)
+{
+	_Atomic uint64_t *bits = store_bits(v->store);
+	size_t ps = caps.page_size, npages = len >> caps.page_shift, done = 0;
+	uint64_t pg0 = (v->off + (dst - v->start)) >> caps.page_shift;
+	long err = -EEXIST;
+	/* (Opened for this COPY: a descriptor kept for good would have to
+	 * follow forks and the program's dup2.) */
+	int mem;
+
+	if (pg0 + npages > store_bits_pages(v->store))
+		return -ENOMEM;
+	mem = sys_open("/proc/self/mem", O_RDWR | O_CLOEXEC, 0);
+	if (mem < 0)
+		return -ENOMEM;
+	while (done < npages) {
+		size_t run = 0, full;
+		uintptr_t at = dst + done * ps;
+
+		while (done + run < npages && run < 512 && pg_bit_claim(bits, pg0 + done + run))
+			run++;
+		if (run == 0) {
+			if (!zeros && !src_readable((const char *)((uintptr_t)src + done * ps), ps))
+				err = -EFAULT;
+			break;
+		}
+		sys_mprotect((void *)at, run * ps, PROT_NONE);
+		sys_madvise((void *)at, run * ps, MADV_GUARD_REMOVE);
+		full = fill(mem, (const char *)((uintptr_t)src + done * ps), zeros, run * ps, (uint64_t)at) / ps;
+		if (full < run) {
+			/* An unreadable source: the pages not written whole go
+			 * back to missing (no private copy, a marker). */
+			uintptr_t bad = at + full * ps;
+			sys_madvise((void *)bad, (run - full) * ps, MADV_DONTNEED);
+			sys_madvise((void *)bad, (run - full) * ps, MADV_GUARD_INSTALL);
+			for (size_t i = full; i < run; i++)
+				pg_bit_clear(bits, pg0 + done + i);
+			err = -EFAULT;
+		}
+		sys_mprotect((void *)at, run * ps, v->prot);
+		if (full && populate)
+			pg_populate(v->prot, at, full * ps);
+		done += full;
+		if (full < run)
+			break;
+	}
+	sys_close(mem);
+	STATS_ADD(pages_installed, done);
+	return done ? (long)(done * ps) : err;
 }

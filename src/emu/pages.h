@@ -33,7 +33,12 @@ int store_is_file(int s);		/* async-signal-safe */
  * mapping's file). */
 int store_attach_huge(int fd, size_t len, int shift, int shared, unsigned long ino);
 /* Kinds of stores. */
-enum { STORE_MEMFD, STORE_SHMEM, STORE_HUGE_SHARED, STORE_HUGE_PRIVATE };
+enum { STORE_MEMFD, STORE_SHMEM, STORE_HUGE_SHARED, STORE_HUGE_PRIVATE, STORE_SHMEM_PRIVATE };
+/* A store for a MAP_PRIVATE mapping of a shared memory file (fd), one per
+ * registered piece: bit i stands for the piece's page i (a private copy,
+ * or a page of the file opened here), at file offset file_off + i pages. */
+int store_attach_private(int fd, size_t len, uint64_t file_off);
+uint64_t store_file_off(int s);		/* async-signal-safe */
 int store_kind(int s);			/* async-signal-safe */
 int store_huge_shift(int s);		/* hugetlb: its page shift, else 0; a-s-s */
 /* The file store (shared memory, or shared hugetlb) of inode ino in use,

@@ -24,6 +24,7 @@ struct store {
 	int refs;		/* areas using it */
 	_Atomic int kind;	/* STORE_* (pages.h) */
 	_Atomic int shift;	/* page size of its bits: huge pages for hugetlb */
+	_Atomic uint64_t file_off;	/* private shmem: the file offset of bit 0 */
 };
 static struct store g_stores[STORE_MAX];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -101,6 +102,21 @@ int store_attach_huge(int fd, size_t len, int shift, int shared, unsigned long i
 	if (s >= 0 && !shared)
 		g_stores[s].ino = ino;	/* the mapping's file, not /proc/self/mem */
 	return s;
+}
+
+int store_attach_private(int fd, size_t len, uint64_t file_off)
+{
+	int s = slot_new(fd, len >> caps.page_shift, STORE_SHMEM_PRIVATE, (int)caps.page_shift);
+
+	if (s >= 0)
+		atomic_store(&g_stores[s].file_off, file_off);
+	return s;
+}
+
+/* async-signal-safe */
+SIG_SAFE uint64_t store_file_off(int s)
+{
+	return atomic_load(&g_stores[s].file_off);
 }
 
 /* async-signal-safe */

@@ -264,8 +264,9 @@ int vm_madvise(void *addr, size_t len, int advice, int (*real)(void *, size_t, i
 	int r, n;
 
 	if (advice == MADV_REMOVE) {
-		/* Private memory cannot have holes punched; shared memory
-		 * (areas of a file) can. */
+		/* Private memory cannot have holes punched; the program's own
+		 * mappings (shared memory, hugetlb, private mappings of a file)
+		 * get the kernel's answer. */
 		area_lock();
 		n = area_meets_file_locked(a, a + round_up(len));
 		area_unlock();
