@@ -234,7 +234,7 @@ int main(void)
 	}
 	/* The same on 2 MiB huge pages. */
 	T_REQUIRE(t_features() & UFFD_FEATURE_MISSING_HUGETLBFS);
-	t_need_hugepages(4 * NPAGES);
+	t_need_hugepages(4L * NPAGES);
 	g_huge = 1;
 	ps = (size_t)2 << 20;
 	fork_plain(0);

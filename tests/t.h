@@ -411,11 +411,15 @@ static long t_huge_old_nr = -1;
 static inline long t_read_long(const char *path)
 {
 	FILE *f = fopen(path, "r");
+	char buf[64], *end;
 	long v = -1;
 
 	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
+		if (fgets(buf, sizeof buf, f)) {
+			v = strtol(buf, &end, 10);
+			if (end == buf)
+				v = -1;
+		}
 		fclose(f);
 	}
 	return v;

@@ -381,11 +381,15 @@ static void run_all(const struct opts *o)
 static long read_num(const char *path)
 {
 	FILE *f = fopen(path, "re");
+	char buf[64], *end;
 	long v = -1;
 
 	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
+		if (fgets(buf, sizeof buf, f)) {
+			v = strtol(buf, &end, 10);
+			if (end == buf)
+				v = -1;
+		}
 		fclose(f);
 	}
 	return v;

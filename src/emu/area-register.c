@@ -232,7 +232,7 @@ static int rearm(struct area *a, uint32_t me, uint64_t mode)
 static int file_arm(uintptr_t s, uintptr_t e, int prot)
 {
 	size_t ps = caps.page_size, n = (e - s) / ps, chunk = 65536;
-	unsigned char *vec = malloc(chunk);
+	unsigned char *vec = calloc(chunk, 1);
 	_Atomic uint64_t *bits = calloc((chunk + 63) / 64, sizeof *bits);
 	int err = 0;
 
@@ -304,7 +304,7 @@ static int private_arm(struct area *a, int prot)
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
 	int sb = UF_LD(a->store);
 	size_t ps = caps.page_size, n = (e - s) / ps, chunk = 65536;
-	uint64_t pg0 = UF_LD(a->off) >> caps.page_shift, *pm = malloc(chunk * sizeof *pm);
+	uint64_t pg0 = UF_LD(a->off) >> caps.page_shift, *pm = calloc(chunk, sizeof *pm);
 	int pmfd = sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0), err = 0;
 
 	if (!pm || pmfd < 0) {
@@ -441,7 +441,7 @@ static int huge_arm_area(struct area *a, int prot)
 	int sb = UF_LD(a->store), shift = store_huge_shift(sb);
 	size_t hs = (size_t)1 << shift, n = (e - s) >> shift, per = hs / caps.page_size;
 	uint64_t pg0 = UF_LD(a->off) >> shift;
-	unsigned char *vec = malloc(per);
+	unsigned char *vec = calloc(per, 1);
 	int err = 0;
 
 	if (!vec)
@@ -533,8 +533,6 @@ static int attach_huge(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *
 
 /* Register the shared memory piece [s, e) of v: its areas as any area of
  * ours, the rest attached. */
-static int attach_huge(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *v, uint64_t mode);
-
 static int register_shared(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *v, uint64_t mode)
 {
 	int err = 0;

@@ -33,23 +33,23 @@ static const char g_zeros[UF_PAGE_SIZE_MAX];
 
 /* ---- presence bits (async-signal-safe) ---- */
 
-int pg_bit_claim(_Atomic uint64_t *bits, uint64_t pg)
+SIG_SAFE int pg_bit_claim(_Atomic uint64_t *bits, uint64_t pg)
 {
 	uint64_t m = 1ULL << (pg & 63);
 	return !(atomic_fetch_or(&bits[pg >> 6], m) & m);
 }
 
-void pg_bit_clear(_Atomic uint64_t *bits, uint64_t pg)
+SIG_SAFE void pg_bit_clear(_Atomic uint64_t *bits, uint64_t pg)
 {
 	atomic_fetch_and(&bits[pg >> 6], ~(1ULL << (pg & 63)));
 }
 
-void pg_bit_set(_Atomic uint64_t *bits, uint64_t pg)
+SIG_SAFE void pg_bit_set(_Atomic uint64_t *bits, uint64_t pg)
 {
 	atomic_fetch_or(&bits[pg >> 6], 1ULL << (pg & 63));
 }
 
-static int bit_get(_Atomic uint64_t *bits, uint64_t pg)
+SIG_SAFE static int bit_get(_Atomic uint64_t *bits, uint64_t pg)
 {
 	return (atomic_load(&bits[pg >> 6]) >> (pg & 63)) & 1;
 }
@@ -71,7 +71,7 @@ struct cachestat_ {
 SIG_SAFE static long file_present(int fd, uint64_t pg, size_t n)
 {
 	struct cachestat_range_ r = { pg << caps.page_shift, (uint64_t)n << caps.page_shift };
-	struct cachestat_ cs;
+	struct cachestat_ cs = { 0, 0, 0, 0, 0 };
 
 	if (sys_call4(SYS_cachestat, fd, (long)&r, (long)&cs, 0) < 0)
 		return -1;
@@ -262,7 +262,7 @@ void pg_set_used(long extra)
 }
 
 /* Take (or give back) d mappings of the budget: 0, or -ENOMEM.  a-s-s */
-static int budget_take_if(long d, int enforce)
+SIG_SAFE static int budget_take_if(long d, int enforce)
 {
 	if (d <= 0 || !enforce) {
 		atomic_fetch_add(&g_used, d);
@@ -660,6 +660,8 @@ SIG_SAFE static int huge_file_has(const struct pg_span *v, uint64_t hp, unsigned
 	size_t hs = (size_t)1 << shift;
 	struct stat st;
 	uint64_t ent = 0, npages;
+
+	memset(&st, 0, sizeof st);
 	void *m;
 
 	if (sys_call4(SYS_fstat, fd, (long)&st, 0, 0) < 0)
@@ -683,7 +685,7 @@ SIG_SAFE static int huge_file_has(const struct pg_span *v, uint64_t hp, unsigned
 			if (sys_pread(pm, &ent, sizeof ent, (off_t)(((uintptr_t)m >> caps.page_shift) * 8)) ==
 			    (ssize_t)sizeof ent)
 				r = (ent >> 63) & 1 && (ent >> 61) & 1;	/* present, file page */
-			sys_close(pm);
+			sys_call1(SYS_close, pm);	/* (raw: opened raw, in a handler) */
 		}
 	}
 	sys_munmap(m, hs);
@@ -945,7 +947,7 @@ SIG_SAFE static long install_private(const struct pg_span *v, uintptr_t dst, con
 		if (full < run)
 			break;
 	}
-	sys_close(mem);
+	sys_call1(SYS_close, mem);	/* (raw: opened raw, in a handler) */
 	STATS_ADD(pages_installed, done);
 	return done ? (long)(done * ps) : err;
 }

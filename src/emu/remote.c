@@ -398,8 +398,7 @@ static void on_conn(uint64_t v, uint32_t events)
 		serve_ioctl(c, g_conn[i].fd, q, buf + sizeof *q, (size_t)n - sizeof *q);
 		break;
 	case RQ_COPY_FD:
-		serve_copy_fd(c, g_conn[i].fd, q, copyfd);
-		copyfd = -1;
+		serve_copy_fd(c, g_conn[i].fd, q, copyfd);	/* (closes it) */
 		break;
 	default:
 		conn_close(i);

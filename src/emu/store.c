@@ -174,7 +174,7 @@ void store_fd_relocate(int from, int to)
 	}
 }
 
-int store_fd(int s)
+SIG_SAFE int store_fd(int s)
 {
 	return atomic_load(&g_stores[s].fd);
 }
