@@ -64,8 +64,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define MAXOPS		48		/* operations per program */
 #define HDR		5		/* header bytes: how each page starts */
 #define TASK_SIZE_	0x7ffffffff000UL	/* x86-64, 4-level paging */
-#define EMU_FEATURES	((uint64_t)(UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | \
-				    UFFD_FEATURE_EXACT_ADDRESS))
+/* The features compared: the three asked of both sides, and the memory
+ * types the emulation offers here (shared memory needs guard markers). */
+static uint64_t emu_features(void)
+{
+	static uint64_t f;
+
+	if (!f)
+		f = UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS |
+		    (uf_emulated_features() & (UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS));
+	return f;
+}
+#define EMU_FEATURES	emu_features()
 #define NOT_EMULATED_IOCTLS ((1ULL << _UFFDIO_MOVE) | (1ULL << _UFFDIO_WRITEPROTECT) | \
 			     (1ULL << _UFFDIO_CONTINUE) | (1ULL << _UFFDIO_POISON))
 #define FEATURE_UNKNOWN	(1ULL << 17)	/* the first bit Linux 6.18 does not know */
@@ -763,8 +773,8 @@ static uint64_t reg_mode(int side, uint64_t mode)
 }
 
 /* Features: the three the emulation offers, others the kernel knows (the
- * emulation refuses them as a kernel built without them would: the kernel
- * side gets an unknown bit instead), and bits nobody knows.  The event
+ * emulation refuses most of them as a kernel built without them would: the
+ * kernel side gets an unknown bit instead), and bits nobody knows.  The event
  * features, which the emulation now offers too, are never asked: one
  * thread cannot read the event its own munmap or madvise waits for
  * (tests/events.c and tests/remote.c cover them); their slots in the table
@@ -786,8 +796,10 @@ static uint64_t api_features(int side, uint8_t f1, uint8_t f2)
 		f |= UFFD_FEATURE_THREAD_ID;
 	if (f1 & 4)
 		f |= UFFD_FEATURE_EXACT_ADDRESS;
+	/* (One the emulation offers, MISSING_SHMEM or MISSING_HUGETLBFS, is
+	 * asked of both sides.) */
 	if (f1 & 8)
-		f |= side == KER ? FEATURE_UNKNOWN : other[f2 % 14];
+		f |= (other[f2 % 14] & EMU_FEATURES) || side != KER ? other[f2 % 14] : FEATURE_UNKNOWN;
 	if (f1 & 16)
 		f |= FEATURE_UNKNOWN;
 	if (f1 & 32)
