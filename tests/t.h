@@ -398,7 +398,8 @@ static inline void t_need_missing_shmem(void)
 		uf_close(fd);
 	}
 	T_SKIP_TEST("UFFD_FEATURE_MISSING_SHMEM not advertised%s",
-		    t_emulated() ? " (the emulation needs guard markers on shared memory, Linux 6.15)" : "");
+		    t_emulated() ? " (the emulation needs guard markers on shared memory, Linux 6.15, "
+				   "and cachestat, Linux 6.5)" : "");
 }
 
 /* ---------------------------------------------------------------------- */

@@ -66,6 +66,8 @@ VG_EXCLUDE=(
 	"static-link: a program linked statically: memcheck cannot replace malloc in it, and reports the C library's own start-up"
 	"signal-during-wait: under valgrind an access retried after a signal handler returns does not fault again (valgrind's own signal delivery; seen, not explained further)"
 	"register-after-close: under valgrind the last close of a uffd by a child that has exited is seen after waitpid returns (EBUSY in a few of its 40 rounds; seen, not explained further)"
+	"hugetlb: hugetlb has no guard markers, so missing huge pages are PROT_NONE, which memcheck marks unaddressable (as the emulation without guard markers above)"
+	"shmem-procs: its hugetlb half, for the same reason as hugetlb (its memfd half skips itself under valgrind, which does not know cachestat: no MISSING_SHMEM)"
 )
 # Examples whose output is not compared with NAME.expect under valgrind (the
 # exit status and memcheck still count), as "name: reason".

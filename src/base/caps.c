@@ -79,6 +79,11 @@ static void probe(void)
 	caps.guard_markers = opt_guard_markers() &&
 			     sys_madvise(p, (size_t)ps, MADV_GUARD_INSTALL) == 0 &&
 			     sys_madvise(p, (size_t)ps, MADV_GUARD_REMOVE) == 0;
+	{
+		/* cachestat(2): the page cache's presence of shared memory. */
+		uint64_t range[2] = { 0, (uint64_t)ps }, cs[5];
+		caps.cachestat = sys_call4(451 /* SYS_cachestat */, fd, (long)range, (long)cs, 0) == 0;
+	}
 	caps.populate = sys_madvise(p, (size_t)ps, MADV_POPULATE_WRITE) == 0 &&
 			sys_madvise(p, (size_t)ps, MADV_POPULATE_READ) == 0 &&
 			populate_pays(p, (size_t)ps);

@@ -12,6 +12,7 @@ struct caps {
 	unsigned page_shift;
 	uintptr_t task_size;	/* first address user space cannot map */
 	int guard_markers;	/* MADV_GUARD_INSTALL works on shmem */
+	int cachestat;		/* cachestat(2) works (Linux 6.5+, not filtered) */
 	int populate;		/* MADV_POPULATE_READ/WRITE work, and pay */
 	int max_spinners;	/* faulting threads that may spin at once */
 	long spin_ns;		/* longest spin before sleeping (0: never) */

@@ -382,7 +382,7 @@ static int attach_file(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *
 	struct stat st;
 	int fd, sb, err, fresh = 0;
 
-	if (!caps.guard_markers)
+	if (!caps.guard_markers || !caps.cachestat)
 		return -EINVAL;
 	if (!v->shared)
 		return attach_private(me, s, e, v, mode);
@@ -601,8 +601,9 @@ static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned all
 			err = -EINVAL;
 			break;
 		}
-		/* Shared memory: with guard markers on it. */
-		if (v[i].kind == VMA_SHMEM && foreign_err == -EBUSY && !caps.guard_markers) {
+		/* Shared memory: with guard markers on it, and cachestat. */
+		if (v[i].kind == VMA_SHMEM && foreign_err == -EBUSY &&
+		    (!caps.guard_markers || !caps.cachestat)) {
 			err = -EINVAL;
 			break;
 		}

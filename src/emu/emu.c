@@ -31,6 +31,7 @@ int emu_check(int *guard_markers)
 
 uint64_t uf_emulated_features(void)
 {
+	caps_init();		/* (shared memory depends on what the kernel has) */
 	return EMU_FEATURES;
 }
 

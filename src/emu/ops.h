@@ -44,8 +44,9 @@ int ioctl_vfs(int fd, unsigned long req, unsigned long arg, int *ret);
 #define EMU_FEATURES_ANY (UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
 			 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MISSING_HUGETLBFS | UFFD_FEATURE_SIGBUS | \
 			 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS)
-/* Shared memory needs guard markers on it (Linux 6.15+). */
-#define EMU_FEATURES	(EMU_FEATURES_ANY | (caps.guard_markers ? UFFD_FEATURE_MISSING_SHMEM : 0))
+/* Shared memory needs guard markers on it (Linux 6.15+), and cachestat. */
+#define EMU_SHMEM	(caps.guard_markers && caps.cachestat)
+#define EMU_FEATURES	(EMU_FEATURES_ANY | (EMU_SHMEM ? UFFD_FEATURE_MISSING_SHMEM : 0))
 #define EMU_RANGE_IOCTLS ((__u64)1 << _UFFDIO_WAKE | (__u64)1 << _UFFDIO_COPY | \
 			  (__u64)1 << _UFFDIO_ZEROPAGE)
 
