@@ -171,6 +171,46 @@ static int file_arm(uintptr_t s, uintptr_t e, int prot);
 static int huge_arm_area(struct area *a, int prot);
 static int private_arm(struct area *a, int prot);
 
+/* a now belongs to uffd me, with these modes. */
+static void own(struct area *a, uint32_t me, uint64_t mode)
+{
+	area_begin(a);
+	UF_ST(a->ctx, me);
+	UF_ST(a->mode, mode);
+	area_end(a);
+}
+
+/* Arm an area of the program's own mapping (shared memory, hugetlb, a
+ * private mapping of shared memory), as its store's kind wants. */
+static int arm_program_mapping(struct area *a, int prot)
+{
+	int sb = UF_LD(a->store);
+
+	if (store_is_file(sb))
+		return file_arm(UF_LD(a->start), UF_LD(a->end), prot);
+	return store_huge_shift(sb) ? huge_arm_area(a, prot) : private_arm(a, prot);
+}
+
+/* A new area of the program's own mapping, published busy: armed and given
+ * to me, or disarmed and dropped.  0 or a negative errno. */
+static int arm_new(struct area *a, uint32_t me, uint64_t mode)
+{
+	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
+	int prot = UF_LD(a->prot), err;
+
+	area_busy_bump();
+	err = arm_program_mapping(a, prot);
+	if (err) {
+		pg_disarm(s, e - s, prot);
+		area_busy_clear(a);
+		area_drop(a);
+		return err;
+	}
+	own(a, me, mode);
+	area_busy_clear(a);
+	return 0;
+}
+
 static int rearm(struct area *a, uint32_t me, uint64_t mode)
 {
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
@@ -183,14 +223,9 @@ static int rearm(struct area *a, uint32_t me, uint64_t mode)
 
 	if (store_huge_shift(sb) || store_is_file(sb) || store_kind(sb) == STORE_SHMEM_PRIVATE) {
 		area_busy_set(a);
-		err = store_is_file(sb) ? file_arm(s, e, prot)
-		      : store_huge_shift(sb) ? huge_arm_area(a, prot) : private_arm(a, prot);
-		if (!err) {
-			area_begin(a);
-			UF_ST(a->ctx, me);
-			UF_ST(a->mode, mode);
-			area_end(a);
-		}
+		err = arm_program_mapping(a, prot);
+		if (!err)
+			own(a, me, mode);
 		area_busy_clear(a);
 		return err;
 	}
@@ -212,12 +247,8 @@ static int rearm(struct area *a, uint32_t me, uint64_t mode)
 		sys_mprotect((void *)s, e - s, prot);
 	else if (err)
 		pg_disarm(s, e - s, prot);	/* stays unregistered */
-	if (!err) {
-		area_begin(a);
-		UF_ST(a->ctx, me);
-		UF_ST(a->mode, mode);
-		area_end(a);
-	}
+	if (!err)
+		own(a, me, mode);
 	area_busy_clear(a);
 	return err;
 }
@@ -337,7 +368,7 @@ static int attach_private(uint32_t me, uintptr_t s, uintptr_t e, const struct vm
 {
 	struct area *a = area_new();
 	struct statfs sf;
-	int fd, sb, err;
+	int fd, sb;
 
 	if (!a)
 		return -ENOMEM;
@@ -354,20 +385,7 @@ static int attach_private(uint32_t me, uintptr_t s, uintptr_t e, const struct vm
 		return sb;
 	}
 	area_publish(a, s, e, sb, 0, v->prot, 0, 0, 1);
-	area_busy_bump();
-	err = private_arm(a, v->prot);
-	if (err) {
-		sys_madvise((void *)s, e - s, MADV_GUARD_REMOVE);
-		area_busy_clear(a);
-		area_drop(a);
-		return err;
-	}
-	area_begin(a);
-	UF_ST(a->ctx, me);
-	UF_ST(a->mode, mode);
-	area_end(a);
-	area_busy_clear(a);
-	return 0;
+	return arm_new(a, me, mode);
 }
 
 /* Register [s, e), a piece of the shared mapping v of a shared memory file
@@ -380,7 +398,7 @@ static int attach_file(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *
 	struct area *a;
 	struct statfs sf;
 	struct stat st;
-	int fd, sb, err, fresh = 0;
+	int fd, sb, fresh = 0;
 
 	if (!caps.guard_markers || !caps.cachestat)
 		return -EINVAL;
@@ -411,20 +429,7 @@ static int attach_file(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *
 		return -ENOMEM;
 	}
 	area_publish(a, s, e, sb, off, v->prot, 0, 0, 1);
-	area_busy_bump();
-	err = file_arm(s, e, v->prot);
-	if (err) {
-		pg_disarm(s, e - s, v->prot);
-		area_busy_clear(a);
-		area_drop(a);
-		return err;
-	}
-	area_begin(a);
-	UF_ST(a->ctx, me);
-	UF_ST(a->mode, mode);
-	area_end(a);
-	area_busy_clear(a);
-	return 0;
+	return arm_new(a, me, mode);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -468,7 +473,7 @@ static int huge_arm_area(struct area *a, int prot)
  * private copy of a page still PROT_NONE. */
 static int attach_huge(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *v, uint64_t mode)
 {
-	int shift = __builtin_ctzl(v->pagesize), fd, sb = -1, err, fresh = 0;
+	int shift = __builtin_ctzl(v->pagesize), fd, sb = -1, fresh = 0;
 	uint64_t off = 0, need = e - s;
 	struct area *a = area_new();
 	struct statfs sf;
@@ -515,20 +520,7 @@ static int attach_huge(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *
 		return -ENOMEM;
 	}
 	area_publish(a, s, e, sb, off, v->prot, 0, 0, 1);
-	area_busy_bump();
-	err = huge_arm_area(a, v->prot);
-	if (err) {
-		sys_mprotect((void *)s, e - s, v->prot);
-		area_busy_clear(a);
-		area_drop(a);
-		return err;
-	}
-	area_begin(a);
-	UF_ST(a->ctx, me);
-	UF_ST(a->mode, mode);
-	area_end(a);
-	area_busy_clear(a);
-	return 0;
+	return arm_new(a, me, mode);
 }
 
 /* Register the shared memory piece [s, e) of v: its areas as any area of

@@ -83,13 +83,15 @@ int area_wipe_locked(uintptr_t start, uintptr_t end, int on)
 	return r;
 }
 
-/* Huge pages [from, to) (byte offsets, whole pages) left the file of
- * shared hugetlb store sb: missing again in its registered areas. */
-static void huge_punched(int sb, uint64_t from, uint64_t to)
+/* Pages [from, to) (byte offsets, whole pages of the store) left the file
+ * of shared store sb (shared memory or shared hugetlb): missing again in its
+ * registered areas, behind a marker (a protection on hugetlb). */
+static void file_punched(int sb, uint64_t from, uint64_t to)
 {
 	int hs = store_huge_shift(sb), hw = atomic_load(&g_areas_hw);
+	unsigned shift = hs ? (unsigned)hs : caps.page_shift;
 
-	for (uint64_t i = from >> hs; i < to >> hs && i < store_bits_pages(sb); i++)
+	for (uint64_t i = from >> shift; i < to >> shift && i < store_bits_pages(sb); i++)
 		pg_bit_clear(store_bits(sb), i);
 	for (int k = 0; k < hw; k++) {
 		struct area *a = &g_areas[k];
@@ -103,7 +105,10 @@ static void huge_punched(int sb, uint64_t from, uint64_t to)
 			continue;
 		f = from > off ? from : off;
 		t = to < aend ? to : aend;
-		sys_mprotect((void *)(s + (f - off)), t - f, PROT_NONE);
+		if (hs)
+			sys_mprotect((void *)(s + (f - off)), t - f, PROT_NONE);
+		else
+			sys_madvise((void *)(s + (f - off)), t - f, MADV_GUARD_INSTALL);
 	}
 }
 
@@ -114,15 +119,19 @@ static int discard_one(struct area *a, void *arg)
 	uint64_t off = UF_LD(a->off), pg0 = off >> caps.page_shift;
 	size_t n = (e - s) >> caps.page_shift;
 
-	if (store_huge_shift(sb)) {
-		/* hugetlb.  Private: MADV_DONTNEED drops the pages, missing
-		 * again.  Shared: the file keeps them, unless MADV_REMOVE
-		 * punched them out (then every area of the file is told). */
+	if (store_is_file(sb) || store_kind(sb) == STORE_HUGE_SHARED) {
+		/* Shared memory, shared hugetlb: MADV_DONTNEED leaves the pages
+		 * in the file (present: no fault follows); MADV_REMOVE (arg)
+		 * punched them out of it: every registered area of the file
+		 * finds them missing again. */
+		if (arg)
+			file_punched(sb, off, off + (e - s));
+		return 0;
+	}
+	if (store_kind(sb) == STORE_HUGE_PRIVATE) {
+		/* Private hugetlb: MADV_DONTNEED drops the pages, missing again. */
 		int hs = store_huge_shift(sb);
-		if (store_kind(sb) == STORE_HUGE_SHARED) {
-			if (arg)
-				huge_punched(sb, off, off + (e - s));
-		} else if (UF_LD(a->ctx)) {
+		if (UF_LD(a->ctx)) {
 			sys_mprotect((void *)s, e - s, PROT_NONE);
 			for (uint64_t i = off >> hs; i < (off + (e - s)) >> hs; i++)
 				pg_bit_clear(store_bits(sb), i);
@@ -134,18 +143,6 @@ static int discard_one(struct area *a, void *arg)
 		 * gone; what the file has reads through, the rest is missing.
 		 * (No private copy is left to drop: markers are safe.) */
 		if (UF_LD(a->ctx)) {
-			sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
-			for (size_t i = 0; i < n && pg0 + i < store_bits_pages(sb); i++)
-				pg_bit_clear(store_bits(sb), pg0 + i);
-		}
-		return 0;
-	}
-	if (store_is_file(sb)) {
-		/* Shared memory: MADV_DONTNEED leaves the pages in the file
-		 * (present: no fault follows); MADV_REMOVE (arg) punched them
-		 * out of it, so they fault again here.  (Other mappings of ours
-		 * find them missing at their next fault on them.) */
-		if (arg && UF_LD(a->ctx)) {
 			sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
 			for (size_t i = 0; i < n && pg0 + i < store_bits_pages(sb); i++)
 				pg_bit_clear(store_bits(sb), pg0 + i);
@@ -186,33 +183,17 @@ int area_discard_locked(uintptr_t start, uintptr_t end, int removed)
 
 void area_punched_locked(unsigned long ino, uint64_t from, uint64_t to)
 {
-	int sb = store_file_by_ino(ino), hw = atomic_load(&g_areas_hw);
+	int sb = store_file_by_ino(ino);
+	uint64_t m;
 
 	if (sb < 0)
 		return;
-	if (store_huge_shift(sb)) {
-		uint64_t hm = ((uint64_t)1 << store_huge_shift(sb)) - 1;
-		if (((from + hm) & ~hm) < (to & ~hm))
-			huge_punched(sb, (from + hm) & ~hm, to & ~hm);
-		return;
-	}
-	for (uint64_t pg = from >> caps.page_shift; pg < to >> caps.page_shift && pg < store_bits_pages(sb); pg++)
-		pg_bit_clear(store_bits(sb), pg);
-	for (int k = 0; k < hw; k++) {
-		struct area *a = &g_areas[k];
-		uint64_t off = UF_LD(a->off), aend;
-		uintptr_t s = UF_LD(a->start);
-
-		if (!atomic_load(&a->live) || UF_LD(a->store) != sb || !UF_LD(a->ctx))
-			continue;
-		aend = off + (UF_LD(a->end) - s);
-		if (aend <= from || off >= to)
-			continue;
-		{
-			uint64_t f = from > off ? from : off, t = to < aend ? to : aend;
-			sys_madvise((void *)(s + (f - off)), t - f, MADV_GUARD_INSTALL);
-		}
-	}
+	/* Only whole pages leave the file (a huge page for hugetlb). */
+	m = ((uint64_t)1 << (store_huge_shift(sb) ? (unsigned)store_huge_shift(sb) : caps.page_shift)) - 1;
+	from = (from + m) & ~m;
+	to &= ~m;
+	if (from < to)
+		file_punched(sb, from, to);
 }
 
 /* The single area that is exactly [start, end) after splitting, or NULL. */

@@ -134,26 +134,24 @@ UF_EXPORT UF_UNINSTRUMENTED int madvise(void *addr, size_t len, int advice)
  * mappings: the pages it takes out of the file are missing again there, as
  * for the kernel (no event).  Any other call goes straight through.
  */
-UF_EXPORT UF_UNINSTRUMENTED int fallocate(int fd, int mode, off_t off, off_t len)
+/* After the C library's fallocate returned r. */
+UF_UNINSTRUMENTED static int punched(int r, int fd, int mode, off_t off, off_t len)
 {
-	int r;
-
-	UF_REAL_OR(fallocate, raw_fallocate);
-	r = real_fallocate(fd, mode, off, len);
 	if (r == 0 && (mode & FALLOC_FL_PUNCH_HOLE) && area_any())
 		vm_punched(fd, off, len);
 	return r;
 }
 
+UF_EXPORT UF_UNINSTRUMENTED int fallocate(int fd, int mode, off_t off, off_t len)
+{
+	UF_REAL_OR(fallocate, raw_fallocate);
+	return punched(real_fallocate(fd, mode, off, len), fd, mode, off, len);
+}
+
 UF_EXPORT UF_UNINSTRUMENTED int fallocate64(int fd, int mode, off_t off, off_t len)
 {
-	int r;
-
 	UF_REAL_OR(fallocate64, raw_fallocate);
-	r = real_fallocate64(fd, mode, off, len);
-	if (r == 0 && (mode & FALLOC_FL_PUNCH_HOLE) && area_any())
-		vm_punched(fd, off, len);
-	return r;
+	return punched(real_fallocate64(fd, mode, off, len), fd, mode, off, len);
 }
 
 /*
