@@ -84,8 +84,8 @@ static void fork_plain(int anon)
 	pid_t pid;
 
 	T_REQUIRE(p != MAP_FAILED);
-	if (anon && t_emulated() && !t_map_files_ok()) {
-		T_NOTE("shared anonymous memory: EINVAL without CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE (README)");
+	if (anon && t_shared_anon_unreachable()) {
+		T_NOTE("USERFAULT_SHARED_ANON=kernel without /proc/self/map_files: EINVAL (README)");
 		CHECK_ERRNO(t_register(fd, p, NPAGES * ps), EINVAL);
 		munmap(p, NPAGES * ps);
 		close(fd);
@@ -220,6 +220,14 @@ static void monitor(void)
 	close(mfd);
 }
 
+/* As an ordinary user (no /proc/self/map_files), shared anonymous memory
+ * across fork, on both back-ends. */
+static void as_user(void)
+{
+	CHECK(!t_map_files_ok());
+	fork_plain(1);
+}
+
 int main(void)
 {
 	t_start(90);
@@ -229,6 +237,7 @@ int main(void)
 		fork_plain(1);
 		fork_event();
 		monitor();
+		t_as_user("shared anonymous memory across fork", as_user);
 	} else {
 		T_NOTE("no UFFD_FEATURE_MISSING_SHMEM here: the memfd part is skipped, hugetlb runs");
 	}
@@ -241,5 +250,6 @@ int main(void)
 	fork_plain(1);
 	fork_event();
 	monitor();
+	t_as_user("shared anonymous huge pages across fork", as_user);
 	return t_done();
 }

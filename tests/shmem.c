@@ -7,6 +7,7 @@
  * MADV_DONTNEED does not; REMOVE events; the feature bit and REGISTER's
  * answer. */
 #include "t.h"
+#include <dirent.h>
 #include <sys/stat.h>
 
 #define NPAGES 16
@@ -52,10 +53,8 @@ static void one_kind(int kind)
 	size_t ps = (size_t)t_ps;
 
 	p = map_kind(kind, NPAGES, &alias, &mfd);
-	if (kind == 0 && t_emulated() && !t_map_files_ok()) {
-		/* No descriptor of its file anywhere: the emulation cannot
-		 * reach shared anonymous memory without /proc/self/map_files. */
-		T_NOTE("shared anonymous memory: EINVAL without CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE (README)");
+	if (kind == 0 && t_shared_anon_unreachable()) {
+		T_NOTE("USERFAULT_SHARED_ANON=kernel without /proc/self/map_files: EINVAL (README)");
 		CHECK_ERRNO(t_register(fd, p, NPAGES * ps), EINVAL);
 		munmap(p, NPAGES * ps);
 		close(fd);
@@ -311,6 +310,102 @@ static void remove_events(void)
 	close(fd);
 }
 
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	T_REQUIRE(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static char *map_anon(size_t pages)
+{
+	char *p = mmap(NULL, pages * (size_t)t_ps, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	T_REQUIRE(p != MAP_FAILED);
+	return p;
+}
+
+/* The emulation keeps a descriptor per shared anonymous mapping it may have
+ * to reach, at most 128 (README); one whose memory is gone is closed when
+ * the table fills.  Past the bound, mappings still work; only their
+ * REGISTER is refused (EINVAL) on the emulation. */
+static void bounded(void)
+{
+	enum { MAX = 128 };
+	size_t ps = (size_t)t_ps;
+	int fd = t_uffd(UFFD_FEATURE_MISSING_SHMEM), n0, st;
+	char *keep = map_anon(4), *many[MAX + 2];
+	pid_t pid;
+
+	n0 = count_fds();
+	for (int i = 0; i < 3 * MAX; i++) {
+		char *q = map_anon(1);
+		q[0] = 1;
+		CHECK_OK(munmap(q, ps));
+	}
+	CHECK(count_fds() - n0 <= MAX);
+	/* The first mapping is still registered and served, and stays
+	 * shared with a child (no EVENT_FORK: unregistered there). */
+	CHECK_EQ(t_register(fd, keep, 4 * ps), 0);
+	CHECK(T_EXPECT_FAULT(fd, keep + ps, 0, 0x5a));
+	pid = fork();
+	T_REQUIRE(pid >= 0);
+	if (pid == 0) {
+		t_child_watchdog(10);
+		if (keep[ps] != 0x5a)
+			_exit(1);
+		keep[2 * ps + 1] = 0x5b;
+		_exit(0);
+	}
+	T_REQUIRE(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	T_EXPECT_NO_FAULT(fd, keep + 2 * ps + 1, 0, 0x5b);
+	/* Mappings kept past the bound. */
+	for (int i = 0; i < MAX + 2; i++)
+		many[i] = map_anon(1);
+	CHECK(count_fds() - n0 <= MAX);
+	if (t_emulated()) {
+		CHECK_ERRNO(t_register(fd, many[MAX + 1], ps), EINVAL);
+		T_NOTE("past 128 shared anonymous mappings: REGISTER gives EINVAL (README)");
+	} else {
+		CHECK_EQ(t_register(fd, many[MAX + 1], ps), 0);
+	}
+	for (int i = 0; i < MAX + 2; i++)
+		CHECK_OK(munmap(many[i], ps));
+	T_NO_MSG(fd, 0);
+	CHECK_OK(munmap(keep, 4 * ps));
+	close(fd);
+}
+
+/* As an ordinary user, as in a container: /proc/self/map_files is
+ * refused, yet shared anonymous memory works on both back-ends (the
+ * emulation makes it a memfd of its own), within bounds; with
+ * USERFAULT_SHARED_ANON=kernel the emulation cannot reach it. */
+static void as_user(void)
+{
+	int fd;
+	char *p;
+
+	CHECK(!t_map_files_ok());
+	one_kind(0);
+	bounded();
+	setenv("USERFAULT_SHARED_ANON", "kernel", 1);
+	fd = t_uffd(UFFD_FEATURE_MISSING_SHMEM);
+	p = map_anon(2);
+	if (t_emulated())
+		CHECK_ERRNO(t_register(fd, p, 2 * (size_t)t_ps), EINVAL);
+	else
+		CHECK_EQ(t_register(fd, p, 2 * (size_t)t_ps), 0);
+	unsetenv("USERFAULT_SHARED_ANON");
+	munmap(p, 2 * (size_t)t_ps);
+	close(fd);
+}
+
 int main(void)
 {
 	t_start(60);
@@ -319,5 +414,9 @@ int main(void)
 		one_kind(kind);
 	private_kind();
 	remove_events();
+	t_as_user("shared anonymous memory", as_user);
+	/* USERFAULT_SHARED_ANON=memfd: the memfd even where map_files works. */
+	setenv("USERFAULT_SHARED_ANON", "memfd", 1);
+	one_kind(0);
 	return t_done();
 }

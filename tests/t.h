@@ -30,7 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -486,6 +489,16 @@ static inline int t_map_files_ok(void)
 	return 1;
 }
 
+/* USERFAULT_SHARED_ANON=kernel, and /proc/self/map_files refused: the
+ * emulation cannot reach shared anonymous memory (REGISTER gives EINVAL,
+ * README).  By default it can: it makes such memory a memfd of its own. */
+static inline int t_shared_anon_unreachable(void)
+{
+	const char *v = getenv("USERFAULT_SHARED_ANON");
+
+	return t_emulated() && v && !strcmp(v, "kernel") && !t_map_files_ok();
+}
+
 /* A userfaultfd with these creation flags, UFFDIO_API done. */
 static inline int t_uffd_flags(int flags, uint64_t features)
 {
@@ -499,10 +512,41 @@ static inline int t_uffd_flags(int flags, uint64_t features)
 	return fd;
 }
 
+/* Creation flags t_uffd adds (t_as_user: UFFD_USER_MODE_ONLY). */
+static int t_uffd_extra;
+
 /* The usual one: O_CLOEXEC | O_NONBLOCK, API done. */
 static inline int t_uffd(uint64_t features)
 {
-	return t_uffd_flags(O_CLOEXEC | O_NONBLOCK, features);
+	return t_uffd_flags(O_CLOEXEC | O_NONBLOCK | t_uffd_extra, features);
+}
+
+/* Run fn in a child process that is an ordinary user (nobody, if the test
+ * runs as root), with no capability and /proc/self/map_files refused, as
+ * in a container; its uffds have UFFD_USER_MODE_ONLY, which the kernel
+ * grants an ordinary user under vm.unprivileged_userfaultfd=0.  Checks
+ * that the child's checks passed. */
+static inline void t_as_user(const char *what, void (*fn)(void))
+{
+	pid_t pid = fork();
+	int st = 0;
+
+	T_REQUIRE(pid >= 0);
+	if (pid == 0) {
+		t_child_watchdog(60);
+		if (geteuid() == 0 && (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+				       setresuid(65534, 65534, 65534)))
+			_exit(40);
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		t_uffd_extra = UFFD_USER_MODE_ONLY;
+		fn();
+		_exit(t_done());
+	}
+	T_REQUIRE(waitpid(pid, &st, 0) == pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		t_fail(__FILE__, __LINE__, "%s as an ordinary user: child %s %d", what,
+		       WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	t_count();
 }
 
 /* UFFDIO_REGISTER; *ioctls (may be NULL) goes in and comes back as the

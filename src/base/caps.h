@@ -24,6 +24,10 @@ extern struct caps caps;
  * work here (no memfd, no shared mapping). */
 int caps_init(void);
 
+/* Can this process open /proc/self/map_files (CAP_SYS_ADMIN or
+ * CAP_CHECKPOINT_RESTORE)?  Probed again when the effective user changes. */
+int caps_map_files(void);
+
 /* async-signal-safe */
 SIG_SAFE static inline uintptr_t page_down(uintptr_t a)
 {

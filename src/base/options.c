@@ -38,6 +38,17 @@ int opt_altstack(void)
 #endif
 }
 
+int opt_shared_anon(void)
+{
+	const char *v = getenv("USERFAULT_SHARED_ANON");
+
+	if (v && !strcmp(v, "memfd"))
+		return 2;
+	if (v && !strcmp(v, "kernel"))
+		return 0;
+	return 1;
+}
+
 long opt_spin_us(void)
 {
 	const char *v = getenv("USERFAULT_SPIN_US");

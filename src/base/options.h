@@ -9,5 +9,9 @@ enum uf_backend opt_backend(void);	/* USERFAULT_BACKEND (default auto) */
 int opt_guard_markers(void);		/* USERFAULT_GUARD_MARKERS (default 1) */
 long opt_spin_us(void);			/* USERFAULT_SPIN_US (default 100) */
 int opt_altstack(void);			/* USERFAULT_ALTSTACK (default 1) */
+/* USERFAULT_SHARED_ANON: auto (default): shared anonymous memory is made a
+ * memfd of ours where the emulation could not reach it otherwise; memfd:
+ * always on the emulation; kernel: never.  Returns 1 auto, 2 memfd, 0. */
+int opt_shared_anon(void);
 
 #endif

@@ -189,6 +189,7 @@ int emu_fd_relocate(int fd)
 		dev_fd_relocate(fd, to);
 		remote_fd_relocate(fd, to);
 		watch_relocate(fd, to);
+		anon_shared_fd_relocate(fd, to);
 		fd_disown(fd);
 	}
 	pg_install_resume();

@@ -66,6 +66,16 @@ int emu_adopt(int fd);
  * src/base/fdreg.h).  0, or a negative errno (EMFILE: no number left). */
 int emu_fd_relocate(int fd);
 
+/* Shared anonymous memory as a memfd of ours (shared-anon.c), for an
+ * mmap(MAP_SHARED|MAP_ANONYMOUS[|MAP_HUGETLB], len) that the emulation
+ * could not reach otherwise: the descriptor to map instead (offset 0), or
+ * -1 to map it the kernel's way.  Then emu_anon_shared_mapped() says
+ * whether the mmap succeeded (if not, the descriptor is closed). */
+int emu_anon_shared_fd(size_t len, int flags);
+void emu_anon_shared_mapped(int fd, int ok);
+/* (emu_fd_relocate's part for those descriptors) */
+void anon_shared_fd_relocate(int fd, int to);
+
 /* The in-thread pager: make uffd fd one (before any REGISTER); the
  * context of fd if its callback runs on this thread (async-signal-safe). */
 int emu_set_pager(int fd, uf_pager_fn fn, void *arg);

@@ -10,6 +10,9 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include "api/api.h"
+#include "base/caps.h"
+#include "base/options.h"
 #include "base/sys.h"
 #include "emu/area.h"
 #include "emu/emu.h"
@@ -77,20 +80,65 @@ UF_EXPORT UF_UNINSTRUMENTED int munmap(void *addr, size_t len)
 	return vm_munmap(addr, len, real_munmap);
 }
 
+/* Is this an mmap of shared anonymous memory (a test that runs before a
+ * sanitizer's runtime is up: its own mappings are private)? */
+UF_UNINSTRUMENTED static inline int anon_shared(int flags, off_t off)
+{
+	int type = flags & 0x0f /* MAP_TYPE */;
+
+	return (flags & MAP_ANONYMOUS) && (type == MAP_SHARED || type == MAP_SHARED_VALIDATE) &&
+	       !(off & 4095);
+}
+
+/* Must that shared anonymous memory be a memfd of ours to be registered on
+ * the emulation (src/emu/shared-anon.c)?  Only when the emulation is the
+ * back-end and /proc/self/map_files is refused, unless
+ * USERFAULT_SHARED_ANON says otherwise. */
+static int anon_shared_wanted(void)
+{
+	int mode = opt_shared_anon();
+
+	if (mode == 0 || opt_backend() == UF_BACKEND_KERNEL)
+		return 0;
+	if (mode == 1 && caps_map_files())
+		return 0;
+	return uf_get_backend() == UF_BACKEND_EMULATED;
+}
+
+UF_UNINSTRUMENTED static void *do_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off,
+				       void *(*real)(void *, size_t, int, int, int, off_t))
+{
+	int own = -1;
+	void *p;
+
+	if (anon_shared(flags, off) && anon_shared_wanted() &&
+	    (own = emu_anon_shared_fd(len, flags)) >= 0) {
+		flags = (int)((unsigned)flags & ~(MAP_ANONYMOUS | MAP_HUGETLB | ((unsigned)MAP_HUGE_MASK << MAP_HUGE_SHIFT)));
+		fd = own;
+		off = 0;
+	}
+	if (!(flags & MAP_FIXED) || !vm_meets(addr, len))
+		p = real(addr, len, prot, flags, fd, off);
+	else
+		p = vm_mmap_fixed(addr, len, prot, flags, fd, off, real);
+	if (own >= 0) {
+		int e = errno;
+		emu_anon_shared_mapped(own, p != MAP_FAILED);
+		errno = e;
+	}
+	return p;
+}
+
 UF_EXPORT UF_UNINSTRUMENTED void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	UF_REAL_OR(mmap, raw_mmap);
-	if (!(flags & MAP_FIXED) || !vm_meets(addr, len))
-		return real_mmap(addr, len, prot, flags, fd, off);
-	return vm_mmap_fixed(addr, len, prot, flags, fd, off, real_mmap);
+	return do_mmap(addr, len, prot, flags, fd, off, real_mmap);
 }
 
 UF_EXPORT UF_UNINSTRUMENTED void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	UF_REAL_OR(mmap64, raw_mmap);
-	if (!(flags & MAP_FIXED) || !vm_meets(addr, len))
-		return real_mmap64(addr, len, prot, flags, fd, off);
-	return vm_mmap_fixed(addr, len, prot, flags, fd, off, real_mmap64);
+	return do_mmap(addr, len, prot, flags, fd, off, real_mmap64);
 }
 
 UF_EXPORT UF_UNINSTRUMENTED void *mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
