@@ -8,6 +8,11 @@
 #   BACKEND=emulated|kernel|auto   back-end of the destination (default emulated)
 #   MEMFD=1                        guest RAM in a shared memfd on both sides
 #                                  (memory-backend-memfd,share=on)
+#   MEMFD=anon                     guest RAM shared anonymous memory on both
+#                                  sides (memory-backend-ram,share=on); the
+#                                  emulation maps it as a memfd of its own
+#                                  (USERFAULT_SHARED_ANON=memfd, as it does
+#                                  by itself without /proc/self/map_files)
 #   RAM_MB=64  REGION_MB=32        guest RAM, and the part the guest rewrites
 #   PRECOPY_S=1.5                  seconds of pre-copy before post-copy
 #   DUMP_AFTER_S=1                 seconds of post-copy before the dump
@@ -50,7 +55,7 @@ command -v nasm >/dev/null || skip "nasm not installed (apt-get install nasm)"
 command -v python3 >/dev/null || skip "python3 not installed"
 [ -x "$BUILD/userfault" ] || { echo "FAIL: $BUILD/userfault missing (make all)" >&2; exit 1; }
 # Shared guest RAM needs MISSING mode on shared memory from the back-end.
-if [ "$MEMFD" = 1 ] && [ "$BACKEND" = emulated ] &&
+if [ "$MEMFD" != 0 ] && [ "$BACKEND" = emulated ] &&
 	! "$BUILD/userfault" probe 2>/dev/null | sed -n '/^emulated/,$p' | grep -q UFFD_FEATURE_MISSING_SHMEM; then
 	skip "the emulated back-end has no MISSING_SHMEM here (guard markers on shared memory need Linux 6.15)"
 fi
@@ -101,6 +106,10 @@ common=(-machine pc -accel tcg -m "${ram_kb}K" -smp 1 -nodefaults -display none
 if [ "$MEMFD" = 1 ]; then
 	common+=(-object "memory-backend-memfd,id=ram0,size=${ram_kb}K,share=on"
 		-machine memory-backend=ram0)
+elif [ "$MEMFD" = anon ]; then
+	common+=(-object "memory-backend-ram,id=ram0,size=${ram_kb}K,share=on"
+		-machine memory-backend=ram0)
+	export USERFAULT_SHARED_ANON=memfd
 fi
 
 qemu-system-x86_64 "${common[@]}" -name source \
