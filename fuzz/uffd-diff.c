@@ -72,11 +72,14 @@ static uint64_t emu_features(void)
 
 	if (!f)
 		f = UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS |
-		    (uf_emulated_features() & (UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS));
+		    (uf_emulated_features() & (UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS |
+					       UFFD_FEATURE_PAGEFAULT_FLAG_WP));
 	return f;
 }
 #define EMU_FEATURES	emu_features()
-#define NOT_EMULATED_IOCTLS ((1ULL << _UFFDIO_MOVE) | (1ULL << _UFFDIO_WRITEPROTECT) | \
+/* WP mode (and WRITEPROTECT) where the emulation has it: with guard markers. */
+#define EMU_WP		(EMU_FEATURES & UFFD_FEATURE_PAGEFAULT_FLAG_WP)
+#define NOT_EMULATED_IOCTLS ((1ULL << _UFFDIO_MOVE) | (EMU_WP ? 0 : 1ULL << _UFFDIO_WRITEPROTECT) | \
 			     (1ULL << _UFFDIO_CONTINUE) | (1ULL << _UFFDIO_POISON))
 #define FEATURE_UNKNOWN	(1ULL << 17)	/* the first bit Linux 6.18 does not know */
 #define MODE_UNKNOWN	(1ULL << 3)	/* a register mode bit Linux 6.18 does not know */
@@ -760,12 +763,12 @@ static void run_read(struct side *s, const struct op *o, struct res *r)
 	}
 }
 
-/* WP and MINOR are not emulated: the emulation answers as a kernel built
- * without them, which refuses them at the mode check.  The kernel side is
+/* MINOR (and WP without guard markers) is not emulated: the emulation
+ * answers as a kernel built without it, which refuses it at the mode check.  The kernel side is
  * given a mode bit it does not know instead, refused at that same check. */
 static uint64_t reg_mode(int side, uint64_t mode)
 {
-	uint64_t nonemu = UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR;
+	uint64_t nonemu = (EMU_WP ? 0 : UFFDIO_REGISTER_MODE_WP) | UFFDIO_REGISTER_MODE_MINOR;
 
 	if (side == KER && (mode & nonemu))
 		return (mode & ~nonemu) | MODE_UNKNOWN;

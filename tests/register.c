@@ -13,6 +13,12 @@
 #define SENTINEL 0x5a5aULL
 #define KERNEL_ANON_MISSING_IOCTLS 0x13cULL
 #define KERNEL_ANON_WP_IOCTLS 0x17cULL
+/* The emulation's: WAKE, COPY, ZEROPAGE and WRITEPROTECT. */
+#define EMU_ANON_WP_IOCTLS 0x5cULL
+/* Does this back-end have WP mode on anonymous memory?  (The emulation
+ * needs guard markers for it.) */
+#define HAS_WP (!t_emulated() || (t_features() & UFFD_FEATURE_PAGEFAULT_FLAG_WP))
+#define ANON_WP_IOCTLS (t_emulated() ? EMU_ANON_WP_IOCTLS : KERNEL_ANON_WP_IOCTLS)
 #define EMULATED_IOCTLS 0x1cULL
 
 static uint64_t missing_ioctls(void)
@@ -131,7 +137,7 @@ static void rereg(void)
 	munmap(p, 6 * (size_t)t_ps);
 	p = t_map_reg(fd, 2);
 	io = SENTINEL;
-	if (t_emulated()) {
+	if (!HAS_WP) {
 		/* WP is not supported: EINVAL and the MISSING registration
 		 * stays. */
 		CHECK_ERRNO(t_register_mode(fd, p, 2 * (size_t)t_ps,
@@ -146,7 +152,7 @@ static void rereg(void)
 		 * pages no longer fault. */
 		CHECK_EQ(t_register_mode(fd, p, 2 * (size_t)t_ps,
 					 UFFDIO_REGISTER_MODE_WP, &io), 0);
-		CHECK_EQ(io, KERNEL_ANON_WP_IOCTLS);
+		CHECK_EQ(io, ANON_WP_IOCTLS);
 		T_EXPECT_NO_FAULT(fd, p, 0, 0);
 		/* Back to MISSING: page 1 faults again. */
 		CHECK_EQ(t_register(fd, p, 2 * (size_t)t_ps), 0);
@@ -263,11 +269,22 @@ static void kinds(void)
 	shared_kind(fd, shm, len, 1, "MAP_SHARED|MAP_ANONYMOUS");
 	shared_kind(fd, memfd_sh, len, 0, "memfd MAP_SHARED");
 	shared_kind(fd, memfd_pr, len, 0, "memfd MAP_PRIVATE");
-	kernel_only_kind(fd, anon, len, UFFDIO_REGISTER_MODE_WP,
-			 KERNEL_ANON_WP_IOCTLS, "anonymous, mode WP");
-	kernel_only_kind(fd, anon, len, UFFDIO_REGISTER_MODE_MISSING |
-			 UFFDIO_REGISTER_MODE_WP, KERNEL_ANON_WP_IOCTLS,
-			 "anonymous, mode MISSING|WP");
+	if (HAS_WP) {
+		uint64_t wio = SENTINEL;
+		CHECK_EQ(t_register_mode(fd, anon, len, UFFDIO_REGISTER_MODE_WP, &wio), 0);
+		CHECK_EQ(wio, ANON_WP_IOCTLS);
+		wio = SENTINEL;
+		CHECK_EQ(t_register_mode(fd, anon, len, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+					 &wio), 0);
+		CHECK_EQ(wio, ANON_WP_IOCTLS);
+		CHECK_EQ(t_unregister(fd, anon, len), 0);
+	} else {
+		kernel_only_kind(fd, anon, len, UFFDIO_REGISTER_MODE_WP,
+				 KERNEL_ANON_WP_IOCTLS, "anonymous, mode WP");
+		kernel_only_kind(fd, anon, len, UFFDIO_REGISTER_MODE_MISSING |
+				 UFFDIO_REGISTER_MODE_WP, KERNEL_ANON_WP_IOCTLS,
+				 "anonymous, mode MISSING|WP");
+	}
 
 	/* A regular file: EINVAL on both. */
 	CHECK_ERRNO(t_register_mode(fd, file, len, UFFDIO_REGISTER_MODE_MISSING, &io),
@@ -292,7 +309,8 @@ static void kinds(void)
 	CHECK_EQ(uf_close(fd), 0);
 }
 
-/* The emulated back-end has no MOVE / POISON / WRITEPROTECT / CONTINUE. */
+/* The emulated back-end has no MOVE / POISON / CONTINUE (and WRITEPROTECT
+ * only with guard markers). */
 static void emulated_unsupported(void)
 {
 	int fd = t_uffd(0);
@@ -316,7 +334,8 @@ static void emulated_unsupported(void)
 	src[0] = 1;
 	CHECK_ERRNO(uf_ioctl(fd, UFFDIO_MOVE, &mv), EINVAL);
 	CHECK_ERRNO(uf_ioctl(fd, UFFDIO_POISON, &po), EINVAL);
-	CHECK_ERRNO(uf_ioctl(fd, UFFDIO_WRITEPROTECT, &wp), EINVAL);
+	/* WRITEPROTECT on a range without WP mode: ENOENT, as the kernel's. */
+	CHECK_ERRNO(uf_ioctl(fd, UFFDIO_WRITEPROTECT, &wp), ENOENT);
 	CHECK_ERRNO(uf_ioctl(fd, UFFDIO_CONTINUE, &co), EINVAL);
 	/* Nothing was done: page 0 still faults. */
 	T_EXPECT_FAULT(fd, p, 0, 0x12);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include "base/sys.h"
+#include "userfault/uapi.h"
 #include "emu/area-impl.h"
 
 
@@ -117,7 +118,16 @@ void area_privatize_all(const uint32_t *from, const uint32_t *to, int nmap)
 			m = sys_mmap((void *)s, e - s, pg_arm_entry_prot(prot),
 					MAP_SHARED | MAP_FIXED, newfd[bi], (off_t)off);
 			if (m != MAP_FAILED) {
-				pg_arm(s, e - s, store_bits(bi), off >> caps.page_shift, prot);
+				uint64_t mode = UF_LD(a->mode);
+				struct pg_span sp = area_span_of(a);
+				if (mode & UFFDIO_REGISTER_MODE_MISSING)
+					pg_arm(s, e - s, store_bits(bi), off >> caps.page_shift, prot);
+				/* With EVENT_FORK the child's pages keep their write
+				 * protection (wiped ones have none). */
+				if (atomic_load(&a->wipe))
+					pg_wp_set(&sp, s, e - s, 0);
+				else if (mode & UFFDIO_REGISTER_MODE_WP)
+					pg_wp_reapply(&sp);
 				UF_ST(a->ctx, to[keep]);
 				atomic_store(&a->busy, 0);
 				continue;

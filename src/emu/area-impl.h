@@ -46,7 +46,12 @@ void area_merge_adjacent(void);
 void area_drop_stale(uintptr_t start, uintptr_t end);
 /* The mappings of [start, end), ours (areas' memfds) told apart. */
 int area_vmas_in(uintptr_t start, uintptr_t end, struct vma **out);
-/* The protection of an area's present pages (missing ones keep faulting). */
+/* The protection of an area's present pages (missing ones keep faulting;
+ * write-protected ones stay read-only). */
 void area_protect_present(struct area *a, int prot);
+/* The store piece of a, for layer 1. */
+struct pg_span area_span_of(const struct area *a);
+/* Every page of a writable, no write-protect bit left. */
+void area_wp_clear(struct area *a);
 
 #endif

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include "base/sys.h"
+#include "userfault/uapi.h"
 #include "emu/area-impl.h"
 
 #define TMPFS_MAGIC_ 0x01021994
@@ -129,7 +130,9 @@ static int convert(uint32_t me, uintptr_t start, uintptr_t end, int prot, uint64
 		err = -errno;
 		goto fail_prot;
 	}
-	err = pg_arm((uintptr_t)tmp, len, store_bits(bi), 0, prot);
+	/* (Registered for WP alone: no page is missing, none is armed.) */
+	err = (mode & UFFDIO_REGISTER_MODE_MISSING) ? pg_arm((uintptr_t)tmp, len, store_bits(bi), 0, prot)
+						     : 0;
 	if (caps.guard_markers) {
 		if (err || sys_mremap(tmp, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)start) == MAP_FAILED) {
 			err = err ? err : -errno;
@@ -241,8 +244,9 @@ static int rearm(struct area *a, uint32_t me, uint64_t mode)
 		for (off_t p = d; p < pos; p += (off_t)ps)
 			pg_bit_set(bits, (uint64_t)p / ps);
 	/* Arm while nothing is accessible (markers do not mind the
-	 * protection), then open: no page can appear behind our back. */
-	err = pg_arm(s, e - s, bits, pg0, prot);
+	 * protection), then open: no page can appear behind our back.  (WP
+	 * alone arms nothing.) */
+	err = (mode & UFFDIO_REGISTER_MODE_MISSING) ? pg_arm(s, e - s, bits, pg0, prot) : 0;
 	if (caps.guard_markers)
 		sys_mprotect((void *)s, e - s, prot);
 	else if (err)
@@ -623,6 +627,57 @@ static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned all
 	return n;
 }
 
+/* An area of ours registered to me gets new modes: markers go with
+ * MISSING, come (on the pages the memfd lacks) with it, and WP's bits go
+ * with WP. */
+static int remode(struct area *a, uint32_t me, uint64_t mode)
+{
+	uint64_t old = UF_LD(a->mode);
+	int err = 0;
+
+	if ((old & UFFDIO_REGISTER_MODE_MISSING) && !(mode & UFFDIO_REGISTER_MODE_MISSING)) {
+		own(a, me, mode);
+		pg_disarm(UF_LD(a->start), UF_LD(a->end) - UF_LD(a->start), UF_LD(a->prot));
+	} else if (!(old & UFFDIO_REGISTER_MODE_MISSING) && (mode & UFFDIO_REGISTER_MODE_MISSING)) {
+		err = rearm(a, me, mode);
+		if (!err && (mode & UFFDIO_REGISTER_MODE_WP)) {
+			struct pg_span sp = area_span_of(a);
+			pg_wp_reapply(&sp);
+		}
+	} else {
+		own(a, me, mode);
+	}
+	if (!err && (old & UFFDIO_REGISTER_MODE_WP) && !(mode & UFFDIO_REGISTER_MODE_WP))
+		area_wp_clear(a);
+	return err;
+}
+
+/* WP mode: on memory of ours (private anonymous), with guard markers (the
+ * protection of missing pages would compete with the write protection).
+ * Shared memory and hugetlb: not yet (EINVAL). */
+static int wp_check(const struct vma *v, int n, uintptr_t start, uintptr_t end)
+{
+	int hw = atomic_load(&g_areas_hw);
+
+	if (!caps.guard_markers)
+		return -EINVAL;
+	for (int i = 0; i < n; i++) {
+		if (v[i].kind == VMA_ANON)
+			continue;
+		if (v[i].kind != VMA_OURS)
+			return -EINVAL;
+		for (int k = 0; k < hw; k++) {
+			struct area *a = &g_areas[k];
+			if (atomic_load(&a->live) && UF_LD(a->start) < end && UF_LD(a->end) > start &&
+			    UF_LD(a->start) < v[i].end && UF_LD(a->end) > v[i].start &&
+			    store_kind(UF_LD(a->store)) != STORE_MEMFD)
+				return -EINVAL;
+		}
+	}
+	pg_budget_init();
+	return 0;
+}
+
 int area_register_locked(uint32_t me, uintptr_t start, uintptr_t end, uint64_t mode)
 {
 	struct vma *v;
@@ -631,6 +686,10 @@ int area_register_locked(uint32_t me, uintptr_t start, uintptr_t end, uint64_t m
 	n = check_range(me, start, end, 1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_HUGE, -EBUSY, &v);
 	if (n < 0)
 		return n;
+	if ((mode & UFFDIO_REGISTER_MODE_WP) && (err = wp_check(v, n, start, end)) < 0) {
+		free(v);
+		return err;
+	}
 	for (int i = 0; i < n && !err; i++) {
 		uintptr_t s = v[i].start > start ? v[i].start : start;
 		uintptr_t e = v[i].end < end ? v[i].end : end;
@@ -652,11 +711,8 @@ int area_register_locked(uint32_t me, uintptr_t start, uintptr_t end, uint64_t m
 			if (UF_LD(a->ctx) == me) {
 				/* Same uffd: the modes are replaced, unless it already
 				 * has all of them. */
-				if ((UF_LD(a->mode) & mode) != mode) {
-					area_begin(a);
-					UF_ST(a->mode, mode);
-					area_end(a);
-				}
+				if ((UF_LD(a->mode) & mode) != mode)
+					err = remode(a, me, mode);
 			} else {
 				err = rearm(a, me, mode);
 			}
@@ -677,6 +733,7 @@ static void unregister_area(struct area *a)
 	UF_ST(a->ctx, 0);
 	UF_ST(a->mode, 0);
 	area_end(a);
+	area_wp_clear(a);
 	pg_disarm(s, e - s, UF_LD(a->prot));
 }
 

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include "base/sys.h"
+#include "userfault/uapi.h"
 #include "emu/area-impl.h"
 
 /* The areas inside [start, end), after splitting at its bounds: calls fn on
@@ -153,6 +154,16 @@ static int discard_one(struct area *a, void *arg)
 		/* Registered: the pages fault again from now on.  Hide them
 		 * first (a fault on a page whose bit is still set retries), then
 		 * drop the content, then the bits. */
+		uint64_t mode = UF_LD(a->mode);
+		if (!(mode & UFFDIO_REGISTER_MODE_MISSING)) {
+			/* WP alone: nothing is missing, the pages read as zero
+			 * again, and their write protection goes with them (the
+			 * kernel's page table entries go). */
+			sys_fallocate(store_fd(sb), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+				      (off_t)(e - s));
+			area_wp_clear(a);
+			return 0;
+		}
 		if (caps.guard_markers)
 			sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
 		else
@@ -160,6 +171,8 @@ static int discard_one(struct area *a, void *arg)
 		sys_fallocate(store_fd(sb), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(e - s));
 		for (size_t i = 0; i < n; i++)
 			pg_bit_clear(store_bits(sb), pg0 + i);
+		if (mode & UFFDIO_REGISTER_MODE_WP)
+			area_wp_clear(a);	/* (the markers stay) */
 	} else {
 		/* Unregistered: read as zero from now on, as private memory. */
 		sys_fallocate(store_fd(sb), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(e - s));
@@ -258,6 +271,10 @@ void area_move_end_locked(struct area *a, void *to_, size_t newlen, int keep)
 
 	if (to_ == MAP_FAILED)
 		newlen = e - s;
+	/* A grown tail is new memory: not write-protected. */
+	if (store_kind(sb) == STORE_MEMFD)
+		for (size_t i = oldpages; i < newlen >> caps.page_shift; i++)
+			pg_bit_clear(store_wp_bits(sb), pg0 + i);
 	area_begin(a);
 	UF_ST(a->start, to);
 	UF_ST(a->end, to + newlen);
@@ -266,6 +283,10 @@ void area_move_end_locked(struct area *a, void *to_, size_t newlen, int keep)
 		UF_ST(a->mode, 0);
 	}
 	area_end(a);
+	/* Moved without EVENT_REMAP: the write protection is dropped, as the
+	 * kernel drops it. */
+	if (to != s && !keep)
+		area_wp_clear(a);
 	if (UF_LD(a->ctx) && store_huge_shift(sb)) {
 		/* hugetlb: a grown tail of a private area is missing; then the
 		 * whole range is armed again where it is now. */
@@ -293,7 +314,11 @@ void area_move_end_locked(struct area *a, void *to_, size_t newlen, int keep)
 		 * table entries; arming again is harmless). */
 		for (size_t i = oldpages; i < newlen >> caps.page_shift; i++)
 			pg_bit_clear(store_bits(sb), pg0 + i);
-		pg_arm(to, newlen, store_bits(sb), pg0, prot);
+		if (UF_LD(a->mode) & UFFDIO_REGISTER_MODE_MISSING)
+			pg_arm(to, newlen, store_bits(sb), pg0, prot);
+	} else if (UF_LD(a->ctx) && !(UF_LD(a->mode) & UFFDIO_REGISTER_MODE_MISSING)) {
+		/* WP alone: nothing to arm (a grown tail is holes that fill
+		 * on access, as new memory). */
 	} else if (UF_LD(a->ctx)) {
 		/* A grown tail is holes of the memfd: missing.  With markers
 		 * the rest kept its markers; with protection everything is

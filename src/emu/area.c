@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include "base/sys.h"
+#include "userfault/uapi.h"
 #include "emu/area-impl.h"
 
 struct area g_areas[AREA_MAX];
@@ -87,6 +88,28 @@ SIG_SAFE int area_find(uintptr_t addr, struct area_view *v)
 				return 1;
 			}
 		}
+		if (!seq_read_retry(&g_table_seq, t))
+			return 0;
+	}
+}
+
+/* The area with the lowest start in (addr, end): 1 and *v, or 0.
+ * async-signal-safe */
+SIG_SAFE int area_next_after(uintptr_t addr, uintptr_t end, struct area_view *v)
+{
+	for (;;) {
+		uint32_t t = seq_read_begin(&g_table_seq);
+		int hw = atomic_load(&g_areas_hw);
+		uintptr_t best = end;
+
+		for (int i = 0; i < hw; i++) {
+			struct area *a = &g_areas[i];
+			uintptr_t st = UF_LD(a->start);
+			if (atomic_load(&a->live) && st > addr && st < best)
+				best = st;
+		}
+		if (best < end && area_find(best, v))
+			return 1;
 		if (!seq_read_retry(&g_table_seq, t))
 			return 0;
 	}
@@ -206,6 +229,21 @@ int area_vmas_in(uintptr_t start, uintptr_t end, struct vma **out)
 			(*out)[i].kind = VMA_OURS;
 		other |= (*out)[i].kind == VMA_SHMEM || (*out)[i].kind == VMA_OTHER;
 	}
+	/* An area of ours may be several mappings (write-protected runs,
+	 * protected missing pages): one entry each, as the kernel has one
+	 * VMA. */
+	for (int i = 1, k = 1; i <= n; i++) {
+		struct vma *o = *out;
+		if (i == n) {
+			n = n ? k : 0;
+			break;
+		}
+		if (o[i].kind == VMA_OURS && o[k - 1].kind == VMA_OURS && o[k - 1].end == o[i].start &&
+		    o[k - 1].ino == o[i].ino && o[k - 1].off + (o[k - 1].end - o[k - 1].start) == o[i].off)
+			o[k - 1].end = o[i].end;
+		else
+			o[k++] = o[i];
+	}
 	/* hugetlb shows as a file in /proc/self/maps: smaps tells. */
 	if (other && maps_page_sizes(*out, n) < 0) {
 		free(*out);
@@ -308,6 +346,9 @@ void area_merge_adjacent(void)
 		else if (!caps.guard_markers)
 			extra += pg_extra_maps(store_bits(sb), UF_LD(a->off) >> caps.page_shift,
 					       (UF_LD(a->end) - UF_LD(a->start)) >> caps.page_shift);
+		if (UF_LD(a->mode) & UFFDIO_REGISTER_MODE_WP)
+			extra += pg_wp_extra_maps(store_wp_bits(sb), UF_LD(a->off) >> caps.page_shift,
+						  (UF_LD(a->end) - UF_LD(a->start)) >> caps.page_shift);
 	}
 	pg_set_used(extra);
 }
@@ -337,6 +378,30 @@ void area_protect_present(struct area *a, int prot)
 		pg_huge_protect_present(s, e - s, store_bits(sb), UF_LD(a->off) >> hs, (unsigned)hs, prot);
 	else
 		pg_protect_present(s, e - s, store_bits(UF_LD(a->store)), UF_LD(a->off) >> caps.page_shift, prot);
+	/* Write-protected pages stay read-only whatever the program's
+	 * protection (the kernel keeps uffd-wp apart from the VMA's). */
+	if (UF_LD(a->ctx) && (UF_LD(a->mode) & UFFDIO_REGISTER_MODE_WP)) {
+		struct pg_span sp = area_span_of(a);
+		sp.prot = prot;
+		pg_wp_reapply(&sp);
+	}
+}
+
+struct pg_span area_span_of(const struct area *a)
+{
+	struct pg_span s = { UF_LD(a->start), UF_LD(a->end), UF_LD(a->store), UF_LD(a->off),
+			     UF_LD(a->prot), 0 };
+	return s;
+}
+
+/* Every page of a writable again, no write-protect bit left (UNREGISTER,
+ * a move without EVENT_REMAP). */
+void area_wp_clear(struct area *a)
+{
+	struct pg_span sp = area_span_of(a);
+
+	if (store_kind(sp.store) == STORE_MEMFD)
+		pg_wp_set(&sp, sp.start, sp.end - sp.start, 0);
 }
 
 /* Does [start, end) meet an area?  Lock-free.  async-signal-safe */

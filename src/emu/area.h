@@ -39,12 +39,14 @@ struct area_view {
 
 /* The area holding addr: 1 and *v, or 0.  async-signal-safe */
 int area_find(uintptr_t addr, struct area_view *v);
+/* The area with the lowest start in (addr, end): 1 and *v, or 0.  a-s-s */
+int area_next_after(uintptr_t addr, uintptr_t end, struct area_view *v);
 /* Is the area of v still as v says?  async-signal-safe */
 int area_still(const struct area_view *v);
 /* The store piece of v, for layer 1. */
 SIG_SAFE static inline struct pg_span area_span(const struct area_view *v)
 {
-	struct pg_span s = { v->start, v->end, v->store, v->off, v->prot };
+	struct pg_span s = { v->start, v->end, v->store, v->off, v->prot, 0 };
 	return s;
 }
 /* Is the page of addr (in v) present (pg_present)?  async-signal-safe */

@@ -26,6 +26,7 @@
 static __thread unsigned tls_spins __attribute__((tls_model("initial-exec")));
 static __thread unsigned tls_accerr __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tls_accerr_gen __attribute__((tls_model("initial-exec")));
+static __thread uint32_t tls_accerr_wp_gen __attribute__((tls_model("initial-exec")));
 
 /* Is delivering SIGBUS by calling the program's handler from here exact:
  * the same handler, mask and stack as the kernel would give it? */
@@ -98,7 +99,7 @@ struct ctx *fault_pager_hint(int fd)
 }
 
 /* An in-thread pager: its callback resolves the fault right here.  a-s-s */
-SIG_SAFE static void run_pager(struct ctx *c, uintptr_t addr, int write, void *uctx)
+SIG_SAFE static void run_pager(struct ctx *c, uintptr_t addr, int write, int wp, void *uctx)
 {
 	uf_pager_fn fn = (uf_pager_fn)atomic_load(&c->pager_fn);
 	struct uf_pager_fault f;
@@ -106,7 +107,7 @@ SIG_SAFE static void run_pager(struct ctx *c, uintptr_t addr, int write, void *u
 	struct ctx *saved_ctx = tls_pager_ctx;
 
 	f.uffd = atomic_load(&c->pager_fd);
-	f.flags = write ? UFFD_PAGEFAULT_FLAG_WRITE : 0;
+	f.flags = (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0) | (wp ? UFFD_PAGEFAULT_FLAG_WP : 0);
 	f.address = (void *)addr;
 	f.page = (void *)page_down(addr);
 	STATS_ADD(faults, 1);
@@ -165,8 +166,19 @@ SIG_SAFE static void wait_pop(struct waiter *w, uint32_t gen)
 		}
 }
 
-/* Queue the fault and sleep until a wake covers it.  a-s-s */
-SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintptr_t addr, int write)
+/* Is the fault resolved (or gone) by now?  A missing page that is present,
+ * a write-protected one that is not protected any more.  a-s-s */
+SIG_SAFE static bool fault_over(const struct area_view *v, uintptr_t addr, int wp)
+{
+	struct pg_span sp = area_span(v);
+
+	return wp ? !pg_wp_get(&sp, addr) : pg_present(&sp, addr);
+}
+
+/* Queue the fault (wp: a write to a write-protected page) and sleep until
+ * a wake covers it.  a-s-s */
+SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintptr_t addr, int write,
+				int wp)
 {
 	uint64_t feat = atomic_load(&c->features);
 	int hs = store_huge_shift(v->store);
@@ -182,7 +194,7 @@ SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintpt
 	w = wq_claim(&gen);
 	memset(&m, 0, sizeof m);
 	m.event = UFFD_EVENT_PAGEFAULT;
-	m.arg.pagefault.flags = write ? UFFD_PAGEFAULT_FLAG_WRITE : 0;
+	m.arg.pagefault.flags = (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0) | (wp ? UFFD_PAGEFAULT_FLAG_WP : 0);
 	m.arg.pagefault.address = rep;
 	if (feat & UFFD_FEATURE_THREAD_ID)
 		m.arg.pagefault.feat.ptid = (__u32)sys_gettid();
@@ -200,7 +212,7 @@ SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintpt
 	 * This is checked after queueing, so a wake cannot slip between, and
 	 * before telling the reader, as the kernel re-checks the page table
 	 * right after queueing. */
-	if (area_page_present(v, addr) || !area_still(v) || atomic_load(&c->state) != CTX_RUNNING)
+	if (fault_over(v, addr, wp) || !area_still(v) || atomic_load(&c->state) != CTX_RUNNING)
 		wq_cancel(w, gen, &c->q);
 	else
 		ctx_notify(c);
@@ -209,7 +221,7 @@ SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintpt
 	wq_free(w, gen);
 	/* Woken by a single-page install: the resolver left the entry of our
 	 * page for us to fill (see resolved_wake() in ioctl.c), off its path. */
-	if (woken && !hs && area_still(v) && area_page_present(v, addr))
+	if (woken && !wp && !hs && area_still(v) && area_page_present(v, addr))
 		pg_populate(v->prot, page_down(addr), caps.page_size);
 }
 
@@ -235,6 +247,24 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	write = arch_fault_is_write(uctx);
 	if (!(v.prot & PROT_READ) || (write && !(v.prot & PROT_WRITE)))
 		goto not_ours;		/* a real protection fault */
+	/* A write to a write-protected page (UFFDIO_WRITEPROTECT). */
+	if (write && si->si_code == SEGV_ACCERR && (v.mode & UFFDIO_REGISTER_MODE_WP) && v.ctx &&
+	    store_kind(v.store) == STORE_MEMFD) {
+		struct pg_span sp = area_span(&v);
+		if (pg_wp_get(&sp, addr)) {
+			c = ctx_by_id(v.ctx);
+			if (!c || atomic_load(&c->state) != CTX_RUNNING)
+				goto spin;
+			tls_spins = 0;
+			if (atomic_load(&c->pager_fn))
+				run_pager(c, addr, write, 1, uctx);
+			else if (atomic_load(&c->features) & UFFD_FEATURE_SIGBUS)
+				raise_sigbus(addr, uctx);
+			else
+				wait_fault(c, &v, addr, write, 1);
+			goto retry;
+		}
+	}
 	/* (hugetlb's missing pages, and a private shmem page being installed,
 	 * are PROT_NONE: ACCERR there is ours) */
 	if (caps.guard_markers && si->si_code == SEGV_ACCERR && !store_huge_shift(v.store) &&
@@ -244,9 +274,13 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 		 * areas for a moment) raised it and ended before we looked.
 		 * Those bump g_busy_gen: retry while it moves, and forward a
 		 * fault that repeats with nothing of ours going on. */
-		uint32_t gen = area_busy_gen();
-		if (tls_accerr_gen != gen) {
+		uint32_t gen = area_busy_gen(), wgen = pg_wp_gen();
+		/* (A write protection lifted meanwhile counts as such a
+		 * change: WRITEPROTECT makes the page writable, then clears
+		 * its bit, which the fault may have read in between.) */
+		if (tls_accerr_gen != gen || tls_accerr_wp_gen != wgen) {
 			tls_accerr_gen = gen;
+			tls_accerr_wp_gen = wgen;
 			tls_accerr = 0;
 		}
 		if (++tls_accerr > 2)
@@ -276,11 +310,11 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	}
 	tls_spins = 0;
 	if (atomic_load(&c->pager_fn))
-		run_pager(c, addr, write, uctx);
+		run_pager(c, addr, write, 0, uctx);
 	else if (atomic_load(&c->features) & UFFD_FEATURE_SIGBUS)
 		raise_sigbus(addr, uctx);
 	else
-		wait_fault(c, &v, addr, write);
+		wait_fault(c, &v, addr, write, 0);
 	goto retry;
 spin:
 	/* Retry; give up only if the page never appears. */

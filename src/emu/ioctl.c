@@ -89,8 +89,9 @@ static int register_check(const void *arg)
 
 	if (!reg->mode || (reg->mode & ~(uint64_t)UFFD_API_REGISTER_MODES))
 		return EINVAL;
-	/* The emulation implements MISSING mode only. */
-	if (reg->mode & ~(uint64_t)UFFDIO_REGISTER_MODE_MISSING)
+	/* The emulation implements MISSING and WP modes (WP where guard
+	 * markers are, on private anonymous memory: the area layer checks). */
+	if (reg->mode & UFFDIO_REGISTER_MODE_MINOR)
 		return EINVAL;
 	return range_ok(reg->range.start, reg->range.len) ? 0 : EINVAL;
 }
@@ -131,6 +132,8 @@ static int do_register(struct ctx *c, int fd, unsigned long arg)
 		return fail(-r);
 	if (r == 1)		/* hugetlb: the kernel's "basic" ioctls */
 		ioctls &= ~((uint64_t)1 << _UFFDIO_ZEROPAGE);
+	if (reg.mode & UFFDIO_REGISTER_MODE_WP)
+		ioctls |= (uint64_t)1 << _UFFDIO_WRITEPROTECT;
 	if (usercopy_out((char *)arg + offsetof(struct uffdio_register, ioctls), &ioctls, sizeof ioctls))
 		return fail(EFAULT);
 	return 0;
@@ -225,6 +228,20 @@ static int area_next(const struct area_view *v, struct area_view *n)
 	       n->mode == v->mode && n->prot == v->prot;
 }
 
+/* The piece of area v that [dst, dst+len) is installed into: write-
+ * protected if wp (COPY's MODE_WP).  Registered for WP alone, the area's
+ * holes are filled by the kernel without asking: its presence bits are
+ * read from the memfd first.  async-signal-safe */
+static struct pg_span install_span(const struct area_view *v, uint64_t dst, uint64_t len, int wp)
+{
+	struct pg_span sp = area_span(v);
+
+	sp.wp_install = wp;
+	if (!(v->mode & UFFDIO_REGISTER_MODE_MISSING) && store_kind(v->store) == STORE_MEMFD)
+		pg_refresh(&sp, dst, len);
+	return sp;
+}
+
 /*
  * COPY (from src) and ZEROPAGE (zeros; src unused): section 5.2, without
  * the wake.  Returns the result to store in the output field (bytes or
@@ -264,8 +281,8 @@ static long resolve(struct ctx *c, uint64_t dst, const void *src, int zeros, uin
 		if (area_still(&cur))
 			area_wait_busy(gen);
 	}
-	if (wp)
-		return -EINVAL;		/* no range of ours is registered for WP */
+	if (wp && !(v->mode & UFFDIO_REGISTER_MODE_WP))
+		return -EINVAL;		/* MODE_WP where the VMA has no WP mode */
 	if (store_huge_shift(v->store)) {
 		/* hugetlb: no ZEROPAGE; whole huge pages only. */
 		uint64_t hmask = ((uint64_t)1 << store_huge_shift(v->store)) - 1;
@@ -273,14 +290,14 @@ static long resolve(struct ctx *c, uint64_t dst, const void *src, int zeros, uin
 			return -EINVAL;
 	}
 	if (end <= v->end) {		/* one area: the usual case */
-		struct pg_span sp = area_span(v);
+		struct pg_span sp = install_span(v, dst, len, wp);
 		return pg_install(&sp, dst, src, zeros, len, populate);
 	}
 	/* Area by area; the first that stops short ends the operation, as a
 	 * page that stops the kernel's loop does. */
 	for (cur = *v;;) {
 		uint64_t at = dst + done, n = (end < cur.end ? end : cur.end) - at;
-		struct pg_span sp = area_span(&cur);
+		struct pg_span sp = install_span(&cur, at, n, wp);
 		long r = pg_install(&sp, at, (const void *)((uintptr_t)src + done), zeros, n,
 				    populate);
 
@@ -403,14 +420,111 @@ static int do_zeropage(struct ctx *c, int fd, unsigned long arg)
 	return (uint64_t)r == zp.range.len ? 0 : fail(EAGAIN);
 }
 
+/* async-signal-safe */
+static int writeprotect_check(const void *arg)
+{
+	const struct uffdio_writeprotect *wp = arg;
+
+	if (!range_ok(wp->range.start, wp->range.len))
+		return EINVAL;
+	if (wp->mode & ~(uint64_t)(UFFDIO_WRITEPROTECT_MODE_WP | UFFDIO_WRITEPROTECT_MODE_DONTWAKE))
+		return EINVAL;
+	if ((wp->mode & UFFDIO_WRITEPROTECT_MODE_WP) && (wp->mode & UFFDIO_WRITEPROTECT_MODE_DONTWAKE))
+		return EINVAL;
+	return 0;
+}
+
+/* Is [s, e), between areas, a hole (no mapping at all)?  mincore says
+ * ENOMEM where a page is not mapped.  (A gap mapped only in part counts as
+ * a hole.)  async-signal-safe */
+static int gap_is_hole(uintptr_t s, uintptr_t e)
+{
+	unsigned char vec[1];
+
+	for (uintptr_t a = s; a < e; a += caps.page_size)
+		if (sys_call4(SYS_mincore, (long)a, (long)caps.page_size, (long)vec, 0) == 0)
+			return 0;
+	return 1;
+}
+
+/* The next area at or after addr below end: 1 and *v, or 0.  Areas are few:
+ * a page-by-page walk would be slow over a large gap, so the area table is
+ * asked for the lowest start above addr.  async-signal-safe */
+static int area_from(uintptr_t addr, uintptr_t end, struct area_view *v)
+{
+	if (area_find(addr, v))
+		return 1;
+	return area_next_after(addr, end, v);
+}
+
+/*
+ * UFFDIO_WRITEPROTECT (section 8.6): the areas of the range in address
+ * order, holes skipped; no mapping at all, or one without WP mode, is
+ * ENOENT (those before it are changed already, as on the kernel).  Setting
+ * never wakes; clearing wakes the range unless DONTWAKE.  async-signal-safe
+ */
+static int do_writeprotect(struct ctx *c, int fd, unsigned long arg)
+{
+	struct uffdio_writeprotect wp;
+	struct area_view v;
+	uintptr_t at, end;
+	int on, e, seen = 0;
+
+	if (atomic_load(&c->changing))
+		return fail(EAGAIN);
+	if (usercopy_in(&wp, (void *)arg, sizeof wp))
+		return fail(EFAULT);
+	if ((e = writeprotect_check(&wp)))
+		return fail(e);
+	on = !!(wp.mode & UFFDIO_WRITEPROTECT_MODE_WP);
+	end = wp.range.start + wp.range.len;
+	for (at = wp.range.start; at < end;) {
+		struct pg_span sp;
+		uintptr_t to;
+		int r;
+
+		if (!area_from(at, end, &v)) {
+			if (!gap_is_hole(at, end))
+				return fail(ENOENT);
+			break;
+		}
+		if (v.start > at && !gap_is_hole(at, v.start))
+			return fail(ENOENT);	/* an unregistered mapping */
+		if (v.busy) {
+			uint32_t gen = area_busy_gen();
+			if (area_still(&v))
+				area_wait_busy(gen);
+			continue;
+		}
+		if (!v.ctx || !(v.mode & UFFDIO_REGISTER_MODE_WP) || store_kind(v.store) != STORE_MEMFD)
+			return fail(ENOENT);
+		at = v.start > at ? v.start : at;
+		to = v.end < end ? v.end : end;
+		sp = area_span(&v);
+		/* (WP alone: the kernel fills holes without asking) */
+		if (on && !(v.mode & UFFDIO_REGISTER_MODE_MISSING))
+			pg_refresh(&sp, at, to - at);
+		if ((r = pg_wp_protect(&sp, at, to - at, on)) < 0)
+			return fail(-r);
+		seen = 1;
+		at = to;
+	}
+	if (!seen)
+		return fail(ENOENT);
+	if (!on && !(wp.mode & UFFDIO_WRITEPROTECT_MODE_DONTWAKE) &&
+	    wq_wake_range(&c->q, wp.range.start, end, NULL))
+		ctx_sync_ready(c, fd);
+	return 0;
+}
+
 static int run_api(struct ctx *c, int fd, unsigned long arg)
 {
 	(void)fd;
 	return do_api(c, arg);
 }
 
-/* Every uffd ioctl the emulation has.  MOVE, WRITEPROTECT, CONTINUE and
- * POISON are not here: EINVAL, as from a kernel without them. */
+/* Every uffd ioctl the emulation has.  MOVE, CONTINUE and POISON are not
+ * here: EINVAL, as from a kernel without them. */
 static const struct ioctl_desc g_ioctls[] = {
 	{ UFFDIO_API, "API", sizeof(struct uffdio_api), sizeof(struct uffdio_api),
 	  0, EINVAL, NULL, run_api },
@@ -426,6 +540,8 @@ static const struct ioctl_desc g_ioctls[] = {
 	{ UFFDIO_ZEROPAGE, "ZEROPAGE", sizeof(struct uffdio_zeropage),
 	  offsetof(struct uffdio_zeropage, zeropage), offsetof(struct uffdio_zeropage, zeropage),
 	  ESRCH, zeropage_check, do_zeropage },
+	{ UFFDIO_WRITEPROTECT, "WRITEPROTECT", sizeof(struct uffdio_writeprotect),
+	  sizeof(struct uffdio_writeprotect), 0, ESRCH, writeprotect_check, do_writeprotect },
 };
 _Static_assert(offsetof(struct uffdio_copy, copy) == 32 &&
 	       offsetof(struct uffdio_zeropage, zeropage) == 24 &&

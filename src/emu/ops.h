@@ -46,7 +46,11 @@ int ioctl_vfs(int fd, unsigned long req, unsigned long arg, int *ret);
 			 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS)
 /* Shared memory needs guard markers on it (Linux 6.15+), and cachestat. */
 #define EMU_SHMEM	(caps.guard_markers && caps.cachestat)
-#define EMU_FEATURES	(EMU_FEATURES_ANY | (EMU_SHMEM ? UFFD_FEATURE_MISSING_SHMEM : 0))
+/* Write protection (private anonymous memory) needs guard markers too:
+ * missing pages must fault apart from the protection. */
+#define EMU_WP		(caps.guard_markers)
+#define EMU_FEATURES	(EMU_FEATURES_ANY | (EMU_SHMEM ? UFFD_FEATURE_MISSING_SHMEM : 0) | \
+			 (EMU_WP ? UFFD_FEATURE_PAGEFAULT_FLAG_WP : 0))
 #define EMU_RANGE_IOCTLS ((__u64)1 << _UFFDIO_WAKE | (__u64)1 << _UFFDIO_COPY | \
 			  (__u64)1 << _UFFDIO_ZEROPAGE)
 

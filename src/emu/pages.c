@@ -18,6 +18,7 @@
  * made accessible afterwards, in one step: nobody sees it half-written.
  */
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,6 +48,11 @@ SIG_SAFE void pg_bit_clear(_Atomic uint64_t *bits, uint64_t pg)
 SIG_SAFE void pg_bit_set(_Atomic uint64_t *bits, uint64_t pg)
 {
 	atomic_fetch_or(&bits[pg >> 6], 1ULL << (pg & 63));
+}
+
+SIG_SAFE int pg_bit_get(_Atomic uint64_t *bits, uint64_t pg)
+{
+	return (atomic_load(&bits[pg >> 6]) >> (pg & 63)) & 1;
 }
 
 SIG_SAFE static int bit_get(_Atomic uint64_t *bits, uint64_t pg)
@@ -275,6 +281,16 @@ SIG_SAFE static int budget_take_if(long d, int enforce)
 	return 0;
 }
 
+void pg_budget_init(void)
+{
+	budget_init();
+}
+
+SIG_SAFE int pg_budget_take(long d)
+{
+	return budget_take_if(d, 1);
+}
+
 static int budget_take(long d)
 {
 	return budget_take_if(d, !caps.guard_markers);
@@ -379,6 +395,194 @@ static int reveal(const struct pg_span *v, uintptr_t addr, size_t len, int popul
 	return 0;
 }
 
+/* ---- write protection (UFFDIO_WRITEPROTECT, COPY's MODE_WP) ----
+ *
+ * The kernel keeps a uffd-wp bit per page table entry, apart from the
+ * VMA's protection; the emulation keeps a bit per page of the store and
+ * makes the protected pages read-only with mprotect, so that a write to one
+ * raises SIGSEGV (SEGV_ACCERR) and a read does not.  Every run of protected
+ * pages among writable ones is a mapping of its own: the runs are counted
+ * against the mapping budget, and a change that would pass it fails with
+ * ENOMEM, leaving everything as it was.  Guard markers on missing pages
+ * stay through mprotect.  All async-signal-safe (an in-thread pager calls
+ * WRITEPROTECT from its fault). */
+
+SIG_SAFE static uint64_t page_of(const struct pg_span *s, uintptr_t addr)
+{
+	return (s->off + (addr - s->start)) >> caps.page_shift;
+}
+
+/* async-signal-safe */
+SIG_SAFE bool pg_wp_get(const struct pg_span *s, uintptr_t addr)
+{
+	uint64_t pg = page_of(s, addr);
+
+	return pg < store_bits_pages(s->store) && pg_bit_get(store_wp_bits(s->store), pg);
+}
+
+/* The protection page pg would have after the change: wp of [lo, hi)
+ * turned on (present pages) or off.  async-signal-safe */
+SIG_SAFE static int after(_Atomic uint64_t *wp, _Atomic uint64_t *bits, uint64_t pg, uint64_t lo,
+			  uint64_t hi, int on)
+{
+	if (pg < lo || pg >= hi)
+		return pg_bit_get(wp, pg);
+	if (!on)
+		return 0;
+	return pg_bit_get(bits, pg) || pg_bit_get(wp, pg);
+}
+
+/* One change of write protection at a time, in the whole process: a
+ * change reads the bits, then sets bits and protections run by run, and
+ * two at once (a WRITEPROTECT clearing a page inside a run another one is
+ * protecting) would leave a page read-only with its bit clear.  The kernel
+ * serialises them with its page table locks.  The holder is a thread id,
+ * so that a signal handler that runs while its own thread holds it (an
+ * in-thread pager) goes on.  a-s-s */
+static _Atomic pid_t g_wp_owner;
+
+SIG_SAFE static int wp_lock(void)
+{
+	pid_t me = sys_gettid(), free_ = 0;
+
+	if (atomic_load(&g_wp_owner) == me)
+		return 0;
+	while (!atomic_compare_exchange_weak(&g_wp_owner, &free_, me)) {
+		free_ = 0;
+		sched_yield();
+	}
+	return 1;
+}
+
+/* Bumped after every change: a fault that met a protection a change has
+ * lifted since is retried, not taken for the program's.  a-s-s */
+static _Atomic uint32_t g_wp_gen;
+
+SIG_SAFE uint32_t pg_wp_gen(void)
+{
+	return atomic_load(&g_wp_gen);
+}
+
+SIG_SAFE static void wp_unlock(int took)
+{
+	atomic_fetch_add(&g_wp_gen, 1);
+	if (took)
+		atomic_store(&g_wp_owner, 0);
+}
+
+SIG_SAFE static int wp_set_locked(const struct pg_span *s, uintptr_t addr, size_t len, int on);
+
+/* async-signal-safe */
+SIG_SAFE int pg_wp_set(const struct pg_span *s, uintptr_t addr, size_t len, int on)
+{
+	int took = wp_lock(), r = wp_set_locked(s, addr, len, on);
+
+	wp_unlock(took);
+	return r;
+}
+
+SIG_SAFE static int wp_set_locked(const struct pg_span *s, uintptr_t addr, size_t len, int on)
+{
+	_Atomic uint64_t *wp = store_wp_bits(s->store), *bits = store_bits(s->store);
+	uint64_t lo = page_of(s, addr), hi = lo + (len >> caps.page_shift);
+	uint64_t first = s->off >> caps.page_shift, last = page_of(s, s->end);	/* [first, last) */
+	uint64_t wlo = lo > first ? lo - 1 : lo, whi = hi < last ? hi + 1 : hi;
+	size_t ps = caps.page_size;
+	long before = 0, now = 0;
+	int prot = on ? s->prot & ~PROT_WRITE : s->prot;
+
+	/* The mappings the window [wlo, whi) needs now and after. */
+	for (uint64_t pg = wlo + 1; pg < whi; pg++) {
+		before += pg_bit_get(wp, pg) != pg_bit_get(wp, pg - 1);
+		now += after(wp, bits, pg, lo, hi, on) != after(wp, bits, pg - 1, lo, hi, on);
+	}
+	if (pg_budget_take(now - before) < 0)
+		return -ENOMEM;
+	for (uint64_t pg = lo; pg < hi;) {
+		uint64_t end = pg;
+		/* a run of pages that change */
+		while (end < hi && after(wp, bits, end, lo, hi, on) != pg_bit_get(wp, end))
+			end++;
+		if (end == pg) {
+			pg++;
+			continue;
+		}
+		for (uint64_t k = pg; k < end; k++)
+			if (on)
+				pg_bit_set(wp, k);
+		if (sys_mprotect((void *)(addr + (pg - lo) * ps), (end - pg) * ps, prot) < 0) {
+			/* (Only ENOMEM, the count being kept under the limit.) */
+			int e = errno;
+			for (uint64_t k = pg; k < end; k++)
+				if (on)
+					pg_bit_clear(wp, k);
+			return -e;
+		}
+		for (uint64_t k = pg; k < end; k++)
+			if (!on)
+				pg_bit_clear(wp, k);
+		pg = end;
+	}
+	return 0;
+}
+
+/* async-signal-safe */
+SIG_SAFE int pg_wp_reapply(const struct pg_span *s)
+{
+	_Atomic uint64_t *wp = store_wp_bits(s->store);
+	size_t n = (s->end - s->start) >> caps.page_shift, i = 0, len;
+	uint64_t pg0 = s->off >> caps.page_shift;
+
+	int took, r = 0;
+
+	if (!(s->prot & PROT_WRITE))
+		return 0;
+	took = wp_lock();
+	while (pg_next_run(wp, pg0, n, &i, 1, &len)) {
+		if (sys_mprotect((void *)(s->start + i * caps.page_size), len * caps.page_size,
+				 s->prot & ~PROT_WRITE) < 0) {
+			r = -errno;
+			break;
+		}
+		i += len;
+	}
+	wp_unlock(took);
+	return r;
+}
+
+long pg_wp_extra_maps(_Atomic uint64_t *wp, uint64_t pg0, size_t n)
+{
+	long t = 0;
+
+	for (size_t i = 1; i < n; i++)
+		t += pg_bit_get(wp, pg0 + i) != pg_bit_get(wp, pg0 + i - 1);
+	return t;
+}
+
+/* async-signal-safe */
+SIG_SAFE void pg_refresh(const struct pg_span *s, uintptr_t addr, size_t len)
+{
+	_Atomic uint64_t *bits = store_bits(s->store);
+	int fd = store_fd(s->store);
+	size_t ps = caps.page_size;
+	uint64_t lo = page_of(s, addr), hi = lo + (len >> caps.page_shift);
+	off_t pos = (off_t)(lo * ps), end = (off_t)(hi * ps);
+
+	for (uint64_t pg = lo; pg < hi; pg++)
+		pg_bit_clear(bits, pg);
+	while (pos < end) {
+		off_t d = (off_t)sys_call4(SYS_lseek, fd, (long)pos, SEEK_DATA, 0), h;
+		if (d < 0 || d >= end)
+			break;
+		h = (off_t)sys_call4(SYS_lseek, fd, (long)d, SEEK_HOLE, 0);
+		if (h < 0 || h > end)
+			h = end;
+		for (uint64_t pg = (uint64_t)d / ps; pg < (uint64_t)(h + (off_t)ps - 1) / ps; pg++)
+			pg_bit_set(bits, pg);
+		pos = h;
+	}
+}
+
 /* ---- COPY and ZEROPAGE ---- */
 
 /* Write len bytes at off of the memfd from src, or zeros (src is then not
@@ -479,6 +683,18 @@ static void install_leave(void)
 		sys_futex_wake(&g_inflight, 1);
 }
 
+/* UFFDIO_WRITEPROTECT on one span: pg_wp_set, as an operation a fork
+ * waits for.  async-signal-safe */
+SIG_SAFE int pg_wp_protect(const struct pg_span *s, uintptr_t addr, size_t len, int on)
+{
+	int r;
+
+	install_enter();
+	r = pg_wp_set(s, addr, len, on);
+	install_leave();
+	return r;
+}
+
 static long install(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
 		    size_t len, int populate);
 static long install_file(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
@@ -532,6 +748,12 @@ static long install(const struct pg_span *v, uintptr_t dst, const void *src, int
 		if (full < run) {
 			unclaim(v->store, pg, full, run);	/* unreadable source */
 			err = -EFAULT;
+		}
+		/* COPY's MODE_WP: the pages are read-only before they appear. */
+		if (full && v->wp_install && (r = pg_wp_set(v, dst + done * ps, full * ps, 1)) < 0) {
+			unclaim(v->store, pg, 0, full);
+			err = r;
+			break;
 		}
 		if (full && (r = reveal(v, dst + done * ps, full * ps, populate)) < 0) {
 			/* Out of mappings (protection mode): hide the run again

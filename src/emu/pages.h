@@ -52,6 +52,9 @@ int store_fd(int s);		/* async-signal-safe */
 void store_fd_relocate(int from, int to);
 ino_t store_ino(int s);
 _Atomic uint64_t *store_bits(int s);	/* async-signal-safe */
+/* Its write-protect bits (UFFDIO_WRITEPROTECT), as many, same numbering:
+ * used by stores of ours (STORE_MEMFD) only.  async-signal-safe */
+_Atomic uint64_t *store_wp_bits(int s);
 size_t store_bits_pages(int s);	/* pages the bitmap can describe (a-s-s) */
 /* The store (not a file store) whose memfd is inode ino and is in use, or -1. */
 int store_by_ino(unsigned long ino);
@@ -67,6 +70,7 @@ void store_after_fork(const int *newfd);
 off_t store_next_data(int fd, off_t *pos, off_t end);
 
 /* ---- presence bits (async-signal-safe) ---- */
+int pg_bit_get(_Atomic uint64_t *bits, uint64_t pg);
 int pg_bit_claim(_Atomic uint64_t *bits, uint64_t pg);	/* 1 if we set it */
 void pg_bit_clear(_Atomic uint64_t *bits, uint64_t pg);
 void pg_bit_set(_Atomic uint64_t *bits, uint64_t pg);
@@ -82,6 +86,7 @@ struct pg_span {
 	int store;
 	uint64_t off;		/* offset of start in the store */
 	int prot;
+	int wp_install;		/* pg_install: the pages appear write-protected */
 };
 
 /* Is the page of addr present?  For a store of ours, its bit (set from the
@@ -121,6 +126,36 @@ int pg_huge_arm(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0
 long pg_huge_extra_maps(_Atomic uint64_t *bits, uint64_t pg0, size_t n);
 int pg_huge_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, uint64_t pg0,
 			    unsigned shift, int prot);
+
+/* ---- write protection (stores of ours only) ----
+ * A write-protected page has its bit in store_wp_bits and is read-only in
+ * the area's mapping (mprotect): a run of them among writable pages is a
+ * mapping of its own, counted against the mapping budget.  Missing pages
+ * keep their markers whatever their protection. */
+/* Is the page of addr write-protected?  async-signal-safe */
+bool pg_wp_get(const struct pg_span *s, uintptr_t addr);
+/* on: write-protect the present pages of [addr, addr+len) (bits set, then
+ * read-only); off: every page of it writable again (as s->prot says), bits
+ * clear.  0, or -ENOMEM past the mapping budget (nothing changed).
+ * async-signal-safe */
+int pg_wp_set(const struct pg_span *s, uintptr_t addr, size_t len, int on);
+/* A number that changes after every change of write protection.  a-s-s */
+uint32_t pg_wp_gen(void);
+/* The same, as UFFDIO_WRITEPROTECT does it (a fork waits for it). */
+int pg_wp_protect(const struct pg_span *s, uintptr_t addr, size_t len, int on);
+/* The whole span was given s->prot (mprotect, a re-arm): its protected
+ * pages read-only again.  async-signal-safe */
+int pg_wp_reapply(const struct pg_span *s);
+/* The mappings the protected runs of n pages (bits from pg0) need. */
+long pg_wp_extra_maps(_Atomic uint64_t *wp, uint64_t pg0, size_t n);
+/* Presence bits of [addr, addr+len) from the memfd itself (SEEK_DATA): for
+ * a span whose missing pages have no markers (registered for WP alone),
+ * where the kernel fills holes without asking.  async-signal-safe */
+void pg_refresh(const struct pg_span *s, uintptr_t addr, size_t len);
+/* Take (d > 0) or give back mappings of the budget: 0 or -ENOMEM, once
+ * pg_budget_init() has read it (not in a signal handler).  a-s-s */
+void pg_budget_init(void);
+int pg_budget_take(long d);
 
 /* ---- installing ---- */
 /* Install [dst, dst+len) of span s from src, or zeros if `zeros` (src is

@@ -20,6 +20,7 @@ struct store {
 	ino_t ino;
 	size_t npages;
 	_Atomic(_Atomic uint64_t *) bits;	/* presence bitmap */
+	_Atomic(_Atomic uint64_t *) wp;		/* write-protected pages (as big) */
 	size_t bits_bytes;
 	int refs;		/* areas using it */
 	_Atomic int kind;	/* STORE_* (pages.h) */
@@ -53,14 +54,19 @@ static int slot_new(int fd, size_t npages, int kind, int shift)
 		if (atomic_load(&b->fd) >= 0)
 			continue;
 		if (b->bits_bytes < bytes) {
-			void *m = sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			void *m = sys_mmap(NULL, 2 * bytes, PROT_READ | PROT_WRITE,
 					   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 			if (m == MAP_FAILED)
 				return -ENOMEM;
-			/* (The old bitmap stays mapped: a handler may read it.) */
+			/* (The old bitmaps stay mapped: a handler may read them.) */
 			atomic_store(&b->bits, m);
+			atomic_store(&b->wp, (_Atomic uint64_t *)((char *)m + bytes));
 			b->bits_bytes = bytes;
-		}	/* else: zero since store_put's MADV_DONTNEED */
+		} else {
+			/* Zero (store_put did it, but a fork child frees slots
+			 * without). */
+			sys_madvise((void *)atomic_load(&b->bits), 2 * b->bits_bytes, MADV_DONTNEED);
+		}
 		b->npages = npages;
 		b->ino = st.st_ino;
 		b->refs = 0;
@@ -162,7 +168,7 @@ void store_put(int s)
 	if (--b->refs > 0)
 		return;
 	fd_close_own(atomic_exchange(&b->fd, -1));
-	sys_madvise((void *)atomic_load(&b->bits), b->bits_bytes, MADV_DONTNEED);
+	sys_madvise((void *)atomic_load(&b->bits), 2 * b->bits_bytes, MADV_DONTNEED);
 }
 
 /* async-signal-safe */
@@ -188,6 +194,12 @@ ino_t store_ino(int s)
 SIG_SAFE _Atomic uint64_t *store_bits(int s)
 {
 	return atomic_load(&g_stores[s].bits);
+}
+
+/* async-signal-safe */
+SIG_SAFE _Atomic uint64_t *store_wp_bits(int s)
+{
+	return atomic_load(&g_stores[s].wp);
 }
 
 SIG_SAFE size_t store_bits_pages(int s)
