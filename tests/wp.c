@@ -4,7 +4,8 @@
  * clear, DONTWAKE; a write to a protected page is a message with WP|WRITE
  * and waits, a read never faults; WAKE without clearing faults again;
  * COPY_MODE_WP; mprotect does not undo the protection; UNREGISTER,
- * MADV_DONTNEED and a fork without EVENT_FORK drop it; UFFD_FEATURE_SIGBUS;
+ * MADV_DONTNEED, a fork without EVENT_FORK and a move without EVENT_REMAP
+ * drop it, EVENT_FORK and EVENT_REMAP keep it; UFFD_FEATURE_SIGBUS;
  * unpopulated pages are not protected (no WP_UNPOPULATED). */
 #include "t.h"
 
@@ -236,6 +237,99 @@ static void fork_plain(void)
 	close(fd);
 }
 
+static char *g_page;
+static pid_t g_pid;
+
+static void *forker(void *arg)
+{
+	char *p = g_page;
+	pid_t pid = fork();
+
+	(void)arg;
+	if (pid == 0) {
+		int bad = 0;
+		t_child_watchdog(10);
+		bad |= p[0] != 0x10;		/* reads do not fault */
+		p[ps + 1] = (char)0x81;		/* a WP fault to the child's uffd */
+		bad |= p[ps + 1] != (char)0x81;
+		_exit(bad);
+	}
+	g_pid = pid;
+	return NULL;
+}
+
+/* With EVENT_FORK the child's pages keep their protection, now served by
+ * the child's uffd; the parent's stay protected. */
+static void fork_event(void)
+{
+	int fd = t_uffd(UFFD_FEATURE_EVENT_FORK), cfd = -1, st;
+	char *p = map_filled(NPAGES);
+	struct uffd_msg m;
+	pthread_t th;
+
+	CHECK_EQ(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL), 0);
+	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	/* The fork waits until its event is read: fork in a thread. */
+	g_page = p;
+	th = t_thread(forker, NULL);
+	T_REQUIRE(T_MSG(fd, &m, 2000));
+	CHECK_EQ(m.event, UFFD_EVENT_FORK);
+	cfd = (int)m.arg.fork.ufd;
+	T_REQUIRE(cfd >= 0);
+	if (T_MSG(cfd, &m, 3000)) {
+		CHECK_FAULT(&m, p + ps, WPF);
+		CHECK_OK(wprotect(cfd, p + ps, ps, 0));
+	}
+	t_join(th);
+	T_REQUIRE(waitpid(g_pid, &st, 0) == g_pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK_EQ(p[ps + 1], 0);
+	expect_wp_fault(fd, p + ps + 1, 0x82);
+	T_NO_MSG(fd, 0);
+	close(cfd);
+	munmap(p, NPAGES * ps);
+	close(fd);
+}
+
+static void *mover(void *arg)
+{
+	char **pq = arg;
+
+	pq[2] = mremap(pq[0], NPAGES * ps, NPAGES * ps, MREMAP_MAYMOVE | MREMAP_FIXED, pq[1]);
+	return NULL;
+}
+
+/* A move with EVENT_REMAP keeps the protection at the new place; without
+ * it the moved range is unregistered and writable. */
+static void remap(int event)
+{
+	int fd = t_uffd(event ? UFFD_FEATURE_EVENT_REMAP : 0);
+	char *p = map_filled(NPAGES), *q = t_map(NPAGES), *pq[3] = { p, q, NULL };
+	struct uffd_msg m;
+	pthread_t th;
+
+	CHECK_EQ(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL), 0);
+	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	th = t_thread(mover, pq);
+	if (event && T_MSG(fd, &m, 2000)) {
+		CHECK_EQ(m.event, UFFD_EVENT_REMAP);
+		CHECK_EQ(m.arg.remap.from, (uintptr_t)p);
+		CHECK_EQ(m.arg.remap.to, (uintptr_t)q);
+	}
+	t_join(th);
+	T_REQUIRE(pq[2] == q);
+	CHECK_EQ(q[2 * ps], 0x12);
+	if (event) {
+		expect_wp_fault(fd, q + 2 * ps + 1, 0x83);
+	} else {
+		T_EXPECT_NO_FAULT(fd, q + 2 * ps + 1, 1, 0x83);
+		CHECK_ERRNO(wprotect(fd, q, ps, UFFDIO_WRITEPROTECT_MODE_WP), ENOENT);
+	}
+	T_NO_MSG(fd, 0);
+	munmap(q, NPAGES * ps);
+	close(fd);
+}
+
 /* UFFD_FEATURE_SIGBUS: a write to a protected page is SIGBUS. */
 static void sigbus(void)
 {
@@ -266,6 +360,9 @@ int main(void)
 	unpopulated();
 	missing_wp();
 	fork_plain();
+	fork_event();
+	remap(1);
+	remap(0);
 	sigbus();
 	return t_done();
 }
