@@ -25,6 +25,12 @@
  * (hugetlb: 2 MiB pages, COPY of whole huge pages), or shared ones
  * (hugetlb-shared).
  *
+ * With --wp (anonymous memory) DST is registered for MISSING and WP: the
+ * copies install the pages write-protected (UFFDIO_COPY_MODE_WP), so the
+ * write phase takes a WP fault per protected page, which the handlers serve
+ * by lifting the protection (UFFDIO_WRITEPROTECT) of a random range around
+ * it, while the main thread protects random ranges again.
+ *
  * With --events the uffd asks for UFFD_FEATURE_EVENT_REMOVE and EVENT_FORK:
  * each drop of step 2 waits until a handler has read its REMOVE (COPY gives
  * EAGAIN meanwhile: the handler wakes the page and the faulter comes
@@ -54,7 +60,7 @@
 static const char stress_help[] =
 	"usage: " CLI_NAME " stress [--backend B] [--seconds N] [--threads T]\n"
 	"                        [--handlers H] [--size MIB] [--rounds R] [--seed S] [--no-fork]\n"
-	"                        [--events] [--memory anon|shmem|hugetlb|hugetlb-shared]\n"
+	"                        [--events] [--memory anon|shmem|hugetlb|hugetlb-shared] [--wp]\n"
 	"\n"
 	"Bounce pages between two regions through page faults: each round\n"
 	"registers the destination, faulting threads read its pages in random\n"
@@ -79,6 +85,10 @@ static const char stress_help[] =
 	"  --events       ask for UFFD_FEATURE_EVENT_REMOVE and EVENT_FORK: the drops\n"
 	"                 send REMOVE events, the forks FORK events (the child's\n"
 	"                 uffd is served with zero pages)\n"
+	"  --wp           register for WP too (anon memory): pages are copied in\n"
+	"                 write-protected, the writes take WP faults that lift the\n"
+	"                 protection of random ranges, and random ranges are\n"
+	"                 protected again meanwhile\n"
 	"\n"
 	"Exit status: 0 if every byte checked out, 1 otherwise.\n";
 
@@ -111,6 +121,8 @@ struct stress {
 	_Atomic uint64_t corrupt;	/* pages found wrong */
 	_Atomic uint64_t faults, copies, eexist, partial;
 	int events;			/* --events */
+	int wp;				/* --wp */
+	_Atomic uint64_t wp_faults, reprotects;
 	int drop_advice;		/* MADV_DONTNEED, or MADV_REMOVE (shared) */
 	_Atomic uint64_t removes, forks, retries;
 	_Atomic int child_uffd;		/* a FORK event's uffd, -1 if none */
@@ -213,7 +225,7 @@ static void serve(struct stress *s, uintptr_t addr, uint64_t *st)
 	c.dst = from;
 	c.src = (uintptr_t)src + (from - base);
 	c.len = to - from;
-	c.mode = 0;
+	c.mode = s->wp ? UFFDIO_COPY_MODE_WP : 0;
 	c.copy = 0;
 	if (uf_ioctl(s->uffd, UFFDIO_COPY, &c) == 0) {
 		atomic_fetch_add(&s->copies, 1);
@@ -252,6 +264,39 @@ static void serve(struct stress *s, uintptr_t addr, uint64_t *st)
 		else if (errno != EEXIST)
 			note_err(s, errno);
 		wake_page(s, page);
+	}
+}
+
+/* WRITEPROTECT of [from, to) of the region now DST (on or off).  A stale
+ * range (the regions swapped, DST unregistered) gives ENOENT; an unread
+ * event EAGAIN.  0 or the errno. */
+static int protect(struct stress *s, uintptr_t from, uintptr_t to, int on)
+{
+	struct uffdio_writeprotect w = { { from, to - from }, on ? UFFDIO_WRITEPROTECT_MODE_WP : 0 };
+
+	return uf_ioctl(s->uffd, UFFDIO_WRITEPROTECT, &w) == 0 ? 0 : errno;
+}
+
+/* Serve a WP fault: lift the protection of a random range around it. */
+static void serve_wp(struct stress *s, uintptr_t addr, uint64_t *st)
+{
+	static const size_t sizes[] = { 4096, 8192, 65536, 1048576 };
+	int dst = atomic_load(&s->dst), e;
+	uintptr_t base = (uintptr_t)s->reg[dst], end = base + s->len;
+	size_t sz = sizes[rnd(st) % (sizeof sizes / sizeof sizes[0])];
+	uintptr_t page = addr & ~(uintptr_t)(s->ps - 1), from, to;
+
+	atomic_fetch_add(&s->wp_faults, 1);
+	if (addr < base || addr >= end)
+		return;		/* stale */
+	from = base + ((page - base) & ~(uintptr_t)(sz - 1));
+	to = from + sz < end ? from + sz : end;
+	e = protect(s, from, to, 0);
+	if (e == EAGAIN) {
+		atomic_fetch_add(&s->retries, 1);
+		wake_page(s, page);
+	} else if (e && e != ENOENT) {
+		note_err(s, e);
 	}
 }
 
@@ -347,7 +392,10 @@ static void *handler_main(void *arg)
 			}
 			atomic_fetch_add(&s->faults, 1);
 			pthread_rwlock_rdlock(&s->swap);
-			serve(s, m[i].arg.pagefault.address, &st);
+			if (m[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
+				serve_wp(s, m[i].arg.pagefault.address, &st);
+			else
+				serve(s, m[i].arg.pagefault.address, &st);
 			pthread_rwlock_unlock(&s->swap);
 		}
 	}
@@ -422,6 +470,27 @@ static void child_check(const struct stress *s)
 	_exit(bad > 250 ? 250 : (int)bad);
 }
 
+/* --wp: while the faulters write, protect random ranges of DST again,
+ * until they are done (or the deadline: the wait below reports it). */
+static void reprotect(struct stress *s, time_t deadline)
+{
+	uintptr_t base = (uintptr_t)s->reg[s->dst];
+	uint64_t st = s->seed ^ ((uint64_t)s->round << 20);
+
+	while (atomic_load(&s->busy) && time(NULL) < deadline) {
+		uint64_t first = rnd(&st) % s->npages, n = 1 + rnd(&st) % 64;
+		int e;
+		if (first + n > s->npages)
+			n = s->npages - first;
+		e = protect(s, base + first * s->ps, base + (first + n) * s->ps, 1);
+		if (e && e != EAGAIN)
+			note_err(s, e);
+		else if (!e)
+			atomic_fetch_add(&s->reprotects, 1);
+		usleep(200);
+	}
+}
+
 /* Start a phase over order[0..n) and wait for it; with fork_at, fork once
  * that many pages are done.  0, or -1 if it hung. */
 static int run_phase(struct stress *s, int phase, size_t n, int do_fork)
@@ -476,6 +545,8 @@ static int run_phase(struct stress *s, int phase, size_t n, int do_fork)
 	(void)forked;
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += PHASE_LIMIT_S;
+	if (s->wp && phase == PH_WRITE)
+		reprotect(s, deadline.tv_sec);
 	pthread_mutex_lock(&s->lock);
 	while (atomic_load(&s->busy) && r == 0)
 		if (pthread_cond_timedwait(&s->cond, &s->lock, &deadline) == ETIMEDOUT)
@@ -487,7 +558,8 @@ static int run_phase(struct stress *s, int phase, size_t n, int do_fork)
 static int reg_range(struct stress *s, int which, int on)
 {
 	struct uffdio_register rg = { .range = { (uintptr_t)s->reg[which], s->len },
-				      .mode = UFFDIO_REGISTER_MODE_MISSING };
+				      .mode = UFFDIO_REGISTER_MODE_MISSING |
+					      (s->wp ? UFFDIO_REGISTER_MODE_WP : 0) };
 	if (uf_ioctl(s->uffd, on ? UFFDIO_REGISTER : UFFDIO_UNREGISTER, on ? (void *)&rg : (void *)&rg.range) < 0) {
 		note_err(s, errno);
 		return -1;
@@ -549,7 +621,7 @@ static int round_run(struct stress *s, int do_fork, uint64_t *st)
 /* The command line. */
 struct stress_opts {
 	long seconds, threads, handlers, size_mib, rounds, seed;
-	int do_fork, events;
+	int do_fork, events, wp;
 	int memory;			/* MEM_* */
 };
 
@@ -558,7 +630,7 @@ static const char *const mem_names[] = { "anon", "shmem", "hugetlb", "hugetlb-sh
 
 enum {
 	OPT_SECONDS = CLI_OPT_COMMAND, OPT_THREADS, OPT_HANDLERS, OPT_SIZE, OPT_ROUNDS, OPT_SEED,
-	OPT_NO_FORK, OPT_EVENTS, OPT_MEMORY,
+	OPT_NO_FORK, OPT_EVENTS, OPT_MEMORY, OPT_WP,
 };
 
 static const struct option stress_options[] = {
@@ -573,6 +645,7 @@ static const struct option stress_options[] = {
 	{ "no-fork", no_argument, NULL, OPT_NO_FORK },
 	{ "events", no_argument, NULL, OPT_EVENTS },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "wp", no_argument, NULL, OPT_WP },
 	CLI_LONGOPT_END,
 };
 
@@ -632,6 +705,9 @@ static int parse_args(int argc, char **argv, struct cli_global *global, struct s
 		case OPT_EVENTS:
 			o->events = 1;
 			break;
+		case OPT_WP:
+			o->wp = 1;
+			break;
 		case OPT_MEMORY:
 			o->memory = -1;
 			for (int k = 0; k < (int)(sizeof mem_names / sizeof mem_names[0]); k++)
@@ -657,6 +733,8 @@ static int parse_args(int argc, char **argv, struct cli_global *global, struct s
 	}
 	if (optind < argc)	/* after "--" */
 		return cli_usage_error("stress", "unexpected argument '%s'", argv[optind]);
+	if (o->wp && o->memory != MEM_ANON)
+		return cli_usage_error("stress", "--wp needs --memory anon");
 	return -1;
 }
 
@@ -693,6 +771,7 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 	s.nfaulters = (unsigned)o.threads;
 	s.nhandlers = (unsigned)o.handlers;
 	s.events = o.events;
+	s.wp = o.wp;
 	s.child_uffd = -1;
 	if (o.events)
 		api.features = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_FORK;
@@ -702,8 +781,9 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 	pthread_cond_init(&s.cond, NULL);
 	st = s.seed;
 	printf(CLI_NAME " stress: %s back-end, 2 regions of %ld MiB of %s memory, %ld faulting + %ld handler threads, "
-	       "seed %llu%s%s\n", uf_backend_name(uf_get_backend()), o.size_mib, mem_names[o.memory], o.threads, o.handlers,
-	       (unsigned long long)s.seed, o.do_fork ? ", forks" : "", o.events ? ", events REMOVE and FORK" : "");
+	       "seed %llu%s%s%s\n", uf_backend_name(uf_get_backend()), o.size_mib, mem_names[o.memory], o.threads,
+	       o.handlers, (unsigned long long)s.seed, o.do_fork ? ", forks" : "", o.events ? ", events REMOVE and FORK" : "",
+	       o.wp ? ", write-protect" : "");
 	fflush(stdout);
 
 	for (int k = 0; k < 2; k++) {
@@ -784,6 +864,15 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 		printf(CLI_NAME " stress: %llu REMOVE events, %llu FORK events, %llu COPYs retried (EAGAIN)\n",
 		       (unsigned long long)atomic_load(&s.removes), (unsigned long long)atomic_load(&s.forks),
 		       (unsigned long long)atomic_load(&s.retries));
+	if (o.wp) {
+		printf(CLI_NAME " stress: %llu WP faults, %llu ranges protected again\n",
+		       (unsigned long long)atomic_load(&s.wp_faults), (unsigned long long)atomic_load(&s.reprotects));
+		/* Every page is copied in protected: a round's writes fault. */
+		if (s.round && !atomic_load(&s.wp_faults)) {
+			cli_error("no WP fault in %u rounds: the write protection did not hold", s.round);
+			status = CLI_FAIL;
+		}
+	}
 	printf(CLI_NAME " stress: %llu bytes checked, %llu corruptions found\n",
 	       (unsigned long long)atomic_load(&s.checked), (unsigned long long)atomic_load(&s.corrupt));
 	fflush(stdout);
