@@ -487,7 +487,7 @@ static void reprotect(struct stress *s, time_t deadline)
 			note_err(s, e);
 		else if (!e)
 			atomic_fetch_add(&s->reprotects, 1);
-		usleep(200);
+		nanosleep(&(struct timespec){ .tv_nsec = 200000 }, NULL);
 	}
 }
 

@@ -266,6 +266,23 @@ static void serve_ioctl(struct ctx *c, int sock, struct rq *q, void *payload, si
 		zp.mode |= UFFDIO_ZEROPAGE_MODE_DONTWAKE;
 		dst = zp.range.start;
 		memcpy(q->s, &zp, sizeof zp);
+	} else if ((unsigned)q->req == UFFDIO_WRITEPROTECT) {
+		/* Clearing wakes: after the reply too (the woken thread may end
+		 * this process before the reply would have gone). */
+		struct uffdio_writeprotect wp;
+		memcpy(&wp, q->s, sizeof wp);
+		if (!(wp.mode & (UFFDIO_WRITEPROTECT_MODE_WP | UFFDIO_WRITEPROTECT_MODE_DONTWAKE))) {
+			wp.mode |= UFFDIO_WRITEPROTECT_MODE_DONTWAKE;
+			memcpy(q->s, &wp, sizeof wp);
+			out.ret = ioctl_local(c, -1, (unsigned long)q->req, (unsigned long)q->s);
+			out.err = out.ret < 0 ? errno : 0;
+			wp.mode &= ~(uint64_t)UFFDIO_WRITEPROTECT_MODE_DONTWAKE;
+			memcpy(out.s, &wp, sizeof wp);
+			send_fds(sock, &out, sizeof out, NULL, 0);
+			if (out.ret == 0)
+				wq_wake_range(&c->q, wp.range.start, wp.range.start + wp.range.len, NULL);
+			return;
+		}
 	}
 	out.ret = ioctl_local(c, -1, (unsigned long)q->req, (unsigned long)q->s);
 	out.err = out.ret < 0 ? errno : 0;
