@@ -73,7 +73,7 @@ static uint64_t emu_features(void)
 	if (!f)
 		f = UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS |
 		    (uf_emulated_features() & (UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS |
-					       UFFD_FEATURE_PAGEFAULT_FLAG_WP));
+					       UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_UNPOPULATED));
 	return f;
 }
 #define EMU_FEATURES	emu_features()

@@ -23,15 +23,16 @@ static int wprotect(int fd, void *addr, size_t len, uint64_t mode)
 
 /* A write to addr by another thread: a WP message for its page, the
  * thread waits; clearing the protection (with a wake) lets it write. */
-static void expect_wp_fault(int fd, char *addr, char val)
+#define expect_wp_fault(fd, addr, val) expect_wp_fault_(__LINE__, (fd), (addr), (val))
+static void expect_wp_fault_(int line, int fd, char *addr, char val)
 {
 	struct t_touch t;
 	struct uffd_msg m;
 	char *page = (char *)((uintptr_t)addr & ~(uintptr_t)(ps - 1));
 
 	t_touch_start(&t, addr, 1, val);
-	if (T_MSG(fd, &m, 2000))
-		CHECK_FAULT(&m, page, WPF);
+	if (t_want_msg_(__FILE__, line, fd, &m, 2000))
+		t_check_fault_(__FILE__, line, &m, (uintptr_t)page, WPF);
 	t_msleep(20);
 	CHECK(!__atomic_load_n(&t.done, __ATOMIC_SEQ_CST));	/* still waiting */
 	CHECK_OK(wprotect(fd, page, ps, 0));
@@ -331,6 +332,56 @@ static void remap(int event)
 	close(fd);
 }
 
+/* UFFD_FEATURE_WP_UNPOPULATED: WRITEPROTECT protects pages never touched
+ * too.  WP alone: a read of one gives zeros, a write is a WP fault; a
+ * discard drops the protection.  MISSING|WP: a protected missing page
+ * faults as missing first; ZEROPAGE refuses it (EEXIST); COPY without
+ * MODE_WP installs it writable. */
+static void wp_unpopulated(void)
+{
+	int fd = t_uffd(UFFD_FEATURE_WP_UNPOPULATED);
+	char *p = t_map(NPAGES), *r = t_map(NPAGES);
+	struct t_touch t;
+	struct uffd_msg m;
+	int64_t out;
+
+	p[0] = 0x10;
+	CHECK_EQ(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL), 0);
+	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	T_EXPECT_NO_FAULT(fd, p + ps + 3, 0, 0);
+	expect_wp_fault(fd, p + 2 * ps + 1, 0x22);
+	expect_wp_fault(fd, p + ps + 3, 0x23);		/* (read before) */
+	expect_wp_fault(fd, p, 0x24);
+	/* A discard drops the protection with the pages (on this kernel even
+	 * with WP_UNPOPULATED). */
+	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(madvise(p, 2 * ps, MADV_DONTNEED));
+	T_EXPECT_NO_FAULT(fd, p, 0, 0);
+	T_EXPECT_NO_FAULT(fd, p + ps, 1, 0x25);
+	expect_wp_fault(fd, p + 2 * ps, 0x26);
+
+	CHECK_EQ(t_register_mode(fd, r, NPAGES * ps,
+				 UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP, NULL), 0);
+	CHECK_OK(wprotect(fd, r, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_ERRNO(t_zeropage(fd, r + 3 * ps, ps, 0, &out), EEXIST);
+	CHECK_EQ(out, -EEXIST);
+	t_touch_start(&t, r + ps + 1, 1, 0x31);
+	if (T_MSG(fd, &m, 2000))
+		CHECK_FAULT(&m, r + ps, UFFD_PAGEFAULT_FLAG_WRITE);
+	CHECK_ERRNO(t_zeropage(fd, r + ps, ps, 0, &out), EEXIST);
+	CHECK_EQ(t_copy_byte(fd, r + ps, 0x30, 1, 0), 0);
+	CHECK(t_touch_wait(&t, 2000));
+	CHECK_EQ(r[ps + 1], 0x31);
+	T_EXPECT_NO_FAULT(fd, r + ps + 2, 1, 0x32);	/* writable now */
+	/* COPY_MODE_WP onto one: protected. */
+	CHECK_EQ(t_copy_byte(fd, r + 2 * ps, 0x40, 1, UFFDIO_COPY_MODE_WP), 0);
+	expect_wp_fault(fd, r + 2 * ps, 0x41);
+	T_NO_MSG(fd, 0);
+	munmap(p, NPAGES * ps);
+	munmap(r, NPAGES * ps);
+	close(fd);
+}
+
 /* UFFD_FEATURE_SIGBUS: a write to a protected page is SIGBUS. */
 static void sigbus(void)
 {
@@ -364,6 +415,10 @@ int main(void)
 	fork_event();
 	remap(1);
 	remap(0);
+	if (t_features() & UFFD_FEATURE_WP_UNPOPULATED)
+		wp_unpopulated();
+	else
+		T_NOTE("no UFFD_FEATURE_WP_UNPOPULATED here: its part is skipped");
 	sigbus();
 	return t_done();
 }

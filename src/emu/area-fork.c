@@ -125,7 +125,7 @@ void area_privatize_all(const uint32_t *from, const uint32_t *to, int nmap)
 				/* With EVENT_FORK the child's pages keep their write
 				 * protection (wiped ones have none). */
 				if (atomic_load(&a->wipe))
-					pg_wp_set(&sp, s, e - s, 0);
+					pg_wp_set(&sp, s, e - s, 0, 0);
 				else if (mode & UFFDIO_REGISTER_MODE_WP)
 					pg_wp_reapply(&sp);
 				UF_ST(a->ctx, to[keep]);

@@ -401,7 +401,7 @@ void area_wp_clear(struct area *a)
 	struct pg_span sp = area_span_of(a);
 
 	if (store_kind(sp.store) == STORE_MEMFD)
-		pg_wp_set(&sp, sp.start, sp.end - sp.start, 0);
+		pg_wp_set(&sp, sp.start, sp.end - sp.start, 0, 0);
 }
 
 /* Does [start, end) meet an area?  Lock-free.  async-signal-safe */

@@ -233,7 +233,7 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	uintptr_t addr = (uintptr_t)si->si_addr;
 	struct area_view v;
 	struct ctx *c;
-	int write;
+	int write, wp_missing = 0;
 
 	usercopy_recover();	/* a guarded copy of ours hit a bad pointer */
 	if (si->si_code <= 0 || !area_find(addr, &v))
@@ -247,11 +247,15 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	write = arch_fault_is_write(uctx);
 	if (!(v.prot & PROT_READ) || (write && !(v.prot & PROT_WRITE)))
 		goto not_ours;		/* a real protection fault */
-	/* A write to a write-protected page (UFFDIO_WRITEPROTECT). */
+	/* A write to a write-protected page (UFFDIO_WRITEPROTECT).  A missing
+	 * one (WP_UNPOPULATED) of an area registered for MISSING too faults
+	 * as missing first, as on the kernel: below. */
 	if (write && si->si_code == SEGV_ACCERR && (v.mode & UFFDIO_REGISTER_MODE_WP) && v.ctx &&
 	    store_kind(v.store) == STORE_MEMFD) {
 		struct pg_span sp = area_span(&v);
-		if (pg_wp_get(&sp, addr)) {
+		if (pg_wp_get(&sp, addr) && (v.mode & UFFDIO_REGISTER_MODE_MISSING) && !pg_present(&sp, addr))
+			wp_missing = 1;
+		else if (pg_wp_get(&sp, addr)) {
 			c = ctx_by_id(v.ctx);
 			if (!c || atomic_load(&c->state) != CTX_RUNNING)
 				goto spin;
@@ -267,7 +271,7 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	}
 	/* (hugetlb's missing pages, and a private shmem page being installed,
 	 * are PROT_NONE: ACCERR there is ours) */
-	if (caps.guard_markers && si->si_code == SEGV_ACCERR && !store_huge_shift(v.store) &&
+	if (caps.guard_markers && si->si_code == SEGV_ACCERR && !wp_missing && !store_huge_shift(v.store) &&
 	    store_kind(v.store) != STORE_SHMEM_PRIVATE) {
 		/* Markers fault with MAPERR: a protection fault is the program's,
 		 * unless a freeze or conversion of ours (which protects whole

@@ -99,7 +99,7 @@ static int register_check(const void *arg)
 static int do_register(struct ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_register reg;
-	uint64_t ioctls = EMU_RANGE_IOCTLS;
+	uint64_t ioctls = EMU_RANGE_IOCTLS, mode;
 	int r;
 
 	(void)fd;
@@ -108,9 +108,10 @@ static int do_register(struct ctx *c, int fd, unsigned long arg)
 		return fail(EFAULT);
 	if ((r = register_check(&reg)))
 		return fail(r);
+	mode = reg.mode;
 	area_lock();
 	r = area_register_locked(atomic_load(&c->q.id), reg.range.start,
-				 reg.range.start + reg.range.len, reg.mode);
+				 reg.range.start + reg.range.len, mode);
 	area_unlock();
 	/* The range may belong to a uffd closed a moment ago (its last copy in
 	 * a child that has just exited), which the watcher thread has not
@@ -121,7 +122,7 @@ static int do_register(struct ctx *c, int fd, unsigned long arg)
 		ctx_release_closed();
 		area_lock();
 		r = area_register_locked(atomic_load(&c->q.id), reg.range.start,
-					 reg.range.start + reg.range.len, reg.mode);
+					 reg.range.start + reg.range.len, mode);
 		area_unlock();
 	}
 	/* Out of descriptors (a memfd, /proc/self/maps): the kernel's needs
@@ -504,7 +505,8 @@ static int do_writeprotect(struct ctx *c, int fd, unsigned long arg)
 		/* (WP alone: the kernel fills holes without asking) */
 		if (on && !(v.mode & UFFDIO_REGISTER_MODE_MISSING))
 			pg_refresh(&sp, at, to - at);
-		if ((r = pg_wp_protect(&sp, at, to - at, on)) < 0)
+		if ((r = pg_wp_protect(&sp, at, to - at, on,
+				       !!(atomic_load(&c->features) & UFFD_FEATURE_WP_UNPOPULATED))) < 0)
 			return fail(-r);
 		seen = 1;
 		at = to;

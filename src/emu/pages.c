@@ -429,7 +429,7 @@ SIG_SAFE static int after(_Atomic uint64_t *wp, _Atomic uint64_t *bits, uint64_t
 		return pg_bit_get(wp, pg);
 	if (!on)
 		return 0;
-	return pg_bit_get(bits, pg) || pg_bit_get(wp, pg);
+	return on > 1 || pg_bit_get(bits, pg) || pg_bit_get(wp, pg);
 }
 
 /* One change of write protection at a time, in the whole process: a
@@ -473,9 +473,10 @@ SIG_SAFE static void wp_unlock(int took)
 SIG_SAFE static int wp_set_locked(const struct pg_span *s, uintptr_t addr, size_t len, int on);
 
 /* async-signal-safe */
-SIG_SAFE int pg_wp_set(const struct pg_span *s, uintptr_t addr, size_t len, int on)
+SIG_SAFE int pg_wp_set(const struct pg_span *s, uintptr_t addr, size_t len, int on, int all)
 {
-	int took = wp_lock(), r = wp_set_locked(s, addr, len, on);
+	/* (on == 2 below: every page of the range) */
+	int took = wp_lock(), r = wp_set_locked(s, addr, len, on ? (all ? 2 : 1) : 0);
 
 	wp_unlock(took);
 	return r;
@@ -633,6 +634,15 @@ static int src_readable(const char *src, size_t len)
 
 /* Give back pages [from, to) of a claimed run: the bits, and what the memfd
  * may hold of them, so that they still read as missing.  a-s-s */
+/* Has any of pages [pg, pg + n) of store its write-protect bit?  a-s-s */
+SIG_SAFE static int wp_any(int store, uint64_t pg, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pg_bit_get(store_wp_bits(store), pg + i))
+			return 1;
+	return 0;
+}
+
 static void unclaim(int store, uint64_t pg, size_t from, size_t to)
 {
 	size_t ps = caps.page_size;
@@ -685,12 +695,12 @@ static void install_leave(void)
 
 /* UFFDIO_WRITEPROTECT on one span: pg_wp_set, as an operation a fork
  * waits for.  async-signal-safe */
-SIG_SAFE int pg_wp_protect(const struct pg_span *s, uintptr_t addr, size_t len, int on)
+SIG_SAFE int pg_wp_protect(const struct pg_span *s, uintptr_t addr, size_t len, int on, int all)
 {
 	int r;
 
 	install_enter();
-	r = pg_wp_set(s, addr, len, on);
+	r = pg_wp_set(s, addr, len, on, all);
 	install_leave();
 	return r;
 }
@@ -734,7 +744,10 @@ static long install(const struct pg_span *v, uintptr_t dst, const void *src, int
 		uint64_t pg = pg0 + done;
 		int r;
 
-		while (done + run < npages && pg_bit_claim(bits, pg + run))
+		/* (ZEROPAGE refuses a write-protected missing page, as the
+		 * kernel refuses its marker: WP_UNPOPULATED) */
+		while (done + run < npages && !(zeros && pg_bit_get(store_wp_bits(v->store), pg + run)) &&
+		       pg_bit_claim(bits, pg + run))
 			run++;
 		if (run == 0) {
 			/* Present.  The kernel reads the source before it looks
@@ -749,13 +762,19 @@ static long install(const struct pg_span *v, uintptr_t dst, const void *src, int
 			unclaim(v->store, pg, full, run);	/* unreadable source */
 			err = -EFAULT;
 		}
-		/* COPY's MODE_WP: the pages are read-only before they appear. */
-		if (full && v->wp_install && (r = pg_wp_set(v, dst + done * ps, full * ps, 1)) < 0) {
+		/* COPY's MODE_WP: the pages are read-only before they appear;
+		 * without it, a protected missing page (WP_UNPOPULATED) is not
+		 * protected once installed, as the kernel's COPY replaces its
+		 * marker. */
+		if (full && (v->wp_install || wp_any(v->store, pg, full)) &&
+		    (r = pg_wp_set(v, dst + done * ps, full * ps, v->wp_install, 1)) < 0) {
 			unclaim(v->store, pg, 0, full);
 			err = r;
 			break;
 		}
 		if (full && (r = reveal(v, dst + done * ps, full * ps, populate)) < 0) {
+			if (v->wp_install)
+				pg_wp_set(v, dst + done * ps, full * ps, 0, 0);
 			/* Out of mappings (protection mode): hide the run again
 			 * (merging back never needs a new mapping) and forget it. */
 			sys_mprotect((void *)(dst + done * ps), full * ps, PROT_NONE);

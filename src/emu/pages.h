@@ -135,14 +135,15 @@ int pg_huge_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, 
 /* Is the page of addr write-protected?  async-signal-safe */
 bool pg_wp_get(const struct pg_span *s, uintptr_t addr);
 /* on: write-protect the present pages of [addr, addr+len) (bits set, then
- * read-only); off: every page of it writable again (as s->prot says), bits
- * clear.  0, or -ENOMEM past the mapping budget (nothing changed).
- * async-signal-safe */
-int pg_wp_set(const struct pg_span *s, uintptr_t addr, size_t len, int on);
+ * read-only), every page if `all` (UFFD_FEATURE_WP_UNPOPULATED: a missing
+ * one keeps its marker, and faults as missing first); off: every page of it
+ * writable again (as s->prot says), bits clear.  0, or -ENOMEM past the
+ * mapping budget (nothing changed).  async-signal-safe */
+int pg_wp_set(const struct pg_span *s, uintptr_t addr, size_t len, int on, int all);
 /* A number that changes after every change of write protection.  a-s-s */
 uint32_t pg_wp_gen(void);
 /* The same, as UFFDIO_WRITEPROTECT does it (a fork waits for it). */
-int pg_wp_protect(const struct pg_span *s, uintptr_t addr, size_t len, int on);
+int pg_wp_protect(const struct pg_span *s, uintptr_t addr, size_t len, int on, int all);
 /* The whole span was given s->prot (mprotect, a re-arm): its protected
  * pages read-only again.  async-signal-safe */
 int pg_wp_reapply(const struct pg_span *s);
