@@ -217,12 +217,10 @@ static int arm_new(struct area *a, uint32_t me, uint64_t mode)
 static int rearm(struct area *a, uint32_t me, uint64_t mode)
 {
 	uintptr_t s = UF_LD(a->start), e = UF_LD(a->end);
-	size_t ps = caps.page_size;
 	int sb = UF_LD(a->store);
 	_Atomic uint64_t *bits = store_bits(sb);
-	uint64_t off = UF_LD(a->off), pg0 = off / ps, npages = (e - s) / ps;
+	uint64_t pg0 = UF_LD(a->off) / caps.page_size;
 	int prot = UF_LD(a->prot), err;
-	off_t pos = (off_t)off, endoff = (off_t)(off + (e - s));
 
 	if (store_huge_shift(sb) || store_is_file(sb) || store_kind(sb) == STORE_SHMEM_PRIVATE) {
 		area_busy_set(a);
@@ -238,11 +236,10 @@ static int rearm(struct area *a, uint32_t me, uint64_t mode)
 		area_busy_clear(a);
 		return err;
 	}
-	for (uint64_t i = 0; i < npages; i++)
-		pg_bit_clear(bits, pg0 + i);
-	for (off_t d; (d = store_next_data(store_fd(sb), &pos, endoff)) >= 0;)
-		for (off_t p = d; p < pos; p += (off_t)ps)
-			pg_bit_set(bits, (uint64_t)p / ps);
+	{
+		struct pg_span sp = area_span_of(a);
+		pg_refresh(&sp, s, e - s);
+	}
 	/* Arm while nothing is accessible (markers do not mind the
 	 * protection), then open: no page can appear behind our back.  (WP
 	 * alone arms nothing.) */

@@ -225,6 +225,21 @@ SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintpt
 		pg_populate(v->prot, page_down(addr), caps.page_size);
 }
 
+/* A fault of ours (wp: on a write-protected page) goes to the uffd c: its
+ * in-thread pager, SIGBUS (UFFD_FEATURE_SIGBUS), or a message and a wait.
+ * async-signal-safe */
+SIG_SAFE static void deliver(struct ctx *c, const struct area_view *v, uintptr_t addr, int write, int wp,
+			     void *uctx)
+{
+	tls_spins = 0;
+	if (atomic_load(&c->pager_fn))
+		run_pager(c, addr, write, wp, uctx);
+	else if (atomic_load(&c->features) & UFFD_FEATURE_SIGBUS)
+		raise_sigbus(addr, uctx);
+	else
+		wait_fault(c, v, addr, write, wp);
+}
+
 /* The SIGSEGV handler.  Returns to retry the access, or hands the signal on
  * to the program's own handler.  async-signal-safe */
 SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
@@ -253,20 +268,16 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	if (write && si->si_code == SEGV_ACCERR && (v.mode & UFFDIO_REGISTER_MODE_WP) && v.ctx &&
 	    store_kind(v.store) == STORE_MEMFD) {
 		struct pg_span sp = area_span(&v);
-		if (pg_wp_get(&sp, addr) && (v.mode & UFFDIO_REGISTER_MODE_MISSING) && !pg_present(&sp, addr))
-			wp_missing = 1;
-		else if (pg_wp_get(&sp, addr)) {
-			c = ctx_by_id(v.ctx);
-			if (!c || atomic_load(&c->state) != CTX_RUNNING)
-				goto spin;
-			tls_spins = 0;
-			if (atomic_load(&c->pager_fn))
-				run_pager(c, addr, write, 1, uctx);
-			else if (atomic_load(&c->features) & UFFD_FEATURE_SIGBUS)
-				raise_sigbus(addr, uctx);
-			else
-				wait_fault(c, &v, addr, write, 1);
-			goto retry;
+		if (pg_wp_get(&sp, addr)) {
+			if ((v.mode & UFFDIO_REGISTER_MODE_MISSING) && !pg_present(&sp, addr)) {
+				wp_missing = 1;
+			} else {
+				c = ctx_by_id(v.ctx);
+				if (!c || atomic_load(&c->state) != CTX_RUNNING)
+					goto spin;
+				deliver(c, &v, addr, write, 1, uctx);
+				goto retry;
+			}
 		}
 	}
 	/* (hugetlb's missing pages, and a private shmem page being installed,
@@ -312,13 +323,7 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 		sched_yield();
 		goto retry;
 	}
-	tls_spins = 0;
-	if (atomic_load(&c->pager_fn))
-		run_pager(c, addr, write, 0, uctx);
-	else if (atomic_load(&c->features) & UFFD_FEATURE_SIGBUS)
-		raise_sigbus(addr, uctx);
-	else
-		wait_fault(c, &v, addr, write, 0);
+	deliver(c, &v, addr, write, 0, uctx);
 	goto retry;
 spin:
 	/* Retry; give up only if the page never appears. */

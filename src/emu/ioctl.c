@@ -99,7 +99,7 @@ static int register_check(const void *arg)
 static int do_register(struct ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_register reg;
-	uint64_t ioctls = EMU_RANGE_IOCTLS, mode;
+	uint64_t ioctls = EMU_RANGE_IOCTLS;
 	int r;
 
 	(void)fd;
@@ -108,10 +108,9 @@ static int do_register(struct ctx *c, int fd, unsigned long arg)
 		return fail(EFAULT);
 	if ((r = register_check(&reg)))
 		return fail(r);
-	mode = reg.mode;
 	area_lock();
 	r = area_register_locked(atomic_load(&c->q.id), reg.range.start,
-				 reg.range.start + reg.range.len, mode);
+				 reg.range.start + reg.range.len, reg.mode);
 	area_unlock();
 	/* The range may belong to a uffd closed a moment ago (its last copy in
 	 * a child that has just exited), which the watcher thread has not
@@ -122,7 +121,7 @@ static int do_register(struct ctx *c, int fd, unsigned long arg)
 		ctx_release_closed();
 		area_lock();
 		r = area_register_locked(atomic_load(&c->q.id), reg.range.start,
-					 reg.range.start + reg.range.len, mode);
+					 reg.range.start + reg.range.len, reg.mode);
 		area_unlock();
 	}
 	/* Out of descriptors (a memfd, /proc/self/maps): the kernel's needs

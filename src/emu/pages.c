@@ -564,24 +564,15 @@ long pg_wp_extra_maps(_Atomic uint64_t *wp, uint64_t pg0, size_t n)
 SIG_SAFE void pg_refresh(const struct pg_span *s, uintptr_t addr, size_t len)
 {
 	_Atomic uint64_t *bits = store_bits(s->store);
-	int fd = store_fd(s->store);
 	size_t ps = caps.page_size;
 	uint64_t lo = page_of(s, addr), hi = lo + (len >> caps.page_shift);
 	off_t pos = (off_t)(lo * ps), end = (off_t)(hi * ps);
 
 	for (uint64_t pg = lo; pg < hi; pg++)
 		pg_bit_clear(bits, pg);
-	while (pos < end) {
-		off_t d = (off_t)sys_call4(SYS_lseek, fd, (long)pos, SEEK_DATA, 0), h;
-		if (d < 0 || d >= end)
-			break;
-		h = (off_t)sys_call4(SYS_lseek, fd, (long)d, SEEK_HOLE, 0);
-		if (h < 0 || h > end)
-			h = end;
-		for (uint64_t pg = (uint64_t)d / ps; pg < (uint64_t)(h + (off_t)ps - 1) / ps; pg++)
-			pg_bit_set(bits, pg);
-		pos = h;
-	}
+	for (off_t d; (d = store_next_data(store_fd(s->store), &pos, end)) >= 0;)
+		for (off_t p = d; p < pos; p += (off_t)ps)
+			pg_bit_set(bits, (uint64_t)p / ps);
 }
 
 /* ---- COPY and ZEROPAGE ---- */

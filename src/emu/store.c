@@ -217,7 +217,8 @@ int store_by_ino(unsigned long ino)
 	return -1;
 }
 
-off_t store_next_data(int fd, off_t *pos, off_t end)
+/* async-signal-safe (lseek) */
+SIG_SAFE off_t store_next_data(int fd, off_t *pos, off_t end)
 {
 	off_t d, h;
 
