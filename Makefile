@@ -165,7 +165,7 @@ install: all
 	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(PRELOAD) $(DESTDIR)$(LIBDIR)/
 	install -m 644 include/userfault.h $(DESTDIR)$(INCDIR)/
-	install -m 644 include/userfault/uapi.h $(DESTDIR)$(INCDIR)/userfault/
+	install -m 644 include/userfault/uapi.h include/userfault/pagemap.h $(DESTDIR)$(INCDIR)/userfault/
 	$(CC) $(ALLCFLAGS) -DUF_PRELOAD_NAME='"$(LIBDIR)/libuserfault-preload.so"' -o $(B)/userfault.installed $(TOOL_SRC) $(STLIB) $(LDLIBS) -lm
 	install -m 755 $(B)/userfault.installed $(DESTDIR)$(BINDIR)/userfault
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
@@ -179,7 +179,7 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libuserfault.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	      $(DESTDIR)$(LIBDIR)/libuserfault.so $(DESTDIR)$(LIBDIR)/libuserfault.a \
 	      $(DESTDIR)$(LIBDIR)/libuserfault-preload.so $(DESTDIR)$(INCDIR)/userfault.h \
-	      $(DESTDIR)$(INCDIR)/userfault/uapi.h $(DESTDIR)$(BINDIR)/userfault \
+	      $(DESTDIR)$(INCDIR)/userfault/uapi.h $(DESTDIR)$(INCDIR)/userfault/pagemap.h $(DESTDIR)$(BINDIR)/userfault \
 	      $(DESTDIR)$(PKGDIR)/userfault.pc
 	-rmdir $(DESTDIR)$(INCDIR)/userfault
 	for m in man/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$${m##*/}; done

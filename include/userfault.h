@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <userfault/uapi.h>
+#include <userfault/pagemap.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -103,7 +103,10 @@ int uf_ioctl(int fd, unsigned long request, ...)
 		if ((kind = emu_fd_kind(fd, &c)) != EMU_NONE)
 			return emu_ioctl(fd, kind, c, request, arg);
 	}
-	int r = sys_ioctl(fd, request, arg);
+	int r;
+	if (request == PAGEMAP_SCAN && emu_pagemap_scan(fd, arg, &r))
+		return r;
+	r = sys_ioctl(fd, request, arg);
 	/* A pipe says ENOTTY: it may be an emulated uffd of another process,
 	 * never seen here (the kernel back-end pays nothing for this). */
 	if (r < 0 && errno == ENOTTY && _IOC_TYPE(request) == UFFDIO) {

@@ -41,6 +41,13 @@ struct area_view {
 int area_find(uintptr_t addr, struct area_view *v);
 /* The area with the lowest start in (addr, end): 1 and *v, or 0.  a-s-s */
 int area_next_after(uintptr_t addr, uintptr_t end, struct area_view *v);
+/* The area holding addr, else the lowest one in (addr, end): 1 and *v, or
+ * 0.  Areas are few: a walk over a large gap asks the table, not each
+ * page.  async-signal-safe */
+SIG_SAFE static inline int area_at_or_after(uintptr_t addr, uintptr_t end, struct area_view *v)
+{
+	return area_find(addr, v) || area_next_after(addr, end, v);
+}
 /* Is the area of v still as v says?  async-signal-safe */
 int area_still(const struct area_view *v);
 /* The store piece of v, for layer 1. */

@@ -138,6 +138,22 @@ ssize_t emu_read(int fd, enum emu_kind kind, struct ctx *c, void *buf, size_t co
 	return read_local(c, fd, buf, count);
 }
 
+int emu_pagemap_scan(int fd, unsigned long arg, int *ret)
+{
+	long r;
+
+	if (!area_any() || !pagemap_is_self(fd))
+		return 0;
+	r = pagemap_scan(fd, arg);
+	if (r < 0) {
+		errno = (int)-r;
+		*ret = -1;
+	} else {
+		*ret = (int)r;
+	}
+	return 1;
+}
+
 int emu_write_errno(int fd, enum emu_kind kind)
 {
 	/* A uffd is opened read-only. */

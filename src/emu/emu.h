@@ -52,6 +52,10 @@ int emu_open_dev(int oflags);
 /* On a descriptor emu_fd_kind said is ours (kind and ctx from it). */
 int emu_ioctl(int fd, enum emu_kind kind, struct ctx *c, unsigned long req, unsigned long arg);
 ssize_t emu_read(int fd, enum emu_kind kind, struct ctx *c, void *buf, size_t count);
+/* PAGEMAP_SCAN on fd: 1 and *ret (the ioctl's result: -1 and errno, or
+ * the regions found) when the emulation answers it (fd is this process's
+ * pagemap and memory of ours exists), else 0 (the kernel's to answer). */
+int emu_pagemap_scan(int fd, unsigned long arg, int *ret);
 /* The errno of write(2) on an emulated descriptor of this kind. */
 int emu_write_errno(int fd, enum emu_kind kind);
 /* close(2) of any descriptor, releasing an emulated uffd or device at its

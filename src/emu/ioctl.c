@@ -57,6 +57,9 @@ static int do_api(struct ctx *c, unsigned long arg)
 	if (usercopy_in(&api, (void *)arg, sizeof api))
 		return fail(EFAULT);
 	want = api.features;
+	/* Asynchronous protection protects unpopulated pages too. */
+	if (want & UFFD_FEATURE_WP_ASYNC)
+		want |= UFFD_FEATURE_WP_UNPOPULATED;
 	if (api.api != UFFD_API || (want & ~(uint64_t)EMU_FEATURES))
 		return api_refuse(arg, EINVAL);
 	api.features = EMU_FEATURES;
@@ -447,16 +450,6 @@ static int gap_is_hole(uintptr_t s, uintptr_t e)
 	return 1;
 }
 
-/* The next area at or after addr below end: 1 and *v, or 0.  Areas are few:
- * a page-by-page walk would be slow over a large gap, so the area table is
- * asked for the lowest start above addr.  async-signal-safe */
-static int area_from(uintptr_t addr, uintptr_t end, struct area_view *v)
-{
-	if (area_find(addr, v))
-		return 1;
-	return area_next_after(addr, end, v);
-}
-
 /*
  * UFFDIO_WRITEPROTECT (section 8.6): the areas of the range in address
  * order, holes skipped; no mapping at all, or one without WP mode, is
@@ -483,7 +476,7 @@ static int do_writeprotect(struct ctx *c, int fd, unsigned long arg)
 		uintptr_t to;
 		int r;
 
-		if (!area_from(at, end, &v)) {
+		if (!area_at_or_after(at, end, &v)) {
 			if (!gap_is_hole(at, end))
 				return fail(ENOENT);
 			break;

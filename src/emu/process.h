@@ -80,6 +80,13 @@ ssize_t remote_read(int fd, void *buf, size_t count);
 /* Fork child: the connections are the parent's. */
 void remote_reset_after_fork(void);
 
+/* ---- PAGEMAP_SCAN (pagemap.c) ---- */
+/* Is fd /proc/PID/pagemap of this process (or of one of its threads)? */
+int pagemap_is_self(int fd);
+/* PAGEMAP_SCAN on fd, this process's pagemap: the regions written, or a
+ * negative errno, as the kernel answers it. */
+long pagemap_scan(int fd, unsigned long arg);
+
 /* ---- read() of a uffd of this process (read.c) ---- */
 ssize_t read_local(struct ctx *c, int fd, void *buf, size_t count);
 

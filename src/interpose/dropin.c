@@ -9,6 +9,8 @@
  *   open/openat("/dev/userfaultfd")            -> uf_open_dev
  *   ioctl(fd, UFFDIO_* | USERFAULTFD_IOC_NEW)  -> the emulation, for its fds
  *   ioctl(fd, FIONREAD | FIOASYNC)             -> the same (a pipe differs)
+ *   ioctl(pagemap_fd, PAGEMAP_SCAN)            -> the emulation, where its
+ *                                                 memory is in the range
  *   read(), close(), write() on an emulated uffd
  *   read/write/pread/pwrite/readv/writev/preadv/pwritev(2), recv/recvfrom/
  *   recvmsg, send/sendto/sendmsg, fread/fwrite: missing registered pages of
@@ -156,6 +158,12 @@ UF_EXPORT int ioctl(int fd, unsigned long req, ...)
 		if (kind == EMU_DEV && r >= 0)
 			mark(r, 1);
 		return r;
+	}
+	/* PAGEMAP_SCAN of our own memory (src/emu/pagemap.c). */
+	if (req == PAGEMAP_SCAN) {
+		int r;
+		if (emu_pagemap_scan(fd, arg, &r))
+			return r;
 	}
 	UF_REAL(ioctl);
 	return real_ioctl(fd, req, arg);
