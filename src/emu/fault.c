@@ -275,6 +275,12 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 				c = ctx_by_id(v.ctx);
 				if (!c || atomic_load(&c->state) != CTX_RUNNING)
 					goto spin;
+				/* WP_ASYNC: resolved here, with no message. */
+				if (atomic_load(&c->features) & UFFD_FEATURE_WP_ASYNC) {
+					if (pg_wp_async(&sp, addr) < 0)
+						goto not_ours;
+					goto retry;
+				}
 				deliver(c, &v, addr, write, 1, uctx);
 				goto retry;
 			}

@@ -696,6 +696,34 @@ SIG_SAFE int pg_wp_protect(const struct pg_span *s, uintptr_t addr, size_t len, 
 	return r;
 }
 
+/* UFFD_FEATURE_WP_ASYNC: the page of addr, written, loses its protection
+ * at once.  Past the mapping budget the whole protected run around it does
+ * (which needs no new mapping): more pages then read as written than were,
+ * never fewer.  async-signal-safe */
+SIG_SAFE int pg_wp_async(const struct pg_span *s, uintptr_t addr)
+{
+	_Atomic uint64_t *wp = store_wp_bits(s->store);
+	uint64_t pg = page_of(s, addr), first = s->off >> caps.page_shift, last = page_of(s, s->end);
+	uint64_t lo = pg, hi = pg + 1;
+	size_t ps = caps.page_size;
+	uintptr_t page = addr & ~(uintptr_t)(ps - 1);
+	int r;
+
+	install_enter();
+	r = pg_wp_set(s, page, ps, 0, 0);
+	if (r == -ENOMEM) {
+		int took = wp_lock();
+		while (lo > first && pg_bit_get(wp, lo - 1))
+			lo--;
+		while (hi < last && pg_bit_get(wp, hi))
+			hi++;
+		r = wp_set_locked(s, page - (pg - lo) * ps, (hi - lo) * ps, 0);
+		wp_unlock(took);
+	}
+	install_leave();
+	return r;
+}
+
 static long install(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
 		    size_t len, int populate);
 static long install_file(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,

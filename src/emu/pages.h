@@ -140,6 +140,10 @@ bool pg_wp_get(const struct pg_span *s, uintptr_t addr);
  * writable again (as s->prot says), bits clear.  0, or -ENOMEM past the
  * mapping budget (nothing changed).  async-signal-safe */
 int pg_wp_set(const struct pg_span *s, uintptr_t addr, size_t len, int on, int all);
+/* UFFD_FEATURE_WP_ASYNC: a write to the protected page of addr unprotects
+ * it (no message); past the mapping budget, the protected run around it.
+ * 0 or -errno.  async-signal-safe */
+int pg_wp_async(const struct pg_span *s, uintptr_t addr);
 /* A number that changes after every change of write protection.  a-s-s */
 uint32_t pg_wp_gen(void);
 /* The same, as UFFDIO_WRITEPROTECT does it (a fork waits for it). */
