@@ -3,7 +3,7 @@
  * on private anonymous memory: a write to a protected page goes on at once,
  * with no message, and the page reads as written; the categories of
  * registered, unregistered and MISSING-registered pages, as the kernel
- * reports them (regions merged across mappings); PM_SCAN_WP_MATCHING
+ * reports them (regions merged across mappings; PFNZERO after ZEROPAGE); PM_SCAN_WP_MATCHING
  * re-arms what it reports; PM_SCAN_CHECK_WPASYNC's EPERM; max_pages,
  * vec_len and walk_end; the argument errors; MISSING faults stay
  * synchronous on an asynchronous uffd; writers on other threads while the
@@ -13,9 +13,9 @@
 #include <sys/ioctl.h>
 
 /* Every category but SOFT_DIRTY (which depends on the history of the
- * mapping) and PFNZERO (not reported by the emulation: README). */
+ * mapping). */
 #define ALL (PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN | PAGE_IS_FILE | PAGE_IS_PRESENT | \
-	     PAGE_IS_SWAPPED | PAGE_IS_HUGE | PAGE_IS_GUARD)
+	     PAGE_IS_SWAPPED | PAGE_IS_PFNZERO | PAGE_IS_HUGE | PAGE_IS_GUARD)
 #define WA PAGE_IS_WPALLOWED
 #define WR PAGE_IS_WRITTEN
 #define PR PAGE_IS_PRESENT
@@ -189,6 +189,12 @@ static void missing_area(void)
 	     "[0,1)a [2,3)a [4,5)a [6,8)a", 8);
 	SCAN(0, 16, ((struct scan){ .mask = PR, .max_pages = 6 }), "[0,1)a [2,3)a [4,5)a [6,9)a", 10);
 	SCAN(5, 16, ((struct scan){ .mask = PR, .max_pages = 3 }), "[6,9)a", 10);
+	/* ZEROPAGE places the zero page (PFNZERO) until the first write. */
+	CHECK_OK(t_zeropage(fd, base + 9 * ps, ps, 0, NULL));
+	SCAN(8, 11, (struct scan){ 0 }, "[8,9)a [9,10)2a [10,11)a", 11);
+	SCAN(0, 16, ((struct scan){ .mask = PAGE_IS_PFNZERO, .ret = PAGE_IS_PFNZERO }), "[9,10)20", 16);
+	base[9 * ps + 100] = 1;
+	SCAN(8, 11, (struct scan){ 0 }, "[8,11)a", 11);
 	CHECK_OK(t_unregister(fd, base + 4 * ps, 8 * ps));
 	uf_close(fd);
 	CHECK_OK(munmap(base, 16 * ps));

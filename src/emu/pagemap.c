@@ -16,7 +16,9 @@
  * PRESENT if the store has it (SWAPPED instead for a protected missing page:
  * the kernel's marker is a swap entry); FILE and HUGE for shared memory and
  * hugetlb as the page tables say; SOFT_DIRTY as the page tables say.
- * PFNZERO is never reported for our pages (README, compatibility table).
+ * PFNZERO for a page placed by ZEROPAGE that still reads as zeros (the
+ * kernel's zero page is replaced at the first write: a write of zeros is
+ * the one case told apart wrongly).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -216,6 +218,30 @@ static int ours_wp(void *ctx, uint64_t addr, uint64_t end)
 	return pg_wp_protect(&o->sp, (uintptr_t)addr, (size_t)(end - addr), 1, o->all);
 }
 
+/* The store's page number of addr. */
+static uint64_t page_no(const struct pg_span *s, uint64_t addr)
+{
+	return (s->off + (addr - s->start)) >> caps.page_shift;
+}
+
+/* Does the page of addr (placed by ZEROPAGE) still hold only zeros?  The
+ * kernel's zero page is replaced at the first write. */
+static int reads_zero(const struct pg_span *s, uint64_t addr)
+{
+	uint64_t buf[512];
+	size_t n = caps.page_size < sizeof buf ? caps.page_size : sizeof buf;
+
+	for (size_t off = 0; off < caps.page_size; off += n) {
+		if (sys_pread(store_fd(s->store), buf, n, (off_t)((page_no(s, addr) << caps.page_shift) + off)) !=
+		    (ssize_t)n)
+			return 0;
+		for (size_t i = 0; i < n / 8; i++)
+			if (buf[i])
+				return 0;
+	}
+	return 1;
+}
+
 /* The pages [addr, end) of area v. */
 static int walk_area(struct scan *p, const struct area_view *v, uint64_t addr, uint64_t end)
 {
@@ -256,6 +282,9 @@ static int walk_area(struct scan *p, const struct area_view *v, uint64_t addr, u
 			cats |= PAGE_IS_SOFT_DIRTY;
 		if (memfd) {
 			int present = pg_present(&o.sp, (uintptr_t)a), wp = pg_wp_get(&o.sp, (uintptr_t)a);
+			if (present && (p->interest & PAGE_IS_PFNZERO) &&
+			    pg_bit_get(store_zero_bits(v->store), page_no(&o.sp, a)) && reads_zero(&o.sp, a))
+				cats |= PAGE_IS_PFNZERO;
 			if (present)
 				cats |= PAGE_IS_PRESENT;
 			else if (wp)

@@ -781,6 +781,11 @@ static long install(const struct pg_span *v, uintptr_t dst, const void *src, int
 			unclaim(v->store, pg, full, run);	/* unreadable source */
 			err = -EFAULT;
 		}
+		for (size_t k = 0; k < full; k++)
+			if (zeros)
+				pg_bit_set(store_zero_bits(v->store), pg + k);
+			else
+				pg_bit_clear(store_zero_bits(v->store), pg + k);
 		/* COPY's MODE_WP: the pages are read-only before they appear;
 		 * without it, a protected missing page (WP_UNPOPULATED) is not
 		 * protected once installed, as the kernel's COPY replaces its

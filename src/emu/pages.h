@@ -55,6 +55,10 @@ _Atomic uint64_t *store_bits(int s);	/* async-signal-safe */
 /* Its write-protect bits (UFFDIO_WRITEPROTECT), as many, same numbering:
  * used by stores of ours (STORE_MEMFD) only.  async-signal-safe */
 _Atomic uint64_t *store_wp_bits(int s);
+/* Its pages placed by ZEROPAGE (set there, cleared by COPY): a hint for
+ * PAGEMAP_SCAN's PAGE_IS_PFNZERO, which also checks that the page still
+ * reads as zeros.  Stores of ours only.  async-signal-safe */
+_Atomic uint64_t *store_zero_bits(int s);
 size_t store_bits_pages(int s);	/* pages the bitmap can describe (a-s-s) */
 /* The store (not a file store) whose memfd is inode ino and is in use, or -1. */
 int store_by_ino(unsigned long ino);
