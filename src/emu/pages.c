@@ -551,12 +551,26 @@ SIG_SAFE int pg_wp_reapply(const struct pg_span *s)
 	return r;
 }
 
+/* The 64 bits from page pg on (the bitmaps have room past every store's
+ * pages: see slot_new).  a-s-s */
+SIG_SAFE static uint64_t bits64(_Atomic uint64_t *bits, uint64_t pg)
+{
+	uint64_t lo = atomic_load(&bits[pg >> 6]), sh = pg & 63;
+
+	return sh ? lo >> sh | atomic_load(&bits[(pg >> 6) + 1]) << (64 - sh) : lo;
+}
+
+/* (Each change between neighbours is one more mapping: counted a word at a
+ * time, as the memory calls recount whole areas.) */
 long pg_wp_extra_maps(_Atomic uint64_t *wp, uint64_t pg0, size_t n)
 {
 	long t = 0;
 
-	for (size_t i = 1; i < n; i++)
-		t += pg_bit_get(wp, pg0 + i) != pg_bit_get(wp, pg0 + i - 1);
+	for (size_t i = 1; i < n; i += 64) {
+		size_t k = n - i < 64 ? n - i : 64;
+		uint64_t diff = bits64(wp, pg0 + i) ^ bits64(wp, pg0 + i - 1);
+		t += __builtin_popcountll(k == 64 ? diff : diff & ((1ULL << k) - 1));
+	}
 	return t;
 }
 
