@@ -154,6 +154,12 @@ int emu_pagemap_scan(int fd, unsigned long arg, int *ret)
 	return 1;
 }
 
+ssize_t emu_pagemap_pread(int fd, void *buf, size_t n, off_t off, int *done)
+{
+	*done = area_any() && pagemap_is_self(fd);
+	return *done ? pagemap_pread(fd, buf, n, (uint64_t)off) : 0;
+}
+
 int emu_write_errno(int fd, enum emu_kind kind)
 {
 	/* A uffd is opened read-only. */

@@ -56,6 +56,10 @@ ssize_t emu_read(int fd, enum emu_kind kind, struct ctx *c, void *buf, size_t co
  * the regions found) when the emulation answers it (fd is this process's
  * pagemap and memory of ours exists), else 0 (the kernel's to answer). */
 int emu_pagemap_scan(int fd, unsigned long arg, int *ret);
+/* pread(2) of fd: *done = 1 and the result (-1 and errno) when fd is this
+ * process's pagemap and memory of ours exists, whose entries are then made
+ * the kernel's (pagemap.c); else *done = 0, nothing read. */
+ssize_t emu_pagemap_pread(int fd, void *buf, size_t n, off_t off, int *done);
 /* The errno of write(2) on an emulated descriptor of this kind. */
 int emu_write_errno(int fd, enum emu_kind kind);
 /* close(2) of any descriptor, releasing an emulated uffd or device at its

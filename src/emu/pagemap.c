@@ -35,6 +35,7 @@
 #include "emu/area.h"
 #include "emu/ctx.h"
 #include "emu/process.h"
+#include "emu/pages.h"
 
 #define PM_SCAN_FLAGS_ALL	(PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC)
 /* The categories this kernel knows (6.18: up to PAGE_IS_GUARD). */
@@ -443,3 +444,77 @@ out:
 	sys_munmap(p, sizeof *p);
 	return ret < 0 ? ret : n_out;
 }
+
+/* ---- read() of pagemap entries ---- */
+
+/* Entries of a page of ours, as the kernel's for private anonymous memory:
+ * a present page is anonymous (not "file or shared"), a missing one is an
+ * empty entry (no guard marker), a protected one has the uffd-wp bit, and
+ * a protected missing one is the kernel's marker (a swap entry). */
+#define PM_UFFD_WP		((uint64_t)1 << 57)
+#define PM_WP_MARKER		(PM_SWAP | PM_UFFD_WP | 0x3f)
+
+/* Make the present pages of our areas in [va, va_end) present in the page
+ * tables too (an installed page may not be mapped yet), so that the
+ * kernel's entries carry them. */
+static void populate(uint64_t va, uint64_t va_end)
+{
+	struct area_view v;
+
+	for (uint64_t at = va; at < va_end && area_at_or_after((uintptr_t)at, (uintptr_t)va_end, &v);) {
+		uint64_t from = v.start > at ? v.start : at, to = v.end < va_end ? v.end : va_end;
+		struct pg_span sp = area_span(&v);
+		uint64_t pg0 = page_no(&sp, from);
+		size_t n = (size_t)((to - from) >> caps.page_shift), i = 0, len;
+
+		if (store_kind(v.store) == STORE_MEMFD && (v.prot & PROT_READ)) {
+			if (!(v.mode & UFFDIO_REGISTER_MODE_MISSING))
+				pg_refresh(&sp, (uintptr_t)from, (size_t)(to - from));
+			while (pg_next_run(store_bits(v.store), pg0, n, &i, 1, &len)) {
+				sys_madvise((void *)(uintptr_t)(from + (i << caps.page_shift)), len << caps.page_shift,
+					    MADV_POPULATE_READ);
+				i += len;
+			}
+		}
+		at = to;
+	}
+}
+
+/* Rewrite the entries buf holds (the first at file offset off) for the
+ * pages of our areas. */
+static void fix_entries(uint64_t *ents, size_t n, uint64_t off)
+{
+	uint64_t va = (off / 8) << caps.page_shift, va_end = va + ((uint64_t)n << caps.page_shift);
+	struct area_view v;
+
+	for (uint64_t at = va; at < va_end && area_at_or_after((uintptr_t)at, (uintptr_t)va_end, &v);) {
+		uint64_t from = v.start > at ? v.start : at, to = v.end < va_end ? v.end : va_end;
+		struct pg_span sp = area_span(&v);
+
+		if (store_kind(v.store) == STORE_MEMFD) {
+			for (uint64_t a = from; a < to; a += caps.page_size) {
+				uint64_t *e = &ents[(a - va) >> caps.page_shift];
+				int wp = pg_wp_get(&sp, (uintptr_t)a);
+
+				if (pg_present(&sp, (uintptr_t)a) && (*e & PM_PRESENT))
+					*e = (*e & ~(PM_FILE | PM_GUARD)) | (wp ? PM_UFFD_WP : 0);
+				else
+					*e = (*e & PM_SOFT_DIRTY) | (wp ? PM_WP_MARKER : 0);
+			}
+		}
+		at = to;
+	}
+}
+
+ssize_t pagemap_pread(int fd, void *buf, size_t n, uint64_t off)
+{
+	ssize_t r;
+
+	if (!(off % 8) && !(n % 8) && n)
+		populate((off / 8) << caps.page_shift, ((off + n) / 8) << caps.page_shift);
+	r = sys_pread(fd, buf, n, (off_t)off);
+	if (r > 0)
+		fix_entries(buf, (size_t)r / 8, off);
+	return r;
+}
+

@@ -86,6 +86,10 @@ int pagemap_is_self(int fd);
 /* PAGEMAP_SCAN on fd, this process's pagemap: the regions written, or a
  * negative errno, as the kernel answers it. */
 long pagemap_scan(int fd, unsigned long arg);
+/* pread(2) of fd, this process's pagemap, with the entries of the pages of
+ * our areas made the kernel's (anonymous, uffd-wp bit 57, no guard
+ * markers).  -1 and errno. */
+ssize_t pagemap_pread(int fd, void *buf, size_t n, uint64_t off);
 
 /* ---- read() of a uffd of this process (read.c) ---- */
 ssize_t read_local(struct ctx *c, int fd, void *buf, size_t count);

@@ -11,6 +11,8 @@
  *   ioctl(fd, FIONREAD | FIOASYNC)             -> the same (a pipe differs)
  *   ioctl(pagemap_fd, PAGEMAP_SCAN)            -> the emulation, where its
  *                                                 memory is in the range
+ *   read/pread of /proc/self/pagemap           -> entries of its pages made
+ *                                                 the kernel's (bit 57...)
  *   read(), close(), write() on an emulated uffd
  *   read/write/pread/pwrite/readv/writev/preadv/pwritev(2), recv/recvfrom/
  *   recvmsg, send/sendto/sendmsg, fread/fwrite: missing registered pages of
@@ -111,6 +113,23 @@ static int open_dev(int flags)
 	return fd;
 }
 
+/* A pagemap file (/proc/.../pagemap) is marked PAGEMAP at its opening, so
+ * that its reads can be told apart with one test. */
+#define PAGEMAP 2
+static int pagemap_opened(const char *path, int fd)
+{
+	size_t n = path ? strlen(path) : 0;
+
+	if (fd >= 0 && n >= 8 && !strcmp(path + n - 8, "/pagemap") && !strncmp(path, "/proc/", 6))
+		mark(fd, PAGEMAP);
+	return fd;
+}
+
+static int pagemap_marked(int fd)
+{
+	return fd >= 0 && fd < MARKS && atomic_load_explicit(&g_mark[fd], memory_order_relaxed) == PAGEMAP;
+}
+
 /* open, open64, openat, openat64: /dev/userfaultfd is ours, the rest goes
  * on with the mode argument when there is one.  DIRFD_PARAM/DIRFD_ARG are
  * empty for open and open64. */
@@ -128,7 +147,7 @@ UF_EXPORT int name(DIRFD_PARAM const char *path, int flags, ...)			\
 	if (is_dev_path(path))							\
 		return open_dev(flags);						\
 	UF_REAL(name);								\
-	return real_##name(DIRFD_ARG path, flags, mode);			\
+	return pagemap_opened(path, real_##name(DIRFD_ARG path, flags, mode));	\
 }
 #define NO_DIRFD
 #define COMMA_ ,
@@ -171,6 +190,16 @@ UF_EXPORT int ioctl(int fd, unsigned long req, ...)
 
 UF_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
+	if (pagemap_marked(fd)) {
+		off_t off = lseek(fd, 0, SEEK_CUR);
+		int done = 0;
+		ssize_t r = off >= 0 ? emu_pagemap_pread(fd, buf, n, off, &done) : 0;
+		if (done) {
+			if (r > 0)
+				lseek(fd, off + r, SEEK_SET);
+			return r;
+		}
+	}
 	if (marked(fd)) {
 		ssize_t r = uf_read(fd, buf, n);
 		/* A FORK message brings a new uffd descriptor. */
@@ -219,8 +248,23 @@ UF_EXPORT ret name params								\
 	UF_REAL(name);								\
 	return real_##name args;						\
 }
-BUF_CALL(ssize_t, pread, (int fd, void *b, size_t n, off_t o), b, n, 1, (fd, b, n, o))
-BUF_CALL(ssize_t, pread64, (int fd, void *b, size_t n, off64_t o), b, n, 1, (fd, b, n, o))
+/* pread of this process's pagemap: the entries of our pages are made the
+ * kernel's (src/emu/pagemap.c). */
+#define PREAD_CALL(name, off_type)						\
+UF_EXPORT ssize_t name(int fd, void *b, size_t n, off_type o)			\
+{										\
+	emu_pretouch((uintptr_t)b, n, 1);					\
+	if (pagemap_marked(fd)) {						\
+		int done = 0;							\
+		ssize_t r = emu_pagemap_pread(fd, b, n, (off_t)o, &done);	\
+		if (done)							\
+			return r;						\
+	}									\
+	UF_REAL(name);								\
+	return real_##name(fd, b, n, o);					\
+}
+PREAD_CALL(pread, off_t)
+PREAD_CALL(pread64, off64_t)
 BUF_CALL(ssize_t, pwrite, (int fd, const void *b, size_t n, off_t o), b, n, 0, (fd, b, n, o))
 BUF_CALL(ssize_t, pwrite64, (int fd, const void *b, size_t n, off64_t o), b, n, 0, (fd, b, n, o))
 BUF_CALL(ssize_t, recv, (int fd, void *b, size_t n, int f), b, n, 1, (fd, b, n, f))
