@@ -80,6 +80,17 @@ int bench_installs(int target, size_t size, long installs, struct install_result
  * raw COPY, ns[2] library WAKE, ns[3] raw WAKE, per call. */
 int bench_passthrough(long calls, double ns[4]);
 
+/* Write protection, per page of `pages` (present, protected):
+ *   WPB_ROUNDTRIP:   a write, its WP message read by a handler thread, and
+ *                    UFFDIO_WRITEPROTECT clearing the page (the wake);
+ *   WPB_ASYNC_WRITE: a write to a protected page with UFFD_FEATURE_WP_ASYNC
+ *                    (every other page written);
+ *   WPB_SCAN:        PAGEMAP_SCAN finding those pages and protecting them
+ *                    again (PM_SCAN_WP_MATCHING, 64 regions a call), per page
+ *                    found. */
+enum { WPB_ROUNDTRIP, WPB_ASYNC_WRITE, WPB_SCAN };
+int bench_wp(int target, int how, long pages, double *ns);
+
 /* The latency distributions (ns) as an SVG chart into f (plot.c): 0, or -1
  * if a write failed (f is left open). */
 int bench_write_svg(FILE *f, const double *kernel, size_t nk, const double *emulated,

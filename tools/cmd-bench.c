@@ -36,8 +36,9 @@ static const char bench_help[] =
 	"within a repetition.  Groups: roundtrip, bulk, threads, inthread, scale,\n"
 	"passthrough, memory (shared memory and 2 MiB huge pages; the huge pages\n"
 	"come from vm.nr_hugepages, raised for the run and given back where it\n"
-	"can be, else those cases are skipped).  Costs are in microseconds per\n"
-	"fault (per page for bulk).\n"
+	"can be, else those cases are skipped), wp (write protection: the WP round\n"
+	"trip, a WP_ASYNC write, PAGEMAP_SCAN re-protecting written pages).  Costs\n"
+	"are in microseconds per fault (per page for bulk and wp).\n"
 	"\n"
 	"  --quick          fewer faults and 3 repetitions: under a minute\n"
 	"  --reps N         repetitions (1 to 99)\n"
@@ -56,13 +57,13 @@ static const char bench_help[] =
 
 #define MAX_REPS BENCH_MAX_REPS
 
-enum group { G_ROUNDTRIP, G_BULK, G_THREADS, G_INTHREAD, G_SCALE, G_PASSTHROUGH, G_MEMORY, G_N };
+enum group { G_ROUNDTRIP, G_BULK, G_THREADS, G_INTHREAD, G_SCALE, G_PASSTHROUGH, G_MEMORY, G_WP, G_N };
 static const char *const group_names[G_N] = {
-	"roundtrip", "bulk", "threads", "inthread", "scale", "passthrough", "memory",
+	"roundtrip", "bulk", "threads", "inthread", "scale", "passthrough", "memory", "wp",
 };
 
 /* How a case runs. */
-enum kind { K_RT, K_INTHREAD, K_SCALE, K_PASS };
+enum kind { K_RT, K_INTHREAD, K_SCALE, K_PASS, K_WP };
 
 struct bcase {
 	const char *name;	/* stable key (JSON) */
@@ -74,7 +75,7 @@ struct bcase {
 	int blocking, zeropage, write, faulters, handlers;
 	size_t unit;
 	int memory;		/* enum bench_memory */
-	/* K_INTHREAD */
+	/* K_INTHREAD, K_WP */
 	int how;
 	/* K_SCALE */
 	size_t size;
@@ -99,6 +100,7 @@ struct bcase {
 	  .handlers = (t) == BT_PLAIN ? 0 : 1, .unit = u, .memory = m }
 #define IT(nm, lb, t, hw) { .name = nm, .label = lb, .group = G_INTHREAD, .kind = K_INTHREAD, .target = t, .how = hw }
 #define SC(nm, lb, t, sz) { .name = nm, .label = lb, .group = G_SCALE, .kind = K_SCALE, .target = t, .size = sz }
+#define WPC(nm, lb, t, hw) { .name = nm, .label = lb, .group = G_WP, .kind = K_WP, .target = t, .how = hw }
 #define PS(nm, lb, i) { .name = nm, .label = lb, .group = G_PASSTHROUGH, .kind = K_PASS, .target = BT_KERNEL, .pass_idx = i }
 /* NOLINTEND(bugprone-macro-parentheses) */
 
@@ -110,6 +112,7 @@ enum {
 	C_S16_K, C_S16_E, C_S1G_K, C_S1G_E, C_S64_K, C_S64_E,
 	C_PL_COPY, C_PR_COPY, C_PL_WAKE, C_PR_WAKE,
 	C_SH_P, C_SH_K, C_SH_E, C_SH2M_K, C_SH2M_E, C_HT_P, C_HT_K, C_HT_E,
+	C_WP_P, C_WP_K, C_WP_E, C_WA_K, C_WA_E, C_WS_K, C_WS_E,
 	C_N
 };
 
@@ -156,6 +159,13 @@ static struct bcase cases[C_N] = {
 	[C_HT_P] = RM("hugetlb_plain", "2 MiB huge page: plain first-touch fault", BT_PLAIN, BM_HUGETLB, 2 * MiB),
 	[C_HT_K] = RM("rt_hugetlb_kernel", "2 MiB huge page, round trip, COPY: kernel", BT_KERNEL, BM_HUGETLB, 2 * MiB),
 	[C_HT_E] = RM("rt_hugetlb_emulated", "2 MiB huge page, round trip, COPY: emulated", BT_EMULATED, BM_HUGETLB, 2 * MiB),
+	[C_WP_P] = RT("wp_plain_fault", "plain first-touch write fault (no uffd)", G_WP, BT_PLAIN, 0, 0, 1, 1, 0, 4 * KiB),
+	[C_WP_K] = WPC("wp_rt_kernel", "write-protect round trip (poll+read+WRITEPROTECT): kernel", BT_KERNEL, WPB_ROUNDTRIP),
+	[C_WP_E] = WPC("wp_rt_emulated", "write-protect round trip (poll+read+WRITEPROTECT): emulated", BT_EMULATED, WPB_ROUNDTRIP),
+	[C_WA_K] = WPC("wp_async_write_kernel", "WP_ASYNC: a write to a protected page: kernel", BT_KERNEL, WPB_ASYNC_WRITE),
+	[C_WA_E] = WPC("wp_async_write_emulated", "WP_ASYNC: a write to a protected page: emulated", BT_EMULATED, WPB_ASYNC_WRITE),
+	[C_WS_K] = WPC("wp_scan_kernel", "PAGEMAP_SCAN + WP_MATCHING, per written page: kernel", BT_KERNEL, WPB_SCAN),
+	[C_WS_E] = WPC("wp_scan_emulated", "PAGEMAP_SCAN + WP_MATCHING, per written page: emulated", BT_EMULATED, WPB_SCAN),
 };
 
 /* Ratios, each computed within a repetition: num / den. */
@@ -190,6 +200,11 @@ static const struct ratio ratios[] = {
 	{ "shmem_bulk2m_ratio", "shared memory, COPY 2 MiB per page: emulated / kernel", C_SH2M_E, C_SH2M_K, 0 },
 	{ "hugetlb_roundtrip_ratio", "2 MiB huge page round trip: emulated / kernel", C_HT_E, C_HT_K, 0 },
 	{ "hugetlb_roundtrip_vs_plain", "2 MiB huge page round trip, emulated / plain fault", C_HT_E, C_HT_P, 0 },
+	{ "wp_roundtrip_ratio", "write-protect round trip: emulated / kernel", C_WP_E, C_WP_K, 0 },
+	{ "wp_roundtrip_vs_plain", "write-protect round trip, kernel / plain write fault", C_WP_K, C_WP_P, 0 },
+	{ "wp_roundtrip_emulated_vs_plain", "write-protect round trip, emulated / plain write fault", C_WP_E, C_WP_P, 0 },
+	{ "wp_async_write_ratio", "WP_ASYNC write: emulated / kernel", C_WA_E, C_WA_K, 0 },
+	{ "wp_scan_ratio", "PAGEMAP_SCAN + re-protect per page: emulated / kernel", C_WS_E, C_WS_K, 0 },
 };
 #define NRATIOS (int)(sizeof ratios / sizeof ratios[0])
 
@@ -200,7 +215,7 @@ struct opts {
 	int quick, reps, only, append;
 	const char *json, *markdown, *svg;
 	/* sizes */
-	long rt_faults, bulk_faults2m, bulk_faults64k, thr_faults, in_faults, sc_faults, pass_calls;
+	long rt_faults, bulk_faults2m, bulk_faults64k, thr_faults, in_faults, sc_faults, pass_calls, wp_pages;
 	long huge_faults;	/* 2 MiB huge pages per hugetlb run */
 	int huge_ok;		/* enough free huge pages for them */
 	long installs;
@@ -314,6 +329,9 @@ static int run_case(struct bcase *c, const struct opts *o)
 	}
 	case K_INTHREAD:
 		r = bench_inthread(c->target, c->how, o->in_faults, &ns);
+		break;
+	case K_WP:
+		r = bench_wp(c->target, c->how, o->wp_pages, &ns);
 		break;
 	case K_SCALE: {
 		struct scale_result sc;
@@ -615,6 +633,7 @@ static int parse(int argc, char **argv, struct cli_global *global, struct opts *
 	o->in_faults = o->quick ? 1000 : 5000;
 	o->sc_faults = o->quick ? 300 : 2000;
 	o->pass_calls = o->quick ? 2000 : 20000;
+	o->wp_pages = o->quick ? 400 : 2000;
 	o->installs = o->quick ? 20000 : 200000;
 	o->huge_faults = o->quick ? 8 : 32;
 	return -1;
