@@ -99,6 +99,9 @@ void area_privatize_all(const uint32_t *from, const uint32_t *to, int nmap)
 				continue;
 			}
 			pg_disarm(s, e - s, prot);
+			/* (and no write protection: its runs writable again) */
+			if (UF_LD(a->mode) & UFFDIO_REGISTER_MODE_WP)
+				sys_mprotect((void *)s, e - s, prot);
 			atomic_store(&a->live, 0);
 			atomic_store(&a->busy, 0);
 			store_forget_ref(bi);

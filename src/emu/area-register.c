@@ -171,6 +171,7 @@ fail:
  * hold data (anything touched meanwhile); the holes get guards again.  The
  * area is inaccessible meanwhile, so no page appears behind our back. */
 static int file_arm(uintptr_t s, uintptr_t e, int prot);
+static int remode(struct area *a, uint32_t me, uint64_t mode);
 static int huge_arm_area(struct area *a, int prot);
 static int private_arm(struct area *a, int prot);
 
@@ -185,10 +186,13 @@ static void own(struct area *a, uint32_t me, uint64_t mode)
 
 /* Arm an area of the program's own mapping (shared memory, hugetlb, a
  * private mapping of shared memory), as its store's kind wants. */
-static int arm_program_mapping(struct area *a, int prot)
+static int arm_program_mapping(struct area *a, int prot, uint64_t mode)
 {
 	int sb = UF_LD(a->store);
 
+	/* Shared memory registered for WP alone: nothing faults as missing. */
+	if (store_kind(sb) == STORE_SHMEM && !(mode & UFFDIO_REGISTER_MODE_MISSING))
+		return 0;
 	if (store_is_file(sb))
 		return file_arm(UF_LD(a->start), UF_LD(a->end), prot);
 	return store_huge_shift(sb) ? huge_arm_area(a, prot) : private_arm(a, prot);
@@ -202,7 +206,7 @@ static int arm_new(struct area *a, uint32_t me, uint64_t mode)
 	int prot = UF_LD(a->prot), err;
 
 	area_busy_bump();
-	err = arm_program_mapping(a, prot);
+	err = arm_program_mapping(a, prot, mode);
 	if (err) {
 		pg_disarm(s, e - s, prot);
 		area_busy_clear(a);
@@ -224,7 +228,7 @@ static int rearm(struct area *a, uint32_t me, uint64_t mode)
 
 	if (store_huge_shift(sb) || store_is_file(sb) || store_kind(sb) == STORE_SHMEM_PRIVATE) {
 		area_busy_set(a);
-		err = arm_program_mapping(a, prot);
+		err = arm_program_mapping(a, prot, mode);
 		if (!err)
 			own(a, me, mode);
 		area_busy_clear(a);
@@ -553,11 +557,8 @@ static int register_shared(uint32_t me, uintptr_t s, uintptr_t e, const struct v
 		}
 		at = UF_LD(here->end);
 		if (UF_LD(here->ctx) == me) {
-			if ((UF_LD(here->mode) & mode) != mode) {
-				area_begin(here);
-				UF_ST(here->mode, mode);
-				area_end(here);
-			}
+			if ((UF_LD(here->mode) & mode) != mode)
+				err = remode(here, me, mode);
 		} else {
 			err = rearm(here, me, mode);
 		}
@@ -649,9 +650,10 @@ static int remode(struct area *a, uint32_t me, uint64_t mode)
 	return err;
 }
 
-/* WP mode: on memory of ours (private anonymous), with guard markers (the
- * protection of missing pages would compete with the write protection).
- * Shared memory and hugetlb: not yet (EINVAL). */
+/* WP mode: on private anonymous memory and shared mappings of shared
+ * memory, with guard markers (the protection of missing pages would
+ * compete with the write protection).  hugetlb and private mappings of
+ * shared memory: not yet (EINVAL). */
 static int wp_check(const struct vma *v, int n, uintptr_t start, uintptr_t end)
 {
 	int hw = atomic_load(&g_areas_hw);
@@ -661,13 +663,18 @@ static int wp_check(const struct vma *v, int n, uintptr_t start, uintptr_t end)
 	for (int i = 0; i < n; i++) {
 		if (v[i].kind == VMA_ANON)
 			continue;
+		if (v[i].kind == VMA_SHMEM) {
+			if (!v[i].shared)
+				return -EINVAL;
+			continue;
+		}
 		if (v[i].kind != VMA_OURS)
 			return -EINVAL;
 		for (int k = 0; k < hw; k++) {
 			struct area *a = &g_areas[k];
 			if (atomic_load(&a->live) && UF_LD(a->start) < end && UF_LD(a->end) > start &&
 			    UF_LD(a->start) < v[i].end && UF_LD(a->end) > v[i].start &&
-			    store_kind(UF_LD(a->store)) != STORE_MEMFD)
+			    !store_has_wp(UF_LD(a->store)))
 				return -EINVAL;
 		}
 	}

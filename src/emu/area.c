@@ -400,7 +400,7 @@ void area_wp_clear(struct area *a)
 {
 	struct pg_span sp = area_span_of(a);
 
-	if (store_kind(sp.store) == STORE_MEMFD)
+	if (store_has_wp(sp.store))
 		pg_wp_set(&sp, sp.start, sp.end - sp.start, 0, 0);
 }
 

@@ -266,7 +266,7 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	 * one (WP_UNPOPULATED) of an area registered for MISSING too faults
 	 * as missing first, as on the kernel: below. */
 	if (write && si->si_code == SEGV_ACCERR && (v.mode & UFFDIO_REGISTER_MODE_WP) && v.ctx &&
-	    store_kind(v.store) == STORE_MEMFD) {
+	    store_has_wp(v.store)) {
 		struct pg_span sp = area_span(&v);
 		if (pg_wp_get(&sp, addr)) {
 			if ((v.mode & UFFDIO_REGISTER_MODE_MISSING) && !pg_present(&sp, addr)) {

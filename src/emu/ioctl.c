@@ -489,15 +489,17 @@ static int do_writeprotect(struct ctx *c, int fd, unsigned long arg)
 				area_wait_busy(gen);
 			continue;
 		}
-		if (!v.ctx || !(v.mode & UFFDIO_REGISTER_MODE_WP) || store_kind(v.store) != STORE_MEMFD)
+		if (!v.ctx || !(v.mode & UFFDIO_REGISTER_MODE_WP) || !store_has_wp(v.store))
 			return fail(ENOENT);
 		at = v.start > at ? v.start : at;
 		to = v.end < end ? v.end : end;
 		sp = area_span(&v);
 		/* (WP alone: the kernel fills holes without asking) */
-		if (on && !(v.mode & UFFDIO_REGISTER_MODE_MISSING))
+		if (on && !(v.mode & UFFDIO_REGISTER_MODE_MISSING) && store_kind(v.store) == STORE_MEMFD)
 			pg_refresh(&sp, at, to - at);
+		/* Shared memory: empty entries always get the kernel's marker. */
 		if ((r = pg_wp_protect(&sp, at, to - at, on,
+				       store_kind(v.store) != STORE_MEMFD ||
 				       !!(atomic_load(&c->features) & UFFD_FEATURE_WP_UNPOPULATED))) < 0)
 			return fail(-r);
 		seen = 1;

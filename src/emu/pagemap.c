@@ -251,7 +251,8 @@ static int walk_area(struct scan *p, const struct area_view *v, uint64_t addr, u
 	int memfd = store_kind(v->store) == STORE_MEMFD, huge = store_huge_shift(v->store) != 0;
 	int wp_allowed = c && (v->mode & UFFDIO_REGISTER_MODE_WP) && (feats & UFFD_FEATURE_WP_ASYNC);
 	int need_pm = !memfd || (p->interest & PAGE_IS_SOFT_DIRTY);
-	struct ours o = { area_span(v), !!(feats & UFFD_FEATURE_WP_UNPOPULATED) };
+	/* (shared memory: empty entries always get the marker) */
+	struct ours o = { area_span(v), !memfd || !!(feats & UFFD_FEATURE_WP_UNPOPULATED) };
 	uint64_t vma_cats = wp_allowed ? PAGE_IS_WPALLOWED : 0;
 	uint64_t ents[64], run_start = addr, run_cats = 0;
 	size_t ps = caps.page_size;
@@ -293,11 +294,15 @@ static int walk_area(struct scan *p, const struct area_view *v, uint64_t addr, u
 			if (!wp)
 				cats |= PAGE_IS_WRITTEN;
 		} else {
-			cats |= PAGE_IS_WRITTEN;
+			/* (shared memory: protected pages as for ours, the
+			 * others as the page tables say) */
+			int wp = store_has_wp(v->store) && pg_wp_get(&o.sp, (uintptr_t)a);
+			if (!wp)
+				cats |= PAGE_IS_WRITTEN;
 			if (pm & PM_PRESENT)
 				cats |= PAGE_IS_PRESENT | (pm & PM_FILE ? PAGE_IS_FILE : 0) |
 					(huge ? PAGE_IS_HUGE : 0);
-			else if ((pm & PM_SWAP) && !(pm & PM_GUARD))
+			else if (wp || ((pm & PM_SWAP) && !(pm & PM_GUARD)))
 				cats |= PAGE_IS_SWAPPED;
 		}
 		if (a == addr) {
@@ -499,6 +504,18 @@ static void fix_entries(uint64_t *ents, size_t n, uint64_t off)
 				if (pg_present(&sp, (uintptr_t)a) && (*e & PM_PRESENT))
 					*e = (*e & ~(PM_FILE | PM_GUARD)) | (wp ? PM_UFFD_WP : 0);
 				else
+					*e = (*e & PM_SOFT_DIRTY) | (wp ? PM_WP_MARKER : 0);
+			}
+		} else if (store_has_wp(v.store)) {
+			/* shared memory: the page tables' entries, without our
+			 * markers, with the write protection */
+			for (uint64_t a = from; a < to; a += caps.page_size) {
+				uint64_t *e = &ents[(a - va) >> caps.page_shift];
+				int wp = pg_wp_get(&sp, (uintptr_t)a);
+
+				if (*e & PM_PRESENT)
+					*e |= wp ? PM_UFFD_WP : 0;
+				else if (*e & PM_GUARD || wp)
 					*e = (*e & PM_SOFT_DIRTY) | (wp ? PM_WP_MARKER : 0);
 			}
 		}

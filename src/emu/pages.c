@@ -854,6 +854,7 @@ static long install_file(const struct pg_span *v, uintptr_t dst, const void *src
 		size_t run = 0, full;
 		uint64_t pg = pg0 + done;
 		long have;
+		int r;
 
 		while (done + run < npages && run < 512) {
 			if (!pg_bit_claim(bits, pg + run)) {
@@ -888,6 +889,15 @@ static long install_file(const struct pg_span *v, uintptr_t dst, const void *src
 		if (full < run) {
 			unclaim(v->store, pg, full, run);	/* unreadable source */
 			err = -EFAULT;
+		}
+		/* Write protection, as install() does it: MODE_WP pages are
+		 * read-only before their markers go; without it a protected
+		 * page (the kernel's marker) is installed writable. */
+		if (full && (v->wp_install || wp_any(v->store, pg, full)) &&
+		    (r = pg_wp_set(v, dst + done * ps, full * ps, v->wp_install, 1)) < 0) {
+			unclaim(v->store, pg, 0, full);	/* out of mappings */
+			err = r;
+			break;
 		}
 		if (full) {
 			pg_disarm(dst + done * ps, full * ps, v->prot);

@@ -59,7 +59,15 @@ _Atomic uint64_t *store_wp_bits(int s);
  * PAGEMAP_SCAN's PAGE_IS_PFNZERO, which also checks that the page still
  * reads as zeros.  Stores of ours only.  async-signal-safe */
 _Atomic uint64_t *store_zero_bits(int s);
-size_t store_bits_pages(int s);	/* pages the bitmap can describe (a-s-s) */
+size_t store_bits_pages(int s);
+/* Can pages of store s be write-protected: stores of ours (private
+ * anonymous memory) and shared memory files (its bits then stand for the
+ * pages of this process's registered mappings of the file).  a-s-s */
+SIG_SAFE static inline int store_has_wp(int s)
+{
+	int k = store_kind(s);
+	return k == STORE_MEMFD || k == STORE_SHMEM;
+}	/* pages the bitmap can describe (a-s-s) */
 /* The store (not a file store) whose memfd is inode ino and is in use, or -1. */
 int store_by_ino(unsigned long ino);
 /* Fork child: a copy of store s's memfd (its data only), or -1. */
