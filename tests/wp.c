@@ -5,7 +5,8 @@
  * and waits, a read never faults; WAKE without clearing faults again;
  * COPY_MODE_WP; mprotect does not undo the protection; UNREGISTER,
  * MADV_DONTNEED, a fork without EVENT_FORK and a move without EVENT_REMAP
- * drop it, EVENT_FORK and EVENT_REMAP keep it; UFFD_FEATURE_SIGBUS;
+ * drop it, EVENT_FORK and EVENT_REMAP keep it (and COPY_MODE_WP through the
+ * FORK event's uffd copies the monitor's bytes); UFFD_FEATURE_SIGBUS;
  * unpopulated pages are not protected (no WP_UNPOPULATED). */
 #include "t.h"
 
@@ -293,6 +294,64 @@ static void fork_event(void)
 	close(fd);
 }
 
+static void *forker_copy(void *arg)
+{
+	char *p = g_page;
+	pid_t pid = fork();
+
+	(void)arg;
+	if (pid == 0) {
+		int bad = 0;
+		t_child_watchdog(10);
+		volatile char *v = p;
+		bad |= v[2 * ps + 5] != 0x5c;	/* MISSING: the parent's COPY */
+		v[2 * ps + 1] = 0x5d;		/* then a WP fault (MODE_WP) */
+		bad |= v[2 * ps + 1] != 0x5d;
+		_exit(bad);
+	}
+	g_pid = pid;
+	return NULL;
+}
+
+/* The child's missing page, served through the FORK event's uffd with
+ * COPY_MODE_WP from the monitor's own buffer: the child gets those bytes,
+ * protected. */
+static void fork_event_copy_wp(void)
+{
+	int fd = t_uffd(UFFD_FEATURE_EVENT_FORK), cfd = -1, st;
+	char *p = t_map(NPAGES), *buf = malloc(ps);
+	struct uffd_msg m;
+	pthread_t th;
+
+	T_REQUIRE(buf != NULL);
+	memset(buf, 0x11, ps);
+	CHECK_EQ(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+				 NULL), 0);
+	g_page = p;
+	th = t_thread(forker_copy, NULL);
+	T_REQUIRE(T_MSG(fd, &m, 2000));
+	CHECK_EQ(m.event, UFFD_EVENT_FORK);
+	memset(buf, 0x5c, ps);		/* (the child's copy of buf is 0x11) */
+	cfd = (int)m.arg.fork.ufd;
+	T_REQUIRE(cfd >= 0);
+	if (T_MSG(cfd, &m, 3000)) {
+		CHECK_FAULT(&m, p + 2 * ps, 0);
+		CHECK_OK(t_copy(cfd, p + 2 * ps, buf, ps, UFFDIO_COPY_MODE_WP, NULL));
+	}
+	if (T_MSG(cfd, &m, 3000)) {
+		CHECK_FAULT(&m, p + 2 * ps, WPF);
+		CHECK_OK(wprotect(cfd, p + 2 * ps, ps, 0));
+	}
+	t_join(th);
+	T_REQUIRE(waitpid(g_pid, &st, 0) == g_pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	T_NO_MSG(fd, 0);
+	free(buf);
+	close(cfd);
+	munmap(p, NPAGES * ps);
+	close(fd);
+}
+
 static void *mover(void *arg)
 {
 	char **pq = arg;
@@ -413,6 +472,7 @@ int main(void)
 	missing_wp();
 	fork_plain();
 	fork_event();
+	fork_event_copy_wp();
 	remap(1);
 	remap(0);
 	if (t_features() & UFFD_FEATURE_WP_UNPOPULATED)

@@ -861,11 +861,11 @@ static int remote_ioctl_at(int i, unsigned long req, unsigned long arg)
 		
 		memcpy(&cp, q.s, sizeof cp);
 		/* A COPY that passes the checks made before the source is read
-		 * (ioctl.c) brings its source along.  One that fails them goes
-		 * as it is: the owner answers (an event being read first:
-		 * EAGAIN, else EINVAL), reading no source; so does MODE_WP,
-		 * which the owner refuses once it has found the destination. */
-		if (d->check(&cp) == 0 && !(cp.mode & UFFDIO_COPY_MODE_WP))
+		 * (ioctl.c) brings its source along (MODE_WP too: the owner
+		 * installs protected pages).  One that fails them goes as it
+		 * is: the owner answers (an event being read first: EAGAIN,
+		 * else EINVAL), reading no source. */
+		if (d->check(&cp) == 0)
 			return remote_copy(r, arg, &cp);
 	}
 	if ((unsigned)req == UFFDIO_ZEROPAGE &&
