@@ -190,8 +190,9 @@ static int arm_program_mapping(struct area *a, int prot, uint64_t mode)
 {
 	int sb = UF_LD(a->store);
 
-	/* Shared memory registered for WP alone: nothing faults as missing. */
-	if (store_kind(sb) == STORE_SHMEM && !(mode & UFFDIO_REGISTER_MODE_MISSING))
+	/* Shared memory and hugetlb registered for WP alone: nothing faults
+	 * as missing. */
+	if ((store_kind(sb) == STORE_SHMEM || store_huge_shift(sb)) && !(mode & UFFDIO_REGISTER_MODE_MISSING))
 		return 0;
 	if (store_is_file(sb))
 		return file_arm(UF_LD(a->start), UF_LD(a->end), prot);
@@ -636,6 +637,11 @@ static int remode(struct area *a, uint32_t me, uint64_t mode)
 	if ((old & UFFDIO_REGISTER_MODE_MISSING) && !(mode & UFFDIO_REGISTER_MODE_MISSING)) {
 		own(a, me, mode);
 		pg_disarm(UF_LD(a->start), UF_LD(a->end) - UF_LD(a->start), UF_LD(a->prot));
+		/* (without markers, disarming opened the protected pages too) */
+		if (mode & UFFDIO_REGISTER_MODE_WP) {
+			struct pg_span sp = area_span_of(a);
+			pg_wp_reapply(&sp);
+		}
 	} else if (!(old & UFFDIO_REGISTER_MODE_MISSING) && (mode & UFFDIO_REGISTER_MODE_MISSING)) {
 		err = rearm(a, me, mode);
 		if (!err && (mode & UFFDIO_REGISTER_MODE_WP)) {
@@ -650,10 +656,10 @@ static int remode(struct area *a, uint32_t me, uint64_t mode)
 	return err;
 }
 
-/* WP mode: on private anonymous memory and shared mappings of shared
- * memory, with guard markers (the protection of missing pages would
- * compete with the write protection).  hugetlb and private mappings of
- * shared memory: not yet (EINVAL). */
+/* WP mode: on private anonymous memory, shared mappings of shared memory
+ * and hugetlb, with guard markers (the protection of missing pages would
+ * compete with the write protection).  Private mappings of shared memory:
+ * not yet (EINVAL). */
 static int wp_check(const struct vma *v, int n, uintptr_t start, uintptr_t end)
 {
 	int hw = atomic_load(&g_areas_hw);
@@ -661,7 +667,7 @@ static int wp_check(const struct vma *v, int n, uintptr_t start, uintptr_t end)
 	if (!caps.guard_markers)
 		return -EINVAL;
 	for (int i = 0; i < n; i++) {
-		if (v[i].kind == VMA_ANON)
+		if (v[i].kind == VMA_ANON || v[i].kind == VMA_HUGE)
 			continue;
 		if (v[i].kind == VMA_SHMEM) {
 			if (!v[i].shared)

@@ -346,9 +346,11 @@ void area_merge_adjacent(void)
 		else if (!caps.guard_markers)
 			extra += pg_extra_maps(store_bits(sb), UF_LD(a->off) >> caps.page_shift,
 					       (UF_LD(a->end) - UF_LD(a->start)) >> caps.page_shift);
-		if (UF_LD(a->mode) & UFFDIO_REGISTER_MODE_WP)
-			extra += pg_wp_extra_maps(store_wp_bits(sb), UF_LD(a->off) >> caps.page_shift,
-						  (UF_LD(a->end) - UF_LD(a->start)) >> caps.page_shift);
+		if (UF_LD(a->mode) & UFFDIO_REGISTER_MODE_WP) {
+			unsigned sh = hs ? (unsigned)hs : caps.page_shift;
+			extra += pg_wp_extra_maps(store_wp_bits(sb), UF_LD(a->off) >> sh,
+						  (UF_LD(a->end) - UF_LD(a->start)) >> sh);
+		}
 	}
 	pg_set_used(extra);
 }
@@ -390,7 +392,7 @@ void area_protect_present(struct area *a, int prot)
 struct pg_span area_span_of(const struct area *a)
 {
 	struct pg_span s = { UF_LD(a->start), UF_LD(a->end), UF_LD(a->store), UF_LD(a->off),
-			     UF_LD(a->prot), 0 };
+			     UF_LD(a->prot), 0, !!(UF_LD(a->mode) & UFFDIO_REGISTER_MODE_MISSING) };
 	return s;
 }
 

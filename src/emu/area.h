@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include "base/sys.h"
 #include "emu/pages.h"
+#include "userfault/uapi.h"
 
 #define AREA_MAX 1024		/* areas (registered pieces) per process */
 
@@ -53,7 +54,8 @@ int area_still(const struct area_view *v);
 /* The store piece of v, for layer 1. */
 SIG_SAFE static inline struct pg_span area_span(const struct area_view *v)
 {
-	struct pg_span s = { v->start, v->end, v->store, v->off, v->prot, 0 };
+	struct pg_span s = { v->start, v->end, v->store, v->off, v->prot, 0,
+			     !!(v->mode & UFFDIO_REGISTER_MODE_MISSING) };
 	return s;
 }
 /* Is the page of addr (in v) present (pg_present)?  async-signal-safe */

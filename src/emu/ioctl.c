@@ -493,6 +493,9 @@ static int do_writeprotect(struct ctx *c, int fd, unsigned long arg)
 			return fail(ENOENT);
 		at = v.start > at ? v.start : at;
 		to = v.end < end ? v.end : end;
+		/* hugetlb: whole huge pages */
+		if (store_huge_shift(v.store) && ((at | to) & (((uintptr_t)1 << store_huge_shift(v.store)) - 1)))
+			return fail(EINVAL);
 		sp = area_span(&v);
 		/* (WP alone: the kernel fills holes without asking) */
 		if (on && !(v.mode & UFFDIO_REGISTER_MODE_MISSING) && store_kind(v.store) == STORE_MEMFD)

@@ -51,7 +51,8 @@ int ioctl_vfs(int fd, unsigned long req, unsigned long arg, int *ret);
 #define EMU_WP		(caps.guard_markers)
 #define EMU_FEATURES	(EMU_FEATURES_ANY | (EMU_SHMEM ? UFFD_FEATURE_MISSING_SHMEM : 0) | \
 			 (EMU_WP ? UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_UNPOPULATED | \
-			  UFFD_FEATURE_WP_ASYNC : 0))
+			  UFFD_FEATURE_WP_ASYNC : 0) | \
+			 (EMU_WP && EMU_SHMEM ? UFFD_FEATURE_WP_HUGETLBFS_SHMEM : 0))
 #define EMU_RANGE_IOCTLS ((__u64)1 << _UFFDIO_WAKE | (__u64)1 << _UFFDIO_COPY | \
 			  (__u64)1 << _UFFDIO_ZEROPAGE)
 

@@ -407,9 +407,47 @@ static int reveal(const struct pg_span *v, uintptr_t addr, size_t len, int popul
  * stay through mprotect.  All async-signal-safe (an in-thread pager calls
  * WRITEPROTECT from its fault). */
 
+/* The shift of the span's pages: huge pages for hugetlb.  a-s-s */
+SIG_SAFE static unsigned span_shift(const struct pg_span *s)
+{
+	int hs = store_huge_shift(s->store);
+
+	return hs ? (unsigned)hs : caps.page_shift;
+}
+
 SIG_SAFE static uint64_t page_of(const struct pg_span *s, uintptr_t addr)
 {
-	return (s->off + (addr - s->start)) >> caps.page_shift;
+	return (s->off + (addr - s->start)) >> span_shift(s);
+}
+
+/* hugetlb registered for MISSING: a missing huge page is PROT_NONE, which
+ * its protection must not change.  a-s-s */
+SIG_SAFE static int keeps_prot_none(const struct pg_span *s, _Atomic uint64_t *bits, uint64_t pg)
+{
+	return s->armed && store_huge_shift(s->store) && !pg_bit_get(bits, pg);
+}
+
+/* mprotect pages [pg, end) (from addr, the address of page `lo`), skipping
+ * those keeps_prot_none says.  0 or -errno.  a-s-s */
+SIG_SAFE static int wp_mprotect(const struct pg_span *s, uintptr_t addr, uint64_t lo, uint64_t pg,
+				uint64_t end, int prot)
+{
+	_Atomic uint64_t *bits = store_bits(s->store);
+	unsigned sh = span_shift(s);
+
+	while (pg < end) {
+		uint64_t e = pg;
+		if (keeps_prot_none(s, bits, pg)) {
+			pg++;
+			continue;
+		}
+		while (e < end && !keeps_prot_none(s, bits, e))
+			e++;
+		if (sys_mprotect((void *)(addr + ((pg - lo) << sh)), (size_t)(e - pg) << sh, prot) < 0)
+			return -errno;
+		pg = e;
+	}
+	return 0;
 }
 
 /* async-signal-safe */
@@ -485,11 +523,12 @@ SIG_SAFE int pg_wp_set(const struct pg_span *s, uintptr_t addr, size_t len, int 
 SIG_SAFE static int wp_set_locked(const struct pg_span *s, uintptr_t addr, size_t len, int on)
 {
 	_Atomic uint64_t *wp = store_wp_bits(s->store), *bits = store_bits(s->store);
-	uint64_t lo = page_of(s, addr), hi = lo + (len >> caps.page_shift);
-	uint64_t first = s->off >> caps.page_shift, last = page_of(s, s->end);	/* [first, last) */
+	unsigned sh = span_shift(s);
+	uint64_t lo = page_of(s, addr), hi = lo + (len >> sh);
+	uint64_t first = s->off >> sh, last = page_of(s, s->end);	/* [first, last) */
 	uint64_t wlo = lo > first ? lo - 1 : lo, whi = hi < last ? hi + 1 : hi;
-	size_t ps = caps.page_size;
 	long before = 0, now = 0;
+	int r;
 	int prot = on ? s->prot & ~PROT_WRITE : s->prot;
 
 	/* The mappings the window [wlo, whi) needs now and after. */
@@ -511,13 +550,12 @@ SIG_SAFE static int wp_set_locked(const struct pg_span *s, uintptr_t addr, size_
 		for (uint64_t k = pg; k < end; k++)
 			if (on)
 				pg_bit_set(wp, k);
-		if (sys_mprotect((void *)(addr + (pg - lo) * ps), (end - pg) * ps, prot) < 0) {
+		if ((r = wp_mprotect(s, addr, lo, pg, end, prot)) < 0) {
 			/* (Only ENOMEM, the count being kept under the limit.) */
-			int e = errno;
 			for (uint64_t k = pg; k < end; k++)
 				if (on)
 					pg_bit_clear(wp, k);
-			return -e;
+			return r;
 		}
 		for (uint64_t k = pg; k < end; k++)
 			if (!on)
@@ -531,8 +569,9 @@ SIG_SAFE static int wp_set_locked(const struct pg_span *s, uintptr_t addr, size_
 SIG_SAFE int pg_wp_reapply(const struct pg_span *s)
 {
 	_Atomic uint64_t *wp = store_wp_bits(s->store);
-	size_t n = (s->end - s->start) >> caps.page_shift, i = 0, len;
-	uint64_t pg0 = s->off >> caps.page_shift;
+	unsigned sh = span_shift(s);
+	size_t n = (s->end - s->start) >> sh, i = 0, len;
+	uint64_t pg0 = s->off >> sh;
 
 	int took, r = 0;
 
@@ -540,11 +579,8 @@ SIG_SAFE int pg_wp_reapply(const struct pg_span *s)
 		return 0;
 	took = wp_lock();
 	while (pg_next_run(wp, pg0, n, &i, 1, &len)) {
-		if (sys_mprotect((void *)(s->start + i * caps.page_size), len * caps.page_size,
-				 s->prot & ~PROT_WRITE) < 0) {
-			r = -errno;
+		if ((r = wp_mprotect(s, s->start, pg0, pg0 + i, pg0 + i + len, s->prot & ~PROT_WRITE)) < 0)
 			break;
-		}
 		i += len;
 	}
 	wp_unlock(took);
@@ -717,9 +753,10 @@ SIG_SAFE int pg_wp_protect(const struct pg_span *s, uintptr_t addr, size_t len, 
 SIG_SAFE int pg_wp_async(const struct pg_span *s, uintptr_t addr)
 {
 	_Atomic uint64_t *wp = store_wp_bits(s->store);
-	uint64_t pg = page_of(s, addr), first = s->off >> caps.page_shift, last = page_of(s, s->end);
+	unsigned sh = span_shift(s);
+	uint64_t pg = page_of(s, addr), first = s->off >> sh, last = page_of(s, s->end);
 	uint64_t lo = pg, hi = pg + 1;
-	size_t ps = caps.page_size;
+	size_t ps = (size_t)1 << sh;
 	uintptr_t page = addr & ~(uintptr_t)(ps - 1);
 	int r;
 
@@ -1039,7 +1076,10 @@ SIG_SAFE static int huge_reveal(const struct pg_span *v, uintptr_t addr, size_t 
 		d += bit_get(bits, hp + (len >> shift)) ? -1 : 1;
 	if (budget_take_if(d, 1) < 0)
 		return -ENOMEM;
-	if (sys_mprotect((void *)addr, len, v->prot) < 0) {
+	/* (a write-protected huge page opens read-only: one at a time here) */
+	if (sys_mprotect((void *)addr, len,
+			 len == ((size_t)1 << shift) && bit_get(store_wp_bits(v->store), hp) ?
+			 v->prot & ~PROT_WRITE : v->prot) < 0) {
 		budget_take_if(-d, 1);
 		return -errno;
 	}
@@ -1141,6 +1181,12 @@ SIG_SAFE static long install_huge(const struct pg_span *v, uintptr_t dst, const 
 				break;
 			}
 		}
+		/* COPY_MODE_WP: the page opens protected; without it, a
+		 * protected missing page (the kernel's marker) opens writable. */
+		if (v->wp_install)
+			pg_bit_set(store_wp_bits(v->store), hp);
+		else
+			pg_bit_clear(store_wp_bits(v->store), hp);
 		/* (The budget counts from the neighbours' bits, not this one's.) */
 		if ((ok = huge_reveal(v, at, hs, shift)) < 0) {
 			if (!shared) {

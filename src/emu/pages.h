@@ -61,12 +61,13 @@ _Atomic uint64_t *store_wp_bits(int s);
 _Atomic uint64_t *store_zero_bits(int s);
 size_t store_bits_pages(int s);
 /* Can pages of store s be write-protected: stores of ours (private
- * anonymous memory) and shared memory files (its bits then stand for the
- * pages of this process's registered mappings of the file).  a-s-s */
+ * anonymous memory), shared memory files (its bits then stand for the
+ * pages of this process's registered mappings of the file) and hugetlb
+ * (a bit per huge page).  a-s-s */
 SIG_SAFE static inline int store_has_wp(int s)
 {
 	int k = store_kind(s);
-	return k == STORE_MEMFD || k == STORE_SHMEM;
+	return k == STORE_MEMFD || k == STORE_SHMEM || k == STORE_HUGE_SHARED || k == STORE_HUGE_PRIVATE;
 }	/* pages the bitmap can describe (a-s-s) */
 /* The store (not a file store) whose memfd is inode ino and is in use, or -1. */
 int store_by_ino(unsigned long ino);
@@ -99,6 +100,8 @@ struct pg_span {
 	uint64_t off;		/* offset of start in the store */
 	int prot;
 	int wp_install;		/* pg_install: the pages appear write-protected */
+	int armed;		/* registered for MISSING (hugetlb: missing pages
+				 * are PROT_NONE, whatever their protection) */
 };
 
 /* Is the page of addr present?  For a store of ours, its bit (set from the
