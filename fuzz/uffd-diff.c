@@ -65,7 +65,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define HDR		5		/* header bytes: how each page starts */
 #define TASK_SIZE_	0x7ffffffff000UL	/* x86-64, 4-level paging */
 /* The features compared: the three asked of both sides, and the memory
- * types the emulation offers here (shared memory needs guard markers). */
+ * types and write protection the emulation offers here (shared memory
+ * needs guard markers). */
 static uint64_t emu_features(void)
 {
 	static uint64_t f;
@@ -73,7 +74,8 @@ static uint64_t emu_features(void)
 	if (!f)
 		f = UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS |
 		    (uf_emulated_features() & (UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS |
-					       UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_UNPOPULATED));
+					       UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_UNPOPULATED |
+					       UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_HUGETLBFS_SHMEM));
 	return f;
 }
 #define EMU_FEATURES	emu_features()
