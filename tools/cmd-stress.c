@@ -25,7 +25,7 @@
  * (hugetlb: 2 MiB pages, COPY of whole huge pages), or shared ones
  * (hugetlb-shared).
  *
- * With --wp (anonymous memory) DST is registered for MISSING and WP: the
+ * With --wp DST is registered for MISSING and WP: the
  * copies install the pages write-protected (UFFDIO_COPY_MODE_WP), so the
  * write phase takes a WP fault per protected page, which the handlers serve
  * by lifting the protection (UFFDIO_WRITEPROTECT) of a random range around
@@ -85,7 +85,7 @@ static const char stress_help[] =
 	"  --events       ask for UFFD_FEATURE_EVENT_REMOVE and EVENT_FORK: the drops\n"
 	"                 send REMOVE events, the forks FORK events (the child's\n"
 	"                 uffd is served with zero pages)\n"
-	"  --wp           register for WP too (anon memory): pages are copied in\n"
+	"  --wp           register for WP too: pages are copied in\n"
 	"                 write-protected, the writes take WP faults that lift the\n"
 	"                 protection of random ranges, and random ranges are\n"
 	"                 protected again meanwhile\n"
@@ -220,6 +220,8 @@ static void serve(struct stress *s, uintptr_t addr, uint64_t *st)
 		return;		/* a stale message for the other region */
 	if (sz < s->ps)
 		sz = s->ps;
+	if (sz < s->ps)
+		sz = s->ps;	/* hugetlb: whole huge pages */
 	from = base + ((page - base) & ~(uintptr_t)(sz - 1));
 	to = from + sz < end ? from + sz : end;
 	c.dst = from;
@@ -289,6 +291,8 @@ static void serve_wp(struct stress *s, uintptr_t addr, uint64_t *st)
 	atomic_fetch_add(&s->wp_faults, 1);
 	if (addr < base || addr >= end)
 		return;		/* stale */
+	if (sz < s->ps)
+		sz = s->ps;	/* hugetlb: whole huge pages */
 	from = base + ((page - base) & ~(uintptr_t)(sz - 1));
 	to = from + sz < end ? from + sz : end;
 	e = protect(s, from, to, 0);
@@ -733,8 +737,6 @@ static int parse_args(int argc, char **argv, struct cli_global *global, struct s
 	}
 	if (optind < argc)	/* after "--" */
 		return cli_usage_error("stress", "unexpected argument '%s'", argv[optind]);
-	if (o->wp && o->memory != MEM_ANON)
-		return cli_usage_error("stress", "--wp needs --memory anon");
 	return -1;
 }
 
