@@ -192,7 +192,7 @@ static int arm_program_mapping(struct area *a, int prot, uint64_t mode)
 
 	/* Shared memory and hugetlb registered for WP alone: nothing faults
 	 * as missing. */
-	if ((store_kind(sb) == STORE_SHMEM || store_huge_shift(sb)) && !(mode & UFFDIO_REGISTER_MODE_MISSING))
+	if (store_kind(sb) != STORE_MEMFD && !(mode & UFFDIO_REGISTER_MODE_MISSING))
 		return 0;
 	if (store_is_file(sb))
 		return file_arm(UF_LD(a->start), UF_LD(a->end), prot);
@@ -656,10 +656,9 @@ static int remode(struct area *a, uint32_t me, uint64_t mode)
 	return err;
 }
 
-/* WP mode: on private anonymous memory, shared mappings of shared memory
- * and hugetlb, with guard markers (the protection of missing pages would
- * compete with the write protection).  Private mappings of shared memory:
- * not yet (EINVAL). */
+/* WP mode: on private anonymous memory, shared memory and hugetlb, with
+ * guard markers (the protection of missing pages would compete with the
+ * write protection). */
 static int wp_check(const struct vma *v, int n, uintptr_t start, uintptr_t end)
 {
 	int hw = atomic_load(&g_areas_hw);
@@ -669,11 +668,8 @@ static int wp_check(const struct vma *v, int n, uintptr_t start, uintptr_t end)
 	for (int i = 0; i < n; i++) {
 		if (v[i].kind == VMA_ANON || v[i].kind == VMA_HUGE)
 			continue;
-		if (v[i].kind == VMA_SHMEM) {
-			if (!v[i].shared)
-				return -EINVAL;
+		if (v[i].kind == VMA_SHMEM)
 			continue;
-		}
 		if (v[i].kind != VMA_OURS)
 			return -EINVAL;
 		for (int k = 0; k < hw; k++) {

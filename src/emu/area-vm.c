@@ -99,7 +99,9 @@ static void file_punched(int sb, uint64_t from, uint64_t to)
 		uint64_t off = UF_LD(a->off), aend, f, t;
 		uintptr_t s = UF_LD(a->start);
 
-		if (!atomic_load(&a->live) || UF_LD(a->store) != sb || !UF_LD(a->ctx))
+		/* (registered for WP alone: nothing is missing) */
+		if (!atomic_load(&a->live) || UF_LD(a->store) != sb || !UF_LD(a->ctx) ||
+		    !(UF_LD(a->mode) & UFFDIO_REGISTER_MODE_MISSING))
 			continue;
 		aend = off + (UF_LD(a->end) - s);
 		if (aend <= from || off >= to)
@@ -132,7 +134,7 @@ static int discard_one(struct area *a, void *arg)
 	if (store_kind(sb) == STORE_HUGE_PRIVATE) {
 		/* Private hugetlb: MADV_DONTNEED drops the pages, missing again. */
 		int hs = store_huge_shift(sb);
-		if (UF_LD(a->ctx)) {
+		if (UF_LD(a->ctx) && (UF_LD(a->mode) & UFFDIO_REGISTER_MODE_MISSING)) {
 			sys_mprotect((void *)s, e - s, PROT_NONE);
 			for (uint64_t i = off >> hs; i < (off + (e - s)) >> hs; i++)
 				pg_bit_clear(store_bits(sb), i);
@@ -144,7 +146,9 @@ static int discard_one(struct area *a, void *arg)
 		 * gone; what the file has reads through, the rest is missing.
 		 * (No private copy is left to drop: markers are safe.) */
 		if (UF_LD(a->ctx)) {
-			sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
+			/* (registered for WP alone: nothing is missing) */
+			if (UF_LD(a->mode) & UFFDIO_REGISTER_MODE_MISSING)
+				sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
 			for (size_t i = 0; i < n && pg0 + i < store_bits_pages(sb); i++)
 				pg_bit_clear(store_bits(sb), pg0 + i);
 		}

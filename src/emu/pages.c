@@ -1173,11 +1173,16 @@ SIG_SAFE static long install_huge(const struct pg_span *v, uintptr_t dst, const 
 				break;
 			}
 		} else {
-			ok = sys_pwrite(fd, from, hs, (off_t)at) == (ssize_t)hs;
+			ssize_t w = sys_pwrite(fd, from, hs, (off_t)at);
+			ok = w == (ssize_t)hs;
 			if (!ok) {
+				/* (/proc/self/mem says EIO when no huge page is
+				 * left for the private copy: the kernel's COPY
+				 * says ENOMEM) */
+				int e = w < 0 && (errno == EIO || errno == ENOMEM) ? ENOMEM : EFAULT;
 				sys_madvise((void *)at, hs, MADV_DONTNEED);	/* a partial copy */
 				pg_bit_clear(bits, hp);
-				err = -EFAULT;
+				err = -e;
 				break;
 			}
 		}
@@ -1255,7 +1260,11 @@ SIG_SAFE static long install_private(const struct pg_span *v, uintptr_t dst, con
 		size_t run = 0, full;
 		uintptr_t at = dst + done * ps;
 
-		while (done + run < npages && run < 512 && pg_bit_claim(bits, pg0 + done + run))
+		/* (ZEROPAGE refuses a protected missing page, as the kernel's
+		 * anonymous zero page path refuses its marker) */
+		while (done + run < npages && run < 512 &&
+		       !(zeros && pg_bit_get(store_wp_bits(v->store), pg0 + done + run)) &&
+		       pg_bit_claim(bits, pg0 + done + run))
 			run++;
 		if (run == 0) {
 			if (!zeros && !src_readable((const char *)((uintptr_t)src + done * ps), ps))
@@ -1275,9 +1284,19 @@ SIG_SAFE static long install_private(const struct pg_span *v, uintptr_t dst, con
 				pg_bit_clear(bits, pg0 + done + i);
 			err = -EFAULT;
 		}
-		sys_mprotect((void *)at, run * ps, v->prot);
+		/* COPY_MODE_WP: the pages open read-only, protected; without
+		 * it, a protected missing page (the marker) opens writable. */
+		for (size_t i = 0; i < full; i++)
+			if (v->wp_install)
+				pg_bit_set(store_wp_bits(v->store), pg0 + done + i);
+			else
+				pg_bit_clear(store_wp_bits(v->store), pg0 + done + i);
+		sys_mprotect((void *)at, full * ps, v->wp_install ? v->prot & ~PROT_WRITE : v->prot);
+		if (full < run)
+			sys_mprotect((void *)(at + full * ps), (run - full) * ps,
+				     wp_any(v->store, pg0 + done + full, run - full) ? v->prot & ~PROT_WRITE : v->prot);
 		if (full && populate)
-			pg_populate(v->prot, at, full * ps);
+			pg_populate(v->wp_install ? v->prot & ~PROT_WRITE : v->prot, at, full * ps);
 		done += full;
 		if (full < run)
 			break;

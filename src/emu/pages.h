@@ -67,7 +67,8 @@ size_t store_bits_pages(int s);
 SIG_SAFE static inline int store_has_wp(int s)
 {
 	int k = store_kind(s);
-	return k == STORE_MEMFD || k == STORE_SHMEM || k == STORE_HUGE_SHARED || k == STORE_HUGE_PRIVATE;
+	return k == STORE_MEMFD || k == STORE_SHMEM || k == STORE_SHMEM_PRIVATE || k == STORE_HUGE_SHARED ||
+	       k == STORE_HUGE_PRIVATE;
 }	/* pages the bitmap can describe (a-s-s) */
 /* The store (not a file store) whose memfd is inode ino and is in use, or -1. */
 int store_by_ino(unsigned long ino);
