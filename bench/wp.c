@@ -21,7 +21,6 @@ struct wp_rt {
 	int uffd;
 	char *region;
 	size_t ps;
-	long pages;
 	_Atomic int done, err;
 };
 
@@ -86,7 +85,7 @@ static void wp_teardown(char *region, int uffd, long pages)
 
 static int wp_roundtrip(int target, long pages, double *ns)
 {
-	struct wp_rt w = { .ps = (size_t)sysconf(_SC_PAGESIZE), .pages = pages };
+	struct wp_rt w = { .ps = (size_t)sysconf(_SC_PAGESIZE) };
 	pthread_t th;
 	uint64_t t0, t1;
 	int r = wp_setup(target, UFFD_FEATURE_PAGEFAULT_FLAG_WP, pages, &w.region, &w.uffd);
@@ -125,7 +124,7 @@ static int wp_scan(int pm, uintptr_t *at, uintptr_t end, struct page_region *v, 
 static int wp_async(int target, int how, long pages, double *ns)
 {
 	size_t ps = (size_t)sysconf(_SC_PAGESIZE), len = (size_t)pages * ps;
-	struct page_region v[64];
+	struct page_region v[64] = { { 0, 0, 0 } };
 	char *region = MAP_FAILED;
 	int uffd = -1, pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	uint64_t t0, t1;
@@ -135,19 +134,20 @@ static int wp_async(int target, int how, long pages, double *ns)
 		return -errno;
 	r = wp_setup(target, UFFD_FEATURE_WP_ASYNC, pages, &region, &uffd);
 	/* Every other page written: as many regions as pages written. */
+	long written = (pages + 1) / 2;
 	for (int round = 0; r == 0 && round < 2; round++) {
 		t0 = bench_now_ns();
 		for (long i = 0; i < pages; i += 2)
 			region[(size_t)i * ps + 1] = (char)round;
 		t1 = bench_now_ns();
 		if (how == WPB_ASYNC_WRITE)
-			*ns = (double)(t1 - t0) / (double)((pages + 1) / 2);
+			*ns = (double)(t1 - t0) / (double)written;
 		t0 = bench_now_ns();
 		for (uintptr_t at = (uintptr_t)region; r == 0 && at < (uintptr_t)region + len;)
 			r = wp_scan(pm, &at, (uintptr_t)region + len, v, 64);
 		t1 = bench_now_ns();
 		if (how == WPB_SCAN)
-			*ns = (double)(t1 - t0) / (double)((pages + 1) / 2);
+			*ns = (double)(t1 - t0) / (double)written;
 	}
 	wp_teardown(region, uffd, pages);
 	close(pm);

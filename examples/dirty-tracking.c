@@ -44,7 +44,7 @@ static void die(const char *what)
 /* One checkpoint: the pages written since the last, protected again. */
 static void checkpoint(int n)
 {
-	struct page_region v[NPAGES];
+	struct page_region v[NPAGES] = { { 0, 0, 0 } };
 	struct pm_scan_arg a = {
 		.size = sizeof a, .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
 		.start = (uintptr_t)region, .end = (uintptr_t)(region + NPAGES * ps),

@@ -35,7 +35,7 @@ struct scan {
 #define SCAN(from, to, sc, want, we) scan_(__LINE__, (from), (to), (sc), (want), (we))
 static void scan_(int line, long from, long to, struct scan sc, const char *want, long we)
 {
-	struct page_region v[32];
+	struct page_region v[32] = { { 0, 0, 0 } };
 	struct pm_scan_arg a = {
 		.size = sizeof a, .flags = sc.flags, .start = (uintptr_t)(base + from * ps),
 		.end = (uintptr_t)(base + to * ps), .vec = (uintptr_t)v,
@@ -57,7 +57,7 @@ static void scan_(int line, long from, long to, struct scan sc, const char *want
 				      (long)((v[i].start - (uintptr_t)base) / ps),
 				      (long)((v[i].end - (uintptr_t)base) / ps),
 				      (unsigned long long)v[i].categories);
-	if (strcmp(got, want))
+	if (strcmp(got, want) != 0)
 		t_fail(__FILE__, line, "PAGEMAP_SCAN [%ld,%ld): got \"%s\", want \"%s\"", from, to, got, want);
 	t_count();
 	if ((long)((a.walk_end - (uintptr_t)base) / ps) != we || (a.walk_end - (uintptr_t)base) % ps)
@@ -67,7 +67,7 @@ static void scan_(int line, long from, long to, struct scan sc, const char *want
 
 static int scan_err(long from, long to, uint64_t flags)
 {
-	struct page_region v[32];
+	struct page_region v[32] = { { 0, 0, 0 } };
 	struct pm_scan_arg a = { .size = sizeof a, .flags = flags, .start = (uintptr_t)(base + from * ps),
 				 .end = (uintptr_t)(base + to * ps), .vec = (uintptr_t)v, .vec_len = 32,
 				 .return_mask = ALL };
@@ -112,8 +112,10 @@ static void scans(void)
 	CHECK_OK(wprotect(fd, p, 16 * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	SCAN(0, 24, (struct scan){ 0 }, "[0,4)a [4,8)9 [8,12)11 [12,14)9 [14,20)11 [20,24)2", 24);
 
-	/* Writes go on with no message; a read changes nothing. */
-	rd(14);
+	/* Writes go on with no message; a read changes nothing.  (A page
+	 * never populated is left alone: under valgrind a read of it does
+	 * not populate it, on either back-end.) */
+	rd(13);
 	p[0] = 'a';
 	p[3 * ps] = 'b';
 	p[11 * ps] = 'c';
@@ -123,7 +125,7 @@ static void scans(void)
 	CHECK_EQ(p[11 * ps], 'c');
 	CHECK_EQ(p[ps], 6);
 	SCAN(0, 24, (struct scan){ 0 },
-	     "[0,4)a [4,5)b [5,7)9 [7,8)b [8,12)11 [12,15)9 [15,16)b [16,20)11 [20,24)2", 24);
+	     "[0,4)a [4,5)b [5,7)9 [7,8)b [8,12)11 [12,14)9 [14,15)11 [15,16)b [16,20)11 [20,24)2", 24);
 	SCAN(0, 24, ((struct scan){ .mask = WR, .ret = WR }), "[0,5)2 [7,8)2 [15,16)2 [20,24)2", 24);
 
 	/* WP_MATCHING: report and re-arm; a rescan finds nothing. */
@@ -137,14 +139,14 @@ static void scans(void)
 	 * alone passes over it. */
 	CHECK_ERRNO(scan_err(0, 24, PM_SCAN_CHECK_WPASYNC), EPERM);
 	SCAN(4, 20, ((struct scan){ .flags = PM_SCAN_CHECK_WPASYNC }),
-	     "[4,8)9 [8,9)11 [9,10)b [10,12)11 [12,16)9 [16,20)11", 20);
+	     "[4,8)9 [8,9)11 [9,10)b [10,12)11 [12,14)9 [14,15)11 [15,16)9 [16,20)11", 20);
 	SCAN(0, 24, ((struct scan){ .flags = PM_SCAN_WP_MATCHING }),
-	     "[4,8)9 [8,9)11 [9,10)b [10,12)11 [12,16)9 [16,20)11", 24);
+	     "[4,8)9 [8,9)11 [9,10)b [10,12)11 [12,14)9 [14,15)11 [15,16)9 [16,20)11", 24);
 	SCAN(4, 20, ((struct scan){ .mask = WR }), "", 20);
 
 	/* MADV_DONTNEED drops a page and its protection. */
 	CHECK_OK(madvise(p + 2 * ps, ps, MADV_DONTNEED));
-	SCAN(0, 24, (struct scan){ 0 }, "[0,4)a [4,6)9 [6,7)3 [7,8)9 [8,9)11 [9,10)9 [10,12)11 [12,16)9 [16,20)11 [20,24)2", 24);
+	SCAN(0, 24, (struct scan){ 0 }, "[0,4)a [4,6)9 [6,7)3 [7,8)9 [8,9)11 [9,10)9 [10,12)11 [12,14)9 [14,15)11 [15,16)9 [16,20)11 [20,24)2", 24);
 	CHECK_EQ(p[2 * ps], 0);
 
 	/* A page written since is WRITTEN; WRITEPROTECT off makes all so. */
@@ -152,7 +154,7 @@ static void scans(void)
 	SCAN(4, 20, ((struct scan){ .mask = WR, .ret = WR }), "[4,20)2", 20);
 	T_NO_MSG(fd, 10);
 	CHECK_OK(t_unregister(fd, p, 16 * ps));
-	SCAN(0, 24, (struct scan){ 0 }, "[0,8)a [8,9)2 [9,10)a [10,12)2 [12,16)a [16,24)2", 24);
+	SCAN(0, 24, (struct scan){ 0 }, "[0,8)a [8,9)2 [9,10)a [10,12)2 [12,14)a [14,15)2 [15,16)a [16,24)2", 24);
 	uf_close(fd);
 	CHECK_OK(munmap(base, 24 * ps));
 }
@@ -204,7 +206,7 @@ static void missing_area(void)
 static void errors(void)
 {
 	int fd = t_uffd(UFFD_FEATURE_WP_ASYNC);
-	struct page_region v[4];
+	struct page_region v[4] = { { 0, 0, 0 } };
 	struct pm_scan_arg a;
 
 	base = t_map(8);
@@ -325,7 +327,7 @@ static void race(void)
 	int fd = t_uffd(UFFD_FEATURE_WP_ASYNC);
 	static unsigned char seen[RACE_PAGES];
 	pthread_t th[WRITERS];
-	struct page_region v[RACE_PAGES];
+	static struct page_region v[RACE_PAGES];
 	int lost = 0, rounds = 0, reported = 0;
 
 	base = t_map(RACE_PAGES);

@@ -215,7 +215,7 @@ static void async_scan(void)
 {
 	int fd = t_uffd(UFFD_FEATURE_WP_ASYNC), pm;
 	char *alias, *p = map_shared(1, &alias);
-	struct page_region v[NPAGES];
+	struct page_region v[NPAGES] = { { 0, 0, 0 } };
 	struct pm_scan_arg a = { .size = sizeof a, .vec = (uintptr_t)v, .vec_len = NPAGES,
 				 .return_mask = PAGE_IS_WPALLOWED | PAGE_IS_WRITTEN | PAGE_IS_FILE |
 						PAGE_IS_PRESENT | PAGE_IS_SWAPPED };

@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -175,7 +176,7 @@ static int kernel_wp(void *ctx, uint64_t addr, uint64_t end)
  * (every category, nothing filtered), and the runs go through our output. */
 static int walk_kernel(struct scan *p, uint64_t addr, uint64_t end)
 {
-	struct page_region v[64];
+	struct page_region v[64] = { { 0, 0, 0 } };
 
 	while (addr < end) {
 		struct pm_scan_arg a = { .size = sizeof a, .start = addr, .end = end,
@@ -185,7 +186,7 @@ static int walk_kernel(struct scan *p, uint64_t addr, uint64_t end)
 
 		if (n < 0)
 			return -errno;
-		for (int i = 0; i < n; i++) {
+		for (int i = 0; i < n && i < 64; i++) {
 			uint64_t cats = v[i].categories;
 			int r;
 
@@ -229,7 +230,7 @@ static uint64_t page_no(const struct pg_span *s, uint64_t addr)
  * kernel's zero page is replaced at the first write. */
 static int reads_zero(const struct pg_span *s, uint64_t addr)
 {
-	uint64_t buf[512];
+	uint64_t buf[512] = { 0 };
 	size_t n = caps.page_size < sizeof buf ? caps.page_size : sizeof buf;
 
 	for (size_t off = 0; off < caps.page_size; off += n) {
@@ -300,7 +301,7 @@ static int walk_area(struct scan *p, const struct area_view *v, uint64_t addr, u
 			if (!wp)
 				cats |= PAGE_IS_WRITTEN;
 			if (pm & PM_PRESENT)
-				cats |= PAGE_IS_PRESENT | (pm & PM_FILE ? PAGE_IS_FILE : 0) |
+				cats |= PAGE_IS_PRESENT | ((pm & PM_FILE) ? PAGE_IS_FILE : 0) |
 					(huge ? PAGE_IS_HUGE : 0);
 			else if (wp || ((pm & PM_SWAP) && !(pm & PM_GUARD)))
 				cats |= PAGE_IS_SWAPPED;
@@ -351,27 +352,47 @@ static int walk(struct scan *p, uint64_t start, uint64_t end)
 	return 0;
 }
 
+/* The number at *s followed by '/': its value (and *s past the '/'), or
+ * -1. */
+static long number_dir(const char **s)
+{
+	char *end;
+	long v;
+
+	if (**s < '0' || **s > '9')
+		return -1;
+	errno = 0;
+	v = strtol(*s, &end, 10);
+	if (errno || *end != '/')
+		return -1;
+	*s = end + 1;
+	return v;
+}
+
 /* Is fd /proc/PID/pagemap (or /proc/PID/task/TID/pagemap) of this
  * process? */
 int pagemap_is_self(int fd)
 {
 	char link[64], path[64];
+	const char *s = link;
 	long n;
-	int pid = 0, used = 0;
 
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	n = sys_call4(SYS_readlinkat, AT_FDCWD, (long)path, (long)link, sizeof link - 1);
 	if (n <= 0)
 		return 0;
 	link[n] = 0;
-	if (sscanf(link, "/proc/%d/%n", &pid, &used) != 1 || pid != (int)sys_call1(SYS_getpid, 0))
+	if (strncmp(s, "/proc/", 6) != 0)
 		return 0;
-	if (!strcmp(link + used, "pagemap"))
-		return 1;
-	{
-		int tid = 0, more = 0;
-		return sscanf(link + used, "task/%d/%n", &tid, &more) == 1 && !strcmp(link + used + more, "pagemap");
+	s += 6;
+	if (number_dir(&s) != sys_call1(SYS_getpid, 0))
+		return 0;
+	if (strncmp(s, "task/", 5) == 0) {
+		s += 5;
+		if (number_dir(&s) < 0)
+			return 0;
 	}
+	return strcmp(s, "pagemap") == 0;
 }
 
 /* Check and fix up the arguments as pagemap_scan_get_args does. */

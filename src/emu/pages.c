@@ -603,9 +603,10 @@ long pg_wp_extra_maps(_Atomic uint64_t *wp, uint64_t pg0, size_t n)
 	long t = 0;
 
 	for (size_t i = 1; i < n; i += 64) {
-		size_t k = n - i < 64 ? n - i : 64;
 		uint64_t diff = bits64(wp, pg0 + i) ^ bits64(wp, pg0 + i - 1);
-		t += __builtin_popcountll(k == 64 ? diff : diff & ((1ULL << k) - 1));
+		if (n - i < 64)		/* (the last word: n - i pages of it) */
+			diff &= (1ULL << (n - i)) - 1;
+		t += __builtin_popcountll(diff);
 	}
 	return t;
 }
@@ -715,7 +716,7 @@ void pg_install_resume(void)
 }
 
 /* async-signal-safe */
-static void install_enter(void)
+SIG_SAFE static void install_enter(void)
 {
 	for (;;) {
 		atomic_fetch_add(&g_inflight, 1);
@@ -728,7 +729,7 @@ static void install_enter(void)
 }
 
 /* async-signal-safe */
-static void install_leave(void)
+SIG_SAFE static void install_leave(void)
 {
 	if (atomic_fetch_sub(&g_inflight, 1) == 1 && atomic_load(&g_paused))
 		sys_futex_wake(&g_inflight, 1);
