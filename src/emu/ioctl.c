@@ -500,10 +500,9 @@ static int do_writeprotect(struct ctx *c, int fd, unsigned long arg)
 		/* (WP alone: the kernel fills holes without asking) */
 		if (on && !(v.mode & UFFDIO_REGISTER_MODE_MISSING) && store_kind(v.store) == STORE_MEMFD)
 			pg_refresh(&sp, at, to - at);
-		/* Shared memory: empty entries always get the kernel's marker. */
 		if ((r = pg_wp_protect(&sp, at, to - at, on,
-				       store_kind(v.store) != STORE_MEMFD ||
-				       !!(atomic_load(&c->features) & UFFD_FEATURE_WP_UNPOPULATED))) < 0)
+				       pg_wp_all(v.store, !!(atomic_load(&c->features) &
+							     UFFD_FEATURE_WP_UNPOPULATED)))) < 0)
 			return fail(-r);
 		seen = 1;
 		at = to;

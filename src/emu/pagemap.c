@@ -210,7 +210,7 @@ static int walk_kernel(struct scan *p, uint64_t addr, uint64_t end)
 
 struct ours {
 	struct pg_span sp;
-	int all;		/* WP_UNPOPULATED: protect missing pages too */
+	int all;		/* protect missing pages too (pg_wp_all) */
 };
 
 static int ours_wp(void *ctx, uint64_t addr, uint64_t end)
@@ -252,8 +252,7 @@ static int walk_area(struct scan *p, const struct area_view *v, uint64_t addr, u
 	int memfd = store_kind(v->store) == STORE_MEMFD, huge = store_huge_shift(v->store) != 0;
 	int wp_allowed = c && (v->mode & UFFDIO_REGISTER_MODE_WP) && (feats & UFFD_FEATURE_WP_ASYNC);
 	int need_pm = !memfd || (p->interest & PAGE_IS_SOFT_DIRTY);
-	/* (shared memory: empty entries always get the marker) */
-	struct ours o = { area_span(v), !memfd || !!(feats & UFFD_FEATURE_WP_UNPOPULATED) };
+	struct ours o = { area_span(v), pg_wp_all(v->store, !!(feats & UFFD_FEATURE_WP_UNPOPULATED)) };
 	uint64_t vma_cats = wp_allowed ? PAGE_IS_WPALLOWED : 0;
 	uint64_t ents[64], run_start = addr, run_cats = 0;
 	size_t ps = caps.page_size;

@@ -50,6 +50,16 @@ SIG_SAFE void pg_bit_set(_Atomic uint64_t *bits, uint64_t pg)
 	atomic_fetch_or(&bits[pg >> 6], 1ULL << (pg & 63));
 }
 
+/* Bits [pg, pg + n) set (on) or cleared.  a-s-s */
+SIG_SAFE static void bits_put(_Atomic uint64_t *bits, uint64_t pg, size_t n, int on)
+{
+	for (size_t i = 0; i < n; i++)
+		if (on)
+			pg_bit_set(bits, pg + i);
+		else
+			pg_bit_clear(bits, pg + i);
+}
+
 SIG_SAFE int pg_bit_get(_Atomic uint64_t *bits, uint64_t pg)
 {
 	return (atomic_load(&bits[pg >> 6]) >> (pg & 63)) & 1;
@@ -833,11 +843,7 @@ static long install(const struct pg_span *v, uintptr_t dst, const void *src, int
 			unclaim(v->store, pg, full, run);	/* unreadable source */
 			err = -EFAULT;
 		}
-		for (size_t k = 0; k < full; k++)
-			if (zeros)
-				pg_bit_set(store_zero_bits(v->store), pg + k);
-			else
-				pg_bit_clear(store_zero_bits(v->store), pg + k);
+		bits_put(store_zero_bits(v->store), pg, full, zeros);
 		/* COPY's MODE_WP: the pages are read-only before they appear;
 		 * without it, a protected missing page (WP_UNPOPULATED) is not
 		 * protected once installed, as the kernel's COPY replaces its
@@ -1189,10 +1195,7 @@ SIG_SAFE static long install_huge(const struct pg_span *v, uintptr_t dst, const 
 		}
 		/* COPY_MODE_WP: the page opens protected; without it, a
 		 * protected missing page (the kernel's marker) opens writable. */
-		if (v->wp_install)
-			pg_bit_set(store_wp_bits(v->store), hp);
-		else
-			pg_bit_clear(store_wp_bits(v->store), hp);
+		bits_put(store_wp_bits(v->store), hp, 1, v->wp_install);
 		/* (The budget counts from the neighbours' bits, not this one's.) */
 		if ((ok = huge_reveal(v, at, hs, shift)) < 0) {
 			if (!shared) {
@@ -1287,11 +1290,7 @@ SIG_SAFE static long install_private(const struct pg_span *v, uintptr_t dst, con
 		}
 		/* COPY_MODE_WP: the pages open read-only, protected; without
 		 * it, a protected missing page (the marker) opens writable. */
-		for (size_t i = 0; i < full; i++)
-			if (v->wp_install)
-				pg_bit_set(store_wp_bits(v->store), pg0 + done + i);
-			else
-				pg_bit_clear(store_wp_bits(v->store), pg0 + done + i);
+		bits_put(store_wp_bits(v->store), pg0 + done, full, v->wp_install);
 		sys_mprotect((void *)at, full * ps, v->wp_install ? v->prot & ~PROT_WRITE : v->prot);
 		if (full < run)
 			sys_mprotect((void *)(at + full * ps), (run - full) * ps,

@@ -160,6 +160,13 @@ int pg_wp_set(const struct pg_span *s, uintptr_t addr, size_t len, int on, int a
  * it (no message); past the mapping budget, the protected run around it.
  * 0 or -errno.  async-signal-safe */
 int pg_wp_async(const struct pg_span *s, uintptr_t addr);
+/* Does UFFDIO_WRITEPROTECT protect the missing pages of store s too (the
+ * kernel's marker on empty entries)?  Shared memory and hugetlb always; a
+ * store of ours with UFFD_FEATURE_WP_UNPOPULATED (unpopulated).  a-s-s */
+SIG_SAFE static inline int pg_wp_all(int s, int unpopulated)
+{
+	return store_kind(s) != STORE_MEMFD || unpopulated;
+}
 /* A number that changes after every change of write protection.  a-s-s */
 uint32_t pg_wp_gen(void);
 /* The same, as UFFDIO_WRITEPROTECT does it (a fork waits for it). */
