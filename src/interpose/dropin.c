@@ -199,8 +199,8 @@ UF_EXPORT ssize_t read(int fd, void *buf, size_t n)
 				lseek(fd, off + r, SEEK_SET);
 			return r;
 		}
-	}
-	if (marked(fd)) {
+		/* (a pagemap is no uffd: the plain read below) */
+	} else if (marked(fd)) {
 		ssize_t r = uf_read(fd, buf, n);
 		/* A FORK message brings a new uffd descriptor. */
 		for (ssize_t i = 0; i + (ssize_t)sizeof(struct uffd_msg) <= r; i += sizeof(struct uffd_msg)) {
