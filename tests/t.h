@@ -872,6 +872,47 @@ static inline void t_expect_no_fault_(const char *file, int line, int fd,
 	t_no_msg_(file, line, fd, 0);
 }
 
+/* UFFDIO_WRITEPROTECT of [addr, addr+len) with mode. */
+static inline int t_wprotect(int fd, void *addr, size_t len, uint64_t mode)
+{
+	struct uffdio_writeprotect w = { { (uintptr_t)addr, len }, mode };
+
+	return uf_ioctl(fd, UFFDIO_WRITEPROTECT, &w);
+}
+
+/* A write of val to addr by another thread faults: within ms a message
+ * with `flags` for the unit (a page, or a huge page) holding it, and the
+ * writer waits.  Then the fault is answered: a WP fault by clearing the
+ * unit's protection (with a wake), a MISSING one by a COPY of the unit
+ * filled with 0x77; and the write lands. */
+#define T_EXPECT_WRITE_FAULT(fd, addr, val, flags, unit, ms) \
+	t_expect_write_fault_(__FILE__, __LINE__, (fd), (addr), (val), (flags), (unit), (ms))
+static inline void t_expect_write_fault_(const char *file, int line, int fd, char *addr, char val,
+					 uint64_t flags, size_t unit, int ms)
+{
+	struct t_touch t;
+	struct uffd_msg m;
+	char *start = (char *)((uintptr_t)addr & ~(uintptr_t)(unit - 1));
+
+	t_touch_start(&t, addr, 1, val);
+	if (t_want_msg_(file, line, fd, &m, ms))
+		t_check_fault_(file, line, &m, (uintptr_t)start, flags);
+	t_msleep(20);
+	CHECK(!__atomic_load_n(&t.done, __ATOMIC_SEQ_CST));	/* still waiting */
+	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+		CHECK_OK(t_wprotect(fd, start, unit, 0));
+	} else {
+		char *src = malloc(unit);
+		if (!src)
+			T_BAIL("malloc");
+		memset(src, 0x77, unit);
+		CHECK_OK(t_copy(fd, start, src, unit, 0, NULL));
+		free(src);
+	}
+	CHECK(t_touch_wait(&t, ms));
+	CHECK_EQ(*addr, val);
+}
+
 /* ---------------------------------------------------------------------- */
 /* A resolver thread: reads messages and resolves each one, with ZEROPAGE,  */
 /* or (copy = 1) with COPY of a page whose every 64-bit word is the page's  */

@@ -75,13 +75,6 @@ static int scan_err(long from, long to, uint64_t flags)
 	return uf_ioctl(pm, PAGEMAP_SCAN, &a);
 }
 
-static int wprotect(int fd, void *addr, size_t len, uint64_t mode)
-{
-	struct uffdio_writeprotect w = { { (uintptr_t)addr, len }, mode };
-
-	return uf_ioctl(fd, UFFDIO_WRITEPROTECT, &w);
-}
-
 static void rd(long page)
 {
 	(void)*(volatile char *)(base + page * ps);
@@ -109,7 +102,7 @@ static void scans(void)
 
 	/* Protected: present pages lose WRITTEN; the others get a marker (a
 	 * swap entry to the kernel, WP_UNPOPULATED being implied). */
-	CHECK_OK(wprotect(fd, p, 16 * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, 16 * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	SCAN(0, 24, (struct scan){ 0 }, "[0,4)a [4,8)9 [8,12)11 [12,14)9 [14,20)11 [20,24)2", 24);
 
 	/* Writes go on with no message; a read changes nothing.  (A page
@@ -150,7 +143,7 @@ static void scans(void)
 	CHECK_EQ(p[2 * ps], 0);
 
 	/* A page written since is WRITTEN; WRITEPROTECT off makes all so. */
-	CHECK_OK(wprotect(fd, p, 16 * ps, 0));
+	CHECK_OK(t_wprotect(fd, p, 16 * ps, 0));
 	SCAN(4, 20, ((struct scan){ .mask = WR, .ret = WR }), "[4,20)2", 20);
 	T_NO_MSG(fd, 10);
 	CHECK_OK(t_unregister(fd, p, 16 * ps));
@@ -272,7 +265,7 @@ static void missing_async(void)
 	base = t_map(4);
 	CHECK_OK(t_register_mode(fd, base, 4 * ps, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
 				 NULL));
-	CHECK_OK(wprotect(fd, base, 4 * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, base, 4 * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	t_touch_start(&t, base + ps, 1, 0x55);
 	if (T_MSG(fd, &m, 2000))
 		t_check_fault_(__FILE__, __LINE__, &m, (uintptr_t)(base + ps),
@@ -322,53 +315,51 @@ static void *writer(void *arg)
 	return NULL;
 }
 
+/* One scan of the race's region, re-arming: the pages written since the
+ * last one go into seen.  The regions found, or -1 (a failed check). */
+static int scan_rearm(unsigned char *seen)
+{
+	static struct page_region v[RACE_PAGES];
+	struct pm_scan_arg a = { .size = sizeof a, .flags = PM_SCAN_WP_MATCHING,
+				 .start = (uintptr_t)base, .end = (uintptr_t)(base + RACE_PAGES * ps),
+				 .vec = (uintptr_t)v, .vec_len = RACE_PAGES,
+				 .category_mask = WR, .return_mask = WR };
+	int n = uf_ioctl(pm, PAGEMAP_SCAN, &a);
+
+	if (n < 0) {
+		t_fail(__FILE__, __LINE__, "PAGEMAP_SCAN: %s", t_errname(errno));
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		for (uintptr_t p = v[i].start; p < v[i].end; p += ps)
+			seen[(p - (uintptr_t)base) / ps] = 1;
+	return n;
+}
+
 static void race(void)
 {
 	int fd = t_uffd(UFFD_FEATURE_WP_ASYNC);
 	static unsigned char seen[RACE_PAGES];
 	pthread_t th[WRITERS];
-	static struct page_region v[RACE_PAGES];
 	int lost = 0, rounds = 0, reported = 0;
 
 	base = t_map(RACE_PAGES);
 	CHECK_OK(t_register_mode(fd, base, RACE_PAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL));
-	CHECK_OK(wprotect(fd, base, RACE_PAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, base, RACE_PAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	atomic_store(&race_round, 1);
 	for (int i = 0; i < WRITERS; i++)
 		th[i] = t_thread(writer, (void *)(uintptr_t)(i + 1));
 	for (int64_t end = t_now_ms() + 1500; t_now_ms() < end; rounds++) {
 		memset(seen, 0, sizeof seen);
-		for (int64_t rend = t_now_ms() + 20; t_now_ms() < rend;) {
-			struct pm_scan_arg a = { .size = sizeof a, .flags = PM_SCAN_WP_MATCHING,
-						 .start = (uintptr_t)base,
-						 .end = (uintptr_t)(base + RACE_PAGES * ps),
-						 .vec = (uintptr_t)v, .vec_len = RACE_PAGES,
-						 .category_mask = WR, .return_mask = WR };
-			int n = uf_ioctl(pm, PAGEMAP_SCAN, &a);
-			if (n < 0) {
-				t_fail(__FILE__, __LINE__, "PAGEMAP_SCAN: %s", t_errname(errno));
+		for (int64_t rend = t_now_ms() + 20; t_now_ms() < rend;)
+			if (scan_rearm(seen) < 0)
 				break;
-			}
-			for (int i = 0; i < n; i++)
-				for (uintptr_t a2 = v[i].start; a2 < v[i].end; a2 += ps)
-					seen[(a2 - (uintptr_t)base) / ps] = 1;
-		}
 		/* stop the writers, and one last scan */
 		atomic_store(&race_parked, 0);
 		atomic_store(&race_round, -(rounds + 1));
 		while (atomic_load(&race_parked) < WRITERS)
 			sched_yield();
-		{
-			struct pm_scan_arg a = { .size = sizeof a, .flags = PM_SCAN_WP_MATCHING,
-						 .start = (uintptr_t)base,
-						 .end = (uintptr_t)(base + RACE_PAGES * ps),
-						 .vec = (uintptr_t)v, .vec_len = RACE_PAGES,
-						 .category_mask = WR, .return_mask = WR };
-			int n = uf_ioctl(pm, PAGEMAP_SCAN, &a);
-			for (int i = 0; i < n; i++)
-				for (uintptr_t a2 = v[i].start; a2 < v[i].end; a2 += ps)
-					seen[(a2 - (uintptr_t)base) / ps] = 1;
-		}
+		scan_rearm(seen);
 		for (int i = 0; i < RACE_PAGES; i++) {
 			if (atomic_load(&race_written[i]) && !seen[i])
 				lost++;

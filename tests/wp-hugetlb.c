@@ -12,40 +12,10 @@
 #define NHP 4
 #define WPF (UFFD_PAGEFAULT_FLAG_WP | UFFD_PAGEFAULT_FLAG_WRITE)
 
-static int wprotect(int fd, void *addr, size_t len, uint64_t mode)
-{
-	struct uffdio_writeprotect w = { { (uintptr_t)addr, len }, mode };
-
-	return uf_ioctl(fd, UFFDIO_WRITEPROTECT, &w);
-}
-
 /* A write to addr by another thread: a message with `flags` for its huge
  * page, the thread waits; clearing the protection, or a COPY of byte 0x77
  * for a MISSING fault, lets it write. */
-#define EXPECT_FAULT(fd, addr, val, flags) expect_fault_(__LINE__, (fd), (addr), (val), (flags))
-static void expect_fault_(int line, int fd, char *addr, char val, uint64_t flags)
-{
-	struct t_touch t;
-	struct uffd_msg m;
-	char *page = (char *)((uintptr_t)addr & ~(uintptr_t)(HPS - 1));
-
-	t_touch_start(&t, addr, 1, val);
-	if (t_want_msg_(__FILE__, line, fd, &m, 3000))
-		t_check_fault_(__FILE__, line, &m, (uintptr_t)page, flags);
-	t_msleep(20);
-	CHECK(!__atomic_load_n(&t.done, __ATOMIC_SEQ_CST));
-	if (flags & UFFD_PAGEFAULT_FLAG_WP) {
-		CHECK_OK(wprotect(fd, page, HPS, 0));
-	} else {
-		char *src = malloc(HPS);
-		T_REQUIRE(src != NULL);
-		memset(src, 0x77, HPS);
-		CHECK_OK(t_copy(fd, page, src, HPS, 0, NULL));
-		free(src);
-	}
-	CHECK(t_touch_wait(&t, 3000));
-	CHECK_EQ(*addr, val);
-}
+#define EXPECT_FAULT(fd, addr, val, flags) T_EXPECT_WRITE_FAULT((fd), (addr), (val), (flags), HPS, 3000)
 
 /* shared 0: private MAP_HUGETLB; 1: a hugetlb memfd, shared, with an alias. */
 static char *map_huge(int shared, char **alias)
@@ -77,8 +47,8 @@ static void wp_only(int shared)
 	p[0] = 1;		/* huge page 0 populated, the others never */
 	CHECK_OK(t_register_mode(fd, p, NHP * HPS, UFFDIO_REGISTER_MODE_WP, &ioctls));
 	CHECK(ioctls & ((uint64_t)1 << _UFFDIO_WRITEPROTECT));
-	CHECK_ERRNO(wprotect(fd, p + 4096, HPS, UFFDIO_WRITEPROTECT_MODE_WP), EINVAL);
-	CHECK_OK(wprotect(fd, p, NHP * HPS, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_ERRNO(t_wprotect(fd, p + 4096, HPS, UFFDIO_WRITEPROTECT_MODE_WP), EINVAL);
+	CHECK_OK(t_wprotect(fd, p, NHP * HPS, UFFDIO_WRITEPROTECT_MODE_WP));
 	T_EXPECT_NO_FAULT(fd, p + 5, 0, 0);
 	EXPECT_FAULT(fd, p + 9, 0x19, WPF);
 	EXPECT_FAULT(fd, p + 2 * HPS + 3, 0x23, WPF);
@@ -89,7 +59,7 @@ static void wp_only(int shared)
 	/* MADV_DONTNEED keeps the protection. */
 	p[2 * HPS] = 2;
 	CHECK_OK(madvise(p + 2 * HPS, HPS, MADV_DONTNEED));
-	CHECK_OK(wprotect(fd, p + 2 * HPS, HPS, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p + 2 * HPS, HPS, UFFDIO_WRITEPROTECT_MODE_WP));
 	CHECK_OK(madvise(p + 2 * HPS, HPS, MADV_DONTNEED));
 	EXPECT_FAULT(fd, p + 2 * HPS + 7, 0x27, WPF);
 	CHECK_OK(t_unregister(fd, p, NHP * HPS));
@@ -111,7 +81,7 @@ static void missing_wp(int shared)
 	p[0] = 1;
 	CHECK_OK(t_register_mode(fd, p, NHP * HPS, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
 				 NULL));
-	CHECK_OK(wprotect(fd, p, NHP * HPS, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NHP * HPS, UFFDIO_WRITEPROTECT_MODE_WP));
 	/* MISSING first; the copy is writable. */
 	EXPECT_FAULT(fd, p + HPS + 1, 0x11, UFFD_PAGEFAULT_FLAG_WRITE);
 	CHECK_EQ(p[HPS], 0x77);

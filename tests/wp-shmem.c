@@ -16,35 +16,10 @@
 
 static size_t ps;
 
-static int wprotect(int fd, void *addr, size_t len, uint64_t mode)
-{
-	struct uffdio_writeprotect w = { { (uintptr_t)addr, len }, mode };
-
-	return uf_ioctl(fd, UFFDIO_WRITEPROTECT, &w);
-}
-
 /* A write to addr by another thread: a message with `flags` for its page,
- * the thread waits; clearing the protection (or COPY, for a MISSING
- * fault: `missing`) lets it write. */
-#define EXPECT_FAULT(fd, addr, val, flags) expect_fault_(__LINE__, (fd), (addr), (val), (flags))
-static void expect_fault_(int line, int fd, char *addr, char val, uint64_t flags)
-{
-	struct t_touch t;
-	struct uffd_msg m;
-	char *page = (char *)((uintptr_t)addr & ~(uintptr_t)(ps - 1));
-
-	t_touch_start(&t, addr, 1, val);
-	if (t_want_msg_(__FILE__, line, fd, &m, 2000))
-		t_check_fault_(__FILE__, line, &m, (uintptr_t)page, flags);
-	t_msleep(20);
-	CHECK(!__atomic_load_n(&t.done, __ATOMIC_SEQ_CST));
-	if (flags & UFFD_PAGEFAULT_FLAG_WP)
-		CHECK_OK(wprotect(fd, page, ps, 0));
-	else
-		CHECK_OK(t_copy_byte(fd, page, 0x77, 1, 0));
-	CHECK(t_touch_wait(&t, 2000));
-	CHECK_EQ(*addr, val);
-}
+ * the thread waits; clearing the protection, or a COPY (MISSING), lets it
+ * write. */
+#define EXPECT_FAULT(fd, addr, val, flags) T_EXPECT_WRITE_FAULT((fd), (addr), (val), (flags), ps, 2000)
 
 /* kind 0: MAP_SHARED|MAP_ANONYMOUS; 1: a memfd, with an alias mapping;
  * 2: a memfd mapped MAP_PRIVATE, with a shared alias mapping. */
@@ -81,7 +56,7 @@ static void wp_only(int kind)
 	/* Registering protects nothing; a page never populated fills at its
 	 * first access (no MISSING mode). */
 	T_EXPECT_NO_FAULT(fd, p + 2 * ps, 1, 0x22);
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	/* Reads never fault, populated or not. */
 	T_EXPECT_NO_FAULT(fd, p + 3 * ps, 0, 0);
 	CHECK_EQ(p[ps], 2);
@@ -119,7 +94,7 @@ static void missing_wp(int kind)
 	p[0] = 1;
 	CHECK_OK(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
 				 NULL));
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	/* A missing page: MISSING first (then the copy is not protected). */
 	EXPECT_FAULT(fd, p + 2 * ps, 0x22, UFFD_PAGEFAULT_FLAG_WRITE);
 	T_EXPECT_NO_FAULT(fd, p + 2 * ps + 1, 1, 0x23);
@@ -168,7 +143,7 @@ static void remode(void)
 	CHECK_OK(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL));
 	T_EXPECT_NO_FAULT(fd, p + ps, 0, 0);
 	T_EXPECT_NO_FAULT(fd, p + 2 * ps, 1, 0x22);
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	EXPECT_FAULT(fd, p + 2 * ps, 0x23, WPF);
 	CHECK_OK(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
 				 NULL));
@@ -191,7 +166,7 @@ static void fork_plain(void)
 
 	memset(p, 1, NPAGES * ps);
 	CHECK_OK(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL));
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	pid = fork();
 	T_REQUIRE(pid >= 0);
 	if (pid == 0) {
@@ -226,7 +201,7 @@ static void async_scan(void)
 	p[0] = 1;
 	p[ps] = 1;
 	CHECK_OK(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL));
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	p[ps] = 2;
 	p[4 * ps] = 2;
 	T_NO_MSG(fd, 10);

@@ -15,31 +15,9 @@
 
 static size_t ps;
 
-static int wprotect(int fd, void *addr, size_t len, uint64_t mode)
-{
-	struct uffdio_writeprotect w = { { (uintptr_t)addr, len }, mode };
-
-	return uf_ioctl(fd, UFFDIO_WRITEPROTECT, &w);
-}
-
 /* A write to addr by another thread: a WP message for its page, the
  * thread waits; clearing the protection (with a wake) lets it write. */
-#define expect_wp_fault(fd, addr, val) expect_wp_fault_(__LINE__, (fd), (addr), (val))
-static void expect_wp_fault_(int line, int fd, char *addr, char val)
-{
-	struct t_touch t;
-	struct uffd_msg m;
-	char *page = (char *)((uintptr_t)addr & ~(uintptr_t)(ps - 1));
-
-	t_touch_start(&t, addr, 1, val);
-	if (t_want_msg_(__FILE__, line, fd, &m, 2000))
-		t_check_fault_(__FILE__, line, &m, (uintptr_t)page, WPF);
-	t_msleep(20);
-	CHECK(!__atomic_load_n(&t.done, __ATOMIC_SEQ_CST));	/* still waiting */
-	CHECK_OK(wprotect(fd, page, ps, 0));
-	CHECK(t_touch_wait(&t, 2000));
-	CHECK_EQ(*addr, val);
-}
+#define expect_wp_fault(fd, addr, val) T_EXPECT_WRITE_FAULT((fd), (addr), (val), WPF, ps, 2000)
 
 static char *map_filled(size_t pages)
 {
@@ -59,22 +37,22 @@ static void basics(void)
 	struct uffd_msg m;
 
 	/* Errors before any registration. */
-	CHECK_ERRNO(wprotect(fd, p, ps, UFFDIO_WRITEPROTECT_MODE_WP), ENOENT);
+	CHECK_ERRNO(t_wprotect(fd, p, ps, UFFDIO_WRITEPROTECT_MODE_WP), ENOENT);
 	CHECK_EQ(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, &ioctls), 0);
 	CHECK(ioctls & ((uint64_t)1 << _UFFDIO_WRITEPROTECT));
 	CHECK(ioctls & ((uint64_t)1 << _UFFDIO_COPY));
 	CHECK(ioctls & ((uint64_t)1 << _UFFDIO_WAKE));
-	CHECK_ERRNO(wprotect(fd, p, ps, UFFDIO_WRITEPROTECT_MODE_WP | UFFDIO_WRITEPROTECT_MODE_DONTWAKE),
+	CHECK_ERRNO(t_wprotect(fd, p, ps, UFFDIO_WRITEPROTECT_MODE_WP | UFFDIO_WRITEPROTECT_MODE_DONTWAKE),
 		    EINVAL);
-	CHECK_ERRNO(wprotect(fd, p, ps, 4), EINVAL);
-	CHECK_ERRNO(wprotect(fd, p + 1, ps, UFFDIO_WRITEPROTECT_MODE_WP), EINVAL);
-	CHECK_ERRNO(wprotect(fd, p, 0, UFFDIO_WRITEPROTECT_MODE_WP), EINVAL);
+	CHECK_ERRNO(t_wprotect(fd, p, ps, 4), EINVAL);
+	CHECK_ERRNO(t_wprotect(fd, p + 1, ps, UFFDIO_WRITEPROTECT_MODE_WP), EINVAL);
+	CHECK_ERRNO(t_wprotect(fd, p, 0, UFFDIO_WRITEPROTECT_MODE_WP), EINVAL);
 	/* An unregistered mapping in the range: ENOENT. */
-	CHECK_ERRNO(wprotect(fd, q, ps, UFFDIO_WRITEPROTECT_MODE_WP), ENOENT);
+	CHECK_ERRNO(t_wprotect(fd, q, ps, UFFDIO_WRITEPROTECT_MODE_WP), ENOENT);
 
 	/* Registering protects nothing. */
 	T_EXPECT_NO_FAULT(fd, p + 3, 1, 0x33);
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	/* Reads never fault. */
 	T_EXPECT_NO_FAULT(fd, p + ps + 1, 0, 0);
 	CHECK_EQ(p[ps], 0x11);
@@ -90,7 +68,7 @@ static void basics(void)
 		CHECK_FAULT(&m, p + 4 * ps, WPF);
 	CHECK(!__atomic_load_n(&t.done, __ATOMIC_SEQ_CST));
 	/* DONTWAKE: the protection goes, the thread sleeps until a WAKE. */
-	CHECK_OK(wprotect(fd, p + 4 * ps, ps, UFFDIO_WRITEPROTECT_MODE_DONTWAKE));
+	CHECK_OK(t_wprotect(fd, p + 4 * ps, ps, UFFDIO_WRITEPROTECT_MODE_DONTWAKE));
 	t_msleep(30);
 	CHECK(!__atomic_load_n(&t.done, __ATOMIC_SEQ_CST));
 	CHECK_OK(t_wake(fd, p + 4 * ps, ps));
@@ -103,16 +81,16 @@ static void basics(void)
 	CHECK_OK(mprotect(p, NPAGES * ps, PROT_READ | PROT_WRITE));
 	expect_wp_fault(fd, p + 5 * ps, 0x55);
 	/* Unprotecting a part splits nothing visible: neighbours fault. */
-	CHECK_OK(wprotect(fd, p + 6 * ps, ps, 0));
+	CHECK_OK(t_wprotect(fd, p + 6 * ps, ps, 0));
 	T_EXPECT_NO_FAULT(fd, p + 6 * ps, 1, 0x66);
 	expect_wp_fault(fd, p + 7 * ps, 0x77);
 
 	/* UNREGISTER drops the protection. */
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	CHECK_OK(t_unregister(fd, p, NPAGES * ps));
 	p[0] = 0x70;
 	CHECK_EQ(p[0], 0x70);
-	CHECK_ERRNO(wprotect(fd, p, ps, UFFDIO_WRITEPROTECT_MODE_WP), ENOENT);
+	CHECK_ERRNO(t_wprotect(fd, p, ps, UFFDIO_WRITEPROTECT_MODE_WP), ENOENT);
 	T_NO_MSG(fd, 0);
 	munmap(p, NPAGES * ps);
 	munmap(q, NPAGES * ps);
@@ -129,11 +107,11 @@ static void unpopulated(void)
 
 	p[0] = 1;
 	CHECK_EQ(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL), 0);
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	T_EXPECT_NO_FAULT(fd, p + ps, 0, 0);
 	T_EXPECT_NO_FAULT(fd, p + 2 * ps, 1, 0x22);
 	expect_wp_fault(fd, p, 0x11);
-	CHECK_OK(wprotect(fd, p, ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	CHECK_OK(madvise(p, ps, MADV_DONTNEED));
 	T_EXPECT_NO_FAULT(fd, p, 0, 0);
 	T_EXPECT_NO_FAULT(fd, p, 1, 0x12);
@@ -176,11 +154,11 @@ static void missing_wp(void)
 	if (T_MSG(fd, &m, 2000))
 		CHECK_FAULT(&m, p, WPF);
 	CHECK_EQ(p[100], 0x20);
-	CHECK_OK(wprotect(fd, p, ps, 0));
+	CHECK_OK(t_wprotect(fd, p, ps, 0));
 	CHECK(t_touch_wait(&t, 2000));
 	CHECK_EQ(p[5], 0x21);
 	/* A missing page stays a MISSING fault after WRITEPROTECT. */
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	CHECK(T_EXPECT_FAULT(fd, p + 2 * ps, 1, 0x23));
 	/* (resolved by a plain COPY: writable) */
 	T_EXPECT_NO_FAULT(fd, p + 2 * ps, 1, 0x24);
@@ -188,19 +166,19 @@ static void missing_wp(void)
 
 	CHECK_EQ(t_register(fd, r, NPAGES * ps), 0);
 	CHECK_ERRNO(t_copy_byte(fd, r, 0x30, 1, UFFDIO_COPY_MODE_WP), EINVAL);
-	CHECK_ERRNO(wprotect(fd, r, ps, UFFDIO_WRITEPROTECT_MODE_WP), ENOENT);
+	CHECK_ERRNO(t_wprotect(fd, r, ps, UFFDIO_WRITEPROTECT_MODE_WP), ENOENT);
 	CHECK_EQ(t_copy_byte(fd, r, 0x31, 1, 0), 0);
 	/* MISSING, then WP alone: the modes are replaced, nothing is
 	 * missing any more. */
 	CHECK_EQ(t_register_mode(fd, r, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL), 0);
 	T_EXPECT_NO_FAULT(fd, r + 4 * ps, 1, 0x34);
-	CHECK_OK(wprotect(fd, r, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, r, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	expect_wp_fault(fd, r + 3, 0x32);
 	expect_wp_fault(fd, r + 4 * ps + 1, 0x35);
 	/* WP alone, then MISSING|WP: pages never touched are missing again,
 	 * protected ones stay protected; WP alone again changes nothing (it
 	 * has all of them). */
-	CHECK_OK(wprotect(fd, r, ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, r, ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	CHECK_EQ(t_register_mode(fd, r, NPAGES * ps,
 				 UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP, NULL), 0);
 	CHECK(T_EXPECT_FAULT(fd, r + 6 * ps, 0, 0x36));
@@ -222,7 +200,7 @@ static void fork_plain(void)
 	pid_t pid;
 
 	CHECK_EQ(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL), 0);
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	pid = fork();
 	T_REQUIRE(pid >= 0);
 	if (pid == 0) {
@@ -271,7 +249,7 @@ static void fork_event(void)
 	pthread_t th;
 
 	CHECK_EQ(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL), 0);
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	/* The fork waits until its event is read: fork in a thread. */
 	g_page = p;
 	th = t_thread(forker, NULL);
@@ -281,7 +259,7 @@ static void fork_event(void)
 	T_REQUIRE(cfd >= 0);
 	if (T_MSG(cfd, &m, 3000)) {
 		CHECK_FAULT(&m, p + ps, WPF);
-		CHECK_OK(wprotect(cfd, p + ps, ps, 0));
+		CHECK_OK(t_wprotect(cfd, p + ps, ps, 0));
 	}
 	t_join(th);
 	T_REQUIRE(waitpid(g_pid, &st, 0) == g_pid);
@@ -340,7 +318,7 @@ static void fork_event_copy_wp(void)
 	}
 	if (T_MSG(cfd, &m, 3000)) {
 		CHECK_FAULT(&m, p + 2 * ps, WPF);
-		CHECK_OK(wprotect(cfd, p + 2 * ps, ps, 0));
+		CHECK_OK(t_wprotect(cfd, p + 2 * ps, ps, 0));
 	}
 	t_join(th);
 	T_REQUIRE(waitpid(g_pid, &st, 0) == g_pid);
@@ -370,7 +348,7 @@ static void remap(int event)
 	pthread_t th;
 
 	CHECK_EQ(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL), 0);
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	th = t_thread(mover, pq);
 	if (event && T_MSG(fd, &m, 2000)) {
 		CHECK_EQ(m.event, UFFD_EVENT_REMAP);
@@ -384,7 +362,7 @@ static void remap(int event)
 		expect_wp_fault(fd, q + 2 * ps + 1, 0x83);
 	} else {
 		T_EXPECT_NO_FAULT(fd, q + 2 * ps + 1, 1, 0x83);
-		CHECK_ERRNO(wprotect(fd, q, ps, UFFDIO_WRITEPROTECT_MODE_WP), ENOENT);
+		CHECK_ERRNO(t_wprotect(fd, q, ps, UFFDIO_WRITEPROTECT_MODE_WP), ENOENT);
 	}
 	T_NO_MSG(fd, 0);
 	munmap(q, NPAGES * ps);
@@ -406,14 +384,14 @@ static void wp_unpopulated(void)
 
 	p[0] = 0x10;
 	CHECK_EQ(t_register_mode(fd, p, NPAGES * ps, UFFDIO_REGISTER_MODE_WP, NULL), 0);
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	T_EXPECT_NO_FAULT(fd, p + ps + 3, 0, 0);
 	expect_wp_fault(fd, p + 2 * ps + 1, 0x22);
 	expect_wp_fault(fd, p + ps + 3, 0x23);		/* (read before) */
 	expect_wp_fault(fd, p, 0x24);
 	/* A discard drops the protection with the pages (on this kernel even
 	 * with WP_UNPOPULATED). */
-	CHECK_OK(wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	CHECK_OK(madvise(p, 2 * ps, MADV_DONTNEED));
 	T_EXPECT_NO_FAULT(fd, p, 0, 0);
 	T_EXPECT_NO_FAULT(fd, p + ps, 1, 0x25);
@@ -421,7 +399,7 @@ static void wp_unpopulated(void)
 
 	CHECK_EQ(t_register_mode(fd, r, NPAGES * ps,
 				 UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP, NULL), 0);
-	CHECK_OK(wprotect(fd, r, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, r, NPAGES * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	CHECK_ERRNO(t_zeropage(fd, r + 3 * ps, ps, 0, &out), EEXIST);
 	CHECK_EQ(out, -EEXIST);
 	t_touch_start(&t, r + ps + 1, 1, 0x31);
@@ -449,12 +427,12 @@ static void sigbus(void)
 	void *at = NULL;
 
 	CHECK_EQ(t_register_mode(fd, p, 2 * ps, UFFDIO_REGISTER_MODE_WP, NULL), 0);
-	CHECK_OK(wprotect(fd, p, 2 * ps, UFFDIO_WRITEPROTECT_MODE_WP));
+	CHECK_OK(t_wprotect(fd, p, 2 * ps, UFFDIO_WRITEPROTECT_MODE_WP));
 	CHECK_EQ(t_access_signal(p + ps + 3, 1, &code, &at), SIGBUS);
 	CHECK_EQ(code, BUS_ADRERR);
 	CHECK(at == p + ps + 3);
 	CHECK_EQ(t_access_signal(p + ps + 3, 0, &code, &at), 0);
-	CHECK_OK(wprotect(fd, p + ps, ps, 0));
+	CHECK_OK(t_wprotect(fd, p + ps, ps, 0));
 	CHECK_EQ(t_access_signal(p + ps + 3, 1, &code, &at), 0);
 	T_NO_MSG(fd, 0);
 	munmap(p, 2 * ps);
