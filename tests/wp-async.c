@@ -287,6 +287,7 @@ static void missing_async(void)
 #define RACE_PAGES 256
 #define WRITERS 3
 static _Atomic int race_round, race_stop, race_parked;
+static _Atomic long race_writes;	/* writes made, all rounds */
 static _Atomic unsigned char race_written[RACE_PAGES];
 
 /* race_round < 0: the writers stop; each says so once per pause. */
@@ -311,6 +312,7 @@ static void *writer(void *arg)
 		/* (relaxed atomic: the writers race on purpose) */
 		__atomic_store_n(base + pg * ps + (seed & 63), (char)seed, __ATOMIC_RELAXED);
 		atomic_store(&race_written[pg], 1);
+		atomic_fetch_add(&race_writes, 1);
 	}
 	return NULL;
 }
@@ -350,10 +352,19 @@ static void race(void)
 	for (int i = 0; i < WRITERS; i++)
 		th[i] = t_thread(writer, (void *)(uintptr_t)(i + 1));
 	for (int64_t end = t_now_ms() + 1500; t_now_ms() < end; rounds++) {
+		long w0 = atomic_load(&race_writes);
+		int64_t now = t_now_ms(), rend = now + 20, cap = now + 2000;
+
 		memset(seen, 0, sizeof seen);
-		for (int64_t rend = t_now_ms() + 20; t_now_ms() < rend;)
+		/* 20 ms of scans, and on until every writer could write (a
+		 * scheduler that runs one thread at a time, as valgrind's,
+		 * may not have run them yet; bounded) */
+		while ((now = t_now_ms()) < rend ||
+		       (atomic_load(&race_writes) - w0 < WRITERS && now < cap)) {
 			if (scan_rearm(seen) < 0)
 				break;
+			sched_yield();
+		}
 		/* stop the writers, and one last scan */
 		atomic_store(&race_parked, 0);
 		atomic_store(&race_round, -(rounds + 1));
