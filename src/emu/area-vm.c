@@ -122,6 +122,13 @@ static int discard_one(struct area *a, void *arg)
 	uint64_t off = UF_LD(a->off), pg0 = off >> caps.page_shift;
 	size_t n = (e - s) >> caps.page_shift;
 
+	/* The poison goes with the page table entries: missing again. */
+	{
+		struct pg_span sp = area_span_of(a);
+		pg_poison_clear(&sp, s, e - s);
+		if (!sp.armed && caps.guard_markers && !store_huge_shift(sb) && UF_LD(a->ctx))
+			sys_madvise((void *)s, e - s, MADV_GUARD_REMOVE);	/* its markers */
+	}
 	if (store_is_file(sb) || store_kind(sb) == STORE_HUGE_SHARED) {
 		/* Shared memory, shared hugetlb: MADV_DONTNEED leaves the pages
 		 * in the file (present: no fault follows); MADV_REMOVE (arg)

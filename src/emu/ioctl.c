@@ -245,9 +245,23 @@ static struct pg_span install_span(const struct area_view *v, uint64_t dst, uint
 	return sp;
 }
 
+/* What resolve() puts in the pages. */
+enum fill { FILL_COPY, FILL_ZEROS, FILL_POISON };
+
+/* One area's piece.  async-signal-safe */
+static long fill_span(const struct area_view *v, uint64_t dst, const void *src, enum fill f, uint64_t len,
+		      int wp, int populate)
+{
+	struct pg_span sp = install_span(v, dst, len, wp);
+
+	if (f == FILL_POISON)
+		return pg_poison(&sp, dst, len);
+	return pg_install(&sp, dst, src, f == FILL_ZEROS, len, populate);
+}
+
 /*
- * COPY (from src) and ZEROPAGE (zeros; src unused): section 5.2, without
- * the wake.  Returns the result to store in the output field (bytes or
+ * COPY (from src), ZEROPAGE (zeros; src unused) and POISON: section 5.2,
+ * without the wake.  Returns the result to store in the output field (bytes or
  * -errno); *v gets the area of dst.  The destination must lie in one
  * registered VMA (ENOENT), which may be several areas (area_next); each
  * page still appears at once.  wp: COPY's MODE_WP, refused once the
@@ -255,7 +269,7 @@ static struct pg_span install_span(const struct area_view *v, uint64_t dst, uint
  * looked up.  populate: fill the page table entries right away (when
  * nobody is to be woken).  async-signal-safe
  */
-static long resolve(struct ctx *c, uint64_t dst, const void *src, int zeros, uint64_t len, int wp, int populate,
+static long resolve(struct ctx *c, uint64_t dst, const void *src, enum fill f, uint64_t len, int wp, int populate,
 		    struct area_view *v)
 {
 	struct area_view cur, next;
@@ -289,20 +303,16 @@ static long resolve(struct ctx *c, uint64_t dst, const void *src, int zeros, uin
 	if (store_huge_shift(v->store)) {
 		/* hugetlb: no ZEROPAGE; whole huge pages only. */
 		uint64_t hmask = ((uint64_t)1 << store_huge_shift(v->store)) - 1;
-		if (zeros || (dst & hmask) || (len & hmask))
+		if (f == FILL_ZEROS || (dst & hmask) || (len & hmask))
 			return -EINVAL;
 	}
-	if (end <= v->end) {		/* one area: the usual case */
-		struct pg_span sp = install_span(v, dst, len, wp);
-		return pg_install(&sp, dst, src, zeros, len, populate);
-	}
+	if (end <= v->end)		/* one area: the usual case */
+		return fill_span(v, dst, src, f, len, wp, populate);
 	/* Area by area; the first that stops short ends the operation, as a
 	 * page that stops the kernel's loop does. */
 	for (cur = *v;;) {
 		uint64_t at = dst + done, n = (end < cur.end ? end : cur.end) - at;
-		struct pg_span sp = install_span(&cur, at, n, wp);
-		long r = pg_install(&sp, at, (const void *)((uintptr_t)src + done), zeros, n,
-				    populate);
+		long r = fill_span(&cur, at, (const void *)((uintptr_t)src + done), f, n, wp, populate);
 
 		if (r < 0)
 			return done ? (long)done : r;
@@ -374,7 +384,7 @@ static int do_copy(struct ctx *c, int fd, unsigned long arg)
 	if ((e = copy_check(&cp)))
 		return fail(e);
 	wake = !(cp.mode & UFFDIO_COPY_MODE_DONTWAKE);
-	r = resolve(c, cp.dst, (const void *)(uintptr_t)cp.src, 0, cp.len,
+	r = resolve(c, cp.dst, (const void *)(uintptr_t)cp.src, FILL_COPY, cp.len,
 		    !!(cp.mode & UFFDIO_COPY_MODE_WP), !wake, &v);
 	out = r;
 	if (usercopy_out((char *)arg + offsetof(struct uffdio_copy, copy), &out, sizeof out))
@@ -412,7 +422,7 @@ static int do_zeropage(struct ctx *c, int fd, unsigned long arg)
 	if ((e = zeropage_check(&zp)))
 		return fail(e);
 	wake = !(zp.mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE);
-	r = resolve(c, zp.range.start, NULL, 1, zp.range.len, 0, !wake, &v);
+	r = resolve(c, zp.range.start, NULL, FILL_ZEROS, zp.range.len, 0, !wake, &v);
 	out = r;
 	if (usercopy_out((char *)arg + offsetof(struct uffdio_zeropage, zeropage), &out, sizeof out))
 		return fail(EFAULT);
@@ -421,6 +431,45 @@ static int do_zeropage(struct ctx *c, int fd, unsigned long arg)
 	if (wake)
 		resolved_wake(c, fd, &v, zp.range.start, r);
 	return (uint64_t)r == zp.range.len ? 0 : fail(EAGAIN);
+}
+
+/* async-signal-safe */
+static int poison_check(const void *arg)
+{
+	const struct uffdio_poison *po = arg;
+
+	if (!range_ok(po->range.start, po->range.len))
+		return EINVAL;
+	return (po->mode & ~UFFDIO_POISON_MODE_DONTWAKE) ? EINVAL : 0;
+}
+
+/* UFFDIO_POISON (section 8.4): the missing pages of the range become
+ * poisoned, and the threads waiting on them wake to SIGBUS.
+ * async-signal-safe */
+static int do_poison(struct ctx *c, int fd, unsigned long arg)
+{
+	struct uffdio_poison po;
+	struct area_view v;
+	long r;
+	int64_t out;
+	int e;
+
+	if (changing(c, arg, offsetof(struct uffdio_poison, updated)))
+		return -1;
+	if (usercopy_in(&po, (void *)arg, offsetof(struct uffdio_poison, updated)))
+		return fail(EFAULT);
+	if ((e = poison_check(&po)))
+		return fail(e);
+	r = resolve(c, po.range.start, NULL, FILL_POISON, po.range.len, 0, 0, &v);
+	out = r;
+	if (usercopy_out((char *)arg + offsetof(struct uffdio_poison, updated), &out, sizeof out))
+		return fail(EFAULT);
+	if (r < 0)
+		return fail((int)-r);
+	if (!(po.mode & UFFDIO_POISON_MODE_DONTWAKE) &&
+	    wq_wake_range(&c->q, po.range.start, po.range.start + (uint64_t)r, NULL))
+		ctx_sync_ready(c, fd);
+	return (uint64_t)r == po.range.len ? 0 : fail(EAGAIN);
 }
 
 /* async-signal-safe */
@@ -540,6 +589,8 @@ static const struct ioctl_desc g_ioctls[] = {
 	  ESRCH, zeropage_check, do_zeropage },
 	{ UFFDIO_WRITEPROTECT, "WRITEPROTECT", sizeof(struct uffdio_writeprotect),
 	  sizeof(struct uffdio_writeprotect), 0, ESRCH, writeprotect_check, do_writeprotect },
+	{ UFFDIO_POISON, "POISON", sizeof(struct uffdio_poison), offsetof(struct uffdio_poison, updated),
+	  offsetof(struct uffdio_poison, updated), ESRCH, poison_check, do_poison },
 };
 _Static_assert(offsetof(struct uffdio_copy, copy) == 32 &&
 	       offsetof(struct uffdio_zeropage, zeropage) == 24 &&

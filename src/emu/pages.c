@@ -636,6 +636,57 @@ SIG_SAFE void pg_refresh(const struct pg_span *s, uintptr_t addr, size_t len)
 			pg_bit_set(bits, (uint64_t)p / ps);
 }
 
+static void install_enter(void);
+static void install_leave(void);
+
+/* ---- poison (UFFDIO_POISON) ----
+ * A bit per page of the store (per huge page for hugetlb); the page itself
+ * stays missing, so that its access faults, and the fault path raises
+ * SIGBUS where the bit is set. */
+
+/* async-signal-safe */
+SIG_SAFE bool pg_poisoned(const struct pg_span *s, uintptr_t addr)
+{
+	return bit_get(store_poison_bits(s->store), page_of(s, addr));
+}
+
+/* async-signal-safe */
+SIG_SAFE void pg_poison_clear(const struct pg_span *s, uintptr_t addr, size_t len)
+{
+	uint64_t pg = page_of(s, addr);
+
+	bits_put(store_poison_bits(s->store), pg, len >> span_shift(s), 0);
+}
+
+/* async-signal-safe */
+SIG_SAFE long pg_poison(const struct pg_span *s, uintptr_t addr, size_t len)
+{
+	_Atomic uint64_t *pz = store_poison_bits(s->store);
+	size_t unit = (size_t)1 << span_shift(s), done = 0;
+	uintptr_t from = addr;
+
+	install_enter();
+	for (; done < len; done += unit) {
+		uintptr_t a = addr + done;
+		uint64_t pg = page_of(s, a);
+
+		/* Only an empty entry takes it: not a page, a poison, or the
+		 * marker of a write-protected missing page. */
+		if (pg_present(s, a) || (store_has_wp(s->store) && pg_wp_get(s, a)) || !pg_bit_claim(pz, pg))
+			break;
+		if (pg_present(s, a)) {		/* installed meanwhile */
+			pg_bit_clear(pz, pg);
+			break;
+		}
+	}
+	/* Where missing pages do not fault (registered without MISSING), the
+	 * poisoned ones must: a marker.  (hugetlb: only where armed.) */
+	if (done && !s->armed && caps.guard_markers && !store_huge_shift(s->store))
+		sys_madvise((void *)from, done, MADV_GUARD_INSTALL);
+	install_leave();
+	return done ? (long)done : -EEXIST;
+}
+
 /* ---- COPY and ZEROPAGE ---- */
 
 /* Write len bytes at off of the memfd from src, or zeros (src is then not
@@ -807,6 +858,10 @@ long pg_install(const struct pg_span *v, uintptr_t dst, const void *src, int zer
 		r = install_file(v, dst, src, zeros, len, populate);
 	else
 		r = install(v, dst, src, zeros, len, populate);
+	/* What was installed replaces its poison (a thread that faulted on it
+	 * before it appeared got SIGBUS, as before the kernel's COPY). */
+	if (r > 0)
+		pg_poison_clear(v, dst, (size_t)r);
 	install_leave();
 	return r;
 }

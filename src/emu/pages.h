@@ -59,6 +59,10 @@ _Atomic uint64_t *store_wp_bits(int s);
  * PAGEMAP_SCAN's PAGE_IS_PFNZERO, which also checks that the page still
  * reads as zeros.  Stores of ours only.  async-signal-safe */
 _Atomic uint64_t *store_zero_bits(int s);
+/* Its poisoned pages (UFFDIO_POISON), every kind of store, numbered as
+ * its presence bits: a poisoned page is missing, and its access raises
+ * SIGBUS until MADV_DONTNEED or a COPY replaces it.  async-signal-safe */
+_Atomic uint64_t *store_poison_bits(int s);
 size_t store_bits_pages(int s);
 /* Can pages of store s be write-protected: stores of ours (private
  * anonymous memory), shared memory files (its bits then stand for the
@@ -184,6 +188,16 @@ void pg_refresh(const struct pg_span *s, uintptr_t addr, size_t len);
  * pg_budget_init() has read it (not in a signal handler).  a-s-s */
 void pg_budget_init(void);
 int pg_budget_take(long d);
+
+/* ---- poison (UFFDIO_POISON) ---- */
+/* Poison the missing pages of [addr, addr+len) (huge pages for hugetlb):
+ * the bytes done, stopping at the first page that is present, poisoned or
+ * write-protected, or -EEXIST if that is the first.  async-signal-safe */
+long pg_poison(const struct pg_span *s, uintptr_t addr, size_t len);
+/* Is the page of addr poisoned?  async-signal-safe */
+bool pg_poisoned(const struct pg_span *s, uintptr_t addr);
+/* [addr, addr+len) is not poisoned any more.  async-signal-safe */
+void pg_poison_clear(const struct pg_span *s, uintptr_t addr, size_t len);
 
 /* ---- installing ---- */
 /* Install [dst, dst+len) of span s from src, or zeros if `zeros` (src is

@@ -13,7 +13,8 @@
  * touched with a read.  Where the kernel fails such a call with EFAULT, so
  * do we (no touch): a uffd made with UFFD_USER_MODE_ONLY, one with
  * UFFD_FEATURE_SIGBUS (the kernel's access gets EFAULT, not a signal), and
- * an in-thread pager (SIGBUS-based on the kernel back-end).  Present pages
+ * an in-thread pager (SIGBUS-based on the kernel back-end); and a poisoned
+ * page (UFFDIO_POISON: EFAULT, not SIGBUS, in the kernel).  Present pages
  * are touched too (a read): one being installed right now is not visible
  * yet, and the kernel's access would fail where the kernel's uffd waits.
  */
@@ -34,6 +35,9 @@ static void touch_range(uintptr_t start, uintptr_t end, int kernel_writes)
 		struct ctx *c;
 
 		if (!area_find(a, &v) || !v.ctx || !(v.mode & UFFDIO_REGISTER_MODE_MISSING))
+			continue;
+		/* A poisoned page: the kernel's access gets EFAULT. */
+		if (area_page_poisoned(&v, a))
 			continue;
 		c = ctx_by_id(v.ctx);
 		if (!c || (c->flags & UFFD_USER_MODE_ONLY) ||

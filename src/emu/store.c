@@ -22,6 +22,7 @@ struct store {
 	_Atomic(_Atomic uint64_t *) bits;	/* presence bitmap */
 	_Atomic(_Atomic uint64_t *) wp;		/* write-protected pages (as big) */
 	_Atomic(_Atomic uint64_t *) zp;		/* pages placed by ZEROPAGE (as big) */
+	_Atomic(_Atomic uint64_t *) pz;		/* poisoned pages (as big) */
 	size_t bits_bytes;
 	int refs;		/* areas using it */
 	_Atomic int kind;	/* STORE_* (pages.h) */
@@ -29,6 +30,7 @@ struct store {
 	_Atomic uint64_t file_off;	/* private shmem: the file offset of bit 0 */
 };
 static struct store g_stores[STORE_MAX];
+#define STORE_MAPS 4		/* bitmaps per store, one mapping */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void init(void)
@@ -55,7 +57,7 @@ static int slot_new(int fd, size_t npages, int kind, int shift)
 		if (atomic_load(&b->fd) >= 0)
 			continue;
 		if (b->bits_bytes < bytes) {
-			void *m = sys_mmap(NULL, 3 * bytes, PROT_READ | PROT_WRITE,
+			void *m = sys_mmap(NULL, STORE_MAPS * bytes, PROT_READ | PROT_WRITE,
 					   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 			if (m == MAP_FAILED)
 				return -ENOMEM;
@@ -63,11 +65,12 @@ static int slot_new(int fd, size_t npages, int kind, int shift)
 			atomic_store(&b->bits, m);
 			atomic_store(&b->wp, (_Atomic uint64_t *)((char *)m + bytes));
 			atomic_store(&b->zp, (_Atomic uint64_t *)((char *)m + 2 * bytes));
+			atomic_store(&b->pz, (_Atomic uint64_t *)((char *)m + 3 * bytes));
 			b->bits_bytes = bytes;
 		} else {
 			/* Zero (store_put did it, but a fork child frees slots
 			 * without). */
-			sys_madvise((void *)atomic_load(&b->bits), 3 * b->bits_bytes, MADV_DONTNEED);
+			sys_madvise((void *)atomic_load(&b->bits), STORE_MAPS * b->bits_bytes, MADV_DONTNEED);
 		}
 		b->npages = npages;
 		b->ino = st.st_ino;
@@ -170,7 +173,7 @@ void store_put(int s)
 	if (--b->refs > 0)
 		return;
 	fd_close_own(atomic_exchange(&b->fd, -1));
-	sys_madvise((void *)atomic_load(&b->bits), 3 * b->bits_bytes, MADV_DONTNEED);
+	sys_madvise((void *)atomic_load(&b->bits), STORE_MAPS * b->bits_bytes, MADV_DONTNEED);
 }
 
 /* async-signal-safe */
@@ -202,6 +205,11 @@ SIG_SAFE _Atomic uint64_t *store_bits(int s)
 SIG_SAFE _Atomic uint64_t *store_zero_bits(int s)
 {
 	return atomic_load(&g_stores[s].zp);
+}
+
+SIG_SAFE _Atomic uint64_t *store_poison_bits(int s)
+{
+	return atomic_load(&g_stores[s].pz);
 }
 
 SIG_SAFE _Atomic uint64_t *store_wp_bits(int s)
