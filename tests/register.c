@@ -13,17 +13,15 @@
 #define SENTINEL 0x5a5aULL
 #define KERNEL_ANON_MISSING_IOCTLS 0x13cULL
 #define KERNEL_ANON_WP_IOCTLS 0x17cULL
-/* The emulation's: WAKE, COPY, ZEROPAGE, POISON and WRITEPROTECT. */
-#define EMU_ANON_WP_IOCTLS 0x15cULL
 /* Does this back-end have WP mode on anonymous memory?  (The emulation
  * needs guard markers for it.) */
 #define HAS_WP (!t_emulated() || (t_features() & UFFD_FEATURE_PAGEFAULT_FLAG_WP))
-#define ANON_WP_IOCTLS (t_emulated() ? EMU_ANON_WP_IOCTLS : KERNEL_ANON_WP_IOCTLS)
-#define EMULATED_IOCTLS 0x11cULL
+/* (the same on both back-ends) */
+#define ANON_WP_IOCTLS KERNEL_ANON_WP_IOCTLS
 
 static uint64_t missing_ioctls(void)
 {
-	return t_emulated() ? EMULATED_IOCTLS : KERNEL_ANON_MISSING_IOCTLS;
+	return KERNEL_ANON_MISSING_IOCTLS;
 }
 
 static void basics(void)
@@ -316,10 +314,6 @@ static void emulated_unsupported(void)
 	int fd = t_uffd(0);
 	char *p = t_map_reg(fd, 2);
 	char *src = t_map(1);
-	struct uffdio_move mv = {
-		.dst = (uintptr_t)p, .src = (uintptr_t)src,
-		.len = (uint64_t)t_ps, .move = SENTINEL,
-	};
 	struct uffdio_writeprotect wp = {
 		.range = { (uintptr_t)p, (uint64_t)t_ps },
 		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
@@ -329,7 +323,6 @@ static void emulated_unsupported(void)
 	};
 
 	src[0] = 1;
-	CHECK_ERRNO(uf_ioctl(fd, UFFDIO_MOVE, &mv), EINVAL);
 	/* WRITEPROTECT on a range without WP mode: ENOENT, as the kernel's. */
 	CHECK_ERRNO(uf_ioctl(fd, UFFDIO_WRITEPROTECT, &wp), ENOENT);
 	CHECK_ERRNO(uf_ioctl(fd, UFFDIO_CONTINUE, &co), EINVAL);

@@ -251,6 +251,9 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	int write, wp_missing = 0;
 
 	usercopy_recover();	/* a guarded copy of ours hit a bad pointer */
+	/* A write to the source of a move in progress: after the move. */
+	if (si->si_code == SEGV_ACCERR && pg_moving(addr))
+		goto spin;
 	if (si->si_code <= 0 || !area_find(addr, &v))
 		goto not_ours;
 	if (v.busy) {

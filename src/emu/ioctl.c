@@ -473,6 +473,45 @@ static int do_poison(struct ctx *c, int fd, unsigned long arg)
 }
 
 /* async-signal-safe */
+static int move_check(const void *arg)
+{
+	const struct uffdio_move *mv = arg;
+
+	if (!range_ok(mv->dst, mv->len) || !range_ok(mv->src, mv->len))
+		return EINVAL;
+	if (mv->mode & ~(uint64_t)(UFFDIO_MOVE_MODE_DONTWAKE | UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES))
+		return EINVAL;
+	return 0;
+}
+
+/* UFFDIO_MOVE (section 8.5; the work is in move.c).  Not async-signal-safe. */
+static int do_move(struct ctx *c, int fd, unsigned long arg)
+{
+	struct uffdio_move mv;
+	long r;
+	int64_t out;
+	int e;
+
+	if (changing(c, arg, offsetof(struct uffdio_move, move)))
+		return -1;
+	if (usercopy_in(&mv, (void *)arg, offsetof(struct uffdio_move, move)))
+		return fail(EFAULT);
+	if (fd < 0)
+		return fail(EINVAL);	/* from another process: not its mm */
+	if ((e = move_check(&mv)))
+		return fail(e);
+	r = move_do(c, mv.dst, mv.src, mv.len, mv.mode);
+	out = r;
+	if (usercopy_out((char *)arg + offsetof(struct uffdio_move, move), &out, sizeof out))
+		return fail(EFAULT);
+	if (r < 0)
+		return fail((int)-r);
+	if (!(mv.mode & UFFDIO_MOVE_MODE_DONTWAKE) && wq_wake_range(&c->q, mv.dst, mv.dst + (uint64_t)r, NULL))
+		ctx_sync_ready(c, fd);
+	return (uint64_t)r == mv.len ? 0 : fail(EAGAIN);
+}
+
+/* async-signal-safe */
 static int writeprotect_check(const void *arg)
 {
 	const struct uffdio_writeprotect *wp = arg;
@@ -570,8 +609,8 @@ static int run_api(struct ctx *c, int fd, unsigned long arg)
 	return do_api(c, arg);
 }
 
-/* Every uffd ioctl the emulation has.  MOVE, CONTINUE and POISON are not
- * here: EINVAL, as from a kernel without them. */
+/* Every uffd ioctl the emulation has.  CONTINUE is not here: EINVAL, as
+ * from a kernel without it. */
 static const struct ioctl_desc g_ioctls[] = {
 	{ UFFDIO_API, "API", sizeof(struct uffdio_api), sizeof(struct uffdio_api),
 	  0, EINVAL, NULL, run_api },
@@ -589,6 +628,8 @@ static const struct ioctl_desc g_ioctls[] = {
 	  ESRCH, zeropage_check, do_zeropage },
 	{ UFFDIO_WRITEPROTECT, "WRITEPROTECT", sizeof(struct uffdio_writeprotect),
 	  sizeof(struct uffdio_writeprotect), 0, ESRCH, writeprotect_check, do_writeprotect },
+	{ UFFDIO_MOVE, "MOVE", sizeof(struct uffdio_move), offsetof(struct uffdio_move, move),
+	  offsetof(struct uffdio_move, move), ESRCH, move_check, do_move },
 	{ UFFDIO_POISON, "POISON", sizeof(struct uffdio_poison), offsetof(struct uffdio_poison, updated),
 	  offsetof(struct uffdio_poison, updated), ESRCH, poison_check, do_poison },
 };

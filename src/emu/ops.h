@@ -43,7 +43,8 @@ int ioctl_vfs(int fd, unsigned long req, unsigned long arg, int *ret);
 /* The features the emulation implements, and REGISTER's ioctls answer. */
 #define EMU_FEATURES_ANY (UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
 			 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MISSING_HUGETLBFS | UFFD_FEATURE_SIGBUS | \
-			 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS | UFFD_FEATURE_POISON)
+			 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS | UFFD_FEATURE_POISON | \
+			 UFFD_FEATURE_MOVE)
 /* Shared memory needs guard markers on it (Linux 6.15+), and cachestat. */
 #define EMU_SHMEM	(caps.guard_markers && caps.cachestat)
 /* Write protection (private anonymous memory) needs guard markers too:
@@ -54,7 +55,13 @@ int ioctl_vfs(int fd, unsigned long req, unsigned long arg, int *ret);
 			  UFFD_FEATURE_WP_ASYNC : 0) | \
 			 (EMU_WP && EMU_SHMEM ? UFFD_FEATURE_WP_HUGETLBFS_SHMEM : 0))
 #define EMU_RANGE_IOCTLS ((__u64)1 << _UFFDIO_WAKE | (__u64)1 << _UFFDIO_COPY | \
-			  (__u64)1 << _UFFDIO_ZEROPAGE | (__u64)1 << _UFFDIO_POISON)
+			  (__u64)1 << _UFFDIO_ZEROPAGE | (__u64)1 << _UFFDIO_POISON | (__u64)1 << _UFFDIO_MOVE)
+
+/* ---- UFFDIO_MOVE (move.c) ---- */
+/* Move [src, src+len) to [dst, dst+len) for uffd c, once the arguments are
+ * checked: the bytes done (holes included with ALLOW_SRC_HOLES), or -errno
+ * if none.  Not async-signal-safe. */
+long move_do(struct ctx *c, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode);
 
 /* ---- faults (fault.c) ---- */
 /* Install the SIGSEGV handler (once).  0 or -errno. */

@@ -866,6 +866,105 @@ long pg_install(const struct pg_span *v, uintptr_t dst, const void *src, int zer
 	return r;
 }
 
+/* ---- UFFDIO_MOVE ----
+ * A source being moved is read-only for the moment of the move; a write to
+ * it faults, and the fault path waits for the move to end (pg_moving), so
+ * that no write lands between the copy and the source's removal, and the
+ * write happens after, to the missing (or zero) page, as after the
+ * kernel's move. */
+#define MOVING_MAX 16
+static _Atomic uintptr_t g_mv_start[MOVING_MAX], g_mv_end[MOVING_MAX];
+static _Atomic int g_mv_used;
+
+/* A slot for [s, e): its index.  (Claimed by end: 0 free, 1 being set.)
+ * async-signal-safe */
+SIG_SAFE static int moving_add(uintptr_t s, uintptr_t e)
+{
+	for (;;) {
+		for (int i = 0; i < MOVING_MAX; i++) {
+			uintptr_t free_ = 0;
+			if (atomic_compare_exchange_strong(&g_mv_end[i], &free_, 1)) {
+				atomic_fetch_add(&g_mv_used, 1);
+				atomic_store(&g_mv_start[i], s);
+				atomic_store(&g_mv_end[i], e);
+				return i;
+			}
+		}
+		sched_yield();		/* MOVING_MAX moves at once: wait */
+	}
+}
+
+SIG_SAFE static void moving_del(int i)
+{
+	atomic_store(&g_mv_end[i], 0);
+	atomic_fetch_sub(&g_mv_used, 1);
+}
+
+/* async-signal-safe */
+SIG_SAFE bool pg_moving(uintptr_t addr)
+{
+	if (!atomic_load(&g_mv_used))
+		return false;
+	for (int i = 0; i < MOVING_MAX; i++) {
+		uintptr_t e = atomic_load(&g_mv_end[i]);
+		if (e > 1 && addr < e && addr >= atomic_load(&g_mv_start[i]))
+			return true;
+	}
+	return false;
+}
+
+static long install(const struct pg_span *v, uintptr_t dst, const void *src, int zeros, size_t len,
+		    int populate);
+
+/* async-signal-safe */
+SIG_SAFE long pg_move(const struct pg_span *d, uintptr_t dst, uintptr_t src, size_t len, int src_prot,
+		      const struct pg_span *s)
+{
+	int slot;
+	long r;
+
+	install_enter();	/* (a fork waits for the move) */
+	slot = moving_add(src, src + len);
+	if (sys_mprotect((void *)src, len, src_prot & ~PROT_WRITE) < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = install(d, dst, (const void *)src, 0, len, 0);
+	if (r > 0) {
+		pg_poison_clear(d, dst, (size_t)r);
+		if (!s) {
+			/* Private memory: an empty entry, a zero page if read. */
+			sys_madvise((void *)src, (size_t)r, MADV_DONTNEED);
+		} else {
+			/* An area of ours: missing (faulting, if registered for
+			 * MISSING), not protected. */
+			uint64_t pg = (s->off + (src - s->start)) >> caps.page_shift;
+			if (s->armed && caps.guard_markers)
+				sys_madvise((void *)src, (size_t)r, MADV_GUARD_INSTALL);
+			sys_fallocate(store_fd(s->store), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      (off_t)(s->off + (src - s->start)), (off_t)r);
+			bits_put(store_bits(s->store), pg, (size_t)r >> caps.page_shift, 0);
+			bits_put(store_wp_bits(s->store), pg, (size_t)r >> caps.page_shift, 0);
+			bits_put(store_zero_bits(s->store), pg, (size_t)r >> caps.page_shift, 0);
+		}
+	}
+	{
+		/* (protection mode: a missing page of an armed area is PROT_NONE) */
+		size_t moved = r > 0 ? (size_t)r : 0;
+		if (moved)
+			sys_mprotect((void *)src, moved,
+				     s && s->armed && !caps.guard_markers ? PROT_NONE : src_prot);
+		if (moved < len)
+			sys_mprotect((void *)(src + moved), len - moved, src_prot);
+		if (s && moved < len)
+			pg_wp_reapply(s);	/* what stays protected */
+	}
+out:
+	moving_del(slot);
+	install_leave();
+	return r;
+}
+
 static long install(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
 		    size_t len, int populate)
 {

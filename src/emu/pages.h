@@ -199,6 +199,17 @@ bool pg_poisoned(const struct pg_span *s, uintptr_t addr);
 /* [addr, addr+len) is not poisoned any more.  async-signal-safe */
 void pg_poison_clear(const struct pg_span *s, uintptr_t addr, size_t len);
 
+/* ---- UFFDIO_MOVE ---- */
+/* Move [src, src+len), present pages all (of private memory mapped with
+ * src_prot, or of area span s, a store of ours), to [dst, dst+len) of span
+ * d, where they are missing: the bytes moved (the source's pages missing
+ * from then on), stopping where a destination page is present, or
+ * -errno.  Writers of the source wait meanwhile.  async-signal-safe */
+long pg_move(const struct pg_span *d, uintptr_t dst, uintptr_t src, size_t len, int src_prot,
+	     const struct pg_span *s);
+/* Is addr in a source being moved right now?  async-signal-safe */
+bool pg_moving(uintptr_t addr);
+
 /* ---- installing ---- */
 /* Install [dst, dst+len) of span s from src, or zeros if `zeros` (src is
  * then not read: a COPY from address 0 reads address 0), and populate the
