@@ -190,8 +190,17 @@ static int arm_program_mapping(struct area *a, int prot, uint64_t mode)
 {
 	int sb = UF_LD(a->store);
 
-	/* Shared memory and hugetlb registered for WP alone: nothing faults
-	 * as missing. */
+	/* MINOR (shared memory, shared hugetlb): the pages not mapped here
+	 * fault, missing or minor. */
+	if (area_minor(mode, sb)) {
+		struct pg_span sp = area_span_of(a);
+		sp.prot = prot;
+		sp.armed = !!(mode & UFFDIO_REGISTER_MODE_MISSING);
+		sp.minor = 1;
+		return pg_minor_arm(&sp, UF_LD(a->start), UF_LD(a->end) - UF_LD(a->start));
+	}
+	/* Shared memory and hugetlb registered for WP alone (or MINOR on a
+	 * private mapping): nothing faults as missing. */
 	if (store_kind(sb) != STORE_MEMFD && !(mode & UFFDIO_REGISTER_MODE_MISSING))
 		return 0;
 	if (store_is_file(sb))
@@ -634,7 +643,21 @@ static int remode(struct area *a, uint32_t me, uint64_t mode)
 	uint64_t old = UF_LD(a->mode);
 	int err = 0;
 
-	if ((old & UFFDIO_REGISTER_MODE_MISSING) && !(mode & UFFDIO_REGISTER_MODE_MISSING)) {
+	if (store_kind(UF_LD(a->store)) != STORE_MEMFD && ((old | mode) & UFFDIO_REGISTER_MODE_MINOR) &&
+	    ((old ^ mode) & (UFFDIO_REGISTER_MODE_MINOR | UFFDIO_REGISTER_MODE_MISSING))) {
+		/* The program's mapping, with MINOR before or after: armed
+		 * anew. */
+		area_busy_set(a);
+		pg_disarm(UF_LD(a->start), UF_LD(a->end) - UF_LD(a->start), UF_LD(a->prot));
+		err = arm_program_mapping(a, UF_LD(a->prot), mode);
+		if (!err)
+			own(a, me, mode);
+		area_busy_clear(a);
+		if (!err && (mode & UFFDIO_REGISTER_MODE_WP)) {
+			struct pg_span sp = area_span_of(a);
+			pg_wp_reapply(&sp);
+		}
+	} else if ((old & UFFDIO_REGISTER_MODE_MISSING) && !(mode & UFFDIO_REGISTER_MODE_MISSING)) {
 		own(a, me, mode);
 		pg_disarm(UF_LD(a->start), UF_LD(a->end) - UF_LD(a->start), UF_LD(a->prot));
 		/* (without markers, disarming opened the protected pages too) */
@@ -684,6 +707,16 @@ static int wp_check(const struct vma *v, int n, uintptr_t start, uintptr_t end)
 	return 0;
 }
 
+/* MINOR mode: on shared memory and hugetlb, not on private anonymous
+ * memory (nor on an area of ours, which is that). */
+static int minor_check(const struct vma *v, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (v[i].kind != VMA_SHMEM && v[i].kind != VMA_HUGE)
+			return -EINVAL;
+	return 0;
+}
+
 int area_register_locked(uint32_t me, uintptr_t start, uintptr_t end, uint64_t mode)
 {
 	struct vma *v;
@@ -692,6 +725,10 @@ int area_register_locked(uint32_t me, uintptr_t start, uintptr_t end, uint64_t m
 	n = check_range(me, start, end, 1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_HUGE, -EBUSY, &v);
 	if (n < 0)
 		return n;
+	if ((mode & UFFDIO_REGISTER_MODE_MINOR) && (err = minor_check(v, n)) < 0) {
+		free(v);
+		return err;
+	}
 	if ((mode & UFFDIO_REGISTER_MODE_WP) && (err = wp_check(v, n, start, end)) < 0) {
 		free(v);
 		return err;

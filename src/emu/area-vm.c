@@ -92,16 +92,19 @@ static void file_punched(int sb, uint64_t from, uint64_t to)
 	int hs = store_huge_shift(sb), hw = atomic_load(&g_areas_hw);
 	unsigned shift = hs ? (unsigned)hs : caps.page_shift;
 
-	for (uint64_t i = from >> shift; i < to >> shift && i < store_bits_pages(sb); i++)
+	for (uint64_t i = from >> shift; i < to >> shift && i < store_bits_pages(sb); i++) {
 		pg_bit_clear(store_bits(sb), i);
+		pg_bit_clear(store_map_bits(sb), i);	/* (MINOR areas: not mapped) */
+	}
 	for (int k = 0; k < hw; k++) {
 		struct area *a = &g_areas[k];
 		uint64_t off = UF_LD(a->off), aend, f, t;
 		uintptr_t s = UF_LD(a->start);
 
-		/* (registered for WP alone: nothing is missing) */
+		/* (registered for WP alone: nothing is missing; MINOR alone: the
+		 * page is made again at its access, unless it is armed) */
 		if (!atomic_load(&a->live) || UF_LD(a->store) != sb || !UF_LD(a->ctx) ||
-		    !(UF_LD(a->mode) & UFFDIO_REGISTER_MODE_MISSING))
+		    !(UF_LD(a->mode) & (UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR)))
 			continue;
 		aend = off + (UF_LD(a->end) - s);
 		if (aend <= from || off >= to)
@@ -131,9 +134,14 @@ static int discard_one(struct area *a, void *arg)
 	}
 	if (store_is_file(sb) || store_kind(sb) == STORE_HUGE_SHARED) {
 		/* Shared memory, shared hugetlb: MADV_DONTNEED leaves the pages
-		 * in the file (present: no fault follows); MADV_REMOVE (arg)
-		 * punched them out of it: every registered area of the file
-		 * finds them missing again. */
+		 * in the file (present: no fault follows, but a MINOR area's
+		 * pages are not mapped any more: minor faults); MADV_REMOVE
+		 * (arg) punched them out of it: every registered area of the
+		 * file finds them missing again. */
+		if (UF_LD(a->ctx) && area_minor(UF_LD(a->mode), sb)) {
+			struct pg_span sp = area_span_of(a);
+			pg_minor_unmap(&sp, s, e - s);
+		}
 		if (arg)
 			file_punched(sb, off, off + (e - s));
 		return 0;

@@ -392,7 +392,8 @@ void area_protect_present(struct area *a, int prot)
 struct pg_span area_span_of(const struct area *a)
 {
 	struct pg_span s = { UF_LD(a->start), UF_LD(a->end), UF_LD(a->store), UF_LD(a->off),
-			     UF_LD(a->prot), 0, !!(UF_LD(a->mode) & UFFDIO_REGISTER_MODE_MISSING) };
+			     UF_LD(a->prot), 0, !!(UF_LD(a->mode) & UFFDIO_REGISTER_MODE_MISSING),
+			     area_minor(UF_LD(a->mode), UF_LD(a->store)) };
 	return s;
 }
 

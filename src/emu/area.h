@@ -51,11 +51,19 @@ SIG_SAFE static inline int area_at_or_after(uintptr_t addr, uintptr_t end, struc
 }
 /* Is the area of v still as v says?  async-signal-safe */
 int area_still(const struct area_view *v);
+/* Does a mapping registered with mode on store raise minor faults?  MINOR
+ * mode, on shared memory or shared hugetlb (on a private mapping of
+ * either, none: README).  async-signal-safe */
+SIG_SAFE static inline int area_minor(uint64_t mode, int store)
+{
+	int k = store_kind(store);
+	return (mode & UFFDIO_REGISTER_MODE_MINOR) && (k == STORE_SHMEM || k == STORE_HUGE_SHARED);
+}
 /* The store piece of v, for layer 1. */
 SIG_SAFE static inline struct pg_span area_span(const struct area_view *v)
 {
 	struct pg_span s = { v->start, v->end, v->store, v->off, v->prot, 0,
-			     !!(v->mode & UFFDIO_REGISTER_MODE_MISSING) };
+			     !!(v->mode & UFFDIO_REGISTER_MODE_MISSING), area_minor(v->mode, v->store) };
 	return s;
 }
 /* Is the page of addr (in v) present (pg_present)?  async-signal-safe */

@@ -99,7 +99,7 @@ struct ctx *fault_pager_hint(int fd)
 }
 
 /* An in-thread pager: its callback resolves the fault right here.  a-s-s */
-SIG_SAFE static void run_pager(struct ctx *c, uintptr_t addr, int write, int wp, void *uctx)
+SIG_SAFE static void run_pager(struct ctx *c, uintptr_t addr, int write, uint64_t why, void *uctx)
 {
 	uf_pager_fn fn = (uf_pager_fn)atomic_load(&c->pager_fn);
 	struct uf_pager_fault f;
@@ -107,7 +107,7 @@ SIG_SAFE static void run_pager(struct ctx *c, uintptr_t addr, int write, int wp,
 	struct ctx *saved_ctx = tls_pager_ctx;
 
 	f.uffd = atomic_load(&c->pager_fd);
-	f.flags = (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0) | (wp ? UFFD_PAGEFAULT_FLAG_WP : 0);
+	f.flags = (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0) | why;
 	f.address = (void *)addr;
 	f.page = (void *)page_down(addr);
 	STATS_ADD(faults, 1);
@@ -167,18 +167,23 @@ SIG_SAFE static void wait_pop(struct waiter *w, uint32_t gen)
 }
 
 /* Is the fault resolved (or gone) by now?  A missing page that is present,
- * a write-protected one that is not protected any more.  a-s-s */
-SIG_SAFE static bool fault_over(const struct area_view *v, uintptr_t addr, int wp)
+ * a write-protected one that is not protected any more, a minor fault's
+ * page that is mapped.  a-s-s */
+SIG_SAFE static bool fault_over(const struct area_view *v, uintptr_t addr, uint64_t why)
 {
 	struct pg_span sp = area_span(v);
 
-	return wp ? !pg_wp_get(&sp, addr) : pg_present(&sp, addr);
+	if (why == UFFD_PAGEFAULT_FLAG_WP)
+		return !pg_wp_get(&sp, addr);
+	if (why == UFFD_PAGEFAULT_FLAG_MINOR)
+		return pg_mapped(&sp, addr);
+	return pg_present(&sp, addr);
 }
 
-/* Queue the fault (wp: a write to a write-protected page) and sleep until
- * a wake covers it.  a-s-s */
+/* Queue the fault (why: 0 for a missing page, or UFFD_PAGEFAULT_FLAG_WP or
+ * _MINOR) and sleep until a wake covers it.  a-s-s */
 SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintptr_t addr, int write,
-				int wp)
+				uint64_t why)
 {
 	uint64_t feat = atomic_load(&c->features);
 	int hs = store_huge_shift(v->store);
@@ -194,7 +199,7 @@ SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintpt
 	w = wq_claim(&gen);
 	memset(&m, 0, sizeof m);
 	m.event = UFFD_EVENT_PAGEFAULT;
-	m.arg.pagefault.flags = (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0) | (wp ? UFFD_PAGEFAULT_FLAG_WP : 0);
+	m.arg.pagefault.flags = (write ? UFFD_PAGEFAULT_FLAG_WRITE : 0) | why;
 	m.arg.pagefault.address = rep;
 	if (feat & UFFD_FEATURE_THREAD_ID)
 		m.arg.pagefault.feat.ptid = (__u32)sys_gettid();
@@ -212,7 +217,7 @@ SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintpt
 	 * This is checked after queueing, so a wake cannot slip between, and
 	 * before telling the reader, as the kernel re-checks the page table
 	 * right after queueing. */
-	if (fault_over(v, addr, wp) || !area_still(v) || atomic_load(&c->state) != CTX_RUNNING)
+	if (fault_over(v, addr, why) || !area_still(v) || atomic_load(&c->state) != CTX_RUNNING)
 		wq_cancel(w, gen, &c->q);
 	else
 		ctx_notify(c);
@@ -221,23 +226,23 @@ SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintpt
 	wq_free(w, gen);
 	/* Woken by a single-page install: the resolver left the entry of our
 	 * page for us to fill (see resolved_wake() in ioctl.c), off its path. */
-	if (woken && !wp && !hs && area_still(v) && area_page_present(v, addr))
+	if (woken && !why && !hs && area_still(v) && area_page_present(v, addr))
 		pg_populate(v->prot, page_down(addr), caps.page_size);
 }
 
-/* A fault of ours (wp: on a write-protected page) goes to the uffd c: its
- * in-thread pager, SIGBUS (UFFD_FEATURE_SIGBUS), or a message and a wait.
+/* A fault of ours (why: as wait_fault's) goes to the uffd c: its in-thread
+ * pager, SIGBUS (UFFD_FEATURE_SIGBUS), or a message and a wait.
  * async-signal-safe */
-SIG_SAFE static void deliver(struct ctx *c, const struct area_view *v, uintptr_t addr, int write, int wp,
-			     void *uctx)
+SIG_SAFE static void deliver(struct ctx *c, const struct area_view *v, uintptr_t addr, int write,
+			     uint64_t why, void *uctx)
 {
 	tls_spins = 0;
 	if (atomic_load(&c->pager_fn))
-		run_pager(c, addr, write, wp, uctx);
+		run_pager(c, addr, write, why, uctx);
 	else if (atomic_load(&c->features) & UFFD_FEATURE_SIGBUS)
 		raise_sigbus(addr, uctx);
 	else
-		wait_fault(c, v, addr, write, wp);
+		wait_fault(c, v, addr, write, why);
 }
 
 /* The SIGSEGV handler.  Returns to retry the access, or hands the signal on
@@ -284,7 +289,7 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 						goto not_ours;
 					goto retry;
 				}
-				deliver(c, &v, addr, write, 1, uctx);
+				deliver(c, &v, addr, write, UFFD_PAGEFAULT_FLAG_WP, uctx);
 				goto retry;
 			}
 		}
@@ -327,6 +332,12 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 			goto retry;
 		case PG_INSTALLING:
 			goto spin;	/* the marker is about to go */
+		case PG_MINOR:
+			c = ctx_by_id(v.ctx);
+			if (!c || atomic_load(&c->state) != CTX_RUNNING)
+				goto spin;
+			deliver(c, &v, addr, write, UFFD_PAGEFAULT_FLAG_MINOR, uctx);
+			goto retry;
 		case PG_MISSING:
 			break;
 		}

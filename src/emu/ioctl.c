@@ -92,17 +92,15 @@ static int register_check(const void *arg)
 
 	if (!reg->mode || (reg->mode & ~(uint64_t)UFFD_API_REGISTER_MODES))
 		return EINVAL;
-	/* The emulation implements MISSING and WP modes (WP where guard
-	 * markers are, on private anonymous memory: the area layer checks). */
-	if (reg->mode & UFFDIO_REGISTER_MODE_MINOR)
-		return EINVAL;
+	/* (WP needs guard markers, MINOR shared memory or hugetlb: the area
+	 * layer checks) */
 	return range_ok(reg->range.start, reg->range.len) ? 0 : EINVAL;
 }
 
 static int do_register(struct ctx *c, int fd, unsigned long arg)
 {
 	struct uffdio_register reg;
-	uint64_t ioctls = EMU_RANGE_IOCTLS;
+	uint64_t ioctls = UFFD_API_RANGE_IOCTLS;
 	int r;
 
 	(void)fd;
@@ -134,9 +132,11 @@ static int do_register(struct ctx *c, int fd, unsigned long arg)
 	if (r < 0)
 		return fail(-r);
 	if (r == 1)		/* hugetlb: the kernel's "basic" ioctls */
-		ioctls &= ~((uint64_t)1 << _UFFDIO_ZEROPAGE);
-	if (reg.mode & UFFDIO_REGISTER_MODE_WP)
-		ioctls |= (uint64_t)1 << _UFFDIO_WRITEPROTECT;
+		ioctls = UFFD_API_RANGE_IOCTLS_BASIC;
+	if (!(reg.mode & UFFDIO_REGISTER_MODE_WP))
+		ioctls &= ~((uint64_t)1 << _UFFDIO_WRITEPROTECT);
+	if (!(reg.mode & UFFDIO_REGISTER_MODE_MINOR))
+		ioctls &= ~((uint64_t)1 << _UFFDIO_CONTINUE);
 	if (usercopy_out((char *)arg + offsetof(struct uffdio_register, ioctls), &ioctls, sizeof ioctls))
 		return fail(EFAULT);
 	return 0;
@@ -246,7 +246,7 @@ static struct pg_span install_span(const struct area_view *v, uint64_t dst, uint
 }
 
 /* What resolve() puts in the pages. */
-enum fill { FILL_COPY, FILL_ZEROS, FILL_POISON };
+enum fill { FILL_COPY, FILL_ZEROS, FILL_POISON, FILL_CONTINUE };
 
 /* One area's piece.  async-signal-safe */
 static long fill_span(const struct area_view *v, uint64_t dst, const void *src, enum fill f, uint64_t len,
@@ -256,6 +256,8 @@ static long fill_span(const struct area_view *v, uint64_t dst, const void *src, 
 
 	if (f == FILL_POISON)
 		return pg_poison(&sp, dst, len);
+	if (f == FILL_CONTINUE)
+		return pg_continue(&sp, dst, len, wp);
 	return pg_install(&sp, dst, src, f == FILL_ZEROS, len, populate);
 }
 
@@ -300,6 +302,8 @@ static long resolve(struct ctx *c, uint64_t dst, const void *src, enum fill f, u
 	}
 	if (wp && !(v->mode & UFFDIO_REGISTER_MODE_WP))
 		return -EINVAL;		/* MODE_WP where the VMA has no WP mode */
+	if (f == FILL_CONTINUE && store_kind(v->store) == STORE_MEMFD)
+		return -EINVAL;		/* CONTINUE: shared memory and hugetlb only */
 	if (store_huge_shift(v->store)) {
 		/* hugetlb: no ZEROPAGE; whole huge pages only. */
 		uint64_t hmask = ((uint64_t)1 << store_huge_shift(v->store)) - 1;
@@ -512,6 +516,45 @@ static int do_move(struct ctx *c, int fd, unsigned long arg)
 }
 
 /* async-signal-safe */
+static int continue_check(const void *arg)
+{
+	const struct uffdio_continue *co = arg;
+
+	if (!range_ok(co->range.start, co->range.len))
+		return EINVAL;
+	return (co->mode & ~(uint64_t)(UFFDIO_CONTINUE_MODE_DONTWAKE | UFFDIO_CONTINUE_MODE_WP)) ? EINVAL : 0;
+}
+
+/* UFFDIO_CONTINUE (section 8.3): the pages the file has are mapped in the
+ * range, and the threads waiting on them wake.  async-signal-safe */
+static int do_continue(struct ctx *c, int fd, unsigned long arg)
+{
+	struct uffdio_continue co;
+	struct area_view v;
+	long r;
+	int64_t out;
+	int e;
+
+	if (changing(c, arg, offsetof(struct uffdio_continue, mapped)))
+		return -1;
+	if (usercopy_in(&co, (void *)arg, offsetof(struct uffdio_continue, mapped)))
+		return fail(EFAULT);
+	if ((e = continue_check(&co)))
+		return fail(e);
+	r = resolve(c, co.range.start, NULL, FILL_CONTINUE, co.range.len, !!(co.mode & UFFDIO_CONTINUE_MODE_WP), 0,
+		    &v);
+	out = r;
+	if (usercopy_out((char *)arg + offsetof(struct uffdio_continue, mapped), &out, sizeof out))
+		return fail(EFAULT);
+	if (r < 0)
+		return fail((int)-r);
+	if (!(co.mode & UFFDIO_CONTINUE_MODE_DONTWAKE) &&
+	    wq_wake_range(&c->q, co.range.start, co.range.start + (uint64_t)r, NULL))
+		ctx_sync_ready(c, fd);
+	return (uint64_t)r == co.range.len ? 0 : fail(EAGAIN);
+}
+
+/* async-signal-safe */
 static int writeprotect_check(const void *arg)
 {
 	const struct uffdio_writeprotect *wp = arg;
@@ -609,8 +652,7 @@ static int run_api(struct ctx *c, int fd, unsigned long arg)
 	return do_api(c, arg);
 }
 
-/* Every uffd ioctl the emulation has.  CONTINUE is not here: EINVAL, as
- * from a kernel without it. */
+/* Every uffd ioctl the emulation has. */
 static const struct ioctl_desc g_ioctls[] = {
 	{ UFFDIO_API, "API", sizeof(struct uffdio_api), sizeof(struct uffdio_api),
 	  0, EINVAL, NULL, run_api },
@@ -630,6 +672,9 @@ static const struct ioctl_desc g_ioctls[] = {
 	  sizeof(struct uffdio_writeprotect), 0, ESRCH, writeprotect_check, do_writeprotect },
 	{ UFFDIO_MOVE, "MOVE", sizeof(struct uffdio_move), offsetof(struct uffdio_move, move),
 	  offsetof(struct uffdio_move, move), ESRCH, move_check, do_move },
+	{ UFFDIO_CONTINUE, "CONTINUE", sizeof(struct uffdio_continue),
+	  offsetof(struct uffdio_continue, mapped), offsetof(struct uffdio_continue, mapped), ESRCH,
+	  continue_check, do_continue },
 	{ UFFDIO_POISON, "POISON", sizeof(struct uffdio_poison), offsetof(struct uffdio_poison, updated),
 	  offsetof(struct uffdio_poison, updated), ESRCH, poison_check, do_poison },
 };

@@ -40,7 +40,8 @@ int ioctl_local(struct ctx *c, int fd, unsigned long req, unsigned long arg);
 /* The ioctls the kernel's VFS answers for any file (FIOCLEX, FIONBIO, ...):
  * 1 if req is one, with the result in *ret.  async-signal-safe */
 int ioctl_vfs(int fd, unsigned long req, unsigned long arg, int *ret);
-/* The features the emulation implements, and REGISTER's ioctls answer. */
+/* The features the emulation implements.  (REGISTER answers the kernel's
+ * ioctls.) */
 #define EMU_FEATURES_ANY (UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | \
 			 UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MISSING_HUGETLBFS | UFFD_FEATURE_SIGBUS | \
 			 UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS | UFFD_FEATURE_POISON | \
@@ -53,9 +54,8 @@ int ioctl_vfs(int fd, unsigned long req, unsigned long arg, int *ret);
 #define EMU_FEATURES	(EMU_FEATURES_ANY | (EMU_SHMEM ? UFFD_FEATURE_MISSING_SHMEM : 0) | \
 			 (EMU_WP ? UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_UNPOPULATED | \
 			  UFFD_FEATURE_WP_ASYNC : 0) | \
-			 (EMU_WP && EMU_SHMEM ? UFFD_FEATURE_WP_HUGETLBFS_SHMEM : 0))
-#define EMU_RANGE_IOCTLS ((__u64)1 << _UFFDIO_WAKE | (__u64)1 << _UFFDIO_COPY | \
-			  (__u64)1 << _UFFDIO_ZEROPAGE | (__u64)1 << _UFFDIO_POISON | (__u64)1 << _UFFDIO_MOVE)
+			 (EMU_WP && EMU_SHMEM ? UFFD_FEATURE_WP_HUGETLBFS_SHMEM : 0) | \
+			 (EMU_SHMEM ? UFFD_FEATURE_MINOR_SHMEM : 0) | UFFD_FEATURE_MINOR_HUGETLBFS)
 
 /* ---- UFFDIO_MOVE (move.c) ---- */
 /* Move [src, src+len) to [dst, dst+len) for uffd c, once the arguments are

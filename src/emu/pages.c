@@ -136,6 +136,27 @@ SIG_SAFE enum pg_fault_state pg_fault_state(const struct pg_span *s, uintptr_t a
 		return private_fault_state(s, addr);
 	if (!store_is_file(s->store))
 		return bit_get(bits, pg) ? PG_INSTALLING : PG_MISSING;
+	if (s->minor) {
+		/* Registered for MINOR: what matters is whether the page is
+		 * mapped here (its map bit), then whether the file has it. */
+		_Atomic uint64_t *mp = store_map_bits(s->store);
+		uintptr_t page = addr & ~(uintptr_t)(caps.page_size - 1);
+		if (in_bits && bit_get(mp, pg)) {
+			if (atomic_load(&g_inflight))
+				return PG_INSTALLING;	/* a CONTINUE opening it */
+			sys_madvise((void *)page, caps.page_size, MADV_GUARD_REMOVE);
+			return PG_OPENED;
+		}
+		if (file_present(store_fd(s->store), pg, 1) > 0)
+			/* (one of ours may be installing it: wait for it) */
+			return atomic_load(&g_inflight) ? PG_INSTALLING : PG_MINOR;
+		if (!s->armed && in_bits) {
+			/* MINOR alone: a page the file lacks is made silently. */
+			pg_bit_set(mp, pg);
+			sys_madvise((void *)page, caps.page_size, MADV_GUARD_REMOVE);
+			return PG_OPENED;
+		}
+	}
 	if (file_present(store_fd(s->store), pg, 1) > 0) {
 		uintptr_t page = addr & ~(uintptr_t)(caps.page_size - 1);
 		if (in_bits)
@@ -434,6 +455,8 @@ SIG_SAFE static uint64_t page_of(const struct pg_span *s, uintptr_t addr)
  * its protection must not change.  a-s-s */
 SIG_SAFE static int keeps_prot_none(const struct pg_span *s, _Atomic uint64_t *bits, uint64_t pg)
 {
+	if (s->minor && store_huge_shift(s->store))	/* (not mapped here: PROT_NONE) */
+		return !pg_bit_get(store_map_bits(s->store), pg);
 	return s->armed && store_huge_shift(s->store) && !pg_bit_get(bits, pg);
 }
 
@@ -638,6 +661,144 @@ SIG_SAFE void pg_refresh(const struct pg_span *s, uintptr_t addr, size_t len)
 
 static void install_enter(void);
 static void install_leave(void);
+
+/* ---- MINOR mode and UFFDIO_CONTINUE ----
+ * A MINOR span arms the pages not mapped in it (map bits clear); a fault
+ * there on a page the file has is a minor fault (pg_fault_state), and
+ * CONTINUE maps it: the marker goes (hugetlb: its protection opens). */
+
+static int huge_file_has(const struct pg_span *v, uint64_t hp, unsigned shift, int claimed);
+static int huge_reveal(const struct pg_span *v, uintptr_t addr, size_t len, unsigned shift);
+
+/* async-signal-safe */
+SIG_SAFE bool pg_mapped(const struct pg_span *s, uintptr_t addr)
+{
+	return bit_get(store_map_bits(s->store), page_of(s, addr));
+}
+
+/* Does the file of span s have the page (huge page) pg of the store?
+ * async-signal-safe */
+SIG_SAFE static int continue_has(const struct pg_span *s, uint64_t pg, unsigned sh)
+{
+	switch (store_kind(s->store)) {
+	case STORE_SHMEM:
+		return file_present(store_fd(s->store), pg, 1) > 0;
+	case STORE_SHMEM_PRIVATE:
+		return file_present(store_fd(s->store), (store_file_off(s->store) >> caps.page_shift) + pg, 1) > 0;
+	case STORE_HUGE_SHARED:
+		return bit_get(store_bits(s->store), pg) || huge_file_has(s, pg, sh, 0);
+	default:		/* private hugetlb: no page cache to map */
+		return 0;
+	}
+}
+
+/* async-signal-safe */
+SIG_SAFE long pg_continue(const struct pg_span *s, uintptr_t addr, size_t len, int wp)
+{
+	unsigned sh = span_shift(s);
+	size_t unit = (size_t)1 << sh, done = 0;
+	int kind = store_kind(s->store);
+	_Atomic uint64_t *mp = store_map_bits(s->store);
+	struct stat st;
+	long err = 0;
+
+	memset(&st, 0, sizeof st);
+	if (kind != STORE_HUGE_PRIVATE && sys_call4(SYS_fstat, store_fd(s->store), (long)&st, 0, 0) < 0)
+		return -EFAULT;
+	install_enter();
+	/* What the caller wrote to the page through another mapping is seen
+	 * once it is mapped here. */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (; done < len; done += unit) {
+		uintptr_t a = addr + done;
+		uint64_t pg = page_of(s, a);
+		uint64_t foff = s->off + (a - s->start) + (kind == STORE_SHMEM_PRIVATE ? store_file_off(s->store) : 0);
+
+		if (kind != STORE_HUGE_PRIVATE && foff >= (uint64_t)st.st_size) {
+			err = -EINVAL;		/* past the end of the file */
+			break;
+		}
+		if (!continue_has(s, pg, sh)) {
+			err = -EFAULT;
+			break;
+		}
+		/* Mapped here already (or where minor faults are not raised,
+		 * as the page it has is): EEXIST. */
+		if (!s->minor || !pg_bit_claim(mp, pg)) {
+			err = -EEXIST;
+			break;
+		}
+		if (wp && pg_wp_set(s, a, unit, 1, 1) < 0) {
+			pg_bit_clear(mp, pg);
+			err = -ENOMEM;
+			break;
+		}
+		if (sh != caps.page_shift) {
+			pg_bit_set(store_bits(s->store), pg);	/* the file has it */
+			if (huge_reveal(s, a, unit, sh) < 0) {
+				pg_bit_clear(mp, pg);
+				err = -ENOMEM;
+				break;
+			}
+		} else {
+			if (pg < store_bits_pages(s->store))
+				pg_bit_set(store_bits(s->store), pg);
+			sys_madvise((void *)a, unit, MADV_GUARD_REMOVE);
+		}
+	}
+	install_leave();
+	return done ? (long)done : err;
+}
+
+int pg_minor_arm(const struct pg_span *s, uintptr_t addr, size_t len)
+{
+	unsigned sh = span_shift(s);
+	uint64_t pg0 = page_of(s, addr);
+	size_t n = len >> sh;
+	_Atomic uint64_t *mp = store_map_bits(s->store);
+
+	if (sh != caps.page_shift) {
+		/* hugetlb: mincore reads its page tables */
+		unsigned char vec[1];
+		for (size_t i = 0; i < n; i++) {
+			int on = sys_call4(SYS_mincore, (long)(addr + (i << sh)), (long)caps.page_size, (long)vec,
+					   0) == 0 && (vec[0] & 1);
+			bits_put(mp, pg0 + i, 1, on);
+		}
+		return pg_huge_arm(addr, len, mp, pg0, sh, s->prot);
+	}
+	{
+		int pm = sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+		uint64_t ent[512];
+
+		if (pm < 0)
+			return -errno;
+		for (size_t i = 0; i < n;) {
+			size_t k = n - i < 512 ? n - i : 512;
+			ssize_t got = sys_pread(pm, ent, k * 8, (off_t)(((addr >> caps.page_shift) + i) * 8));
+			if (got <= 0)
+				break;
+			k = (size_t)got / 8;
+			for (size_t j = 0; j < k; j++)	/* present or swapped */
+				bits_put(mp, pg0 + i + j, 1, !!(ent[j] >> 62));
+			i += k;
+		}
+		sys_close(pm);
+	}
+	return pg_arm(addr, len, mp, pg0, s->prot);
+}
+
+void pg_minor_unmap(const struct pg_span *s, uintptr_t addr, size_t len)
+{
+	unsigned sh = span_shift(s);
+
+	bits_put(store_map_bits(s->store), page_of(s, addr), len >> sh, 0);
+	if (sh != caps.page_shift)
+		sys_mprotect((void *)addr, len, PROT_NONE);
+	else
+		sys_madvise((void *)addr, len, MADV_GUARD_INSTALL);
+}
+
 
 /* ---- poison (UFFDIO_POISON) ----
  * A bit per page of the store (per huge page for hugetlb); the page itself
@@ -860,8 +1021,10 @@ long pg_install(const struct pg_span *v, uintptr_t dst, const void *src, int zer
 		r = install(v, dst, src, zeros, len, populate);
 	/* What was installed replaces its poison (a thread that faulted on it
 	 * before it appeared got SIGBUS, as before the kernel's COPY). */
-	if (r > 0)
+	if (r > 0) {
 		pg_poison_clear(v, dst, (size_t)r);
+		bits_put(store_map_bits(v->store), page_of(v, dst), (size_t)r >> span_shift(v), 1);
+	}
 	install_leave();
 	return r;
 }
@@ -1227,7 +1390,8 @@ int pg_huge_protect_present(uintptr_t addr, size_t len, _Atomic uint64_t *bits, 
  * within the mapping budget.  a-s-s */
 SIG_SAFE static int huge_reveal(const struct pg_span *v, uintptr_t addr, size_t len, unsigned shift)
 {
-	_Atomic uint64_t *bits = store_bits(v->store);
+	/* (MINOR: the pages not mapped here are the PROT_NONE ones) */
+	_Atomic uint64_t *bits = v->minor ? store_map_bits(v->store) : store_bits(v->store);
 	uint64_t hp = huge_index(v, addr, shift);
 	long d = 0;
 
@@ -1257,6 +1421,26 @@ SIG_SAFE static enum pg_fault_state huge_fault_state(const struct pg_span *v, ui
 
 	if (hp >= store_bits_pages(v->store))
 		return PG_MISSING;
+	if (v->minor) {
+		_Atomic uint64_t *mp = store_map_bits(v->store);
+		if (bit_get(mp, hp)) {
+			if (atomic_load(&g_inflight))
+				return PG_INSTALLING;
+			return huge_reveal(v, page, (size_t)1 << shift, shift) < 0 ? PG_INSTALLING : PG_OPENED;
+		}
+		if (bit_get(bits, hp) || huge_file_has(v, hp, shift, 0))
+			return atomic_load(&g_inflight) ? PG_INSTALLING : PG_MINOR;
+		if (!v->armed) {
+			if (!pg_bit_claim(mp, hp))
+				return PG_INSTALLING;
+			if (huge_reveal(v, page, (size_t)1 << shift, shift) < 0) {
+				pg_bit_clear(mp, hp);
+				return PG_INSTALLING;
+			}
+			return PG_OPENED;
+		}
+		return PG_MISSING;
+	}
 	if (bit_get(bits, hp)) {
 		if (atomic_load(&g_inflight))
 			return PG_INSTALLING;

@@ -63,6 +63,10 @@ _Atomic uint64_t *store_zero_bits(int s);
  * its presence bits: a poisoned page is missing, and its access raises
  * SIGBUS until MADV_DONTNEED or a COPY replaces it.  async-signal-safe */
 _Atomic uint64_t *store_poison_bits(int s);
+/* Its pages mapped in the registered mappings of a MINOR area (shared
+ * memory, shared hugetlb), numbered as its presence bits: a page the file
+ * has whose bit is clear faults as a minor fault.  async-signal-safe */
+_Atomic uint64_t *store_map_bits(int s);
 size_t store_bits_pages(int s);
 /* Can pages of store s be write-protected: stores of ours (private
  * anonymous memory), shared memory files (its bits then stand for the
@@ -107,6 +111,9 @@ struct pg_span {
 	int wp_install;		/* pg_install: the pages appear write-protected */
 	int armed;		/* registered for MISSING (hugetlb: missing pages
 				 * are PROT_NONE, whatever their protection) */
+	int minor;		/* registered for MINOR, on a store that raises
+				 * minor faults (shared memory, shared hugetlb):
+				 * the pages not mapped here fault */
 };
 
 /* Is the page of addr present?  For a store of ours, its bit (set from the
@@ -119,6 +126,7 @@ enum pg_fault_state {
 	PG_MISSING,		/* a MISSING fault */
 	PG_INSTALLING,		/* being installed: it appears soon, retry */
 	PG_OPENED,		/* present in a file store: opened, retry now */
+	PG_MINOR,		/* in the file, not mapped here: a MINOR fault */
 };
 enum pg_fault_state pg_fault_state(const struct pg_span *s, uintptr_t addr);	/* a-s-s */
 
@@ -209,6 +217,23 @@ long pg_move(const struct pg_span *d, uintptr_t dst, uintptr_t src, size_t len, 
 	     const struct pg_span *s);
 /* Is addr in a source being moved right now?  async-signal-safe */
 bool pg_moving(uintptr_t addr);
+
+/* ---- UFFDIO_CONTINUE ---- */
+/* Map the pages of [addr, addr+len) that the file has (huge pages for
+ * hugetlb), write-protected if wp: the bytes done, stopping at the first
+ * page the file lacks (EFAULT), or past its end (EINVAL), or mapped here
+ * already (EEXIST), or -errno if that is the first.  async-signal-safe */
+long pg_continue(const struct pg_span *s, uintptr_t addr, size_t len, int wp);
+/* Is the page of addr mapped in a MINOR area (pg_continue, an install, an
+ * open)?  async-signal-safe */
+bool pg_mapped(const struct pg_span *s, uintptr_t addr);
+/* Arm the pages of [addr, addr+len) of a MINOR span that are not mapped
+ * here, as the page tables say (/proc/self/pagemap), and set their mapped
+ * bits: 0 or -errno. */
+int pg_minor_arm(const struct pg_span *s, uintptr_t addr, size_t len);
+/* [addr, addr+len) of a MINOR span is not mapped any more (MADV_DONTNEED):
+ * armed again, bits clear. */
+void pg_minor_unmap(const struct pg_span *s, uintptr_t addr, size_t len);
 
 /* ---- installing ---- */
 /* Install [dst, dst+len) of span s from src, or zeros if `zeros` (src is

@@ -23,6 +23,7 @@ struct store {
 	_Atomic(_Atomic uint64_t *) wp;		/* write-protected pages (as big) */
 	_Atomic(_Atomic uint64_t *) zp;		/* pages placed by ZEROPAGE (as big) */
 	_Atomic(_Atomic uint64_t *) pz;		/* poisoned pages (as big) */
+	_Atomic(_Atomic uint64_t *) mp;		/* mapped in MINOR areas (as big) */
 	size_t bits_bytes;
 	int refs;		/* areas using it */
 	_Atomic int kind;	/* STORE_* (pages.h) */
@@ -30,7 +31,7 @@ struct store {
 	_Atomic uint64_t file_off;	/* private shmem: the file offset of bit 0 */
 };
 static struct store g_stores[STORE_MAX];
-#define STORE_MAPS 4		/* bitmaps per store, one mapping */
+#define STORE_MAPS 5		/* bitmaps per store, one mapping */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void init(void)
@@ -66,6 +67,7 @@ static int slot_new(int fd, size_t npages, int kind, int shift)
 			atomic_store(&b->wp, (_Atomic uint64_t *)((char *)m + bytes));
 			atomic_store(&b->zp, (_Atomic uint64_t *)((char *)m + 2 * bytes));
 			atomic_store(&b->pz, (_Atomic uint64_t *)((char *)m + 3 * bytes));
+			atomic_store(&b->mp, (_Atomic uint64_t *)((char *)m + 4 * bytes));
 			b->bits_bytes = bytes;
 		} else {
 			/* Zero (store_put did it, but a fork child frees slots
@@ -210,6 +212,11 @@ SIG_SAFE _Atomic uint64_t *store_zero_bits(int s)
 SIG_SAFE _Atomic uint64_t *store_poison_bits(int s)
 {
 	return atomic_load(&g_stores[s].pz);
+}
+
+SIG_SAFE _Atomic uint64_t *store_map_bits(int s)
+{
+	return atomic_load(&g_stores[s].mp);
 }
 
 SIG_SAFE _Atomic uint64_t *store_wp_bits(int s)
