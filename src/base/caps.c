@@ -94,6 +94,7 @@ static void probe(void)
 	 * resolves: leave it one. */
 	caps.max_spinners = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
 	caps.spin_ns = opt_spin_us() * 1000;
+	caps.event_vfork = opt_event_vfork();
 	sys_munmap(p, 2 * (size_t)ps);
 	sys_close(fd);
 	/* Without guard markers the emulation protects missing pages instead

@@ -16,6 +16,7 @@ struct caps {
 	int populate;		/* MADV_POPULATE_READ/WRITE work, and pay */
 	int max_spinners;	/* faulting threads that may spin at once */
 	long spin_ns;		/* longest spin before sleeping (0: never) */
+	int event_vfork;	/* wait for an event's reading in a vfork */
 };
 /* Read-only once caps_init() has returned 0. */
 extern struct caps caps;

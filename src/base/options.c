@@ -49,6 +49,16 @@ int opt_shared_anon(void)
 	return 1;
 }
 
+int opt_event_vfork(void)
+{
+	const char *v = getenv("USERFAULT_EVENT_WAIT"), *pre = getenv("LD_PRELOAD");
+
+	if (v && *v)
+		return strcmp(v, "futex") != 0;
+	/* Valgrind turns a vfork into a fork: the child would wait on a copy. */
+	return !(pre && strstr(pre, "vgpreload"));
+}
+
 long opt_spin_us(void)
 {
 	const char *v = getenv("USERFAULT_SPIN_US");

@@ -310,9 +310,8 @@ int ctx_event_raise(struct ctx *c, const struct uffd_msg *msg)
 		wq_cancel(w, gen, &c->q);
 	else
 		ctx_notify(c);
-	/* Signals are handled and the wait goes on (the kernel's wait is
-	 * killable only). */
-	wq_wait(w, gen, &c->q, 0, 0);
+	/* Killable only, as the kernel's wait. */
+	wq_wait_killable(w, gen, &c->q);
 	r = wq_event_read(w);
 	wq_free(w, gen);
 	return r;

@@ -32,7 +32,12 @@
  * A waiter sleeps on its state word (futex) only after setting `sleeping`;
  * whoever moves it to WOKEN calls futex_wake only then.
  */
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/prctl.h>
 #include <string.h>
+#include <sys/wait.h>
 #include "base/caps.h"
 #include "base/sys.h"
 #include "emu/waitq.h"
@@ -397,4 +402,56 @@ SIG_SAFE int wq_wait(struct waiter *w, uint32_t gen, struct wq_queue *q, int do_
 	if (do_spin)
 		learn(sys_now_ns() - t0);
 	return PHASE(s) == W_WOKEN;
+}
+
+/* The vfork child of wq_wait_killable: it runs on its parent's stack, with
+ * its parent's thread pointer, while the parent sleeps; so only plain atomics
+ * and raw system calls here, nothing instrumented. */
+struct killable {
+	struct waiter *w;
+	uint32_t gen;
+	long ppid;		/* our process */
+};
+
+__attribute__((no_sanitize("address", "thread", "undefined")))
+static int killable_child(void *arg)
+{
+	struct killable *k = arg;
+
+	/* Die with the waiting thread: a process that exits (another thread
+	 * calls exit) or is killed meanwhile must not leave us waiting, with
+	 * its memory and descriptors. */
+	sys_call4(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
+	if (sys_call4(SYS_getppid, 0, 0, 0, 0) != k->ppid)
+		return 0;
+	for (;;) {
+		uint32_t s = __atomic_load_n((uint32_t *)&k->w->state, __ATOMIC_SEQ_CST);
+		if ((s & ~0xffu) != k->gen || (PHASE(s) != W_PENDING && PHASE(s) != W_READ))
+			return 0;
+		sys_futex_wait(&k->w->state, s, NULL);
+	}
+}
+
+int wq_wait_killable(struct waiter *w, uint32_t gen, struct wq_queue *q)
+{
+	/* (the child's stack: below this frame, which it outlives not) */
+	char stack[8192] __attribute__((aligned(16)));
+	struct killable k = { w, gen, (long)getpid() };
+	sigset_t all, old;
+	int pid, saved = errno;
+
+	if (caps.event_vfork) {
+		/* The child takes no signal on our stack; our own wait is
+		 * killable only, as the kernel's.  It shares our descriptors:
+		 * a copy would keep the uffd open past its last close. */
+		sigfillset(&all);
+		sys_sigmask(SIG_SETMASK, &all, &old);
+		pid = clone(killable_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_FILES, &k);
+		sys_sigmask(SIG_SETMASK, &old, NULL);
+		if (pid > 0)
+			while (sys_call4(SYS_wait4, pid, 0, __WCLONE, 0) < 0 && errno == EINTR)
+				;
+		errno = saved;
+	}
+	return wq_wait(w, gen, q, 0, 0);	/* (returns at once if over) */
 }

@@ -41,6 +41,12 @@ void wq_cancel(struct waiter *w, uint32_t gen, struct wq_queue *q);
  * signal handler that runs during the sleep ends the wait as cancelled (the
  * kernel's fault returns to retry the access). */
 int wq_wait(struct waiter *w, uint32_t gen, struct wq_queue *q, int spin, int abandon_on_signal);
+/* wq_wait for an event's message to be read, as the kernel's killable wait:
+ * signals other than fatal ones wait until it ends, and the thread shows as
+ * D (disk sleep) in /proc meanwhile: it waits in a vfork, whose child (on
+ * this stack, sharing the memory) waits for the reading.  Where the child
+ * cannot be made, or with USERFAULT_EVENT_WAIT=futex, wq_wait. */
+int wq_wait_killable(struct waiter *w, uint32_t gen, struct wq_queue *q);
 /* Was the event of w read (rather than abandoned at release)? */
 int wq_event_read(const struct waiter *w);
 /* Give the slot back (the waiter itself, once woken or cancelled). */
