@@ -671,7 +671,7 @@ static const struct ioctl_desc g_ioctls[] = {
 	{ UFFDIO_WRITEPROTECT, "WRITEPROTECT", sizeof(struct uffdio_writeprotect),
 	  sizeof(struct uffdio_writeprotect), 0, ESRCH, writeprotect_check, do_writeprotect },
 	{ UFFDIO_MOVE, "MOVE", sizeof(struct uffdio_move), offsetof(struct uffdio_move, move),
-	  offsetof(struct uffdio_move, move), ESRCH, move_check, do_move },
+	  offsetof(struct uffdio_move, move), EINVAL, move_check, do_move },	/* (gone: not its mm) */
 	{ UFFDIO_CONTINUE, "CONTINUE", sizeof(struct uffdio_continue),
 	  offsetof(struct uffdio_continue, mapped), offsetof(struct uffdio_continue, mapped), ESRCH,
 	  continue_check, do_continue },
