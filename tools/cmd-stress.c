@@ -31,6 +31,18 @@
  * by lifting the protection (UFFDIO_WRITEPROTECT) of a random range around
  * it, while the main thread protects random ranges again.
  *
+ * With --move (private anonymous memory) the handlers serve the faults
+ * with UFFDIO_MOVE from SRC instead of COPY: SRC's pages go to DST (a page
+ * moved away already, by a drop of step 2, is copied from the pattern; one
+ * shared with the fork child, EBUSY, is copied from SRC).
+ *
+ * With --minor (shmem or hugetlb-shared) each region is a memfd mapped
+ * twice, and DST's view is registered for MINOR and MISSING: a missing
+ * page is written into the file through the other mapping, then mapped
+ * with UFFDIO_CONTINUE; step 2 drops with MADV_DONTNEED, which leaves the
+ * pages in the file, so they come back as minor faults, which CONTINUE
+ * alone serves.
+ *
  * With --events the uffd asks for UFFD_FEATURE_EVENT_REMOVE and EVENT_FORK:
  * each drop of step 2 waits until a handler has read its REMOVE (COPY gives
  * EAGAIN meanwhile: the handler wakes the page and the faulter comes
@@ -43,6 +55,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -61,6 +74,7 @@ static const char stress_help[] =
 	"usage: " CLI_NAME " stress [--backend B] [--seconds N] [--threads T]\n"
 	"                        [--handlers H] [--size MIB] [--rounds R] [--seed S] [--no-fork]\n"
 	"                        [--events] [--memory anon|shmem|hugetlb|hugetlb-shared] [--wp]\n"
+	"                        [--move | --minor]\n"
 	"\n"
 	"Bounce pages between two regions through page faults: each round\n"
 	"registers the destination, faulting threads read its pages in random\n"
@@ -85,6 +99,11 @@ static const char stress_help[] =
 	"  --events       ask for UFFD_FEATURE_EVENT_REMOVE and EVENT_FORK: the drops\n"
 	"                 send REMOVE events, the forks FORK events (the child's\n"
 	"                 uffd is served with zero pages)\n"
+	"  --move         serve with UFFDIO_MOVE from the other region (anon only)\n"
+	"  --minor        each region a memfd mapped twice, registered for MINOR\n"
+	"                 too: pages are written through the other mapping and\n"
+	"                 mapped with UFFDIO_CONTINUE; drops make minor faults\n"
+	"                 (shmem and hugetlb-shared only)\n"
 	"  --wp           register for WP too: pages are copied in\n"
 	"                 write-protected, the writes take WP faults that lift the\n"
 	"                 protection of random ranges, and random ranges are\n"
@@ -122,6 +141,12 @@ struct stress {
 	_Atomic uint64_t faults, copies, eexist, partial;
 	int events;			/* --events */
 	int wp;				/* --wp */
+	int move, minor;		/* --move, --minor */
+	char *alias[2];			/* --minor: the regions' other mappings */
+	_Atomic unsigned *filled[2];	/* --minor: the round + 1 that wrote each page
+					 * into the file (a stale message must not
+					 * write over a later phase's data) */
+	_Atomic uint64_t moves, busy_moves, minor_faults, continues;
 	_Atomic uint64_t wp_faults, reprotects;
 	int drop_advice;		/* MADV_DONTNEED, or MADV_REMOVE (shared) */
 	_Atomic uint64_t removes, forks, retries;
@@ -201,8 +226,104 @@ static void wake_page(struct stress *s, uintptr_t page)
 		note_err(s, errno);
 }
 
-/* Serve a fault at addr with a COPY of a random size around it. */
-static void serve(struct stress *s, uintptr_t addr, uint64_t *st)
+/* --move: the page at dst (of region DST, page index pg) from SRC; where
+ * SRC has no page any more (moved before a drop), a COPY of the pattern;
+ * where it is shared with the fork child (EBUSY), a COPY of it. */
+static void serve_move_page(struct stress *s, uintptr_t dst, const char *src, uint64_t pg)
+{
+	struct uffdio_move mv = { dst, (uintptr_t)src, s->ps, 0, 0 };
+	struct uffdio_copy c = { dst, (uintptr_t)src, s->ps, 0, 0 };
+	char *buf = NULL;
+
+	if (uf_ioctl(s->uffd, UFFDIO_MOVE, &mv) == 0) {
+		atomic_fetch_add(&s->moves, 1);
+		return;
+	}
+	if (errno == EEXIST || errno == EAGAIN) {
+		if (errno == EAGAIN)
+			atomic_fetch_add(&s->retries, 1);
+		wake_page(s, dst);
+		return;
+	}
+	if (errno == EBUSY) {
+		atomic_fetch_add(&s->busy_moves, 1);
+	} else if (errno == ENOENT && (buf = malloc(s->ps))) {
+		fill_page(s, buf, s->round, pg);
+		c.src = (uintptr_t)buf;
+	} else {
+		if (errno != ENOENT)
+			note_err(s, errno);
+		return;
+	}
+	if (uf_ioctl(s->uffd, UFFDIO_COPY, &c) < 0) {
+		if (errno != EEXIST && errno != EAGAIN && errno != ENOENT)
+			note_err(s, errno);
+		wake_page(s, dst);
+	}
+	free(buf);
+}
+
+/* --minor: write the page at offset off of region dst into its file, from
+ * SRC, once per round. */
+static void fill_file(struct stress *s, int dst, uintptr_t off)
+{
+	/* 2 * (round + 1): being written; + 1: written.  Whoever maps the
+	 * page must wait until it is written whole. */
+	unsigned busy = 2 * (s->round + 1), done = busy + 1;
+	_Atomic unsigned *f = &s->filled[dst][off / s->ps];
+	unsigned v = atomic_load(f);
+
+	while (v != done) {
+		if (v == busy) {
+			sched_yield();
+			v = atomic_load(f);
+		} else if (atomic_compare_exchange_strong(f, &v, busy)) {
+			memcpy(s->alias[dst] + off, s->reg[!dst] + off, s->ps);
+			atomic_store(f, done);
+			return;
+		}
+	}
+}
+
+/* --minor: map [from, to) of DST's view, after writing it into the file
+ * through the other mapping (a missing fault: the file lacks a page; a
+ * minor fault: the file has them all). */
+static void serve_minor(struct stress *s, int dst, uintptr_t from, uintptr_t to, uintptr_t page, int minor)
+{
+	uintptr_t base = (uintptr_t)s->reg[dst];
+	struct uffdio_continue c = { { from, to - from }, s->wp ? UFFDIO_CONTINUE_MODE_WP : 0, 0 };
+
+	if (minor)
+		atomic_fetch_add(&s->minor_faults, 1);
+	/* (a minor fault too: a page of the range may be half written into
+	 * the file by another handler, which must finish before CONTINUE maps
+	 * it and wakes its faulters) */
+	for (uintptr_t a = from; a < to; a += s->ps)
+		fill_file(s, dst, a - base);
+	if (uf_ioctl(s->uffd, UFFDIO_CONTINUE, &c) == 0) {
+		atomic_fetch_add(&s->continues, 1);
+		return;
+	}
+	if (errno == EAGAIN && c.mapped > 0)
+		atomic_fetch_add(&s->partial, 1);
+	else if (errno == EAGAIN)
+		atomic_fetch_add(&s->retries, 1);
+	else if (errno == EEXIST)
+		atomic_fetch_add(&s->eexist, 1);
+	else if (errno != ENOENT && errno != EFAULT)	/* (EFAULT: a page the file lacks) */
+		note_err(s, errno);
+	/* Part of the range was mapped, or a page was missing from the file
+	 * (a minor fault's neighbour): make sure of the faulting page. */
+	c.range.start = page;
+	c.range.len = s->ps;
+	if (uf_ioctl(s->uffd, UFFDIO_CONTINUE, &c) < 0 && errno != ENOENT && errno != EEXIST && errno != EAGAIN)
+		note_err(s, errno);
+	wake_page(s, page);
+}
+
+/* Serve a fault at addr with a COPY of a random size around it (a MOVE
+ * with --move, a CONTINUE with --minor). */
+static void serve(struct stress *s, uintptr_t addr, uint64_t *st, int minor)
 {
 	static const size_t sizes[] = { 4096, 8192, 16384, 65536, 262144, 2097152 };
 	/* DST read once: the main thread swaps the regions between rounds,
@@ -224,6 +345,21 @@ static void serve(struct stress *s, uintptr_t addr, uint64_t *st)
 		sz = s->ps;	/* hugetlb: whole huge pages */
 	from = base + ((page - base) & ~(uintptr_t)(sz - 1));
 	to = from + sz < end ? from + sz : end;
+	if (s->minor) {
+		serve_minor(s, dst, from, to, page, minor);
+		return;
+	}
+	if (s->move) {
+		struct uffdio_move mv = { from, (uintptr_t)src + (from - base), to - from, 0, 0 };
+		if (uf_ioctl(s->uffd, UFFDIO_MOVE, &mv) == 0) {
+			atomic_fetch_add(&s->moves, 1);
+			return;
+		}
+		if (errno == EAGAIN && mv.move > 0)
+			atomic_fetch_add(&s->partial, 1);
+		serve_move_page(s, page, src + (page - base), (page - base) / s->ps);
+		return;
+	}
 	c.dst = from;
 	c.src = (uintptr_t)src + (from - base);
 	c.len = to - from;
@@ -399,7 +535,8 @@ static void *handler_main(void *arg)
 			if (m[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
 				serve_wp(s, m[i].arg.pagefault.address, &st);
 			else
-				serve(s, m[i].arg.pagefault.address, &st);
+				serve(s, m[i].arg.pagefault.address, &st,
+				      !!(m[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR));
 			pthread_rwlock_unlock(&s->swap);
 		}
 	}
@@ -563,7 +700,8 @@ static int reg_range(struct stress *s, int which, int on)
 {
 	struct uffdio_register rg = { .range = { (uintptr_t)s->reg[which], s->len },
 				      .mode = UFFDIO_REGISTER_MODE_MISSING |
-					      (s->wp ? UFFDIO_REGISTER_MODE_WP : 0) };
+					      (s->wp ? UFFDIO_REGISTER_MODE_WP : 0) |
+					      (s->minor ? UFFDIO_REGISTER_MODE_MINOR : 0) };
 	if (uf_ioctl(s->uffd, on ? UFFDIO_REGISTER : UFFDIO_UNREGISTER, on ? (void *)&rg : (void *)&rg.range) < 0) {
 		note_err(s, errno);
 		return -1;
@@ -595,7 +733,8 @@ static int round_run(struct stress *s, int do_fork, uint64_t *st)
 		uint64_t n = 1 + rnd(st) % (s->npages / 16 + 1);
 		if (first + n > s->npages)
 			n = s->npages - first;
-		if (madvise(d + first * s->ps, n * s->ps, s->drop_advice) < 0) {
+		/* (--minor: the file keeps them, they come back as minor faults) */
+		if (madvise(d + first * s->ps, n * s->ps, s->minor ? MADV_DONTNEED : s->drop_advice) < 0) {
 			note_err(s, errno);
 			return -1;
 		}
@@ -625,7 +764,7 @@ static int round_run(struct stress *s, int do_fork, uint64_t *st)
 /* The command line. */
 struct stress_opts {
 	long seconds, threads, handlers, size_mib, rounds, seed;
-	int do_fork, events, wp;
+	int do_fork, events, wp, move, minor;
 	int memory;			/* MEM_* */
 };
 
@@ -634,7 +773,7 @@ static const char *const mem_names[] = { "anon", "shmem", "hugetlb", "hugetlb-sh
 
 enum {
 	OPT_SECONDS = CLI_OPT_COMMAND, OPT_THREADS, OPT_HANDLERS, OPT_SIZE, OPT_ROUNDS, OPT_SEED,
-	OPT_NO_FORK, OPT_EVENTS, OPT_MEMORY, OPT_WP,
+	OPT_NO_FORK, OPT_EVENTS, OPT_MEMORY, OPT_WP, OPT_MOVE, OPT_MINOR,
 };
 
 static const struct option stress_options[] = {
@@ -650,6 +789,8 @@ static const struct option stress_options[] = {
 	{ "events", no_argument, NULL, OPT_EVENTS },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
 	{ "wp", no_argument, NULL, OPT_WP },
+	{ "move", no_argument, NULL, OPT_MOVE },
+	{ "minor", no_argument, NULL, OPT_MINOR },
 	CLI_LONGOPT_END,
 };
 
@@ -712,6 +853,12 @@ static int parse_args(int argc, char **argv, struct cli_global *global, struct s
 		case OPT_WP:
 			o->wp = 1;
 			break;
+		case OPT_MOVE:
+			o->move = 1;
+			break;
+		case OPT_MINOR:
+			o->minor = 1;
+			break;
 		case OPT_MEMORY:
 			o->memory = -1;
 			for (int k = 0; k < (int)(sizeof mem_names / sizeof mem_names[0]); k++)
@@ -737,6 +884,12 @@ static int parse_args(int argc, char **argv, struct cli_global *global, struct s
 	}
 	if (optind < argc)	/* after "--" */
 		return cli_usage_error("stress", "unexpected argument '%s'", argv[optind]);
+	if (o->move && o->memory != MEM_ANON)
+		return cli_usage_error("stress", "--move needs --memory anon (UFFDIO_MOVE moves private anonymous pages)");
+	if (o->minor && o->memory != MEM_SHMEM && o->memory != MEM_HUGETLB_SHARED)
+		return cli_usage_error("stress", "--minor needs --memory shmem or hugetlb-shared");
+	if (o->move && o->minor)
+		return cli_usage_error("stress", "--move and --minor do not go together");
 	return -1;
 }
 
@@ -774,6 +927,8 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 	s.nhandlers = (unsigned)o.handlers;
 	s.events = o.events;
 	s.wp = o.wp;
+	s.move = o.move;
+	s.minor = o.minor;
 	s.child_uffd = -1;
 	if (o.events)
 		api.features = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_FORK;
@@ -783,15 +938,31 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 	pthread_cond_init(&s.cond, NULL);
 	st = s.seed;
 	printf(CLI_NAME " stress: %s back-end, 2 regions of %ld MiB of %s memory, %ld faulting + %ld handler threads, "
-	       "seed %llu%s%s%s\n", uf_backend_name(uf_get_backend()), o.size_mib, mem_names[o.memory], o.threads,
+	       "seed %llu%s%s%s%s%s\n", uf_backend_name(uf_get_backend()), o.size_mib, mem_names[o.memory], o.threads,
 	       o.handlers, (unsigned long long)s.seed, o.do_fork ? ", forks" : "", o.events ? ", events REMOVE and FORK" : "",
-	       o.wp ? ", write-protect" : "");
+	       o.wp ? ", write-protect" : "", o.move ? ", MOVE" : "", o.minor ? ", MINOR and CONTINUE" : "");
 	fflush(stdout);
 
 	for (int k = 0; k < 2; k++) {
 		static const int flags[] = { MAP_PRIVATE, MAP_SHARED, MAP_PRIVATE | MAP_HUGETLB,
 					     MAP_SHARED | MAP_HUGETLB };
-		s.reg[k] = mmap(NULL, s.len, PROT_READ | PROT_WRITE, flags[o.memory] | MAP_ANONYMOUS, -1, 0);
+		if (o.minor) {
+			/* A memfd, mapped twice. */
+			int mfd = memfd_create("userfault-stress", MFD_CLOEXEC |
+					       (o.memory == MEM_HUGETLB_SHARED ? MFD_HUGETLB : 0));
+			s.reg[k] = s.alias[k] = MAP_FAILED;
+			if (mfd >= 0 && ftruncate(mfd, (off_t)s.len) == 0) {
+				s.reg[k] = mmap(NULL, s.len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+				s.alias[k] = mmap(NULL, s.len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+			}
+			if (mfd >= 0)
+				close(mfd);
+			s.filled[k] = calloc(s.npages, sizeof *s.filled[k]);
+			if (s.alias[k] == MAP_FAILED || !s.filled[k])
+				s.reg[k] = MAP_FAILED;
+		} else {
+			s.reg[k] = mmap(NULL, s.len, PROT_READ | PROT_WRITE, flags[o.memory] | MAP_ANONYMOUS, -1, 0);
+		}
 		if (s.reg[k] == MAP_FAILED) {
 			cli_error("mmap of %ld MiB of %s memory: %s%s", o.size_mib, mem_names[o.memory],
 				  strerror(errno), s.ps > 4096 ? " (free 2 MiB huge pages: vm.nr_hugepages)" : "");
@@ -831,8 +1002,8 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 			status = CLI_FAIL;
 			break;
 		}
-		s.round++;
 		pthread_rwlock_wrlock(&s.swap);
+		s.round++;	/* (read by the handlers, under the lock) */
 		s.dst = !s.dst;
 		pthread_rwlock_unlock(&s.swap);
 		if (atomic_load(&s.err) || atomic_load(&s.corrupt))
@@ -872,6 +1043,23 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 		/* Every page is copied in protected: a round's writes fault. */
 		if (s.round && !atomic_load(&s.wp_faults)) {
 			cli_error("no WP fault in %u rounds: the write protection did not hold", s.round);
+			status = CLI_FAIL;
+		}
+	}
+	if (o.move) {
+		printf(CLI_NAME " stress: %llu MOVEs, %llu refused as shared with the fork child (copied instead)\n",
+		       (unsigned long long)atomic_load(&s.moves), (unsigned long long)atomic_load(&s.busy_moves));
+		if (s.round && !atomic_load(&s.moves)) {
+			cli_error("no MOVE succeeded in %u rounds", s.round);
+			status = CLI_FAIL;
+		}
+	}
+	if (o.minor) {
+		printf(CLI_NAME " stress: %llu minor faults, %llu CONTINUEs\n",
+		       (unsigned long long)atomic_load(&s.minor_faults), (unsigned long long)atomic_load(&s.continues));
+		/* Every round's drops leave pages in the file: minor faults. */
+		if (s.round && !atomic_load(&s.minor_faults)) {
+			cli_error("no minor fault in %u rounds", s.round);
 			status = CLI_FAIL;
 		}
 	}

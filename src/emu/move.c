@@ -10,8 +10,12 @@
  * (its presence bits).
  *
  * Not async-signal-safe: a private source is looked up in /proc/self/maps.
+ * MOVEs from private memory are serialised: one makes its source run
+ * read-only for a moment (a mapping of its own in /proc/self/maps), which
+ * another's look-up must not take for the program's.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -80,7 +84,24 @@ static int src_state(struct src *s, uintptr_t a)
 	return SRC_PAGE;
 }
 
+static pthread_mutex_t g_private_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static long move_locked(struct ctx *c, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
+			int *private_);
+
 long move_do(struct ctx *c, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode)
+{
+	int private_ = 0;
+	long r = move_locked(c, dst, src, len, mode, &private_);
+
+	if (private_)
+		pthread_mutex_unlock(&g_private_lock);
+	return r;
+}
+
+/* (*private_ set: g_private_lock taken, for the caller to release) */
+static long move_locked(struct ctx *c, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
+			int *private_)
 {
 	struct area_view dv, sv;
 	struct pg_span dsp, ssp;
@@ -104,12 +125,20 @@ long move_do(struct ctx *c, uint64_t dst, uint64_t src, uint64_t len, uint64_t m
 				area_wait_busy(gen);
 		}
 	}
-	have_src_area = area_find(src, &sv);
+	/* (a source area being frozen for a fork waits as well) */
+	while ((have_src_area = area_find(src, &sv)) && sv.busy) {
+		uint32_t gen = area_busy_gen();
+		if (area_still(&sv))
+			area_wait_busy(gen);
+	}
 	if (have_src_area) {
 		src_prot = sv.prot;
-		src_ok = src + len <= sv.end && store_kind(sv.store) == STORE_MEMFD && !sv.busy;
+		src_ok = src + len <= sv.end && store_kind(sv.store) == STORE_MEMFD;
 	} else {
-		int n = maps_in(src, src + len, &vm);
+		int n;
+		pthread_mutex_lock(&g_private_lock);
+		*private_ = 1;
+		n = maps_in(src, src + len, &vm);
 		if (n < 0)
 			return n;
 		if (n == 0 || vm[0].start > src) {
