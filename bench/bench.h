@@ -91,6 +91,14 @@ int bench_passthrough(long calls, double ns[4]);
 enum { WPB_ROUNDTRIP, WPB_ASYNC_WRITE, WPB_SCAN };
 int bench_wp(int target, int how, long pages, double *ns);
 
+/* Other resolutions, per fault of `pages` reads (resolve.c): a missing page
+ * of private memory answered with UFFDIO_COPY (RSB_COPY) or UFFDIO_MOVE
+ * from another private region (RSB_MOVE); a minor fault on shared memory
+ * (a memfd mapped twice, filled through the other mapping) answered with
+ * UFFDIO_CONTINUE (RSB_MINOR; -EOPNOTSUPP where the back-end lacks it). */
+enum { RSB_COPY, RSB_MOVE, RSB_MINOR };
+int bench_resolve(int target, int how, long pages, double *ns);
+
 /* The latency distributions (ns) as an SVG chart into f (plot.c): 0, or -1
  * if a write failed (f is left open). */
 int bench_write_svg(FILE *f, const double *kernel, size_t nk, const double *emulated,

@@ -37,8 +37,9 @@ static const char bench_help[] =
 	"passthrough, memory (shared memory and 2 MiB huge pages; the huge pages\n"
 	"come from vm.nr_hugepages, raised for the run and given back where it\n"
 	"can be, else those cases are skipped), wp (write protection: the WP round\n"
-	"trip, a WP_ASYNC write, PAGEMAP_SCAN re-protecting written pages).  Costs\n"
-	"are in microseconds per fault (per page for bulk and wp).\n"
+	"trip, a WP_ASYNC write, PAGEMAP_SCAN re-protecting written pages), resolve\n"
+	"(the round trip with MOVE against COPY, and a minor fault with CONTINUE).\n"
+	"Costs are in microseconds per fault (per page for bulk and wp).\n"
 	"\n"
 	"  --quick          fewer faults and 3 repetitions: under a minute\n"
 	"  --reps N         repetitions (1 to 99)\n"
@@ -57,13 +58,13 @@ static const char bench_help[] =
 
 #define MAX_REPS BENCH_MAX_REPS
 
-enum group { G_ROUNDTRIP, G_BULK, G_THREADS, G_INTHREAD, G_SCALE, G_PASSTHROUGH, G_MEMORY, G_WP, G_N };
+enum group { G_ROUNDTRIP, G_BULK, G_THREADS, G_INTHREAD, G_SCALE, G_PASSTHROUGH, G_MEMORY, G_WP, G_RESOLVE, G_N };
 static const char *const group_names[G_N] = {
-	"roundtrip", "bulk", "threads", "inthread", "scale", "passthrough", "memory", "wp",
+	"roundtrip", "bulk", "threads", "inthread", "scale", "passthrough", "memory", "wp", "resolve",
 };
 
 /* How a case runs. */
-enum kind { K_RT, K_INTHREAD, K_SCALE, K_PASS, K_WP };
+enum kind { K_RT, K_INTHREAD, K_SCALE, K_PASS, K_WP, K_RESOLVE };
 
 struct bcase {
 	const char *name;	/* stable key (JSON) */
@@ -101,6 +102,7 @@ struct bcase {
 #define IT(nm, lb, t, hw) { .name = nm, .label = lb, .group = G_INTHREAD, .kind = K_INTHREAD, .target = t, .how = hw }
 #define SC(nm, lb, t, sz) { .name = nm, .label = lb, .group = G_SCALE, .kind = K_SCALE, .target = t, .size = sz }
 #define WPC(nm, lb, t, hw) { .name = nm, .label = lb, .group = G_WP, .kind = K_WP, .target = t, .how = hw }
+#define RS(nm, lb, t, hw) { .name = nm, .label = lb, .group = G_RESOLVE, .kind = K_RESOLVE, .target = t, .how = hw }
 #define PS(nm, lb, i) { .name = nm, .label = lb, .group = G_PASSTHROUGH, .kind = K_PASS, .target = BT_KERNEL, .pass_idx = i }
 /* NOLINTEND(bugprone-macro-parentheses) */
 
@@ -113,6 +115,7 @@ enum {
 	C_PL_COPY, C_PR_COPY, C_PL_WAKE, C_PR_WAKE,
 	C_SH_P, C_SH_K, C_SH_E, C_SH2M_K, C_SH2M_E, C_HT_P, C_HT_K, C_HT_E,
 	C_WP_P, C_WP_K, C_WP_E, C_WA_K, C_WA_E, C_WS_K, C_WS_E,
+	C_RC_K, C_RC_E, C_RM_K, C_RM_E, C_RN_K, C_RN_E,
 	C_N
 };
 
@@ -166,6 +169,12 @@ static struct bcase cases[C_N] = {
 	[C_WA_E] = WPC("wp_async_write_emulated", "WP_ASYNC: a write to a protected page: emulated", BT_EMULATED, WPB_ASYNC_WRITE),
 	[C_WS_K] = WPC("wp_scan_kernel", "PAGEMAP_SCAN + WP_MATCHING, per written page: kernel", BT_KERNEL, WPB_SCAN),
 	[C_WS_E] = WPC("wp_scan_emulated", "PAGEMAP_SCAN + WP_MATCHING, per written page: emulated", BT_EMULATED, WPB_SCAN),
+	[C_RC_K] = RS("resolve_copy_kernel", "round trip, COPY from a private region: kernel", BT_KERNEL, RSB_COPY),
+	[C_RC_E] = RS("resolve_copy_emulated", "round trip, COPY from a private region: emulated", BT_EMULATED, RSB_COPY),
+	[C_RM_K] = RS("resolve_move_kernel", "round trip, MOVE from a private region: kernel", BT_KERNEL, RSB_MOVE),
+	[C_RM_E] = RS("resolve_move_emulated", "round trip, MOVE from a private region: emulated", BT_EMULATED, RSB_MOVE),
+	[C_RN_K] = RS("resolve_minor_kernel", "minor fault on shared memory, CONTINUE: kernel", BT_KERNEL, RSB_MINOR),
+	[C_RN_E] = RS("resolve_minor_emulated", "minor fault on shared memory, CONTINUE: emulated", BT_EMULATED, RSB_MINOR),
 };
 
 /* Ratios, each computed within a repetition: num / den. */
@@ -205,6 +214,13 @@ static const struct ratio ratios[] = {
 	{ "wp_roundtrip_emulated_vs_plain", "write-protect round trip, emulated / plain write fault", C_WP_E, C_WP_P, 0 },
 	{ "wp_async_write_ratio", "WP_ASYNC write: emulated / kernel", C_WA_E, C_WA_K, 0 },
 	{ "wp_scan_ratio", "PAGEMAP_SCAN + re-protect per page: emulated / kernel", C_WS_E, C_WS_K, 0 },
+	{ "move_ratio", "MOVE round trip: emulated / kernel", C_RM_E, C_RM_K, 0 },
+	{ "move_vs_copy_kernel", "MOVE / COPY round trip: kernel", C_RM_K, C_RC_K, 0 },
+	{ "move_vs_copy_emulated", "MOVE / COPY round trip: emulated", C_RM_E, C_RC_E, 0 },
+	{ "minor_ratio", "minor fault + CONTINUE: emulated / kernel", C_RN_E, C_RN_K, 0 },
+	{ "minor_vs_plain", "minor fault + CONTINUE, kernel / plain shared-memory fault", C_RN_K, C_SH_P, 0 },
+	{ "minor_emulated_vs_plain", "minor fault + CONTINUE, emulated / plain shared-memory fault", C_RN_E, C_SH_P,
+	  0 },
 };
 #define NRATIOS (int)(sizeof ratios / sizeof ratios[0])
 
@@ -332,6 +348,9 @@ static int run_case(struct bcase *c, const struct opts *o)
 		break;
 	case K_WP:
 		r = bench_wp(c->target, c->how, o->wp_pages, &ns);
+		break;
+	case K_RESOLVE:
+		r = bench_resolve(c->target, c->how, o->wp_pages, &ns);
 		break;
 	case K_SCALE: {
 		struct scale_result sc;
