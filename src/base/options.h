@@ -10,7 +10,8 @@ int opt_guard_markers(void);		/* USERFAULT_GUARD_MARKERS (default 1) */
 long opt_spin_us(void);			/* USERFAULT_SPIN_US (default 100) */
 /* USERFAULT_EVENT_WAIT: how a thread waits for its event to be read:
  * "vfork" (default; shows as D, killable only, as the kernel's) or "futex"
- * (default under valgrind, whose vfork does not share memory).  1 vfork. */
+ * (default under valgrind, whose vfork does not share memory, and in a
+ * TSan build).  1 vfork. */
 int opt_event_vfork(void);
 int opt_altstack(void);			/* USERFAULT_ALTSTACK (default 1) */
 /* USERFAULT_SHARED_ANON: auto (default): shared anonymous memory is made a
