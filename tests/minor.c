@@ -123,7 +123,7 @@ static void minor_alone(int huge)
 	/* Arguments. */
 	CHECK_ERRNO(t_continue(fd, f.view + 4 * unit, unit, 4, &out), EINVAL);
 	CHECK_EQ(out, SENTINEL);
-	CHECK_ERRNO(t_continue(fd, f.view + 4 * unit + 4096 * !huge + 1, unit, 0, &out), EINVAL);
+	CHECK_ERRNO(t_continue(fd, f.view + 4 * unit + (size_t)4096 * !huge + 1, unit, 0, &out), EINVAL);
 	CHECK_ERRNO(t_continue(fd, f.view + 4 * unit, unit, UFFDIO_CONTINUE_MODE_WP, &out), EINVAL);
 	if (huge)
 		CHECK_ERRNO(t_continue(fd, f.view + 4 * unit + 4096, 4096, 0, &out), EINVAL);

@@ -137,18 +137,22 @@ static void one(enum kind k)
 		close(pfd[0]);
 		close(pfd[1]);
 	}
-	/* A thread waiting on a fault gets SIGBUS once the page is poisoned. */
-	t_sigaction(SIGBUS, bus_fn, 0);
-	g_bus_addr = NULL;
-	th = t_thread(reader, p + 6 * unit + 9);
-	if (T_MSG(fd, &m, 2000)) {
-		CHECK_FAULT(&m, p + 6 * unit, 0);
-		CHECK_OK(t_poison(fd, p + 6 * unit, unit, 0, NULL));
+	/* A thread waiting on a fault gets SIGBUS once the page is poisoned.
+	 * (Not under valgrind: there the thread's fault never arrives; seen,
+	 * not explained, as for signal-during-wait in tools/analyze.sh.) */
+	if (!getenv("USERFAULT_TEST_VALGRIND")) {
+		t_sigaction(SIGBUS, bus_fn, 0);
+		g_bus_addr = NULL;
+		th = t_thread(reader, p + 6 * unit + 9);
+		if (T_MSG(fd, &m, 2000)) {
+			CHECK_FAULT(&m, p + 6 * unit, 0);
+			CHECK_OK(t_poison(fd, p + 6 * unit, unit, 0, NULL));
+		}
+		t_join(th);
+		CHECK_EQ(g_bus_addr, (void *)(p + 6 * unit + 9));
+		CHECK_EQ(g_bus_code, BUS_ADRERR);
+		signal(SIGBUS, SIG_DFL);
 	}
-	t_join(th);
-	CHECK_EQ(g_bus_addr, (void *)(p + 6 * unit + 9));
-	CHECK_EQ(g_bus_code, BUS_ADRERR);
-	signal(SIGBUS, SIG_DFL);
 	/* COPY replaces the poison. */
 	CHECK_OK(t_copy(fd, p + unit, buf, unit, 0, &out));
 	CHECK_EQ(out, (int64_t)unit);

@@ -966,6 +966,8 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 		if (s.reg[k] == MAP_FAILED) {
 			cli_error("mmap of %ld MiB of %s memory: %s%s", o.size_mib, mem_names[o.memory],
 				  strerror(errno), s.ps > 4096 ? " (free 2 MiB huge pages: vm.nr_hugepages)" : "");
+			for (int j = 0; j <= k; j++)
+				free((void *)s.filled[j]);
 			return CLI_FAIL;
 		}
 	}
@@ -975,6 +977,8 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 	if (!s.order || s.uffd < 0 || s.stopfd < 0 || uf_ioctl(s.uffd, UFFDIO_API, &api) < 0) {
 		cli_error("set-up: %s", strerror(errno));
 		free(s.order);
+		free((void *)s.filled[0]);
+		free((void *)s.filled[1]);
 		return CLI_FAIL;
 	}
 	/* Round 0's source: region 0 holds pattern(0). */
@@ -1072,5 +1076,7 @@ int cmd_stress(int argc, char **argv, struct cli_global *global)
 	uf_close(s.uffd);
 	close(s.stopfd);
 	free(s.order);
+	free((void *)s.filled[0]);
+	free((void *)s.filled[1]);
 	return status;
 }

@@ -131,7 +131,10 @@ static long move_locked(struct ctx *c, uint64_t dst, uint64_t src, uint64_t len,
 		if (area_still(&sv))
 			area_wait_busy(gen);
 	}
+	memset(&s, 0, sizeof s);
 	if (have_src_area) {
+		ssp = area_span(&sv);
+		s.area = &ssp;
 		src_prot = sv.prot;
 		src_ok = src + len <= sv.end && store_kind(sv.store) == STORE_MEMFD;
 	} else {
@@ -155,14 +158,9 @@ static long move_locked(struct ctx *c, uint64_t dst, uint64_t src, uint64_t len,
 		return -EINVAL;
 
 	dsp = area_span(&dv);
-	memset(&s, 0, sizeof s);
-	s.pm_fd = -1;
-	if (have_src_area) {
-		ssp = area_span(&sv);
-		s.area = &ssp;
-	} else if ((s.pm_fd = sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0)) < 0) {
+	s.pm_fd = s.area ? -1 : sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	if (!s.area && s.pm_fd < 0)
 		return -ENOMEM;
-	}
 	while (done < len) {
 		uint64_t k = 0;
 		long r;
@@ -186,7 +184,7 @@ static long move_locked(struct ctx *c, uint64_t dst, uint64_t src, uint64_t len,
 			}
 			break;
 		}
-		r = pg_move(&dsp, dst + done, src + done, k, src_prot, have_src_area ? &ssp : NULL);
+		r = pg_move(&dsp, dst + done, src + done, k, src_prot, s.area);
 		if (r < 0) {
 			err = r;
 			break;

@@ -759,7 +759,7 @@ int pg_minor_arm(const struct pg_span *s, uintptr_t addr, size_t len)
 
 	if (sh != caps.page_shift) {
 		/* hugetlb: mincore reads its page tables */
-		unsigned char vec[1];
+		unsigned char vec[1] = { 0 };
 		for (size_t i = 0; i < n; i++) {
 			int on = sys_call4(SYS_mincore, (long)(addr + (i << sh)), (long)caps.page_size, (long)vec,
 					   0) == 0 && (vec[0] & 1);
@@ -769,7 +769,7 @@ int pg_minor_arm(const struct pg_span *s, uintptr_t addr, size_t len)
 	}
 	{
 		int pm = sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
-		uint64_t ent[512];
+		uint64_t ent[512] = { 0 };
 
 		if (pm < 0)
 			return -errno;
@@ -998,8 +998,8 @@ SIG_SAFE int pg_wp_async(const struct pg_span *s, uintptr_t addr)
 	return r;
 }
 
-static long install(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
-		    size_t len, int populate);
+static long install(const struct pg_span *v, uintptr_t dst, const void *src, int zeros, size_t len,
+		    int populate);
 static long install_file(const struct pg_span *v, uintptr_t dst, const void *src, int zeros,
 			 size_t len, int populate);
 
@@ -1075,9 +1075,6 @@ SIG_SAFE bool pg_moving(uintptr_t addr)
 	}
 	return false;
 }
-
-static long install(const struct pg_span *v, uintptr_t dst, const void *src, int zeros, size_t len,
-		    int populate);
 
 /* async-signal-safe */
 SIG_SAFE long pg_move(const struct pg_span *d, uintptr_t dst, uintptr_t src, size_t len, int src_prot,
