@@ -155,6 +155,7 @@ benchmarks: all
 	./$(CLI) bench --markdown BENCHMARKS.md --svg docs/bench-latency.svg --json docs/bench-results.json
 	USERFAULT_SPIN_US=0 ./$(CLI) bench --only roundtrip --markdown BENCHMARKS.md --append
 	USERFAULT_SPIN_US=0 ./$(CLI) bench --only threads --markdown BENCHMARKS.md --append
+	taskset -c 0 ./$(CLI) bench --only resolve --markdown BENCHMARKS.md --append
 	cat bench/NOTES.md >> BENCHMARKS.md
 
 install: all

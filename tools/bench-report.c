@@ -99,8 +99,9 @@ int bench_write_markdown(FILE *f, const struct bench_results *res)
 			"ratio is computed within one repetition, between runs made moments apart in the "
 			"same process%s.\n\n", res->reps, res->quick ? " (quick mode: fewer faults)" : "");
 	}
-	fprintf(f, "## %s%s%s\n\n", res->only ? res->only : "All workloads",
-		res->spin_us ? ", with USERFAULT_SPIN_US=" : "", res->spin_us ? res->spin_us : "");
+	fprintf(f, "## %s%s%s%s\n\n", res->only ? res->only : "All workloads",
+		res->spin_us ? ", with USERFAULT_SPIN_US=" : "", res->spin_us ? res->spin_us : "",
+		res->one_cpu ? ", every thread on one CPU (taskset)" : "");
 	fprintf(f, "### Ratios\n\n| ratio (lower is better) | median | min | max | target |\n|---|---:|---:|---:|---|\n");
 	for (int i = 0; i < res->nratios; i++) {
 		const struct bench_ratio_result *r = &res->ratios[i];

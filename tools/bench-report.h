@@ -72,6 +72,7 @@ struct bench_results {
 	int reps, quick;
 	const char *only;	/* the group asked for, NULL for all */
 	const char *spin_us;	/* USERFAULT_SPIN_US during the run, or NULL */
+	int one_cpu;		/* the process was confined to one CPU (taskset) */
 	const char *svg;	/* the latency chart's path (Markdown links it), or NULL */
 	int append;		/* the Markdown report is appended to another */
 

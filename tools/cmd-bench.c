@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -513,6 +514,12 @@ static void collect(const struct opts *o, struct bench_results *res)
 	res->quick = o->quick;
 	res->only = o->only >= 0 ? group_names[o->only] : NULL;
 	res->spin_us = spin;
+	{
+		/* Run with its threads on one CPU (taskset -c N)? */
+		cpu_set_t set;
+		res->one_cpu = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1 &&
+			       sysconf(_SC_NPROCESSORS_ONLN) > 1;
+	}
 	res->svg = o->svg;
 	res->append = o->append;
 	res->ncases = C_N;
