@@ -38,6 +38,7 @@
 #include <sys/prctl.h>
 #include <string.h>
 #include <sys/wait.h>
+#include "base/arch/fault.h"
 #include "base/caps.h"
 #include "base/sys.h"
 #include "emu/waitq.h"
@@ -446,7 +447,8 @@ int wq_wait_killable(struct waiter *w, uint32_t gen, struct wq_queue *q)
 		 * a copy would keep the uffd open past its last close. */
 		sigfillset(&all);
 		sys_sigmask(SIG_SETMASK, &all, &old);
-		pid = clone(killable_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_FILES, &k);
+		pid = (int)arch_clone_vm(killable_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_FILES,
+					 &k);
 		sys_sigmask(SIG_SETMASK, &old, NULL);
 		if (pid > 0)
 			while (sys_call4(SYS_wait4, pid, 0, __WCLONE, 0) < 0 && errno == EINTR)

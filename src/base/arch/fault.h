@@ -4,7 +4,8 @@
  * architecture (in the manner of GNU libsigsegv).  Each provides
  *   arch_fault_is_write(ucontext)  -> 1 for a write access, 0 for a read
  *   arch_touch_write(p)            a write access to p that changes nothing
- * Both are async-signal-safe.
+ *   arch_clone_vm(fn, stack, ...)  a child sharing the memory, running fn
+ * All are async-signal-safe.
  */
 #ifndef UF_ARCH_FAULT_H
 #define UF_ARCH_FAULT_H
