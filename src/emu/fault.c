@@ -27,6 +27,7 @@ static __thread unsigned tls_spins __attribute__((tls_model("initial-exec")));
 static __thread unsigned tls_accerr __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tls_accerr_gen __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tls_accerr_wp_gen __attribute__((tls_model("initial-exec")));
+static __thread uint32_t tls_accerr_mv_gen __attribute__((tls_model("initial-exec")));
 
 /* Is delivering SIGBUS by calling the program's handler from here exact:
  * the same handler, mask and stack as the kernel would give it? */
@@ -256,11 +257,26 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 	int write, wp_missing = 0;
 
 	usercopy_recover();	/* a guarded copy of ours hit a bad pointer */
-	/* A write to the source of a move in progress: after the move. */
-	if (si->si_code == SEGV_ACCERR && pg_moving(addr))
-		goto spin;
-	if (si->si_code <= 0 || !area_find(addr, &v))
+	/* A write to the source of a move in progress: after the move (which
+	 * always ends; not counted as a spin, which a thread writing to a
+	 * source moved again and again would use up). */
+	if (si->si_code == SEGV_ACCERR && pg_moving(addr)) {
+		while (pg_moving(addr))
+			sched_yield();
+		goto retry;
+	}
+	if (si->si_code <= 0)
 		goto not_ours;
+	if (!area_find(addr, &v)) {
+		/* A protection fault raised by a move that has ended since
+		 * (its source read-only a moment): retried once per move. */
+		uint32_t mg = pg_move_gen();
+		if (si->si_code == SEGV_ACCERR && mg != tls_accerr_mv_gen) {
+			tls_accerr_mv_gen = mg;
+			goto retry;
+		}
+		goto not_ours;
+	}
 	if (v.busy) {
 		uint32_t gen = area_busy_gen();
 		if (area_still(&v))
@@ -303,13 +319,15 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 		 * areas for a moment) raised it and ended before we looked.
 		 * Those bump g_busy_gen: retry while it moves, and forward a
 		 * fault that repeats with nothing of ours going on. */
-		uint32_t gen = area_busy_gen(), wgen = pg_wp_gen();
+		uint32_t gen = area_busy_gen(), wgen = pg_wp_gen(), mg = pg_move_gen();
 		/* (A write protection lifted meanwhile counts as such a
 		 * change: WRITEPROTECT makes the page writable, then clears
-		 * its bit, which the fault may have read in between.) */
-		if (tls_accerr_gen != gen || tls_accerr_wp_gen != wgen) {
+		 * its bit, which the fault may have read in between; so does
+		 * a move that made its source read-only a moment.) */
+		if (tls_accerr_gen != gen || tls_accerr_wp_gen != wgen || tls_accerr_mv_gen != mg) {
 			tls_accerr_gen = gen;
 			tls_accerr_wp_gen = wgen;
+			tls_accerr_mv_gen = mg;
 			tls_accerr = 0;
 		}
 		if (++tls_accerr > 2)

@@ -1057,10 +1057,19 @@ SIG_SAFE static int moving_add(uintptr_t s, uintptr_t e)
 	}
 }
 
+static _Atomic uint32_t g_mv_gen;
+
 SIG_SAFE static void moving_del(int i)
 {
 	atomic_store(&g_mv_end[i], 0);
+	atomic_fetch_add(&g_mv_gen, 1);
 	atomic_fetch_sub(&g_mv_used, 1);
+}
+
+/* async-signal-safe */
+SIG_SAFE uint32_t pg_move_gen(void)
+{
+	return atomic_load(&g_mv_gen);
 }
 
 /* async-signal-safe */

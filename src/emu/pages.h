@@ -217,6 +217,9 @@ long pg_move(const struct pg_span *d, uintptr_t dst, uintptr_t src, size_t len, 
 	     const struct pg_span *s);
 /* Is addr in a source being moved right now?  async-signal-safe */
 bool pg_moving(uintptr_t addr);
+/* A number that changes at the end of every move: a protection fault seen
+ * after a move ended may have been its source's.  async-signal-safe */
+uint32_t pg_move_gen(void);
 
 /* ---- UFFDIO_CONTINUE ---- */
 /* Map the pages of [addr, addr+len) that the file has (huge pages for
