@@ -229,21 +229,25 @@ static void big(void)
 }
 
 /* A thread adds to a word of the source while it is moved, again and
- * again: every addition is in the destination (before the move) or in
- * the source's new page (after); none is lost. */
-#define ADDS 200000
+ * again: every addition is in one of the destination's pages (before a
+ * move) or in the source's new page (after the last); none is lost.  The
+ * adder runs until every move is done, and counts its additions. */
 struct adder {
 	_Atomic long *word;
-	_Atomic int done;
+	_Atomic int stop;
+	long adds;		/* written by the adder before it ends */
 };
 
 static void *adder_fn(void *arg)
 {
 	struct adder *a = arg;
+	long n = 0;
 
-	for (int i = 0; i < ADDS; i++)
+	while (!atomic_load(&a->stop)) {
 		atomic_fetch_add(a->word, 1);
-	atomic_store(&a->done, 1);
+		n++;
+	}
+	a->adds = n;
 	return NULL;
 }
 
@@ -253,32 +257,36 @@ static void concurrent_writer(void)
 	int fd = t_uffd(0);
 	char *dst = t_map_reg(fd, ROUNDS);
 	char *src = filled(1, 0);
-	struct adder a = { (_Atomic long *)src, 0 };
+	struct adder a = { (_Atomic long *)src, 0, 0 };
 	pthread_t th;
 	long sum = 0;
 	int moved = 0;
 
 	th = t_thread(adder_fn, &a);
-	for (int r = 0; r < ROUNDS && !atomic_load(&a.done); r++) {
+	/* (the first move always finds the source's page: filled() wrote it) */
+	for (int r = 0; r < ROUNDS; r++) {
 		int64_t out;
-		t_msleep(1);
+		if (r)
+			t_msleep(1);
 		if (t_move(fd, dst + (size_t)r * ps, src, ps, 0, &out) == 0)
 			moved++;
 		else
 			CHECK(errno == ENOENT);	/* not written since the last */
 	}
+	atomic_store(&a.stop, 1);
 	t_join(th);
 	for (int r = 0; r < ROUNDS; r++) {
-		struct area_probe { long v; } p;
+		long v;
 		struct uffdio_zeropage z = { .range = { (uintptr_t)dst + (size_t)r * ps, ps } };
 		/* (a page never moved to reads as a zero page) */
 		(void)uf_ioctl(fd, UFFDIO_ZEROPAGE, &z);
-		memcpy(&p.v, dst + (size_t)r * ps, sizeof p.v);
-		sum += p.v;
+		memcpy(&v, dst + (size_t)r * ps, sizeof v);
+		sum += v;
 	}
 	sum += *(long *)src;
 	CHECK(moved > 0);
-	CHECK_EQ(sum, ADDS);
+	CHECK(a.adds > 0);
+	CHECK_EQ(sum, a.adds);
 	uf_close(fd);
 	munmap(dst, ROUNDS * ps);
 	munmap(src, ps);
