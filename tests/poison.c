@@ -7,14 +7,17 @@
  * stops there (EAGAIN, the bytes done); a system call's access to it is
  * EFAULT; COPY replaces the poison;
  * MADV_DONTNEED makes the page missing again; an unregistered range is
- * ENOENT; the feature bit. */
+ * ENOENT; the feature bit.  The poison stays after UNREGISTER, and in a
+ * fork child without EVENT_FORK where the mapping is private (a shared
+ * mapping's child reads the file); a range registered for WP alone gets
+ * SIGBUS too.  Also on a private mapping of shared memory. */
 #include "t.h"
 
 #define HPS ((size_t)2 << 20)
 #define SENTINEL 0x5a5a
 
-enum kind { ANON, SHMEM, HUGE_PRIVATE, HUGE_SHARED };
-static const char *const names[] = { "anon", "shmem", "hugetlb-private", "hugetlb-shared" };
+enum kind { ANON, SHMEM, SHMEM_PRIVATE, HUGE_PRIVATE, HUGE_SHARED };
+static const char *const names[] = { "anon", "shmem", "shmem-private", "hugetlb-private", "hugetlb-shared" };
 
 static int t_poison(int fd, void *addr, size_t len, uint64_t mode, int64_t *out)
 {
@@ -45,10 +48,10 @@ static char *map_kind(enum kind k, size_t len)
 	int fd = -1, flags = MAP_PRIVATE | MAP_ANONYMOUS;
 	char *p;
 
-	if (k == SHMEM || k == HUGE_SHARED) {
+	if (k == SHMEM || k == SHMEM_PRIVATE || k == HUGE_SHARED) {
 		fd = memfd_create("uf-poison", MFD_CLOEXEC | (k == HUGE_SHARED ? MFD_HUGETLB : 0));
 		T_REQUIRE(fd >= 0 && ftruncate(fd, (off_t)len) == 0);
-		flags = MAP_SHARED;
+		flags = k == SHMEM_PRIVATE ? MAP_PRIVATE : MAP_SHARED;
 	} else if (k == HUGE_PRIVATE) {
 		flags |= MAP_HUGETLB;
 	}
@@ -153,12 +156,12 @@ static void one(enum kind k)
 		CHECK_EQ(g_bus_code, BUS_ADRERR);
 		signal(SIGBUS, SIG_DFL);
 	}
-	/* A fork child without EVENT_FORK: the kernel copies the poison into
-	 * it (SIGBUS there too); the emulation's child has the range
-	 * unregistered and reads zeros (README, compatibility). */
-	if (k == ANON) {
+	/* A fork child without EVENT_FORK: the poison of a private mapping is
+	 * copied into it (SIGBUS there too); a shared mapping's page tables
+	 * are not copied, so its child reads the file (zeros). */
+	{
 		pid_t pid;
-		int st = 0;
+		int st = 0, priv = k == ANON || k == SHMEM_PRIVATE || k == HUGE_PRIVATE;
 
 		fflush(NULL);
 		pid = fork();
@@ -167,12 +170,15 @@ static void one(enum kind k)
 			int c_, sig;
 			void *a_;
 			t_child_watchdog(10);
-			sig = t_access_signal(p + unit + 3, 0, &c_, &a_);
-			_exit(sig == SIGBUS ? 10 : sig == 0 && p[unit + 3] == 0 ? 20 : 30);
+			sig = t_access_signal(p + 4 * unit + 3, 0, &c_, &a_);
+			if (sig == SIGBUS)
+				_exit(c_ == BUS_ADRERR && a_ == (void *)(p + 4 * unit + 3) ? 10 : 11);
+			_exit(sig == 0 && p[4 * unit + 3] == 0 ? 20 : 30);
 		}
 		T_REQUIRE(waitpid(pid, &st, 0) == pid);
 		CHECK(WIFEXITED(st));
-		CHECK_EQ(WEXITSTATUS(st), t_emulated() ? 20 : 10);
+		CHECK_EQ(WEXITSTATUS(st), priv ? 10 : 20);
+		CHECK_SIGBUS(p + 4 * unit + 3, 0);
 	}
 	/* COPY replaces the poison. */
 	CHECK_OK(t_copy(fd, p + unit, buf, unit, 0, &out));
@@ -193,10 +199,84 @@ static void one(enum kind k)
 		CHECK(t_touch_wait(&t, 2000));
 		CHECK_EQ(t.val, 0x44);
 	}
-	/* Not registered: ENOENT. */
+	/* UNREGISTER keeps the poison (SIGBUS still), until MADV_DONTNEED. */
+	CHECK_OK(t_poison(fd, p + 7 * unit, unit, 0, NULL));
 	CHECK_OK(t_unregister(fd, p + 7 * unit, unit));
+	CHECK_SIGBUS(p + 7 * unit + 2, 0);
+	CHECK_SIGBUS(p + 7 * unit + 3, 1);
+	/* Not registered: ENOENT. */
 	CHECK_ERRNO(t_poison(fd, p + 7 * unit, unit, 0, &out), ENOENT);
 	CHECK_EQ(out, -ENOENT);
+	CHECK_OK(madvise(p + 7 * unit, unit, MADV_DONTNEED));
+	CHECK_EQ(((volatile char *)p)[7 * unit + 2], 0);
+	p[7 * unit + 3] = 9;
+	CHECK_EQ(p[7 * unit + 3], 9);
+	CHECK_EQ(uf_close(fd), 0);
+	munmap(p, len);
+	free(buf);
+}
+
+/* A page the file has that the registered mapping has not mapped is an
+ * empty entry: it takes the poison (SIGBUS here, the other mapping still
+ * reads the page); COPY there is EEXIST (the file has the page);
+ * MADV_DONTNEED lifts the poison and the file's page reads through. */
+static void shmem_unmapped(void)
+{
+	size_t ps = (size_t)t_ps;
+	int fd = t_uffd(0), mfd = memfd_create("uf-poison", MFD_CLOEXEC);
+	char *p, *q, *zeros = calloc(1, ps);
+
+	T_NOTE("shmem: a page the file has, not mapped in the registered range");
+	T_REQUIRE(zeros != NULL && mfd >= 0 && ftruncate(mfd, (off_t)(2 * ps)) == 0);
+	p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	q = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	T_REQUIRE(p != MAP_FAILED && q != MAP_FAILED);
+	q[0] = 0x21;
+	CHECK_OK(t_register_mode(fd, p, 2 * ps, UFFDIO_REGISTER_MODE_MISSING, NULL));
+	CHECK_OK(t_poison(fd, p, ps, 0, NULL));
+	CHECK_SIGBUS(p + 3, 0);
+	CHECK_EQ(q[0], 0x21);
+	CHECK_ERRNO(t_copy(fd, p, zeros, ps, 0, NULL), EEXIST);
+	CHECK_SIGBUS(p + 3, 1);
+	CHECK_OK(madvise(p, ps, MADV_DONTNEED));
+	CHECK_EQ(((volatile char *)p)[0], 0x21);
+	T_NO_MSG(fd, 10);
+	CHECK_EQ(uf_close(fd), 0);
+	munmap(p, 2 * ps);
+	munmap(q, 2 * ps);
+	close(mfd);
+	free(zeros);
+}
+
+/* Registered for WP alone: a poisoned page raises SIGBUS all the same;
+ * COPY replaces the poison, MADV_DONTNEED clears it (the page reads zeros,
+ * nothing faults). */
+static void wp_only(enum kind k)
+{
+	size_t unit = (k == HUGE_PRIVATE || k == HUGE_SHARED) ? HPS : (size_t)t_ps;
+	size_t len = 4 * unit;
+	int fd = t_uffd(0);
+	char *p = map_kind(k, len);
+	char *buf = malloc(unit);
+
+	T_REQUIRE(buf != NULL);
+	T_NOTE("%s, registered for WP alone", names[k]);
+	CHECK_OK(t_register_mode(fd, p, len, UFFDIO_REGISTER_MODE_WP, NULL));
+	CHECK_OK(t_poison(fd, p + unit, unit, 0, NULL));
+	CHECK_OK(t_poison(fd, p + 2 * unit, unit, 0, NULL));
+	CHECK_SIGBUS(p + unit + 8, 0);
+	CHECK_SIGBUS(p + 2 * unit + 8, 1);
+	p[0] = 1;			/* the pages around work */
+	p[3 * unit] = 3;
+	CHECK_EQ(p[0] + p[3 * unit], 4);
+	memset(buf, 0x55, unit);
+	CHECK_OK(t_copy(fd, p + unit, buf, unit, 0, NULL));
+	CHECK_EQ(p[unit + 8], 0x55);
+	CHECK_OK(madvise(p + 2 * unit, unit, MADV_DONTNEED));
+	CHECK_EQ(((volatile char *)p)[2 * unit + 8], 0);
+	p[2 * unit + 9] = 7;
+	CHECK_EQ(p[2 * unit + 9], 7);
+	T_NO_MSG(fd, 10);
 	CHECK_EQ(uf_close(fd), 0);
 	munmap(p, len);
 	free(buf);
@@ -216,12 +296,26 @@ int main(int argc, char **argv)
 	CHECK(api.features & UFFD_FEATURE_POISON);
 	uf_close(fd);
 	one(ANON);
-	if (t_features() & UFFD_FEATURE_MISSING_SHMEM)
-		one(SHMEM);
+	if (t_features() & UFFD_FEATURE_PAGEFAULT_FLAG_WP)
+		wp_only(ANON);
 	else
+		T_NOTE("WP alone: UFFD_FEATURE_PAGEFAULT_FLAG_WP missing on this back-end");
+	if (t_features() & UFFD_FEATURE_MISSING_SHMEM) {
+		one(SHMEM);
+		one(SHMEM_PRIVATE);
+		shmem_unmapped();
+	} else
 		T_NOTE("shared memory: UFFD_FEATURE_MISSING_SHMEM missing on this back-end");
 	t_need_hugepages(16);
 	one(HUGE_PRIVATE);
 	one(HUGE_SHARED);
+	if (t_features() & UFFD_FEATURE_WP_HUGETLBFS_SHMEM) {
+		wp_only(SHMEM);
+		wp_only(SHMEM_PRIVATE);
+		wp_only(HUGE_PRIVATE);
+		wp_only(HUGE_SHARED);
+	} else {
+		T_NOTE("WP alone on shared memory and hugetlb: UFFD_FEATURE_WP_HUGETLBFS_SHMEM missing on this back-end");
+	}
 	return t_done();
 }

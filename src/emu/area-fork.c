@@ -49,13 +49,36 @@ void area_thaw_all(void)
 	pg_install_resume();
 }
 
+/* Has area a a poisoned page (UFFDIO_POISON)? */
+static bool poisoned(const struct area *a)
+{
+	struct pg_span sp = area_span_of(a);
+
+	return pg_poison_any(&sp, sp.start, sp.end - sp.start);
+}
+
+/* a, in the child, is not registered any more: writable where not
+ * poisoned, its poisoned pages marked (they raise SIGBUS). */
+static void unregistered(struct area *a)
+{
+	struct pg_span sp;
+
+	UF_ST(a->ctx, 0);
+	UF_ST(a->mode, 0);
+	area_wp_clear(a);
+	sp = area_span_of(a);
+	pg_poison_mark(&sp, sp.start, sp.end - sp.start);
+	atomic_store(&a->busy, 0);
+}
+
 /*
  * Child, after fork (one thread).  An area owned by a uffd with
  * UFFD_FEATURE_EVENT_FORK (from[i]) stays registered, now to the child's
  * new uffd (to[i]), on a copy of its memfd: its missing pages stay missing.
  * Every other area becomes private anonymous memory holding the same
  * bytes: without EVENT_FORK the child's ranges are unregistered, so its
- * missing pages read as zero.
+ * missing pages read as zero; one with poisoned pages stays an area, on
+ * a copy of its memfd, unregistered.
  */
 void area_privatize_all(const uint32_t *from, const uint32_t *to, int nmap)
 {
@@ -102,10 +125,35 @@ void area_privatize_all(const uint32_t *from, const uint32_t *to, int nmap)
 			/* (and no write protection: its runs writable again) */
 			if (UF_LD(a->mode) & UFFDIO_REGISTER_MODE_WP)
 				sys_mprotect((void *)s, e - s, prot);
+			/* A private mapping's poison is copied into the child (a
+			 * shared one's page tables are not): it stays an area,
+			 * unregistered, with its poisoned pages marked. */
+			if (store_kind(bi) != STORE_SHMEM && store_kind(bi) != STORE_HUGE_SHARED &&
+			    poisoned(a)) {
+				if (store_kind(bi) == STORE_HUGE_PRIVATE)
+					newfd[bi] = newfd[bi] >= 0 ? newfd[bi]
+						  : sys_open("/proc/self/mem", O_RDWR | O_CLOEXEC, 0);
+				else
+					newfd[bi] = fd;
+				unregistered(a);
+				continue;
+			}
 			atomic_store(&a->live, 0);
 			atomic_store(&a->busy, 0);
 			store_forget_ref(bi);
 			continue;
+		}
+		/* Not kept, but poisoned: the child's copy keeps the poison (a
+		 * private mapping's markers are copied), so the area stays, on
+		 * a copy of its memfd, unregistered. */
+		if (keep < 0 && !atomic_load(&a->wipe) && poisoned(a)) {
+			if (newfd[bi] < 0)
+				newfd[bi] = store_clone_fd(bi);
+			if (newfd[bi] >= 0 &&
+			    sys_mmap((void *)s, e - s, prot, MAP_SHARED | MAP_FIXED, newfd[bi], (off_t)off) != MAP_FAILED) {
+				unregistered(a);
+				continue;
+			}
 		}
 		if (keep >= 0 && newfd[bi] < 0)
 			newfd[bi] = store_clone_fd(bi);

@@ -778,6 +778,11 @@ static void unregister_area(struct area *a)
 	area_end(a);
 	area_wp_clear(a);
 	pg_disarm(s, e - s, UF_LD(a->prot));
+	/* The poison stays, as the kernel's markers. */
+	{
+		struct pg_span sp = area_span_of(a);
+		pg_poison_mark(&sp, s, e - s);
+	}
 }
 
 int area_unregister_locked(uint32_t me, uintptr_t start, uintptr_t end)

@@ -128,9 +128,7 @@ static int discard_one(struct area *a, void *arg)
 	/* The poison goes with the page table entries: missing again. */
 	{
 		struct pg_span sp = area_span_of(a);
-		pg_poison_clear(&sp, s, e - s);
-		if (!sp.armed && caps.guard_markers && !store_huge_shift(sb) && UF_LD(a->ctx))
-			sys_madvise((void *)s, e - s, MADV_GUARD_REMOVE);	/* its markers */
+		pg_poison_drop(&sp, s, e - s);
 	}
 	if (store_is_file(sb) || store_kind(sb) == STORE_HUGE_SHARED) {
 		/* Shared memory, shared hugetlb: MADV_DONTNEED leaves the pages

@@ -72,11 +72,13 @@ SIG_SAFE static inline bool area_page_present(const struct area_view *v, uintptr
 	struct pg_span s = area_span(v);
 	return pg_present(&s, addr);
 }
-/* Is the page of addr (in v) poisoned (UFFDIO_POISON) and missing?  a-s-s */
+/* Is the page of addr (in v) poisoned (UFFDIO_POISON)?  As the kernel's
+ * marker, it belongs to this mapping: a page the file got meanwhile
+ * (another mapping's write) does not lift it.  async-signal-safe */
 SIG_SAFE static inline bool area_page_poisoned(const struct area_view *v, uintptr_t addr)
 {
 	struct pg_span s = area_span(v);
-	return pg_poisoned(&s, addr) && !pg_present(&s, addr);
+	return pg_poisoned(&s, addr);
 }
 /* Busy areas: the generation to wait on, and the wait (bounded, 50 ms).
  * async-signal-safe */

@@ -334,16 +334,17 @@ SIG_SAFE static void segv_handler(int sig, siginfo_t *si, void *uctx)
 			goto not_ours;
 		goto retry;
 	}
+	/* A poisoned page: SIGBUS, at every access (UFFDIO_POISON), also
+	 * after UNREGISTER or in a fork child, as the kernel's marker. */
+	if (area_page_poisoned(&v, addr)) {
+		tls_spins = 0;
+		raise_sigbus(addr, uctx);
+		goto retry;
+	}
 	if (!v.ctx)
 		goto spin;		/* being unregistered: the marker is about to go */
 	{
 		struct pg_span sp = area_span(&v);
-		/* A poisoned page: SIGBUS, at every access (UFFDIO_POISON). */
-		if (area_page_poisoned(&v, addr)) {
-			tls_spins = 0;
-			raise_sigbus(addr, uctx);
-			goto retry;
-		}
 		switch (pg_fault_state(&sp, addr)) {
 		case PG_OPENED:
 			tls_spins = 0;

@@ -819,12 +819,87 @@ SIG_SAFE void pg_poison_clear(const struct pg_span *s, uintptr_t addr, size_t le
 	bits_put(store_poison_bits(s->store), pg, len >> span_shift(s), 0);
 }
 
+/* Does a missing page of s fault without a poison mark: registered for
+ * MISSING, or for MINOR where minor faults are raised?  a-s-s */
+SIG_SAFE static bool poison_needs_mark(const struct pg_span *s)
+{
+	return !s->armed && !s->minor;
+}
+
+/* Mark (on) or unmark (off) the poisoned page at a of a span whose missing
+ * pages do not fault by themselves: a guard marker, or no access (hugetlb,
+ * and a kernel without markers).  async-signal-safe */
+SIG_SAFE static void poison_mark_one(const struct pg_span *s, uintptr_t a, size_t unit, int on)
+{
+	if (caps.guard_markers && !store_huge_shift(s->store))
+		sys_madvise((void *)a, unit, on ? MADV_GUARD_INSTALL : MADV_GUARD_REMOVE);
+	else
+		sys_mprotect((void *)a, unit, on ? PROT_NONE : s->prot);
+}
+
+/* async-signal-safe */
+SIG_SAFE void pg_poison_mark(const struct pg_span *s, uintptr_t addr, size_t len)
+{
+	_Atomic uint64_t *pz = store_poison_bits(s->store);
+	size_t unit = (size_t)1 << span_shift(s);
+
+	if (!poison_needs_mark(s))
+		return;
+	for (size_t done = 0; done < len; done += unit)
+		if (bit_get(pz, page_of(s, addr + done)))
+			poison_mark_one(s, addr + done, unit, 1);
+}
+
+/* async-signal-safe */
+SIG_SAFE void pg_poison_drop(const struct pg_span *s, uintptr_t addr, size_t len)
+{
+	_Atomic uint64_t *pz = store_poison_bits(s->store);
+	size_t unit = (size_t)1 << span_shift(s);
+
+	for (size_t done = 0; done < len; done += unit) {
+		uint64_t pg = page_of(s, addr + done);
+		if (!bit_get(pz, pg))
+			continue;
+		pg_bit_clear(pz, pg);
+		if (poison_needs_mark(s))
+			poison_mark_one(s, addr + done, unit, 0);
+	}
+}
+
+/* async-signal-safe */
+SIG_SAFE bool pg_poison_any(const struct pg_span *s, uintptr_t addr, size_t len)
+{
+	_Atomic uint64_t *pz = store_poison_bits(s->store);
+	size_t unit = (size_t)1 << span_shift(s);
+
+	for (size_t done = 0; done < len; done += unit)
+		if (bit_get(pz, page_of(s, addr + done)))
+			return true;
+	return false;
+}
+
+/* Has this process no page table entry for the page at a (neither present
+ * nor swapped, in /proc/self/pagemap, opened in *pm on first use)?  a-s-s */
+SIG_SAFE static bool unmapped_here(int *pm, uintptr_t a)
+{
+	uint64_t ent = 0;
+
+	if (*pm < 0)
+		*pm = sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	if (*pm < 0 || sys_pread(*pm, &ent, sizeof ent, (off_t)((a >> caps.page_shift) * sizeof ent)) !=
+			       (ssize_t)sizeof ent)
+		return false;
+	return !(ent >> 62);
+}
+
 /* async-signal-safe */
 SIG_SAFE long pg_poison(const struct pg_span *s, uintptr_t addr, size_t len)
 {
 	_Atomic uint64_t *pz = store_poison_bits(s->store);
 	size_t unit = (size_t)1 << span_shift(s), done = 0;
 	uintptr_t from = addr;
+
+	int pm = -1;
 
 	install_enter();
 	for (; done < len; done += unit) {
@@ -833,17 +908,33 @@ SIG_SAFE long pg_poison(const struct pg_span *s, uintptr_t addr, size_t len)
 
 		/* Only an empty entry takes it: not a page, a poison, or the
 		 * marker of a write-protected missing page. */
-		if (pg_present(s, a) || (store_has_wp(s->store) && pg_wp_get(s, a)) || !pg_bit_claim(pz, pg))
+		if (store_has_wp(s->store) && pg_wp_get(s, a))
+			break;
+		if (pg_present(s, a)) {
+			/* A page of a shared memory file that this mapping has
+			 * not mapped (no page table entry) is an empty entry for
+			 * the kernel: poisoned, behind a marker of its own.  (Not
+			 * on a private mapping, where the marker could drop a
+			 * private copy made meanwhile.) */
+			if (store_kind(s->store) != STORE_SHMEM || !caps.guard_markers ||
+			    (s->minor ? pg_mapped(s, a) : !unmapped_here(&pm, a)) || !pg_bit_claim(pz, pg))
+				break;
+			if (!s->minor)	/* (MINOR: unmapped pages have one) */
+				sys_madvise((void *)a, unit, MADV_GUARD_INSTALL);
+			continue;
+		}
+		if (!pg_bit_claim(pz, pg))
 			break;
 		if (pg_present(s, a)) {		/* installed meanwhile */
 			pg_bit_clear(pz, pg);
 			break;
 		}
 	}
-	/* Where missing pages do not fault (registered without MISSING), the
-	 * poisoned ones must: a marker.  (hugetlb: only where armed.) */
-	if (done && !s->armed && caps.guard_markers && !store_huge_shift(s->store))
-		sys_madvise((void *)from, done, MADV_GUARD_INSTALL);
+	if (pm >= 0)
+		sys_close(pm);
+	/* Where missing pages do not fault (registered for WP alone), the
+	 * poisoned ones must: a mark. */
+	pg_poison_mark(s, from, done);
 	install_leave();
 	return done ? (long)done : -EEXIST;
 }

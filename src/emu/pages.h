@@ -206,6 +206,14 @@ long pg_poison(const struct pg_span *s, uintptr_t addr, size_t len);
 bool pg_poisoned(const struct pg_span *s, uintptr_t addr);
 /* [addr, addr+len) is not poisoned any more.  async-signal-safe */
 void pg_poison_clear(const struct pg_span *s, uintptr_t addr, size_t len);
+/* Mark the poisoned pages of [addr, addr+len) so that they fault, where
+ * missing pages do not (s is registered for neither MISSING nor MINOR:
+ * WP alone, or not at all): a guard marker or PROT_NONE.  a-s-s */
+void pg_poison_mark(const struct pg_span *s, uintptr_t addr, size_t len);
+/* Unpoison [addr, addr+len), marks included (MADV_DONTNEED).  a-s-s */
+void pg_poison_drop(const struct pg_span *s, uintptr_t addr, size_t len);
+/* Is a page of [addr, addr+len) poisoned?  async-signal-safe */
+bool pg_poison_any(const struct pg_span *s, uintptr_t addr, size_t len);
 
 /* ---- UFFDIO_MOVE ---- */
 /* Move [src, src+len), present pages all (of private memory mapped with
