@@ -27,6 +27,8 @@
 #define PM_PRESENT	((uint64_t)1 << 63)
 #define PM_SWAP		((uint64_t)1 << 62)
 #define PM_EXCLUSIVE	((uint64_t)1 << 56)
+#define PM_PFN		(((uint64_t)1 << 55) - 1)
+#define KPF_ZERO_PAGE	((uint64_t)1 << 24)	/* /proc/kpageflags */
 #define RUN_MAX		512		/* pages looked at per read of pagemap */
 
 /* Is anything mapped at the page of a?  (mincore: ENOMEM where not.) */
@@ -38,8 +40,8 @@ static int mapped(uintptr_t a)
 			 (long)vec, 0) == 0;
 }
 
-/* Does the page at a read as zeros?  (A read-only fault of private memory
- * maps the shared zero page: the kernel moves it as such, not EBUSY.) */
+/* Does the page at a read as zeros?  (a-s-s: a plain read of a present
+ * page) */
 static int reads_zero(uintptr_t a)
 {
 	const uint64_t *w = (const uint64_t *)a;
@@ -61,7 +63,29 @@ struct src {
 	uintptr_t pm_at;	/* address of pm[0] */
 	size_t pm_n;
 	int pm_fd;
+	int kpf_fd;		/* /proc/kpageflags: -2 not opened yet, -1 none */
 };
+
+/* Is the page at a, not exclusive to us, the shared zero page (which a
+ * read-only fault of private memory maps, and the kernel moves as such, not
+ * EBUSY)?  Where pagemap shows page frame numbers (CAP_SYS_ADMIN),
+ * /proc/kpageflags says so, the huge zero page included; elsewhere a page
+ * that reads as zeros is taken for it. */
+static int zero_page(struct src *s, uintptr_t a, uint64_t e)
+{
+	uint64_t flags = 0;
+
+	if (!(e & PM_PFN))
+		return reads_zero(a);
+	if (s->kpf_fd == -2) {
+		int fd = sys_open("/proc/kpageflags", O_RDONLY | O_CLOEXEC, 0);
+		s->kpf_fd = fd < 0 ? -1 : fd;
+	}
+	if (s->kpf_fd < 0 ||
+	    sys_pread(s->kpf_fd, &flags, sizeof flags, (off_t)((e & PM_PFN) * sizeof flags)) != (ssize_t)sizeof flags)
+		return reads_zero(a);
+	return !!(flags & KPF_ZERO_PAGE);
+}
 
 static int src_state(struct src *s, uintptr_t a)
 {
@@ -79,7 +103,7 @@ static int src_state(struct src *s, uintptr_t a)
 	e = s->pm[(a - s->pm_at) >> caps.page_shift];
 	if (!(e & (PM_PRESENT | PM_SWAP)))
 		return SRC_HOLE;
-	if ((e & PM_PRESENT) && !(e & PM_EXCLUSIVE) && !reads_zero(a))
+	if ((e & PM_PRESENT) && !(e & PM_EXCLUSIVE) && !zero_page(s, a, e))
 		return SRC_BUSY;	/* shared with a fork child, or merged (KSM) */
 	return SRC_PAGE;
 }
@@ -159,6 +183,7 @@ static long move_locked(struct ctx *c, uint64_t dst, uint64_t src, uint64_t len,
 
 	dsp = area_span(&dv);
 	s.pm_fd = s.area ? -1 : sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+	s.kpf_fd = -2;
 	if (!s.area && s.pm_fd < 0)
 		return -ENOMEM;
 	while (done < len) {
@@ -195,5 +220,7 @@ static long move_locked(struct ctx *c, uint64_t dst, uint64_t src, uint64_t len,
 	}
 	if (s.pm_fd >= 0)
 		sys_close(s.pm_fd);
+	if (s.kpf_fd >= 0)
+		sys_close(s.kpf_fd);
 	return done ? (long)done : err;
 }
