@@ -10,7 +10,9 @@
  * mode, MODE_WP without WP mode, private anonymous memory, ENOENT) and its
  * partial count; CONTINUE_MODE_WP; MADV_DONTNEED makes the pages fault
  * again; UNREGISTER; REGISTER's ioctls and the feature bits; MINOR on
- * private anonymous memory is EINVAL. */
+ * private anonymous memory is EINVAL; on a private mapping of shared
+ * memory, minor faults and CONTINUE as on a shared one (a write after it
+ * makes a private copy). */
 #include "t.h"
 
 #define HPS ((size_t)2 << 20)
@@ -223,23 +225,90 @@ static void anon_and_private(void)
 	pv[0] = 0;	/* (page 0 in the file now; page 1 never touched) */
 	CHECK_OK(t_register_mode(fd, pv, 2 * (size_t)t_ps, UFFDIO_REGISTER_MODE_MINOR, &ioctls));
 	CHECK(ioctls & ((uint64_t)1 << _UFFDIO_CONTINUE));
-	/* A page the file lacks: EFAULT on both.  The kernel maps the file's
-	 * page of a private mapping that has none mapped; the emulation raises
-	 * no minor fault there, and says EEXIST (README, compatibility). */
+	/* A page the file lacks: EFAULT. */
 	CHECK_ERRNO(t_continue(fd, pv + t_ps, (size_t)t_ps, 0, NULL), EFAULT);
+	/* Page 0, which this mapping has (its private copy): no fault, EEXIST. */
+	CHECK_EQ(pv[0], 0);
+	CHECK_ERRNO(t_continue(fd, pv, (size_t)t_ps, 0, NULL), EEXIST);
 	{
-		char one = 1;
+		char one = 1, two = 2, got = 0;
+		struct t_touch t;
+		struct uffd_msg m;
+
+		/* A page the file has and the mapping has not mapped: CONTINUE
+		 * maps the file's page; again, EEXIST. */
 		T_REQUIRE(pwrite(mfd, &one, 1, t_ps) == 1);	/* page 1 in the file */
 		CHECK_OK(madvise(pv + t_ps, (size_t)t_ps, MADV_DONTNEED));
-		if (t_emulated())
-			CHECK_ERRNO(t_continue(fd, pv + t_ps, (size_t)t_ps, 0, NULL), EEXIST);
-		else
-			CHECK_OK(t_continue(fd, pv + t_ps, (size_t)t_ps, 0, NULL));
+		CHECK_OK(t_continue(fd, pv + t_ps, (size_t)t_ps, 0, NULL));
 		CHECK_EQ(pv[t_ps], 1);
+		CHECK_ERRNO(t_continue(fd, pv + t_ps, (size_t)t_ps, 0, NULL), EEXIST);
+		/* Unmapped again: a write faults as minor, and after CONTINUE
+		 * lands in a private copy (the file keeps its page). */
+		CHECK_OK(madvise(pv + t_ps, (size_t)t_ps, MADV_DONTNEED));
+		T_REQUIRE(pwrite(mfd, &two, 1, t_ps) == 1);
+		t_touch_start(&t, pv + t_ps + 1, 1, 0x7e);
+		if (T_MSG(fd, &m, 3000)) {
+			CHECK_FAULT(&m, pv + t_ps, UFFD_PAGEFAULT_FLAG_MINOR | UFFD_PAGEFAULT_FLAG_WRITE);
+			CHECK_OK(t_continue(fd, pv + t_ps, (size_t)t_ps, 0, NULL));
+		}
+		CHECK(t_touch_wait(&t, 3000));
+		CHECK_EQ(pv[t_ps], 2);
+		CHECK_EQ(pv[t_ps + 1], 0x7e);
+		T_REQUIRE(pread(mfd, &got, 1, t_ps + 1) == 1);
+		CHECK_EQ(got, 0);
+		/* And a read faults as minor. */
+		CHECK_OK(madvise(pv + t_ps, (size_t)t_ps, MADV_DONTNEED));
+		t_touch_start(&t, pv + t_ps, 0, 0);
+		if (T_MSG(fd, &m, 3000)) {
+			CHECK_FAULT(&m, pv + t_ps, UFFD_PAGEFAULT_FLAG_MINOR);
+			CHECK_OK(t_continue(fd, pv + t_ps, (size_t)t_ps, 0, NULL));
+		}
+		CHECK(t_touch_wait(&t, 3000));
+		CHECK_EQ(t.val, 2);
+		T_NO_MSG(fd, 10);
+		/* MINOR|MISSING: a page the file lacks faults as missing. */
+		CHECK_OK(t_unregister(fd, pv, 2 * (size_t)t_ps));
+		CHECK_OK(madvise(pv + t_ps, (size_t)t_ps, MADV_DONTNEED));
+		T_REQUIRE(fallocate(mfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, t_ps, t_ps) == 0);
+		CHECK_OK(t_register_mode(fd, pv, 2 * (size_t)t_ps,
+					 UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR, NULL));
+		T_EXPECT_FAULT(fd, pv + t_ps, 0, 0x31);
+		CHECK_EQ(pv[t_ps], 0x31);
+		CHECK_EQ(pv[0], 0);
+		T_NO_MSG(fd, 10);
 	}
 	uf_close(fd);
 	munmap(p, 2 * (size_t)t_ps);
 	munmap(pv, 2 * (size_t)t_ps);
+	close(mfd);
+}
+
+/* A private hugetlb mapping of a file whose huge page a shared alias
+ * wrote: the kernel's CONTINUE maps that page; the emulation registers
+ * the range but raises no minor fault there, and its CONTINUE says EFAULT
+ * (README, compatibility). */
+static void huge_private(void)
+{
+	int fd = t_uffd(0), mfd = memfd_create("uf-minor-hp", MFD_CLOEXEC | MFD_HUGETLB);
+	char *pv, *alias;
+	uint64_t ioctls = 0;
+
+	T_REQUIRE(mfd >= 0 && ftruncate(mfd, (off_t)(2 * HPS)) == 0);
+	pv = mmap(NULL, 2 * HPS, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
+	alias = mmap(NULL, 2 * HPS, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	T_REQUIRE(pv != MAP_FAILED && alias != MAP_FAILED);
+	alias[HPS + 3] = 0x29;
+	CHECK_OK(t_register_mode(fd, pv, 2 * HPS, UFFDIO_REGISTER_MODE_MINOR, &ioctls));
+	CHECK(ioctls & ((uint64_t)1 << _UFFDIO_CONTINUE));
+	if (t_emulated()) {
+		CHECK_ERRNO(t_continue(fd, pv + HPS, HPS, 0, NULL), EFAULT);
+	} else {
+		CHECK_OK(t_continue(fd, pv + HPS, HPS, 0, NULL));
+		CHECK_EQ(pv[HPS + 3], 0x29);
+	}
+	uf_close(fd);
+	munmap(pv, 2 * HPS);
+	munmap(alias, 2 * HPS);
 	close(mfd);
 }
 
@@ -268,5 +337,6 @@ int main(void)
 	minor_missing(1);
 	if (feat & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
 		minor_wp(1);
+	huge_private();
 	return t_done();
 }

@@ -159,8 +159,9 @@ static int discard_one(struct area *a, void *arg)
 		 * gone; what the file has reads through, the rest is missing.
 		 * (No private copy is left to drop: markers are safe.) */
 		if (UF_LD(a->ctx)) {
-			/* (registered for WP alone: nothing is missing) */
-			if (UF_LD(a->mode) & UFFDIO_REGISTER_MODE_MISSING)
+			/* (registered for WP alone: nothing is missing; for
+			 * MINOR, the pages are not mapped any more) */
+			if (UF_LD(a->mode) & (UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR))
 				sys_madvise((void *)s, e - s, MADV_GUARD_INSTALL);
 			for (size_t i = 0; i < n && pg0 + i < store_bits_pages(sb); i++)
 				pg_bit_clear(store_bits(sb), pg0 + i);

@@ -670,10 +670,18 @@ static void install_leave(void);
 static int huge_file_has(const struct pg_span *v, uint64_t hp, unsigned shift, int claimed);
 static int huge_reveal(const struct pg_span *v, uintptr_t addr, size_t len, unsigned shift);
 
+/* The bits saying which pages are mapped in a MINOR span: the map bits; on
+ * a private mapping of shared memory its own bits, which say just that (a
+ * page of the file opened there, or its private copy).  a-s-s */
+SIG_SAFE static _Atomic uint64_t *minor_bits(const struct pg_span *s)
+{
+	return store_kind(s->store) == STORE_SHMEM_PRIVATE ? store_bits(s->store) : store_map_bits(s->store);
+}
+
 /* async-signal-safe */
 SIG_SAFE bool pg_mapped(const struct pg_span *s, uintptr_t addr)
 {
-	return bit_get(store_map_bits(s->store), page_of(s, addr));
+	return bit_get(minor_bits(s), page_of(s, addr));
 }
 
 /* Does the file of span s have the page (huge page) pg of the store?
@@ -698,7 +706,7 @@ SIG_SAFE long pg_continue(const struct pg_span *s, uintptr_t addr, size_t len, i
 	unsigned sh = span_shift(s);
 	size_t unit = (size_t)1 << sh, done = 0;
 	int kind = store_kind(s->store);
-	_Atomic uint64_t *mp = store_map_bits(s->store);
+	_Atomic uint64_t *mp = minor_bits(s);
 	struct stat st;
 	long err = 0;
 
@@ -755,7 +763,7 @@ int pg_minor_arm(const struct pg_span *s, uintptr_t addr, size_t len)
 	unsigned sh = span_shift(s);
 	uint64_t pg0 = page_of(s, addr);
 	size_t n = len >> sh;
-	_Atomic uint64_t *mp = store_map_bits(s->store);
+	_Atomic uint64_t *mp = minor_bits(s);
 
 	if (sh != caps.page_shift) {
 		/* hugetlb: mincore reads its page tables */
@@ -1663,7 +1671,18 @@ SIG_SAFE static enum pg_fault_state private_fault_state(const struct pg_span *v,
 	if (bit_get(bits, pg))
 		return atomic_load(&g_inflight) ? PG_INSTALLING : PG_OPENED;
 	if (file_present(store_fd(v->store), (store_file_off(v->store) >> caps.page_shift) + pg, 1) > 0) {
-		/* The file has it: this mapping reads it (copy on write). */
+		/* The file has it: a minor fault where registered for MINOR
+		 * (CONTINUE opens it; one of ours may be opening it: wait);
+		 * otherwise this mapping reads it (copy on write). */
+		if (v->minor)
+			return atomic_load(&g_inflight) ? PG_INSTALLING : PG_MINOR;
+		if (!pg_bit_claim(bits, pg))
+			return PG_INSTALLING;
+		sys_madvise((void *)page, caps.page_size, MADV_GUARD_REMOVE);
+		return PG_OPENED;
+	}
+	if (v->minor && !v->armed) {
+		/* MINOR alone: a page the file lacks is made silently. */
 		if (!pg_bit_claim(bits, pg))
 			return PG_INSTALLING;
 		sys_madvise((void *)page, caps.page_size, MADV_GUARD_REMOVE);
