@@ -284,9 +284,9 @@ static void anon_and_private(void)
 }
 
 /* A private hugetlb mapping of a file whose huge page a shared alias
- * wrote: the kernel's CONTINUE maps that page; the emulation registers
- * the range but raises no minor fault there, and its CONTINUE says EFAULT
- * (README, compatibility). */
+ * wrote: CONTINUE maps that page (EFAULT for one the file lacks, EEXIST
+ * once mapped), a write then makes a private copy, MADV_DONTNEED unmaps it
+ * and the next access is a minor fault. */
 static void huge_private(void)
 {
 	int fd = t_uffd(0), mfd = memfd_create("uf-minor-hp", MFD_CLOEXEC | MFD_HUGETLB);
@@ -300,11 +300,34 @@ static void huge_private(void)
 	alias[HPS + 3] = 0x29;
 	CHECK_OK(t_register_mode(fd, pv, 2 * HPS, UFFDIO_REGISTER_MODE_MINOR, &ioctls));
 	CHECK(ioctls & ((uint64_t)1 << _UFFDIO_CONTINUE));
-	if (t_emulated()) {
-		CHECK_ERRNO(t_continue(fd, pv + HPS, HPS, 0, NULL), EFAULT);
-	} else {
-		CHECK_OK(t_continue(fd, pv + HPS, HPS, 0, NULL));
-		CHECK_EQ(pv[HPS + 3], 0x29);
+	/* Not in the file: EFAULT. */
+	CHECK_ERRNO(t_continue(fd, pv, HPS, 0, NULL), EFAULT);
+	CHECK_OK(t_continue(fd, pv + HPS, HPS, 0, NULL));
+	CHECK_EQ(pv[HPS + 3], 0x29);
+	CHECK_ERRNO(t_continue(fd, pv + HPS, HPS, 0, NULL), EEXIST);
+	{
+		struct t_touch t;
+		struct uffd_msg m;
+		char got = 0;
+
+		/* A write after it makes the private copy. */
+		pv[HPS + 4] = 0x2a;
+		CHECK_EQ(alias[HPS + 4], 0);
+		/* Unmapped: a read faults as minor. */
+		CHECK_OK(madvise(pv + HPS, HPS, MADV_DONTNEED));
+		alias[HPS + 3] = 0x2b;
+		t_touch_start(&t, pv + HPS + 3, 0, 0);
+		if (T_MSG(fd, &m, 3000)) {
+			CHECK_FAULT(&m, pv + HPS, UFFD_PAGEFAULT_FLAG_MINOR);
+			CHECK_OK(t_continue(fd, pv + HPS, HPS, 0, NULL));
+		}
+		CHECK(t_touch_wait(&t, 3000));
+		CHECK_EQ(t.val, 0x2b);
+		CHECK_EQ(pv[HPS + 4], 0);	/* the private copy is gone */
+		/* MINOR alone: a huge page the file lacks is made silently. */
+		got = pv[5];
+		CHECK_EQ(got, 0);
+		T_NO_MSG(fd, 10);
 	}
 	uf_close(fd);
 	munmap(pv, 2 * HPS);

@@ -303,11 +303,11 @@ static int file_arm(uintptr_t s, uintptr_t e, int prot)
 	return err;
 }
 
-/* Our own descriptor of the file mapped at v, open for writing, or a
- * negative errno.  /proc/self/map_files needs CAP_SYS_ADMIN (or
- * CAP_CHECKPOINT_RESTORE); otherwise a descriptor of the program's on the
- * same file is reopened. */
-static int open_mapped_file(const struct vma *v)
+/* Our own descriptor of the file mapped at v, opened with flags (O_RDWR,
+ * O_RDONLY), or a negative errno.  /proc/self/map_files needs CAP_SYS_ADMIN
+ * (or CAP_CHECKPOINT_RESTORE); otherwise a descriptor of the program's on
+ * the same file is reopened. */
+static int open_mapped_file(const struct vma *v, int flags)
 {
 	char path[64];
 	struct stat st;
@@ -317,7 +317,7 @@ static int open_mapped_file(const struct vma *v)
 
 	snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", (unsigned long)v->start,
 		 (unsigned long)v->end);
-	fd = sys_open(path, O_RDWR | O_CLOEXEC, 0);
+	fd = sys_open(path, flags | O_CLOEXEC, 0);
 	if (fd >= 0)
 		return fd;
 	d = opendir("/proc/self/fd");
@@ -332,7 +332,7 @@ static int open_mapped_file(const struct vma *v)
 		if (fstat((int)n, &st) < 0 || st.st_ino != v->ino || !S_ISREG(st.st_mode))
 			continue;
 		snprintf(path, sizeof path, "/proc/self/fd/%ld", n);
-		fd = sys_open(path, O_RDWR | O_CLOEXEC, 0);
+		fd = sys_open(path, flags | O_CLOEXEC, 0);
 		if (fd >= 0)
 			break;
 		fd = -EINVAL;
@@ -387,7 +387,7 @@ static int attach_private(uint32_t me, uintptr_t s, uintptr_t e, const struct vm
 
 	if (!a)
 		return -ENOMEM;
-	fd = open_mapped_file(v);
+	fd = open_mapped_file(v, O_RDWR);
 	if (fd < 0)
 		return fd;
 	if (fstatfs(fd, &sf) < 0 || sf.f_type != TMPFS_MAGIC_) {
@@ -424,7 +424,7 @@ static int attach_file(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *
 		return -ENOMEM;
 	sb = store_file_by_ino(v->ino);
 	if (sb < 0) {
-		fd = open_mapped_file(v);
+		fd = open_mapped_file(v, O_RDWR);
 		if (fd < 0)
 			return fd;
 		if (fstatfs(fd, &sf) < 0 || sf.f_type != TMPFS_MAGIC_ || fstat(fd, &st) < 0) {
@@ -501,7 +501,7 @@ static int attach_huge(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *
 		need = v->off + (v->end - v->start);
 		sb = store_file_by_ino(v->ino);
 		if (sb < 0) {
-			fd = open_mapped_file(v);
+			fd = open_mapped_file(v, O_RDWR);
 			if (fd < 0)
 				return fd;
 			if (fstatfs(fd, &sf) < 0 || sf.f_type != (typeof(sf.f_type))HUGETLBFS_MAGIC_ ||
@@ -511,7 +511,7 @@ static int attach_huge(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *
 			}
 			if ((uint64_t)st.st_size > need)
 				need = (uint64_t)st.st_size;
-			sb = store_attach_huge(fd, need, shift, 1, 0);
+			sb = store_attach_huge(fd, need, shift, 1, 0, -1, 0);
 			if (sb < 0) {
 				sys_close(fd);
 				return sb;
@@ -519,12 +519,21 @@ static int attach_huge(uint32_t me, uintptr_t s, uintptr_t e, const struct vma *
 			fresh = 1;
 		}
 	} else {
+		/* (and the file, for MINOR: which huge pages it has; without
+		 * it, no minor faults here) */
+		int ffd = open_mapped_file(v, O_RDONLY);
 		fd = sys_open("/proc/self/mem", O_RDWR | O_CLOEXEC, 0);
-		if (fd < 0)
+		if (fd < 0) {
+			if (ffd >= 0)
+				sys_close(ffd);
 			return -EINVAL;
-		sb = store_attach_huge(fd, need, shift, 0, v->ino);
+		}
+		sb = store_attach_huge(fd, need, shift, 0, v->ino, ffd < 0 ? -1 : ffd,
+				       v->off + (s - v->start));
 		if (sb < 0) {
 			sys_close(fd);
+			if (ffd >= 0)
+				sys_close(ffd);
 			return sb;
 		}
 		fresh = 1;

@@ -147,6 +147,11 @@ static int discard_one(struct area *a, void *arg)
 	if (store_kind(sb) == STORE_HUGE_PRIVATE) {
 		/* Private hugetlb: MADV_DONTNEED drops the pages, missing again. */
 		int hs = store_huge_shift(sb);
+		if (UF_LD(a->ctx) && area_minor(UF_LD(a->mode), sb)) {
+			/* (MINOR: not mapped any more; the file keeps its pages) */
+			struct pg_span sp = area_span_of(a);
+			pg_minor_unmap(&sp, s, e - s);
+		}
 		if (UF_LD(a->ctx) && (UF_LD(a->mode) & UFFDIO_REGISTER_MODE_MISSING)) {
 			sys_mprotect((void *)s, e - s, PROT_NONE);
 			for (uint64_t i = off >> hs; i < (off + (e - s)) >> hs; i++)

@@ -52,13 +52,14 @@ SIG_SAFE static inline int area_at_or_after(uintptr_t addr, uintptr_t end, struc
 /* Is the area of v still as v says?  async-signal-safe */
 int area_still(const struct area_view *v);
 /* Does a mapping registered with mode on store raise minor faults?  MINOR
- * mode, on shared memory (shared or private mappings) or shared hugetlb (on
- * a private hugetlb mapping, none: README).  async-signal-safe */
+ * mode, on shared memory and hugetlb, shared or private mappings (a private
+ * hugetlb one only where we could open its file: README).  a-s-s */
 SIG_SAFE static inline int area_minor(uint64_t mode, int store)
 {
 	int k = store_kind(store);
 	return (mode & UFFDIO_REGISTER_MODE_MINOR) &&
-	       (k == STORE_SHMEM || k == STORE_SHMEM_PRIVATE || k == STORE_HUGE_SHARED);
+	       (k == STORE_SHMEM || k == STORE_SHMEM_PRIVATE || k == STORE_HUGE_SHARED ||
+		(k == STORE_HUGE_PRIVATE && store_file_fd(store) >= 0));
 }
 /* The store piece of v, for layer 1. */
 SIG_SAFE static inline struct pg_span area_span(const struct area_view *v)

@@ -695,8 +695,8 @@ SIG_SAFE static int continue_has(const struct pg_span *s, uint64_t pg, unsigned 
 		return file_present(store_fd(s->store), (store_file_off(s->store) >> caps.page_shift) + pg, 1) > 0;
 	case STORE_HUGE_SHARED:
 		return bit_get(store_bits(s->store), pg) || huge_file_has(s, pg, sh, 0);
-	default:		/* private hugetlb: no page cache to map */
-		return 0;
+	default:		/* private hugetlb: its file's page cache */
+		return huge_file_has(s, pg, sh, 0);
 	}
 }
 
@@ -711,7 +711,7 @@ SIG_SAFE long pg_continue(const struct pg_span *s, uintptr_t addr, size_t len, i
 	long err = 0;
 
 	memset(&st, 0, sizeof st);
-	if (kind != STORE_HUGE_PRIVATE && sys_call4(SYS_fstat, store_fd(s->store), (long)&st, 0, 0) < 0)
+	if (store_file_fd(s->store) < 0 || sys_call4(SYS_fstat, store_file_fd(s->store), (long)&st, 0, 0) < 0)
 		return -EFAULT;
 	install_enter();
 	/* What the caller wrote to the page through another mapping is seen
@@ -720,9 +720,10 @@ SIG_SAFE long pg_continue(const struct pg_span *s, uintptr_t addr, size_t len, i
 	for (; done < len; done += unit) {
 		uintptr_t a = addr + done;
 		uint64_t pg = page_of(s, a);
-		uint64_t foff = s->off + (a - s->start) + (kind == STORE_SHMEM_PRIVATE ? store_file_off(s->store) : 0);
+		uint64_t foff = s->off + (a - s->start) +
+				(kind == STORE_SHMEM_PRIVATE || kind == STORE_HUGE_PRIVATE ? store_file_off(s->store) : 0);
 
-		if (kind != STORE_HUGE_PRIVATE && foff >= (uint64_t)st.st_size) {
+		if (foff >= (uint64_t)st.st_size) {
 			err = -EINVAL;		/* past the end of the file */
 			break;
 		}
@@ -742,7 +743,8 @@ SIG_SAFE long pg_continue(const struct pg_span *s, uintptr_t addr, size_t len, i
 			break;
 		}
 		if (sh != caps.page_shift) {
-			pg_bit_set(store_bits(s->store), pg);	/* the file has it */
+			if (kind == STORE_HUGE_SHARED)
+				pg_bit_set(store_bits(s->store), pg);	/* the file has it */
 			if (huge_reveal(s, a, unit, sh) < 0) {
 				pg_bit_clear(mp, pg);
 				err = -ENOMEM;
@@ -1411,7 +1413,8 @@ SIG_SAFE static long bits_count(_Atomic uint64_t *bits, uint64_t pg0, size_t n)
  */
 SIG_SAFE static int huge_file_has(const struct pg_span *v, uint64_t hp, unsigned shift, int claimed)
 {
-	int fd = store_fd(v->store), pm, r = 0;
+	int fd = store_file_fd(v->store), pm, r = 0;
+	int priv = store_kind(v->store) == STORE_HUGE_PRIVATE;
 	size_t hs = (size_t)1 << shift;
 	struct stat st;
 	uint64_t ent = 0, npages;
@@ -1419,7 +1422,11 @@ SIG_SAFE static int huge_file_has(const struct pg_span *v, uint64_t hp, unsigned
 	memset(&st, 0, sizeof st);
 	void *m;
 
-	if (sys_call4(SYS_fstat, fd, (long)&st, 0, 0) < 0)
+	/* (private: our bits are the mapping's private copies, and hp counts
+	 * from the file offset of the store's start) */
+	if (priv)
+		hp += store_file_off(v->store) >> shift;
+	if (fd < 0 || sys_call4(SYS_fstat, fd, (long)&st, 0, 0) < 0)
 		return 0;
 	npages = ((uint64_t)st.st_size + hs - 1) >> shift;
 	if (hp >= npages)
@@ -1427,7 +1434,7 @@ SIG_SAFE static int huge_file_has(const struct pg_span *v, uint64_t hp, unsigned
 	/* Our bits know every page the file has: then hp (whose bit is
 	 * clear, or set by our own claim) is absent.  A claim in flight
 	 * elsewhere makes the counts differ: then the probe decides. */
-	if (npages <= store_bits_pages(v->store) &&
+	if (!priv && npages <= store_bits_pages(v->store) &&
 	    (uint64_t)st.st_blocks * 512 ==
 		    (uint64_t)(bits_count(store_bits(v->store), 0, npages) - claimed) << shift)
 		return 0;

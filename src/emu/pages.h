@@ -30,8 +30,10 @@ int store_attach_file(int fd, size_t len);
 int store_is_file(int s);		/* async-signal-safe */
 /* A store for hugetlb memory with pages of 1 << shift bytes: of a shared
  * mapping (fd: its file), or of a private one (fd: /proc/self/mem; ino: the
- * mapping's file). */
-int store_attach_huge(int fd, size_t len, int shift, int shared, unsigned long ino);
+ * mapping's file; ffd: a descriptor of it, or -1, which the store takes;
+ * file_off: the file offset of the store's start). */
+int store_attach_huge(int fd, size_t len, int shift, int shared, unsigned long ino, int ffd,
+		      uint64_t file_off);
 /* Kinds of stores. */
 enum { STORE_MEMFD, STORE_SHMEM, STORE_HUGE_SHARED, STORE_HUGE_PRIVATE, STORE_SHMEM_PRIVATE };
 /* A store for a MAP_PRIVATE mapping of a shared memory file (fd), one per
@@ -47,6 +49,9 @@ int store_file_by_ino(unsigned long ino);
 void store_ref(int s);
 void store_put(int s);		/* the last reference closes the memfd */
 int store_fd(int s);		/* async-signal-safe */
+/* The file whose pages a store's mappings show: its fd, but for private
+ * hugetlb (fd is /proc/self/mem) the mapped file, or -1.  a-s-s */
+int store_file_fd(int s);
 /* A memfd numbered from is now numbered to (the area lock held, installs
  * paused: see fdreg.h). */
 void store_fd_relocate(int from, int to);

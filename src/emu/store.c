@@ -28,7 +28,9 @@ struct store {
 	int refs;		/* areas using it */
 	_Atomic int kind;	/* STORE_* (pages.h) */
 	_Atomic int shift;	/* page size of its bits: huge pages for hugetlb */
-	_Atomic uint64_t file_off;	/* private shmem: the file offset of bit 0 */
+	_Atomic uint64_t file_off;	/* private shmem, hugetlb: the file offset of bit 0 */
+	_Atomic int ffd;	/* private hugetlb: the file, or -1 (fd is
+				 * /proc/self/mem) */
 };
 static struct store g_stores[STORE_MAX];
 #define STORE_MAPS 5		/* bitmaps per store, one mapping */
@@ -36,8 +38,10 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void init(void)
 {
-	for (int i = 0; i < STORE_MAX; i++)
+	for (int i = 0; i < STORE_MAX; i++) {
 		atomic_store(&g_stores[i].fd, -1);
+		atomic_store(&g_stores[i].ffd, -1);
+	}
 }
 
 /* A free slot with a bitmap for npages pages (room to grow in place, for
@@ -108,13 +112,26 @@ int store_attach_file(int fd, size_t len)
 	return slot_new(fd, len >> caps.page_shift, STORE_SHMEM, (int)caps.page_shift);
 }
 
-int store_attach_huge(int fd, size_t len, int shift, int shared, unsigned long ino)
+int store_attach_huge(int fd, size_t len, int shift, int shared, unsigned long ino, int ffd,
+		      uint64_t file_off)
 {
 	int s = slot_new(fd, len >> shift, shared ? STORE_HUGE_SHARED : STORE_HUGE_PRIVATE, shift);
 
-	if (s >= 0 && !shared)
+	if (s >= 0 && !shared) {
 		g_stores[s].ino = ino;	/* the mapping's file, not /proc/self/mem */
+		if (ffd >= 0)
+			fd_own(ffd);
+		atomic_store(&g_stores[s].ffd, ffd);
+		atomic_store(&g_stores[s].file_off, file_off);
+	}
 	return s;
+}
+
+/* async-signal-safe */
+SIG_SAFE int store_file_fd(int s)
+{
+	return atomic_load(&g_stores[s].kind) == STORE_HUGE_PRIVATE ? atomic_load(&g_stores[s].ffd)
+								  : atomic_load(&g_stores[s].fd);
 }
 
 int store_attach_private(int fd, size_t len, uint64_t file_off)
@@ -175,6 +192,8 @@ void store_put(int s)
 	if (--b->refs > 0)
 		return;
 	fd_close_own(atomic_exchange(&b->fd, -1));
+	if (atomic_load(&b->ffd) >= 0)
+		fd_close_own(atomic_exchange(&b->ffd, -1));
 	sys_madvise((void *)atomic_load(&b->bits), STORE_MAPS * b->bits_bytes, MADV_DONTNEED);
 }
 
@@ -184,6 +203,8 @@ void store_fd_relocate(int from, int to)
 	for (int i = 0; i < STORE_MAX; i++) {
 		int expected = from;
 		atomic_compare_exchange_strong(&g_stores[i].fd, &expected, to);
+		expected = from;
+		atomic_compare_exchange_strong(&g_stores[i].ffd, &expected, to);
 	}
 }
 
@@ -297,8 +318,11 @@ void store_after_fork(const int *newfd)
 		fd_close_own(atomic_load(&b->fd));
 		fd_own(newfd[i]);
 		atomic_store(&b->fd, newfd[i]);
-		if (newfd[i] < 0)
+		if (newfd[i] < 0) {
 			b->refs = 0;
+			if (atomic_load(&b->ffd) >= 0)
+				fd_close_own(atomic_exchange(&b->ffd, -1));
+		}
 		else if (atomic_load(&b->kind) == STORE_MEMFD && fstat(newfd[i], &st) == 0)
 			b->ino = st.st_ino;
 	}
