@@ -216,19 +216,20 @@ static void one(enum kind k)
 	free(buf);
 }
 
-/* A page the file has that the registered mapping has not mapped is an
- * empty entry: it takes the poison (SIGBUS here, the other mapping still
- * reads the page); COPY there is EEXIST (the file has the page);
- * MADV_DONTNEED lifts the poison and the file's page reads through. */
-static void shmem_unmapped(void)
+/* A page the file has that the registered mapping (shared, or private) has
+ * not mapped is an empty entry: it takes the poison (SIGBUS here, the other
+ * mapping still reads the page); COPY there is EEXIST on a shared mapping
+ * (the file has the page); MADV_DONTNEED lifts the poison and the file's
+ * page reads through. */
+static void shmem_unmapped(int priv)
 {
 	size_t ps = (size_t)t_ps;
 	int fd = t_uffd(0), mfd = memfd_create("uf-poison", MFD_CLOEXEC);
 	char *p, *q, *zeros = calloc(1, ps);
 
-	T_NOTE("shmem: a page the file has, not mapped in the registered range");
+	T_NOTE("shmem%s: a page the file has, not mapped in the registered range", priv ? "-private" : "");
 	T_REQUIRE(zeros != NULL && mfd >= 0 && ftruncate(mfd, (off_t)(2 * ps)) == 0);
-	p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, priv ? MAP_PRIVATE : MAP_SHARED, mfd, 0);
 	q = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 	T_REQUIRE(p != MAP_FAILED && q != MAP_FAILED);
 	q[0] = 0x21;
@@ -236,8 +237,10 @@ static void shmem_unmapped(void)
 	CHECK_OK(t_poison(fd, p, ps, 0, NULL));
 	CHECK_SIGBUS(p + 3, 0);
 	CHECK_EQ(q[0], 0x21);
-	CHECK_ERRNO(t_copy(fd, p, zeros, ps, 0, NULL), EEXIST);
-	CHECK_SIGBUS(p + 3, 1);
+	if (!priv) {
+		CHECK_ERRNO(t_copy(fd, p, zeros, ps, 0, NULL), EEXIST);
+		CHECK_SIGBUS(p + 3, 1);
+	}
 	CHECK_OK(madvise(p, ps, MADV_DONTNEED));
 	CHECK_EQ(((volatile char *)p)[0], 0x21);
 	T_NO_MSG(fd, 10);
@@ -303,7 +306,8 @@ int main(int argc, char **argv)
 	if (t_features() & UFFD_FEATURE_MISSING_SHMEM) {
 		one(SHMEM);
 		one(SHMEM_PRIVATE);
-		shmem_unmapped();
+		shmem_unmapped(0);
+		shmem_unmapped(1);
 	} else
 		T_NOTE("shared memory: UFFD_FEATURE_MISSING_SHMEM missing on this back-end");
 	t_need_hugepages(16);

@@ -756,6 +756,9 @@ SIG_SAFE long pg_continue(const struct pg_span *s, uintptr_t addr, size_t len, i
 			sys_madvise((void *)a, unit, MADV_GUARD_REMOVE);
 		}
 	}
+	/* (the kernel's CONTINUE replaces a poison marker too) */
+	if (done)
+		pg_poison_clear(s, addr, done);
 	install_leave();
 	return done ? (long)done : err;
 }
@@ -926,6 +929,21 @@ SIG_SAFE long pg_poison(const struct pg_span *s, uintptr_t addr, size_t len)
 			 * the kernel: poisoned, behind a marker of its own.  (Not
 			 * on a private mapping, where the marker could drop a
 			 * private copy made meanwhile.) */
+			if (store_kind(s->store) == STORE_SHMEM_PRIVATE) {
+				/* A private mapping's page of the file that it has
+				 * not opened sits behind a marker where the mapping
+				 * is armed (MISSING, MINOR).  A fault opening it
+				 * meanwhile claims its bit, then looks for the
+				 * poison: one of the two backs off. */
+				_Atomic uint64_t *ob = store_bits(s->store);
+				if (!(s->armed || s->minor) || bit_get(ob, pg) || !pg_bit_claim(pz, pg))
+					break;
+				if (bit_get(ob, pg)) {
+					pg_bit_clear(pz, pg);
+					break;
+				}
+				continue;
+			}
 			if (store_kind(s->store) != STORE_SHMEM || !caps.guard_markers ||
 			    (s->minor ? pg_mapped(s, a) : !unmapped_here(&pm, a)) || !pg_bit_claim(pz, pg))
 				break;
@@ -1667,6 +1685,23 @@ SIG_SAFE static long install_huge(const struct pg_span *v, uintptr_t dst, const 
 /* copy: never on a page whose bit is set).                                 */
 /* ---------------------------------------------------------------------- */
 
+/* Open page pg (at page) of a private mapping at its fault: its bit
+ * claimed, then its marker removed, unless a POISON got there first (it
+ * sets the poison, then looks at this bit: see pg_poison).  a-s-s */
+SIG_SAFE static enum pg_fault_state private_open(const struct pg_span *v, uint64_t pg, uintptr_t page)
+{
+	_Atomic uint64_t *bits = store_bits(v->store);
+
+	if (!pg_bit_claim(bits, pg))
+		return PG_INSTALLING;
+	if (bit_get(store_poison_bits(v->store), pg)) {
+		pg_bit_clear(bits, pg);
+		return PG_INSTALLING;	/* (the retry raises SIGBUS) */
+	}
+	sys_madvise((void *)page, caps.page_size, MADV_GUARD_REMOVE);
+	return PG_OPENED;
+}
+
 SIG_SAFE static enum pg_fault_state private_fault_state(const struct pg_span *v, uintptr_t addr)
 {
 	uint64_t pg = (v->off + (addr - v->start)) >> caps.page_shift;
@@ -1683,18 +1718,10 @@ SIG_SAFE static enum pg_fault_state private_fault_state(const struct pg_span *v,
 		 * otherwise this mapping reads it (copy on write). */
 		if (v->minor)
 			return atomic_load(&g_inflight) ? PG_INSTALLING : PG_MINOR;
-		if (!pg_bit_claim(bits, pg))
-			return PG_INSTALLING;
-		sys_madvise((void *)page, caps.page_size, MADV_GUARD_REMOVE);
-		return PG_OPENED;
+		return private_open(v, pg, page);
 	}
-	if (v->minor && !v->armed) {
-		/* MINOR alone: a page the file lacks is made silently. */
-		if (!pg_bit_claim(bits, pg))
-			return PG_INSTALLING;
-		sys_madvise((void *)page, caps.page_size, MADV_GUARD_REMOVE);
-		return PG_OPENED;
-	}
+	if (v->minor && !v->armed)	/* MINOR alone: a page the file lacks is made silently */
+		return private_open(v, pg, page);
 	return PG_MISSING;
 }
 
