@@ -84,8 +84,12 @@ static int op_wait(struct op *o, int ms)
 static void check_blocked(int fd, struct op *o, void *copy_dst)
 {
 	int64_t out = 0;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
-	t_msleep(100);
+	/* (the event is raised once its message is queued: a thread slow to
+	 * start, under a sanitizer on a busy machine, is not blocked yet) */
+	CHECK_EQ(poll(&pfd, 1, 5000), 1);
+	t_msleep(20);
 	CHECK(!op_done(o));
 	if (copy_dst) {
 		char src[4096 * 4];
