@@ -331,8 +331,38 @@ run_setuid_tests() {
 	fi
 }
 
+# The CLI moved away from the build tree: without the drop-in next to it
+# it says so (exit 1); USERFAULT_PRELOAD names it; a copy next to it is
+# found.
+run_relocate_test() {
+	local kind=$B/tests/helpers/raw-uffd-kind dir out reason= t0 t1
+	t0=$(now_us)
+	dir=$(mktemp -d)
+	cp "$B/userfault" "$dir/userfault"
+	out=$("$dir/userfault" run --backend emulated -- "$kind" 2>&1)
+	[ $? -eq 1 ] && [[ $out == *"drop-in library $dir/libuserfault-preload.so"* ]] ||
+		reason="moved, no drop-in next to it: '$out', expected exit 1 naming $dir/libuserfault-preload.so"
+	if [ -z "$reason" ]; then
+		out=$(USERFAULT_PRELOAD=$B/libuserfault-preload.so "$dir/userfault" run --backend emulated -- "$kind" 2>&1)
+		[ "$out" = "emulated preloaded" ] || reason="USERFAULT_PRELOAD: '$out', expected 'emulated preloaded'"
+	fi
+	if [ -z "$reason" ]; then
+		cp "$B/libuserfault-preload.so" "$dir/"
+		out=$("$dir/userfault" run --backend emulated -- "$kind" 2>&1)
+		[ "$out" = "emulated preloaded" ] || reason="drop-in next to it: '$out', expected 'emulated preloaded'"
+	fi
+	rm -rf "$dir"
+	t1=$(now_us)
+	if [ -z "$reason" ]; then
+		record PASS relocate dropin $((t1 - t0))
+	else
+		record FAIL relocate dropin $((t1 - t0)) "$reason"
+	fi
+}
+
 if [ "$DROPIN" = 1 ]; then
 	run_setuid_tests
+	run_relocate_test
 fi
 
 if [ ${#failures[@]} -gt 0 ]; then

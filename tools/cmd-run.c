@@ -15,10 +15,13 @@
 #include "cli.h"
 
 /* The drop-in's file name (relative: next to this executable) or absolute
- * path (installed); the Makefile defines it. */
+ * path (installed); the Makefile defines it.  USERFAULT_PRELOAD overrides
+ * it, and an installed CLI moved elsewhere first looks next to itself. */
 #ifndef UF_PRELOAD_NAME
 #define UF_PRELOAD_NAME "libuserfault-preload.so"
 #endif
+#define PRELOAD_ENV "USERFAULT_PRELOAD"
+#define PRELOAD_BASE "libuserfault-preload.so"
 
 static const char run_help[] =
 	"usage: " CLI_NAME " run [--backend B] [--] PROG [ARGS]\n"
@@ -31,28 +34,38 @@ static const char run_help[] =
 	"  --backend B    auto, kernel or emulated: sets " CLI_BACKEND_ENV " for PROG;\n"
 	"                 without it " CLI_BACKEND_ENV " is kept, or set to auto\n"
 	"\n"
+	"The drop-in is " PRELOAD_ENV " if set (a path), else " PRELOAD_BASE "\n"
+	"next to this executable, else " UF_PRELOAD_NAME ".\n"
+	"\n"
 	"Exit status: that of PROG; 127 if PROG cannot be executed, 1 if the\n"
 	"drop-in library cannot be found.\n";
 
-/* The drop-in's path into buf: UF_PRELOAD_NAME as is if absolute, else
- * next to this executable.  0, or -1 after printing why. */
+/* Copy src into buf.  0, or -1 after printing why. */
+static int put_path(char *buf, size_t size, const char *src)
+{
+	if ((size_t)snprintf(buf, size, "%s", src) >= size) {
+		cli_error("run: drop-in path too long: %s", src);
+		return -1;
+	}
+	return 0;
+}
+
+/* The drop-in's path into buf: USERFAULT_PRELOAD; else PRELOAD_BASE next to
+ * this executable, if it is there or UF_PRELOAD_NAME is relative; else
+ * UF_PRELOAD_NAME.  0, or -1 after printing why. */
 static int preload_path(char *buf, size_t size)
 {
+	const char *env = getenv(PRELOAD_ENV);
 	char exe[PATH_MAX];
 	ssize_t n;
 	char *slash;
 
-	if (UF_PRELOAD_NAME[0] == '/') {
-		if (strlen(UF_PRELOAD_NAME) >= size) {
-			cli_error("run: drop-in path too long: %s", UF_PRELOAD_NAME);
-			return -1;
-		}
-		/* NOLINTNEXTLINE(clang-analyzer-security.insecureAPI.strcpy): length checked above */
-		strcpy(buf, UF_PRELOAD_NAME);
-		return 0;
-	}
+	if (env && *env)
+		return put_path(buf, size, env);
 	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	if (n < 0) {
+		if (UF_PRELOAD_NAME[0] == '/')
+			return put_path(buf, size, UF_PRELOAD_NAME);
 		cli_error("run: cannot find this executable (/proc/self/exe): %s",
 			  strerror(errno));
 		return -1;
@@ -61,10 +74,12 @@ static int preload_path(char *buf, size_t size)
 	slash = strrchr(exe, '/');
 	if (slash)
 		*slash = '\0';
-	if ((size_t)snprintf(buf, size, "%s/%s", exe, UF_PRELOAD_NAME) >= size) {
-		cli_error("run: drop-in path too long: %s/%s", exe, UF_PRELOAD_NAME);
+	if ((size_t)snprintf(buf, size, "%s/%s", exe, PRELOAD_BASE) >= size) {
+		cli_error("run: drop-in path too long: %s/%s", exe, PRELOAD_BASE);
 		return -1;
 	}
+	if (UF_PRELOAD_NAME[0] == '/' && access(buf, R_OK) < 0)
+		return put_path(buf, size, UF_PRELOAD_NAME);
 	return 0;
 }
 
@@ -156,7 +171,8 @@ int cmd_run(int argc, char **argv, struct cli_global *global)
 		return CLI_FAIL;
 	if (access(path, R_OK) < 0) {
 		cli_error("run: drop-in library %s: %s%s", path, strerror(errno),
-			  UF_PRELOAD_NAME[0] == '/' ? "" : " (build it with 'make')");
+			  getenv(PRELOAD_ENV) && *getenv(PRELOAD_ENV) ? " (from " PRELOAD_ENV ")"
+			  : UF_PRELOAD_NAME[0] == '/' ? "" : " (build it with 'make')");
 		return CLI_FAIL;
 	}
 	if (prepend_preload(path) < 0)
