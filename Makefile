@@ -143,7 +143,13 @@ check-arch: all
 print-cflags:
 	@echo '$(ALLCFLAGS)'
 
-.PHONY: analyze check-arch print-cflags
+# Every man page renders without a warning, in the tree (man -l) and once
+# installed (the links between pages as .so requests), and uninstall removes
+# what install put there.
+check-man: all
+	tools/check-man.sh $(B)
+
+.PHONY: analyze check-arch check-man print-cflags
 
 bench: all
 	./$(CLI) bench
@@ -172,8 +178,12 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' userfault.pc.in > $(DESTDIR)$(PKGDIR)/userfault.pc
 	install -d $(DESTDIR)$(MANDIR)/man7
-	for m in man/*.3; do install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/; done
-	for m in man/*.7; do install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done
+	for m in man/*.3 man/*.7; do \
+		d=$(DESTDIR)$(MANDIR)/man$${m##*.}; \
+		if [ -L $$m ]; then \
+			printf '.so man%s/%s\n' "$${m##*.}" "$$(readlink $$m)" > $$d/$${m##*/} && chmod 644 $$d/$${m##*/}; \
+		else install -m 644 $$m $$d/; fi; \
+	done
 
 # Removes exactly what install put there (same PREFIX, LIBDIR, ... and DESTDIR).
 uninstall:
