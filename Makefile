@@ -177,8 +177,8 @@ install: all
 	install -m 755 $(B)/userfault.installed $(DESTDIR)$(BINDIR)/userfault
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' userfault.pc.in > $(DESTDIR)$(PKGDIR)/userfault.pc
-	install -d $(DESTDIR)$(MANDIR)/man7
-	for m in man/*.3 man/*.7; do \
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	for m in man/*.1 man/*.3 man/*.7; do \
 		d=$(DESTDIR)$(MANDIR)/man$${m##*.}; \
 		if [ -L $$m ]; then \
 			printf '.so man%s/%s\n' "$${m##*.}" "$$(readlink $$m)" > $$d/$${m##*/} && chmod 644 $$d/$${m##*/}; \
@@ -193,8 +193,7 @@ uninstall:
 	      $(DESTDIR)$(INCDIR)/userfault/uapi.h $(DESTDIR)$(INCDIR)/userfault/pagemap.h $(DESTDIR)$(BINDIR)/userfault \
 	      $(DESTDIR)$(PKGDIR)/userfault.pc
 	-rmdir $(DESTDIR)$(INCDIR)/userfault
-	for m in man/*.3; do rm -f $(DESTDIR)$(MANDIR)/man3/$${m##*/}; done
-	for m in man/*.7; do rm -f $(DESTDIR)$(MANDIR)/man7/$${m##*/}; done
+	for m in man/*.1 man/*.3 man/*.7; do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 
 clean:
 	rm -rf build build-asan build-tsan build-clang
