@@ -35,7 +35,7 @@ static const char run_help[] =
 	"                 without it " CLI_BACKEND_ENV " is kept, or set to auto\n"
 	"\n"
 	"The drop-in is " PRELOAD_ENV " if set (a path), else " PRELOAD_BASE "\n"
-	"next to this executable, else " UF_PRELOAD_NAME ".\n"
+	"next to this executable%s.\n"
 	"\n"
 	"Exit status: that of PROG; 127 if PROG cannot be executed, 1 if the\n"
 	"drop-in library cannot be found.\n";
@@ -153,7 +153,9 @@ int cmd_run(int argc, char **argv, struct cli_global *global)
 	while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			fputs(run_help, stdout);
+			/* (an installed CLI also knows where the drop-in was
+			 * installed) */
+			printf(run_help, UF_PRELOAD_NAME[0] == '/' ? ", else " UF_PRELOAD_NAME : "");
 			return CLI_OK;
 		case CLI_OPT_BACKEND:
 			if (cli_take_backend(optarg, global, "run") != CLI_OK)
