@@ -1524,6 +1524,7 @@ SIG_SAFE static int huge_reveal(const struct pg_span *v, uintptr_t addr, size_t 
 	_Atomic uint64_t *bits = v->minor ? store_map_bits(v->store) : store_bits(v->store);
 	uint64_t hp = huge_index(v, addr, shift);
 	long d = 0;
+	int took, r;
 
 	if (addr > v->start)
 		d += bit_get(bits, hp - 1) ? -1 : 1;
@@ -1531,14 +1532,18 @@ SIG_SAFE static int huge_reveal(const struct pg_span *v, uintptr_t addr, size_t 
 		d += bit_get(bits, hp + (len >> shift)) ? -1 : 1;
 	if (budget_take_if(d, 1) < 0)
 		return -ENOMEM;
-	/* (a write-protected huge page opens read-only: one at a time here) */
-	if (sys_mprotect((void *)addr, len,
+	/* (a write-protected huge page opens read-only: one at a time here;
+	 * its bit read and the protection set with no WRITEPROTECT between,
+	 * which could leave it read-only with its bit clear) */
+	took = store_has_wp(v->store) ? wp_lock() : -1;
+	r = sys_mprotect((void *)addr, len,
 			 len == ((size_t)1 << shift) && bit_get(store_wp_bits(v->store), hp) ?
-			 v->prot & ~PROT_WRITE : v->prot) < 0) {
+			 v->prot & ~PROT_WRITE : v->prot) < 0 ? -errno : 0;
+	if (took >= 0)
+		wp_unlock(took);
+	if (r < 0)
 		budget_take_if(-d, 1);
-		return -errno;
-	}
-	return 0;
+	return r;
 }
 
 SIG_SAFE static enum pg_fault_state huge_fault_state(const struct pg_span *v, uintptr_t addr,
@@ -1606,6 +1611,10 @@ SIG_SAFE static long install_huge(const struct pg_span *v, uintptr_t dst, const 
 	size_t hs = (size_t)1 << shift, n = len >> shift, done = 0;
 	int fd = store_fd(v->store), shared = store_kind(v->store) == STORE_HUGE_SHARED;
 	long err = -EEXIST;
+	/* A WRITEPROTECT meanwhile would open the page being written (its bit
+	 * is claimed: present), or clear the protection the reveal then puts
+	 * back from the bit it read: changes of protection wait for us. */
+	int took = store_has_wp(v->store) ? wp_lock() : -1;
 
 	(void)zeros;		/* (ZEROPAGE is EINVAL on hugetlb, before this) */
 	for (; done < n; done++) {
@@ -1674,6 +1683,8 @@ SIG_SAFE static long install_huge(const struct pg_span *v, uintptr_t dst, const 
 			break;
 		}
 	}
+	if (took >= 0)
+		wp_unlock(took);
 	STATS_ADD(pages_installed, done << (shift - caps.page_shift));
 	return done ? (long)(done * hs) : err;
 }
@@ -1741,13 +1752,16 @@ SIG_SAFE static long install_private(const struct pg_span *v, uintptr_t dst, con
 	long err = -EEXIST;
 	/* (Opened for this COPY: a descriptor kept for good would have to
 	 * follow forks and the program's dup2.) */
-	int mem;
+	int mem, took;
 
 	if (pg0 + npages > store_bits_pages(v->store))
 		return -ENOMEM;
 	mem = sys_open("/proc/self/mem", O_RDWR | O_CLOEXEC, 0);
 	if (mem < 0)
 		return -ENOMEM;
+	/* (a WRITEPROTECT meanwhile would open the run being written, or
+	 * undo the protection set below: changes of protection wait) */
+	took = store_has_wp(v->store) ? wp_lock() : -1;
 	while (done < npages) {
 		size_t run = 0, full;
 		uintptr_t at = dst + done * ps;
@@ -1789,6 +1803,8 @@ SIG_SAFE static long install_private(const struct pg_span *v, uintptr_t dst, con
 		if (full < run)
 			break;
 	}
+	if (took >= 0)
+		wp_unlock(took);
 	sys_call1(SYS_close, mem);	/* (raw: opened raw, in a handler) */
 	STATS_ADD(pages_installed, done);
 	return done ? (long)(done * ps) : err;
