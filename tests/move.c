@@ -11,11 +11,6 @@
 #include <stdatomic.h>
 
 #define SENTINEL 0x5a5a
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#else
-#define UNDER_TSAN 0
-#endif
 #define ANY_HOLES UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES
 
 static size_t ps;
@@ -346,7 +341,7 @@ int main(void)
 	big();
 	/* TSan performs an atomic inside its runtime, where a fault (the
 	 * emulation's read-only source) is taken for its own crash. */
-	if (UNDER_TSAN)
+	if (T_UNDER_TSAN)
 		T_NOTE("the writer during moves: not under TSan (its atomics fault inside its runtime)");
 	else
 		concurrent_writer();

@@ -41,6 +41,14 @@
 
 #define T_SKIP 77
 
+/* Built with TSan (its runtime performs a test's atomics: one that faults
+ * on a registered page is taken for the runtime's own crash). */
+#if defined(__SANITIZE_THREAD__)
+#define T_UNDER_TSAN 1
+#else
+#define T_UNDER_TSAN 0
+#endif
+
 static int t_failures;		/* failed checks (atomic) */
 static int t_checks;		/* checks evaluated (atomic) */
 static long t_ps;		/* page size */
