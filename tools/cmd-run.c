@@ -172,8 +172,9 @@ int cmd_run(int argc, char **argv, struct cli_global *global)
 	if (preload_path(path, sizeof path) < 0)
 		return CLI_FAIL;
 	if (access(path, R_OK) < 0) {
+		const char *env = getenv(PRELOAD_ENV);
 		cli_error("run: drop-in library %s: %s%s", path, strerror(errno),
-			  getenv(PRELOAD_ENV) && *getenv(PRELOAD_ENV) ? " (from " PRELOAD_ENV ")"
+			  env && *env ? " (from " PRELOAD_ENV ")"
 			  : UF_PRELOAD_NAME[0] == '/' ? "" : " (build it with 'make')");
 		return CLI_FAIL;
 	}
