@@ -336,6 +336,10 @@ run_setuid_tests() {
 # found.
 run_relocate_test() {
 	local kind=$B/tests/helpers/raw-uffd-kind dir out reason= t0 t1
+	# (under ASan the drop-in comes before the sanitizer's runtime, as in
+	# run_dropin_tests)
+	local ASAN_OPTIONS="verify_asan_link_order=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+	export ASAN_OPTIONS
 	t0=$(now_us)
 	dir=$(mktemp -d)
 	cp "$B/userfault" "$dir/userfault"
