@@ -36,7 +36,7 @@ endif
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
-ALLCFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Isrc -fPIC -pthread
+ALLCFLAGS = -std=gnu11 $(WARN) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude -Isrc -fPIC -pthread
 LDLIBS   := -pthread
 
 LIB_SRC  := $(filter-out src/interpose/dropin.c,$(wildcard src/base/*.c src/emu/*.c src/api/*.c src/interpose/*.c))
@@ -58,7 +58,11 @@ STLIB    := $(B)/libuserfault.a
 PRELOAD  := $(B)/libuserfault-preload.so
 CLI      := $(B)/userfault
 
-all: $(SHLIB) $(STLIB) $(PRELOAD) $(CLI) $(TESTS) $(HELPERS) $(EXAMPLES)
+all: programs $(TESTS) $(HELPERS) $(EXAMPLES)
+
+# What install installs: the libraries and the CLI, without the tests and
+# examples (debian/rules builds only these).
+programs: $(SHLIB) $(STLIB) $(PRELOAD) $(CLI)
 
 # The library's objects: hidden visibility, so that only what
 # include/userfault.h declares and the interposers (UF_EXPORT) are exported
@@ -68,7 +72,7 @@ $(B)/obj/%.o: src/%.c $(HDRS)
 	$(CC) $(ALLCFLAGS) -fvisibility=hidden -c $< -o $@
 
 $(SHLIB): $(LIB_OBJ)
-	$(CC) $(ALLCFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -o $@ $^ $(LDLIBS)
+	$(CC) $(ALLCFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs $(LDFLAGS) -o $@ $^ $(LDLIBS)
 	ln -sf libuserfault.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $(B)/libuserfault.so
 
@@ -84,12 +88,12 @@ $(STLIB): $(LIB_OBJ)
 # The drop-in carries its own copy of the library so that it needs nothing
 # on the library path.
 $(PRELOAD): $(PRE_OBJ) $(LIB_OBJ)
-	$(CC) $(ALLCFLAGS) -shared -Wl,-z,defs -o $@ $^ $(LDLIBS)
+	$(CC) $(ALLCFLAGS) -shared -Wl,-z,defs $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Programs link the static library: build/userfault and the tests run from
 # the build tree without an install.
 $(CLI): $(TOOL_SRC) $(wildcard tools/*.h bench/*.h) $(STLIB) $(HDRS)
-	$(CC) $(ALLCFLAGS) -DUF_PRELOAD_NAME='"libuserfault-preload.so"' -o $@ $(TOOL_SRC) $(STLIB) $(LDLIBS) -lm
+	$(CC) $(ALLCFLAGS) -DUF_PRELOAD_NAME='"libuserfault-preload.so"' $(LDFLAGS) -o $@ $(TOOL_SRC) $(STLIB) $(LDLIBS) -lm
 
 $(B)/tests/%: tests/%.c $(STLIB) $(HDRS)
 	@mkdir -p $(dir $@)
@@ -164,7 +168,7 @@ benchmarks: all
 	taskset -c 0 ./$(CLI) bench --only resolve --markdown BENCHMARKS.md --append
 	cat bench/NOTES.md >> BENCHMARKS.md
 
-install: all
+install: programs
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/userfault $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGDIR) $(DESTDIR)$(MANDIR)/man3
 	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
 	ln -sf libuserfault.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -173,7 +177,7 @@ install: all
 	install -m 755 $(PRELOAD) $(DESTDIR)$(LIBDIR)/
 	install -m 644 include/userfault.h $(DESTDIR)$(INCDIR)/
 	install -m 644 include/userfault/uapi.h include/userfault/pagemap.h $(DESTDIR)$(INCDIR)/userfault/
-	$(CC) $(ALLCFLAGS) -DUF_PRELOAD_NAME='"$(LIBDIR)/libuserfault-preload.so"' -o $(B)/userfault.installed $(TOOL_SRC) $(STLIB) $(LDLIBS) -lm
+	$(CC) $(ALLCFLAGS) -DUF_PRELOAD_NAME='"$(LIBDIR)/libuserfault-preload.so"' $(LDFLAGS) -o $(B)/userfault.installed $(TOOL_SRC) $(STLIB) $(LDLIBS) -lm
 	install -m 755 $(B)/userfault.installed $(DESTDIR)$(BINDIR)/userfault
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' userfault.pc.in > $(DESTDIR)$(PKGDIR)/userfault.pc
@@ -198,7 +202,7 @@ uninstall:
 clean:
 	rm -rf build build-asan build-tsan build-clang
 
-.PHONY: all demo check test bench benchmarks install uninstall clean
+.PHONY: all programs demo check test bench benchmarks install uninstall clean
 .SECONDARY:
 
 # Differential fuzzing of the two back-ends (fuzz/README.md).
