@@ -9,6 +9,8 @@
 #                        and the code of the signal handlers (tools/check-signal.sh)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make uninstall PREFIX=/usr/local DESTDIR=    (the same variables as install)
+#   make deb             the Debian packages of debian/, into $(B)/deb/
+#   make check-deb       build, lint, install and use them in a clean root (tools/check-deb.sh)
 VERSION  := 0.1.0
 SOVER    := 0
 CC       ?= cc
@@ -154,6 +156,22 @@ check-man: all
 	tools/check-man.sh $(B)
 
 .PHONY: analyze check-arch check-man print-cflags
+
+# The Debian packages (debian/): dpkg-buildpackage in a copy of the tree
+# (its tracked and untracked, not ignored, files), the .debs into $(B)/deb/.
+# check-deb builds them from HEAD, runs lintian, installs them into a clean
+# debootstrap root and uses them there (as root, with the network).
+deb:
+	rm -rf $(B)/deb && mkdir -p $(B)/deb/src
+	git ls-files -co --exclude-standard -z | tar --null --ignore-failed-read -T - -cf - | tar -x -C $(B)/deb/src
+	cd $(B)/deb/src && dpkg-buildpackage -us -uc -b
+	rm -rf $(B)/deb/src
+	@ls $(B)/deb/*.deb
+
+check-deb:
+	tools/check-deb.sh
+
+.PHONY: deb check-deb
 
 bench: all
 	./$(CLI) bench
