@@ -57,8 +57,7 @@ static char *map_kind(enum kind k, size_t len)
 	}
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, fd, 0);
 	T_REQUIRE(p != MAP_FAILED);
-	if (fd >= 0)
-		close(fd);
+	t_close_mapped_file(fd);
 	return p;
 }
 

@@ -497,6 +497,19 @@ static inline int t_map_files_ok(void)
 	return 1;
 }
 
+/* After mmap of a shared memory file (a memfd, hugetlb memfd, tmpfs file)
+ * that the test will register: close the program's descriptor, as the
+ * kernel needs none, where the emulation can reach the file through
+ * /proc/self/map_files.  Where it cannot (an ordinary user: no
+ * CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), REGISTER needs a descriptor of
+ * the program's still open on the file (README: else EINVAL), so the
+ * descriptor is kept, until the test exits. */
+static inline void t_close_mapped_file(int fd)
+{
+	if (fd >= 0 && t_map_files_ok())
+		close(fd);
+}
+
 /* USERFAULT_SHARED_ANON=kernel, and /proc/self/map_files refused: the
  * emulation cannot reach shared anonymous memory (REGISTER gives EINVAL,
  * README).  By default it can: it makes such memory a memfd of its own. */

@@ -32,7 +32,7 @@ static char *map_huge(int shared, char **alias)
 		p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		*alias = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		T_REQUIRE(*alias != MAP_FAILED);
-		close(fd);
+		t_close_mapped_file(fd);
 	}
 	T_REQUIRE(p != MAP_FAILED);
 	return p;

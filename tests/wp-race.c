@@ -114,8 +114,7 @@ static char *map_kind(enum kind k, size_t len)
 	}
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, mfd, 0);
 	T_REQUIRE(p != MAP_FAILED);
-	if (mfd >= 0)
-		close(mfd);
+	t_close_mapped_file(mfd);
 	return p;
 }
 

@@ -37,7 +37,7 @@ static char *map_shared(int kind, char **alias)
 		p = mmap(NULL, len, PROT_READ | PROT_WRITE, kind == 2 ? MAP_PRIVATE : MAP_SHARED, fd, 0);
 		*alias = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		T_REQUIRE(*alias != MAP_FAILED);
-		close(fd);
+		t_close_mapped_file(fd);
 	}
 	T_REQUIRE(p != MAP_FAILED);
 	return p;
