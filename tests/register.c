@@ -229,9 +229,10 @@ static void shared_kind(int fd, char *p, size_t len, int anon, const char *what)
 	uint64_t io = SENTINEL;
 	int before = t_failures;
 
-	/* (the emulation reaches shared anonymous memory's file only through
-	 * /proc/self/map_files) */
-	if (!(t_features() & UFFD_FEATURE_MISSING_SHMEM) || (anon && t_emulated() && !t_map_files_ok())) {
+	/* (the emulation reaches shared anonymous memory's file through
+	 * /proc/self/map_files, or, without it, through the memfd its mmap
+	 * made instead, unless USERFAULT_SHARED_ANON=kernel) */
+	if (!(t_features() & UFFD_FEATURE_MISSING_SHMEM) || (anon && t_shared_anon_unreachable())) {
 		CHECK(t_emulated());
 		CHECK_ERRNO(t_register_mode(fd, p, len, UFFDIO_REGISTER_MODE_MISSING, &io), EINVAL);
 		CHECK_EQ(io, SENTINEL);
