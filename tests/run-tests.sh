@@ -275,17 +275,45 @@ fi
 # (by name, from a trusted directory, with the set-user-ID bit, which the
 # loader accepts) must stay inert.  The control run (same program, no
 # set-user-ID bit) must get the emulation.  Needs root (chown, setpriv).
+#
+# "setuid" checks the control run and the preload by path.  "setuid-trusted"
+# puts the drop-in into the loader's trusted directory (/usr/lib/<triplet>)
+# inside a private mount namespace (unshare): an overlay on that directory,
+# its upper layer on a tmpfs of the namespace, so the system's directory is
+# never written and no other process sees the library; where no such
+# namespace can be made (no unshare, no overlayfs, a container without
+# CAP_SYS_ADMIN) it skips and says why.
+#
+# The namespace's part: ARGS dir libdir lib preload; set-up failures exit 3
+# with "setup: REASON", else the output of the set-user-ID program.
+setuid_trusted_ns='
+	dir=$1 libdir=$2 lib=$3 pre=$4
+	setup() { echo "setup: $*"; exit 3; }
+	err=$(mount -t tmpfs -o mode=0755 uf-setuid-test "$dir/ns" 2>&1) ||
+		setup "cannot mount a tmpfs in a private mount namespace: $err"
+	mkdir "$dir/ns/up" "$dir/ns/work" || setup "mkdir on the tmpfs"
+	err=$(mount -t overlay uf-setuid-test \
+		-o "lowerdir=$libdir,upperdir=$dir/ns/up,workdir=$dir/ns/work" "$libdir" 2>&1) ||
+		setup "cannot mount an overlay on $libdir: $err"
+	install -m 4755 "$pre" "$libdir/$lib" || setup "install into the overlay"
+	[ -e "$dir/ns/up/$lib" ] || setup "the overlay did not take $lib in its upper layer"
+	exec setpriv --reuid=65534 --regid=65534 --clear-groups \
+		env LD_PRELOAD="$lib" USERFAULT_BACKEND=emulated "$dir/kind" 2>&1
+'
+
 run_setuid_tests() {
 	local kind=$B/tests/helpers/raw-uffd-kind pre=$B/libuserfault-preload.so
 	local dir libdir=/usr/lib/x86_64-linux-gnu lib=libuserfault-preload-setuid-test.so
-	local out reason t0 t1
+	local out rc reason skip t0 t1
 	echo "== drop-in: set-user-ID programs"
 	if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null 2>&1; then
-		record SKIP setuid dropin 0 "needs root and setpriv"
+		record SKIP setuid dropin 0 "needs root and setpriv (makes a set-user-ID root program, runs it as nobody)"
+		record SKIP setuid-trusted dropin 0 "needs root and setpriv (makes a set-user-ID root program, runs it as nobody)"
 		return 0
 	fi
 	if ldd "$pre" 2>/dev/null | grep -Eq 'lib(a|t|ub)san'; then
 		record SKIP setuid dropin 0 "sanitizer runtimes refuse set-user-ID programs"
+		record SKIP setuid-trusted dropin 0 "sanitizer runtimes refuse set-user-ID programs"
 		return 0
 	fi
 	[ -d "$libdir" ] || libdir=/usr/lib
@@ -310,24 +338,46 @@ run_setuid_tests() {
 			env LD_PRELOAD="$pre" USERFAULT_BACKEND=emulated "$dir/kind" 2>&1)
 		[ "$out" = kernel ] || reason="set-user-ID, preload by path: '$out', expected 'kernel'"
 	fi
-	# Set-user-ID, preload by name from a trusted directory: loaded, inert.
-	if [ -z "$reason" ] && [ -w "$libdir" ]; then
-		install -m 4755 "$pre" "$libdir/$lib"
-		out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
-			env LD_PRELOAD="$lib" USERFAULT_BACKEND=emulated "$dir/kind" 2>&1)
-		rm -f "$libdir/$lib"
-		if [ "$out" = kernel ]; then
-			reason="the loader did not load $libdir/$lib: the check proves nothing"
-		elif [ "$out" != "kernel preloaded" ]; then
-			reason="set-user-ID, drop-in loaded: '$out', expected 'kernel preloaded'"
-		fi
-	fi
-	rm -rf "$dir"
 	t1=$(now_us)
 	if [ -z "$reason" ]; then
 		record PASS setuid dropin $((t1 - t0))
 	else
 		record FAIL setuid dropin $((t1 - t0)) "$reason"
+	fi
+	# Set-user-ID, preload by name from a trusted directory: loaded, inert.
+	t0=$(now_us)
+	reason= skip=
+	if [ -e "$libdir/$lib" ]; then
+		reason="$libdir/$lib exists outside the namespace (left by an older run?): remove it"
+	elif ! command -v unshare >/dev/null 2>&1; then
+		skip="no unshare(1) for a private mount namespace"
+	else
+		mkdir "$dir/ns"
+		out=$(unshare --mount --propagation private -- \
+			bash -c "$setuid_trusted_ns" setuid-trusted "$dir" "$libdir" "$lib" "$pre" 2>&1)
+		rc=$?
+		if [ "$rc" -eq 3 ] && [[ $out == setup:* ]]; then
+			skip="${out#setup: }"
+		elif [ "$rc" -ne 0 ] && [[ $out == unshare:* ]]; then
+			skip="no private mount namespace: $out"
+		elif [ "$out" = kernel ]; then
+			reason="the loader did not load $libdir/$lib: the check proves nothing"
+		elif [ "$out" != "kernel preloaded" ]; then
+			reason="set-user-ID, drop-in loaded from $libdir: '$out', expected 'kernel preloaded'"
+		fi
+		# The namespace is gone: nothing of it may be left outside.
+		if [ -z "$reason" ] && [ -e "$libdir/$lib" ]; then
+			reason="$libdir/$lib appeared outside the private mount namespace"
+		fi
+	fi
+	rm -rf "$dir"
+	t1=$(now_us)
+	if [ -n "$skip" ] && [ -z "$reason" ]; then
+		record SKIP setuid-trusted dropin $((t1 - t0)) "$skip"
+	elif [ -z "$reason" ]; then
+		record PASS setuid-trusted dropin $((t1 - t0))
+	else
+		record FAIL setuid-trusted dropin $((t1 - t0)) "$reason"
 	fi
 }
 
