@@ -139,6 +139,78 @@ struct uf_emu_stats {
 int uf_emu_stats(struct uf_emu_stats *out);
 
 /*
+ * Fault statistics: what each userfaultfd saw, on either back-end, counted
+ * at the ABI entry points (uf_userfaultfd, uf_ioctl, uf_read, uf_close and
+ * the drop-in's interposers).  `userfault stat` prints them for an
+ * unmodified program.  Recording is off until uf_stat_enable(), or until
+ * the library finds USERFAULT_STAT_FD in the environment at start-up (a
+ * table made by uf_stat_create(), inherited from the process that reads
+ * it); then every descriptor made from then on is recorded, in this
+ * process and in the children it forks or executes (the table is shared).
+ *
+ * Latency is the time from a fault to the ioctl that resolved it (COPY,
+ * ZEROPAGE, CONTINUE, POISON, MOVE, WAKE, or WRITEPROTECT clearing the
+ * protection).  The emulation timestamps the fault itself; the kernel's
+ * fault is not visible to user space, so there the clock starts when its
+ * message is read (latency_from_fault counts the samples of the first
+ * kind).  In-thread pagers (uf_pager_*) and FEATURE_SIGBUS send no
+ * messages and are not counted.
+ */
+#define UF_STAT_MAX 64		/* uffds recorded; further ones share the last */
+#define UF_STAT_BUCKETS 320	/* latency histogram, see uf_stat_bucket_ns() */
+enum {
+	UF_STAT_EV_PAGEFAULT, UF_STAT_EV_FORK, UF_STAT_EV_REMAP, UF_STAT_EV_REMOVE,
+	UF_STAT_EV_UNMAP, UF_STAT_EV_OTHER, UF_STAT_EVENTS
+};
+enum {
+	UF_STAT_COPY, UF_STAT_ZEROPAGE, UF_STAT_CONTINUE, UF_STAT_POISON,
+	UF_STAT_MOVE, UF_STAT_WRITEPROTECT, UF_STAT_WAKE, UF_STAT_IOCTLS
+};
+struct uf_stat {
+	int32_t pid;		/* process that made the uffd */
+	int32_t fd;		/* its first descriptor number */
+	int32_t backend;	/* UF_BACKEND_KERNEL or UF_BACKEND_EMULATED */
+	int32_t parent;		/* index of the uffd whose FORK event made it, or -1 */
+	uint64_t features;	/* features UFFDIO_API returned (the back-end's) */
+	uint64_t registered;	/* bytes of successful UFFDIO_REGISTER calls */
+	uint64_t messages;	/* messages read */
+	uint64_t events[UF_STAT_EVENTS];	/* messages by kind */
+	uint64_t faults_write, faults_wp, faults_minor;	/* page faults with these flags */
+	uint64_t ioctls[UF_STAT_IOCTLS];	/* calls that did (some of) their work */
+	uint64_t bytes[UF_STAT_IOCTLS];		/* bytes they installed, changed or woke */
+	uint64_t pages[UF_STAT_IOCTLS];		/* the same in pages of the system page size */
+	uint64_t eexist;	/* COPY/ZEROPAGE/CONTINUE/MOVE that found the page there */
+	uint64_t errors;	/* other failed calls of these ioctls */
+	uint64_t resolved;	/* faults whose resolution was seen: latency samples */
+	uint64_t latency_from_fault;	/* samples timed from the fault itself */
+	uint64_t untracked;	/* faults not timed (too many pending at once) */
+	uint64_t latency_sum_ns, latency_max_ns;
+	uint64_t latency[UF_STAT_BUCKETS];	/* samples per bucket */
+};
+/* Start recording in this process (and its children): 0 or -errno. */
+int uf_stat_enable(void);
+/* A new, empty table in a memfd (not close-on-exec): its descriptor, for a
+ * child to record into through USERFAULT_STAT_FD=<fd>; or -errno. */
+int uf_stat_create(void);
+/* Read (and record into) the table of fd, made by uf_stat_create(), from
+ * now on: 0, -EINVAL if fd holds no table, or -errno. */
+int uf_stat_attach(int fd);
+/* Copy up to max records into out, in order of creation: the number of
+ * records (may exceed max; at most UF_STAT_MAX, the last one shared by the
+ * uffds beyond), 0 if none or recording is off. */
+int uf_stat_get(struct uf_stat *out, int max);
+/* Add n records into *total (counters summed, maxima kept). */
+void uf_stat_sum(struct uf_stat *total, const struct uf_stat *s, int n);
+/* Bucket b holds latencies from uf_stat_bucket_ns(b) up to
+ * uf_stat_bucket_ns(b + 1) - 1 ns: exact below 16 ns, then 8 buckets per
+ * power of two (12.5 % wide). */
+uint64_t uf_stat_bucket_ns(int bucket);
+/* The p-th percentile (0 < p <= 100) of the latency samples, in ns: the top
+ * of the bucket that holds it, never more than the maximum; 0 without
+ * samples. */
+uint64_t uf_stat_percentile(const struct uf_stat *s, double p);
+
+/*
  * In-thread paging (an extension; these return 0 or a negative errno).
  *
  * A pager is a userfaultfd whose faults are not queued as messages: the

@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include "api/api.h"
 #include "base/options.h"
+#include "base/record.h"
 #include "base/sys.h"
 #include "emu/emu.h"
 
@@ -75,9 +76,12 @@ int uf_set_backend(enum uf_backend backend)
 
 int uf_userfaultfd(int flags)
 {
-	if (uf_get_backend() == UF_BACKEND_EMULATED)
-		return emu_userfaultfd(flags);
-	return kernel_userfaultfd(flags);
+	enum uf_backend b = uf_get_backend();
+	int fd = b == UF_BACKEND_EMULATED ? emu_userfaultfd(flags) : kernel_userfaultfd(flags);
+
+	if (fd >= 0 && rec_on())
+		rec_new(fd, (int)b, -1);
+	return fd;
 }
 
 int uf_open_dev(int oflags)
@@ -87,16 +91,35 @@ int uf_open_dev(int oflags)
 	return kernel_open_dev(oflags);
 }
 
+static int route_ioctl(int fd, unsigned long request, unsigned long arg);
+
 int uf_ioctl(int fd, unsigned long request, ...)
 {
 	va_list ap;
 	unsigned long arg;
-	enum emu_kind kind;
-	struct ctx *c;
+	int r, e;
 
 	va_start(ap, request);
 	arg = va_arg(ap, unsigned long);
 	va_end(ap);
+	r = route_ioctl(fd, request, arg);
+	if (rec_on()) {
+		e = errno;
+		if (request == USERFAULTFD_IOC_NEW && r >= 0)
+			rec_new(r, emu_in_use() && emu_fd_kind(r, NULL) != EMU_NONE ? UF_BACKEND_EMULATED
+										: UF_BACKEND_KERNEL, -1);
+		else
+			rec_ioctl(fd, request, arg, r, e);
+		errno = e;
+	}
+	return r;
+}
+
+static int route_ioctl(int fd, unsigned long request, unsigned long arg)
+{
+	enum emu_kind kind;
+	struct ctx *c;
+
 	if (emu_in_use()) {
 		if ((c = emu_pager_hint(fd)))
 			return emu_ioctl(fd, EMU_UFFD, c, request, arg);
@@ -117,7 +140,21 @@ int uf_ioctl(int fd, unsigned long request, ...)
 	return r;
 }
 
+static ssize_t route_read(int fd, void *buf, size_t count);
+
 ssize_t uf_read(int fd, void *buf, size_t count)
+{
+	ssize_t r = route_read(fd, buf, count);
+
+	if (r > 0 && rec_on()) {
+		int e = errno;
+		rec_read(fd, buf, r);
+		errno = e;
+	}
+	return r;
+}
+
+static ssize_t route_read(int fd, void *buf, size_t count)
 {
 	enum emu_kind kind;
 	struct ctx *c;
@@ -143,6 +180,7 @@ ssize_t uf_read(int fd, void *buf, size_t count)
 
 int uf_close(int fd)
 {
+	rec_close(fd);
 	if (emu_in_use())
 		return emu_close(fd);
 	return sys_close_cancellable(fd);

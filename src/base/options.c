@@ -102,3 +102,18 @@ const char *uf_backend_name(enum uf_backend b)
 	}
 	return NULL;
 }
+
+int opt_stat_fd(void)
+{
+	const char *v = getenv("USERFAULT_STAT_FD");
+	char *end;
+	long fd;
+
+	if (!v || !*v)
+		return -1;
+	errno = 0;
+	fd = strtol(v, &end, 10);
+	if (errno || *end || fd < 0 || fd > 0x7fffffff)
+		return -1;
+	return (int)fd;
+}

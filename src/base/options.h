@@ -18,5 +18,8 @@ int opt_altstack(void);			/* USERFAULT_ALTSTACK (default 1) */
  * memfd of ours where the emulation could not reach it otherwise; memfd:
  * always on the emulation; kernel: never.  Returns 1 auto, 2 memfd, 0. */
 int opt_shared_anon(void);
+/* USERFAULT_STAT_FD: the descriptor of a statistics table to record into
+ * (uf_stat_create), or -1 (unset or not a number: recording stays off). */
+int opt_stat_fd(void);
 
 #endif

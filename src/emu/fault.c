@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include "userfault.h"
 #include "base/altstack.h"
+#include "base/record.h"
 #include "base/arch/fault.h"
 #include "base/sigchain.h"
 #include "base/stats.h"
@@ -210,6 +211,7 @@ SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintpt
 		tls_waits[tls_nwaits].q = &c->q;
 		tls_nwaits++;
 	}
+	rec_fault(rep);		/* (before the message can be read) */
 	wq_queue_fault(w, &c->q, &m, rep);
 	STATS_ADD(faults, 1);
 

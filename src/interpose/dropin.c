@@ -49,6 +49,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include "base/fdreg.h"
+#include "base/record.h"
 #include "base/sys.h"
 #include "emu/emu.h"
 
@@ -169,6 +170,15 @@ UF_EXPORT int ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	arg = va_arg(ap, unsigned long);
 	va_end(ap);
+	/* Recording (userfault stat): a recorded uffd, or a new one made by a
+	 * /dev/userfaultfd of either back-end, goes through uf_ioctl, which
+	 * counts. */
+	if (rec_on() && (req == USERFAULTFD_IOC_NEW || rec_fd(fd))) {
+		int r = uf_ioctl(fd, req, arg);
+		if (req == USERFAULTFD_IOC_NEW && r >= 0)
+			mark(r, emu_in_use() && emu_fd_kind(r, NULL) != EMU_NONE);
+		return r;
+	}
 	/* Every ioctl on an emulated uffd or device goes to the emulation,
 	 * which answers as the kernel's file does: the VFS's generic ones act
 	 * on the pipe, the rest is the uffd's (EINVAL for what it does not
@@ -213,6 +223,8 @@ UF_EXPORT ssize_t read(int fd, void *buf, size_t n)
 				mark((int)m.arg.fork.ufd, 1);
 		}
 		return r;
+	} else if (rec_fd(fd)) {
+		return uf_read(fd, buf, n);	/* a kernel uffd, recorded */
 	}
 	emu_pretouch((uintptr_t)buf, n, 1);
 	return sys_read_cancellable(fd, buf, n);
@@ -303,6 +315,7 @@ UF_EXPORT int close(int fd)
 {
 	if (fd_ours(fd))
 		return 0;	/* the emulation's own (see fds.c) */
+	rec_close(fd);
 	if (marked(fd)) {
 		mark(fd, 0);
 		return uf_close(fd);
@@ -313,8 +326,10 @@ UF_EXPORT int close(int fd)
 
 static int dup_result(int oldfd, int newfd)
 {
-	if (newfd >= 0)
+	if (newfd >= 0) {
 		mark(newfd, emulated(oldfd));
+		rec_dup(oldfd, newfd);
+	}
 	return newfd;
 }
 
@@ -375,6 +390,12 @@ static void adopt(int fd)
 		known = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && emu_adopt(fd) == 0;
 	}
 	mark(fd, known);
+	if (rec_on()) {
+		/* A uffd of another process, recorded from now on here. */
+		int b = uf_fd_backend(fd);
+		if (b > 0 || known)
+			rec_new(fd, known ? UF_BACKEND_EMULATED : b, -1);
+	}
 }
 
 /* The descriptors inherited across exec: a uffd among them (of the old
