@@ -35,6 +35,16 @@ int cmd_demo(int argc, char **argv, struct cli_global *global);
 int cmd_run(int argc, char **argv, struct cli_global *global);
 int cmd_bench(int argc, char **argv, struct cli_global *global);
 int cmd_stress(int argc, char **argv, struct cli_global *global);
+int cmd_stat(int argc, char **argv, struct cli_global *global);
+
+/* ---- The drop-in (cmd-run.c) ------------------------------------------- */
+
+/* Set the environment for a program to run with the drop-in: LD_PRELOAD
+ * (USERFAULT_PRELOAD, else the drop-in next to this executable, else the
+ * installed one) and CLI_BACKEND_ENV (global->backend, else the one set,
+ * checked, else auto).  CLI_OK, or an exit status after printing why; cmd
+ * names the command for messages. */
+int cli_dropin_env(const struct cli_global *global, const char *cmd);
 
 /* ---- Messages (cli.c) -------------------------------------------------- */
 

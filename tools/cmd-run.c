@@ -41,10 +41,10 @@ static const char run_help[] =
 	"drop-in library cannot be found.\n";
 
 /* Copy src into buf.  0, or -1 after printing why. */
-static int put_path(char *buf, size_t size, const char *src)
+static int put_path(char *buf, size_t size, const char *src, const char *cmd)
 {
 	if ((size_t)snprintf(buf, size, "%s", src) >= size) {
-		cli_error("run: drop-in path too long: %s", src);
+		cli_error("%s: drop-in path too long: %s", cmd, src);
 		return -1;
 	}
 	return 0;
@@ -53,7 +53,7 @@ static int put_path(char *buf, size_t size, const char *src)
 /* The drop-in's path into buf: USERFAULT_PRELOAD; else PRELOAD_BASE next to
  * this executable, if it is there or UF_PRELOAD_NAME is relative; else
  * UF_PRELOAD_NAME.  0, or -1 after printing why. */
-static int preload_path(char *buf, size_t size)
+static int preload_path(char *buf, size_t size, const char *cmd)
 {
 	const char *env = getenv(PRELOAD_ENV);
 	char exe[PATH_MAX];
@@ -61,13 +61,13 @@ static int preload_path(char *buf, size_t size)
 	char *slash;
 
 	if (env && *env)
-		return put_path(buf, size, env);
+		return put_path(buf, size, env, cmd);
 	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	if (n < 0) {
 		if (UF_PRELOAD_NAME[0] == '/')
-			return put_path(buf, size, UF_PRELOAD_NAME);
-		cli_error("run: cannot find this executable (/proc/self/exe): %s",
-			  strerror(errno));
+			return put_path(buf, size, UF_PRELOAD_NAME, cmd);
+		cli_error("%s: cannot find this executable (/proc/self/exe): %s",
+			  cmd, strerror(errno));
 		return -1;
 	}
 	exe[n] = '\0';
@@ -75,16 +75,16 @@ static int preload_path(char *buf, size_t size)
 	if (slash)
 		*slash = '\0';
 	if ((size_t)snprintf(buf, size, "%s/%s", exe, PRELOAD_BASE) >= size) {
-		cli_error("run: drop-in path too long: %s/%s", exe, PRELOAD_BASE);
+		cli_error("%s: drop-in path too long: %s/%s", cmd, exe, PRELOAD_BASE);
 		return -1;
 	}
 	if (UF_PRELOAD_NAME[0] == '/' && access(buf, R_OK) < 0)
-		return put_path(buf, size, UF_PRELOAD_NAME);
+		return put_path(buf, size, UF_PRELOAD_NAME, cmd);
 	return 0;
 }
 
 /* Put path in front of LD_PRELOAD.  0, or -1 after printing why. */
-static int prepend_preload(const char *path)
+static int prepend_preload(const char *path, const char *cmd)
 {
 	const char *old = getenv("LD_PRELOAD");
 	char *value;
@@ -92,14 +92,14 @@ static int prepend_preload(const char *path)
 
 	/* The dynamic loader splits LD_PRELOAD at spaces and colons. */
 	if (strpbrk(path, " :")) {
-		cli_error("run: the drop-in path has a space or colon, which LD_PRELOAD cannot hold: %s",
-			  path);
+		cli_error("%s: the drop-in path has a space or colon, which LD_PRELOAD cannot hold: %s",
+			  cmd, path);
 		return -1;
 	}
 	if (old && *old) {
 		value = malloc(strlen(path) + 1 + strlen(old) + 1);
 		if (!value) {
-			cli_error("run: out of memory");
+			cli_error("%s: out of memory", cmd);
 			return -1;
 		}
 		sprintf(value, "%s:%s", path, old);
@@ -109,7 +109,7 @@ static int prepend_preload(const char *path)
 		err = setenv("LD_PRELOAD", path, 1);
 	}
 	if (err) {
-		cli_error("run: cannot set LD_PRELOAD: %s", strerror(errno));
+		cli_error("%s: cannot set LD_PRELOAD: %s", cmd, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -118,23 +118,41 @@ static int prepend_preload(const char *path)
 /* The back-end for the program: the --backend value, else what the
  * environment has (checked), else auto.  CLI_OK, or an exit status after
  * printing why. */
-static int set_backend_env(const struct cli_global *global)
+static int set_backend_env(const struct cli_global *global, const char *cmd)
 {
 	const char *value = global->backend;
 	const char *env = getenv(CLI_BACKEND_ENV);
 
 	if (!value) {
-		if (cli_check_backend_env("run") != CLI_OK)
+		if (cli_check_backend_env(cmd) != CLI_OK)
 			return CLI_USAGE;
 		if (env && *env)
 			return CLI_OK;
 		value = uf_backend_name(UF_BACKEND_AUTO);
 	}
 	if (setenv(CLI_BACKEND_ENV, value, 1)) {
-		cli_error("run: cannot set " CLI_BACKEND_ENV ": %s", strerror(errno));
+		cli_error("%s: cannot set " CLI_BACKEND_ENV ": %s", cmd, strerror(errno));
 		return CLI_FAIL;
 	}
 	return CLI_OK;
+}
+
+int cli_dropin_env(const struct cli_global *global, const char *cmd)
+{
+	char path[PATH_MAX];
+
+	if (preload_path(path, sizeof path, cmd) < 0)
+		return CLI_FAIL;
+	if (access(path, R_OK) < 0) {
+		const char *env = getenv(PRELOAD_ENV);
+		cli_error("%s: drop-in library %s: %s%s", cmd, path, strerror(errno),
+			  env && *env ? " (from " PRELOAD_ENV ")"
+			  : UF_PRELOAD_NAME[0] == '/' ? "" : " (build it with 'make')");
+		return CLI_FAIL;
+	}
+	if (prepend_preload(path, cmd) < 0)
+		return CLI_FAIL;
+	return set_backend_env(global, cmd);
 }
 
 int cmd_run(int argc, char **argv, struct cli_global *global)
@@ -144,7 +162,6 @@ int cmd_run(int argc, char **argv, struct cli_global *global)
 		CLI_LONGOPT_BACKEND,
 		CLI_LONGOPT_END,
 	};
-	char path[PATH_MAX];
 	int i, status, c;
 
 	/* Our options end at "--" or at PROG ('+'): PROG's own options and
@@ -169,18 +186,7 @@ int cmd_run(int argc, char **argv, struct cli_global *global)
 	if (i == argc)
 		return cli_usage_error("run", "missing the program to run");
 
-	if (preload_path(path, sizeof path) < 0)
-		return CLI_FAIL;
-	if (access(path, R_OK) < 0) {
-		const char *env = getenv(PRELOAD_ENV);
-		cli_error("run: drop-in library %s: %s%s", path, strerror(errno),
-			  env && *env ? " (from " PRELOAD_ENV ")"
-			  : UF_PRELOAD_NAME[0] == '/' ? "" : " (build it with 'make')");
-		return CLI_FAIL;
-	}
-	if (prepend_preload(path) < 0)
-		return CLI_FAIL;
-	status = set_backend_env(global);
+	status = cli_dropin_env(global, "run");
 	if (status != CLI_OK)
 		return status;
 

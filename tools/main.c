@@ -25,6 +25,7 @@ static const char usage_text[] =
 	"  probe [--json]          which back-ends work here, and why not\n"
 	"  demo [N]                serve N pages (default 8) through a userfaultfd\n"
 	"  run [--] PROG [ARGS]    run PROG with the drop-in library (LD_PRELOAD)\n"
+	"  stat [--] PROG [ARGS]   run PROG so, and report what its userfaultfds saw\n"
 	"  bench                   measure both back-ends side by side\n"
 	"  stress                  bounce pages through faults, check every byte\n"
 	"  help [COMMAND]          this help, or the help of COMMAND\n"
@@ -36,8 +37,8 @@ static const char usage_text[] =
 	"  -h, --help     show this help ('" CLI_NAME " COMMAND --help' for one command)\n"
 	"  --version      show the version\n"
 	"\n"
-	"Exit status: 0 success, 1 runtime error, 2 command-line error; 'run' exits\n"
-	"with the status of PROG, or 127 if PROG cannot be executed.\n";
+	"Exit status: 0 success, 1 runtime error, 2 command-line error; 'run' and\n"
+	"'stat' exit with the status of PROG, or 127 if PROG cannot be executed.\n";
 
 struct command {
 	const char *name;
@@ -50,6 +51,7 @@ static const struct command commands[] = {
 	{ "run", cmd_run },
 	{ "bench", cmd_bench },
 	{ "stress", cmd_stress },
+	{ "stat", cmd_stat },
 };
 
 static const struct command *find_command(const char *name)
