@@ -55,7 +55,10 @@ static const char bench_help[] =
 	"written after it.\n"
 	"\n"
 	"Without a working kernel userfaultfd, or emulation, the cases that need\n"
-	"it are reported as not run.  Exit status: 0 if every case ran, else 1.\n";
+	"it are reported as not run.\n"
+	"\n"
+	"Exit status: 0 if every case ran; 1 if one did not, or an output file\n"
+	"could not be written; 2 for a command-line error.\n";
 
 #define MAX_REPS BENCH_MAX_REPS
 

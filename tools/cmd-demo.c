@@ -44,7 +44,8 @@ static const char demo_help[] =
 	"\n"
 	"  --backend B    auto, kernel or emulated\n"
 	"\n"
-	"Exit status: 0 if every byte read was the expected letter, else 1.\n";
+	"Exit status: 0 if every byte read was the expected letter; 1 if one was\n"
+	"not, or the back-end could not be set up; 2 for a command-line error.\n";
 
 struct demo {
 	long npages;

@@ -23,7 +23,8 @@ static const char probe_help[] =
 	"\n"
 	"  --json    print the same as one JSON object\n"
 	"\n"
-	"Exit status: 0 if at least one back-end works, 1 if none does.\n";
+	"Exit status: 0 if at least one back-end works, 1 if none does, 2 for a\n"
+	"command-line error.\n";
 
 /* ---- Feature names ----------------------------------------------------- */
 

@@ -38,7 +38,7 @@ static const char run_help[] =
 	"next to this executable%s.\n"
 	"\n"
 	"Exit status: that of PROG; 127 if PROG cannot be executed, 1 if the\n"
-	"drop-in library cannot be found.\n";
+	"drop-in library cannot be found, 2 for a command-line error.\n";
 
 /* Copy src into buf.  0, or -1 after printing why. */
 static int put_path(char *buf, size_t size, const char *src, const char *cmd)

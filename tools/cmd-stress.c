@@ -109,7 +109,9 @@ static const char stress_help[] =
 	"                 protection of random ranges, and random ranges are\n"
 	"                 protected again meanwhile\n"
 	"\n"
-	"Exit status: 0 if every byte checked out, 1 otherwise.\n";
+	"Exit status: 0 if every byte checked out; 1 if one did not, or the run\n"
+	"could not be set up (no such memory, no back-end); 2 for a command-line\n"
+	"error.\n";
 
 #define MAX_FAULTERS 64
 #define MAX_HANDLERS 16
