@@ -110,8 +110,8 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'bad "interrupted (SIGINT)"; finish' INT
+trap 'bad "terminated (SIGTERM)"; finish' TERM
 
 # 1. Build.
 mkdir "$work/src"
