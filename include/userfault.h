@@ -142,11 +142,12 @@ int uf_emu_stats(struct uf_emu_stats *out);
  * Fault statistics: what each userfaultfd saw, on either back-end, counted
  * at the ABI entry points (uf_userfaultfd, uf_ioctl, uf_read, uf_close and
  * the drop-in's interposers).  `userfault stat` prints them for an
- * unmodified program.  Recording is off until uf_stat_enable(), or until
- * the library finds USERFAULT_STAT_FD in the environment at start-up (a
- * table made by uf_stat_create(), inherited from the process that reads
- * it); then every descriptor made from then on is recorded, in this
- * process and in the children it forks or executes (the table is shared).
+ * unmodified program.  Recording is off until uf_stat_enable() (then the
+ * table is shared with the children this process forks), or until the
+ * library finds USERFAULT_STAT_FD in the environment at start-up (a table
+ * made by uf_stat_create(), inherited from the process that reads it, and
+ * shared with every process that inherits it in turn, forked or executed);
+ * then every uffd made from then on is recorded.
  *
  * Latency is the time from a fault to the ioctl that resolved it (COPY,
  * ZEROPAGE, CONTINUE, POISON, MOVE, WAKE, or WRITEPROTECT clearing the
@@ -179,7 +180,7 @@ struct uf_stat {
 	uint64_t ioctls[UF_STAT_IOCTLS];	/* calls that did (some of) their work */
 	uint64_t bytes[UF_STAT_IOCTLS];		/* bytes they installed, changed or woke */
 	uint64_t pages[UF_STAT_IOCTLS];		/* the same in pages of the system page size */
-	uint64_t eexist;	/* COPY/ZEROPAGE/CONTINUE/MOVE that found the page there */
+	uint64_t eexist;	/* COPY/ZEROPAGE/CONTINUE/POISON/MOVE that found the page there */
 	uint64_t errors;	/* other failed calls of these ioctls */
 	uint64_t resolved;	/* faults whose resolution was seen: latency samples */
 	uint64_t latency_from_fault;	/* samples timed from the fault itself */

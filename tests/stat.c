@@ -11,7 +11,8 @@
  *   3. The CLI on the man page's example and on a multi-threaded raw-ABI
  *      program (tests/helpers/raw-threads, whose handler works on a dup()
  *      of the uffd): its JSON, exactly where the program's behaviour is
- *      fixed; the text on stderr; `--json -` alone on stdout; the exit
+ *      fixed; a uffd inherited across exec recorded in the new image;
+ *      the text on stderr; `--json -` alone on stdout; the exit
  *      status of a program that fails or is killed; a --json file that
  *      cannot be written refused before the program runs.
  */
@@ -246,7 +247,8 @@ static void cli_prog(const char *prog_rel, char *const args[], int faults)
 
 static void cli(void)
 {
-	char cli_path[PATH_MAX + 16], prog[PATH_MAX + 32], bad[PATH_MAX + 32];
+	char cli_path[PATH_MAX + 16], prog[PATH_MAX + 32], bad[PATH_MAX + 32], json[PATH_MAX + 16];
+	char *o;
 	char *no_args[] = { NULL };
 	char *thread_args[] = { (char *)"4", (char *)"32", NULL };
 	int st;
@@ -266,11 +268,27 @@ static void cli(void)
 	T_HAS(j, "\"eexist\": 1,");
 	free(j);
 
+	/* A uffd inherited across exec gets a record in the new image. */
+	char helper[PATH_MAX + 32];
+	snprintf(helper, sizeof helper, "%s/tests/helpers/raw-threads", dir);
+	snprintf(json, sizeof json, "%s/report.json", tmp);
+	char *argv_exec[] = { cli_path, (char *)"stat", (char *)"--json", json, helper, (char *)"exec", NULL };
+	st = run(argv_exec, "out", "err");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	o = slurp("out");
+	T_HAS(o, "inherited");
+	free(o);
+	j = slurp("report.json");
+	T_HAS(j, "\"uffds\": 2,");
+	T_HAS(j, "\"index\": 1,");
+	free(j);
+
 	/* --json -: JSON alone on stdout (the program's own output aside). */
 	char *argv_dash[] = { cli_path, (char *)"stat", (char *)"--json", (char *)"-", prog, NULL };
 	st = run(argv_dash, "out", "err");
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	char *o = slurp("out"), *e = slurp("err");
+	o = slurp("out");
+	char *e = slurp("err");
 	T_HAS(o, "\n{\n  \"program\": ");
 	CHECK(!strstr(e, "== userfault stat"));
 	free(o);
@@ -278,8 +296,6 @@ static void cli(void)
 
 	/* The program's exit status, and a signal's (programs of the build,
 	 * which a sanitizer's drop-in can be preloaded into). */
-	char helper[PATH_MAX + 32];
-	snprintf(helper, sizeof helper, "%s/tests/helpers/raw-threads", dir);
 	char *argv_false[] = { cli_path, (char *)"stat", (char *)"--", helper, (char *)"exit", (char *)"3", NULL };
 	st = run(argv_false, "out", "err");
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);

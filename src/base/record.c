@@ -150,8 +150,9 @@ int rec_attach(int fd)
 	return 0;
 }
 
-/* A table inherited from the process that will read it. */
-__attribute__((constructor)) static void rec_inherit(void)
+/* A table inherited from the process that will read it.  (Before the
+ * drop-in's constructor, which records the uffds inherited across exec.) */
+__attribute__((constructor(101))) static void rec_inherit(void)
 {
 	int fd = opt_stat_fd();
 

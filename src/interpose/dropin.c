@@ -415,8 +415,12 @@ __attribute__((constructor)) static void adopt_inherited(void)
 		if (*end || end == e->d_name || fd == dirfd(d) || fd >= MARKS)
 			continue;
 		struct stat st;
-		if (fstat((int)fd, &st) == 0 && S_ISFIFO(st.st_mode) && fd_marked_uffd((int)fd))
+		if (fstat((int)fd, &st) < 0)
+			continue;
+		if (S_ISFIFO(st.st_mode) && fd_marked_uffd((int)fd))
 			adopt((int)fd);
+		else if (rec_on() && uf_fd_backend((int)fd) == UF_BACKEND_KERNEL)
+			rec_new((int)fd, UF_BACKEND_KERNEL, -1);	/* (userfault stat) */
 	}
 	closedir(d);
 }

@@ -12,6 +12,10 @@
  * raw-threads exit N, raw-threads kill: exit with status N, or be killed by
  * SIGKILL, at once (a program for the runner's own checks that is built
  * like the others, sanitizers included).
+ *
+ * raw-threads exec: make a uffd without close-on-exec and execute itself
+ * as "raw-threads inherited FD", which checks that FD is open and prints
+ * "inherited".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +27,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <userfault/uapi.h>
@@ -101,6 +106,22 @@ int main(int argc, char **argv)
 		return atoi(argv[2]);
 	if (argc == 2 && !strcmp(argv[1], "kill"))
 		raise(SIGKILL);
+	if (argc == 2 && !strcmp(argv[1], "exec")) {
+		char num[16];
+		int fd = (int)syscall(__NR_userfaultfd, O_NONBLOCK | UFFD_USER_MODE_ONLY);
+		if (fd < 0)
+			die("userfaultfd");
+		snprintf(num, sizeof num, "%d", fd);
+		execl("/proc/self/exe", argv[0], "inherited", num, (char *)NULL);
+		die("exec");
+	}
+	if (argc == 3 && !strcmp(argv[1], "inherited")) {
+		struct stat st;
+		if (fstat(atoi(argv[2]), &st) < 0)
+			die("fstat of the inherited uffd");
+		printf("inherited\n");
+		return 0;
+	}
 	if (argc != 3 || (nthreads = atoi(argv[1])) < 1 || (npages = atoi(argv[2])) < 1) {
 		fprintf(stderr, "usage: raw-threads THREADS PAGES\n");
 		return 2;
