@@ -180,7 +180,8 @@ static void shared_after_fork(void)
 	T_REQUIRE(pid >= 0);
 	if (pid == 0) {
 		close(pfd[1]);
-		(void)read(pfd[0], &c, 1);	/* until the parent is done */
+		if (read(pfd[0], &c, 1) < 0)	/* until the parent is done */
+			_exit(1);
 		_exit(0);
 	}
 	close(pfd[0]);
