@@ -76,7 +76,7 @@ static void *reader(void *arg)
 	return (void *)(intptr_t)q[0];
 }
 
-static void api(void)
+static void check_api(void)
 {
 	enum { PAGES = 8 };
 	struct uf_stat r[2];
@@ -245,7 +245,7 @@ static void cli_prog(const char *prog_rel, char *const args[], int faults)
 	free(e);
 }
 
-static void cli(void)
+static void check_cli(void)
 {
 	char cli_path[PATH_MAX + 16], prog[PATH_MAX + 32], bad[PATH_MAX + 32], json[PATH_MAX + 16];
 	char *o;
@@ -356,8 +356,8 @@ int main(void)
 	setenv("ASAN_OPTIONS", "verify_asan_link_order=0:detect_leaks=0", 1);
 #endif
 	arithmetic();
-	api();
-	cli();
+	check_api();
+	check_cli();
 	remove_tmp();
 	return t_done();
 }
