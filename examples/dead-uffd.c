@@ -7,7 +7,9 @@
  * a uffd of the old one; or it exited before the receiver took the
  * descriptor) the uffd stays a valid file that serves nothing: poll says
  * nothing, read says EAGAIN, COPY and ZEROPAGE ESRCH, REGISTER and
- * UNREGISTER ENOMEM, API EINVAL, WAKE succeeds.
+ * UNREGISTER ENOMEM, API EINVAL, WAKE succeeds.  One whose process went
+ * before its UFFDIO_API still takes that call, once; until then read and
+ * the other ioctls say EINVAL.
  *
  *   dead-uffd                     both cases, one line per call
  */
@@ -57,6 +59,26 @@ static void probe(int uffd)
 	show("UFFDIO_UNREGISTER", ioctl(uffd, UFFDIO_UNREGISTER, &rg));
 	show("UFFDIO_WAKE", ioctl(uffd, UFFDIO_WAKE, &rg));
 	show("UFFDIO_API", ioctl(uffd, UFFDIO_API, &api));
+	close(uffd);
+}
+
+/* A uffd gone before its UFFDIO_API. */
+static void probe_fresh(int uffd)
+{
+	struct uffd_msg m;
+	static char src[4096] __attribute__((aligned(4096)));
+	struct uffdio_copy cp = { (unsigned long)src, (unsigned long)src, 4096, 0, 0 };
+	struct uffdio_range rg = { (unsigned long)src, 4096 };
+	struct uffdio_api api = { .api = UFFD_API };
+
+	show("read", read(uffd, &m, sizeof m));
+	show("UFFDIO_COPY", ioctl(uffd, UFFDIO_COPY, &cp));
+	show("UFFDIO_WAKE", ioctl(uffd, UFFDIO_WAKE, &rg));
+	show("UFFDIO_API", ioctl(uffd, UFFDIO_API, &api));
+	printf("%-22s %s\n", "  .ioctls", api.ioctls == UFFD_API_IOCTLS ? "UFFD_API_IOCTLS" : "other");
+	show("UFFDIO_API again", ioctl(uffd, UFFDIO_API, &api));
+	show("read", read(uffd, &m, sizeof m));
+	show("UFFDIO_COPY", ioctl(uffd, UFFDIO_COPY, &cp));
 	close(uffd);
 }
 
@@ -119,6 +141,11 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc == 3 && !strcmp(argv[1], "--new-image-fresh")) {
+		printf("inherited across exec before its UFFDIO_API:\n");
+		probe_fresh((int)strtol(argv[2], NULL, 10));
+		return 0;
+	}
 	if (argc == 4 && !strcmp(argv[1], "--new-image")) {
 		REGION = (void *)(uintptr_t)strtoull(argv[3], NULL, 16);
 		printf("inherited across exec:\n");
@@ -137,6 +164,22 @@ int main(int argc, char **argv)
 		snprintf(arg, sizeof arg, "%d", make_uffd(0));
 		snprintf(reg, sizeof reg, "%p", REGION);
 		execl(self, argv[0], "--new-image", arg, reg, (char *)NULL);
+		_exit(1);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+		return 1;
+	/* 1b. The same before UFFDIO_API. */
+	pid = fork();
+	if (pid == 0) {
+		char arg[16], self[4096];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+		int uffd = (int)syscall(__NR_userfaultfd, O_NONBLOCK | UFFD_USER_MODE_ONLY);
+
+		if (n <= 0 || uffd < 0)
+			_exit(1);
+		self[n] = 0;
+		snprintf(arg, sizeof arg, "%d", uffd);
+		execl(self, argv[0], "--new-image-fresh", arg, (char *)NULL);
 		_exit(1);
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))

@@ -58,17 +58,21 @@ void fd_relocation_end(void)
 	pthread_rwlock_unlock(&g_pins);
 }
 
-/* The kernel's highest signal (no C library reserves it). */
+/* The kernel's highest signal (no C library reserves it) once UFFDIO_API
+ * is done, the one below before. */
 #define UFFD_MARK 64
+#define UFFD_MARK_NEW 63
 
-void fd_mark_uffd(int rd)
+void fd_mark_uffd(int rd, int api_done)
 {
-	sys_fcntl(rd, F_SETSIG, UFFD_MARK);
+	sys_fcntl(rd, F_SETSIG, api_done ? UFFD_MARK : UFFD_MARK_NEW);
 }
 
 int fd_marked_uffd(int fd)
 {
-	return sys_fcntl(fd, F_GETSIG, 0) == UFFD_MARK;
+	int sig = sys_fcntl(fd, F_GETSIG, 0);
+
+	return sig == UFFD_MARK ? 1 : sig == UFFD_MARK_NEW ? 2 : 0;
 }
 
 void fd_reset_after_fork(void)

@@ -37,9 +37,12 @@ void fd_reset_after_fork(void);
 /* The read end of an emulated uffd's pipe carries a mark that outlives its
  * owner (an exec, an exit): a process that finds no owner to serve the
  * pipe tells a dead uffd (it answers as the kernel's uffd of a dead mm)
- * from a plain pipe (ENOTTY).  The mark is the open file's F_SETSIG
- * signal, which nothing uses unless O_ASYNC is set. */
-void fd_mark_uffd(int rd);
+ * from a plain pipe (ENOTTY), and whether its UFFDIO_API was done (a dead
+ * uffd answers as the kernel's: before it, read and the other ioctls say
+ * EINVAL and UFFDIO_API succeeds once).  The mark is the open file's
+ * F_SETSIG signal, which nothing uses unless O_ASYNC is set.
+ * fd_marked_uffd: 0 no mark, 1 API done, 2 before UFFDIO_API. */
+void fd_mark_uffd(int rd, int api_done);
 int fd_marked_uffd(int fd);
 
 #endif

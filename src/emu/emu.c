@@ -78,7 +78,7 @@ int emu_userfaultfd(int flags)
 	    fstat(sv[0], &st) < 0)
 		goto fail;
 	fd_own(sv[1]);
-	fd_mark_uffd(sv[0]);
+	fd_mark_uffd(sv[0], 0);
 	area_lock();
 	c = ctx_create_locked(st.st_dev, st.st_ino, sv[1], flags, 0);
 	area_unlock();

@@ -71,7 +71,7 @@ void fork_prepare(void)
 		if (pipe2(p, O_CLOEXEC | (c->flags & O_NONBLOCK)) < 0)
 			continue;
 		sys_fcntl(p[1], F_SETFL, O_NONBLOCK);
-		fd_mark_uffd(p[0]);
+		fd_mark_uffd(p[0], 1);	/* (the parent's features) */
 		g_fu[g_nfu].parent_id = id;
 		g_fu[g_nfu].flags = c->flags;
 		g_fu[g_nfu].features = atomic_load(&c->features);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include "base/fdreg.h"
 #include "base/sys.h"
 #include "base/usercopy.h"
 #include "emu/area.h"
@@ -48,24 +49,47 @@ static int api_refuse(unsigned long arg, int err)
 	return fail(err);
 }
 
-static int do_api(struct ctx *c, unsigned long arg)
+/* UFFDIO_API's checks and answer (the features and ioctls offered): 0 and
+ * *want, the features asked for; or -1 and errno. */
+static int api_answer(unsigned long arg, uint64_t *want)
 {
 	struct uffdio_api api;
-	uint64_t want;
-	int expected = CTX_NEW, busy = 0;
 
 	if (usercopy_in(&api, (void *)arg, sizeof api))
 		return fail(EFAULT);
-	want = api.features;
+	*want = api.features;
 	/* Asynchronous protection protects unpopulated pages too. */
-	if (want & UFFD_FEATURE_WP_ASYNC)
-		want |= UFFD_FEATURE_WP_UNPOPULATED;
-	if (api.api != UFFD_API || (want & ~(uint64_t)EMU_FEATURES))
+	if (*want & UFFD_FEATURE_WP_ASYNC)
+		*want |= UFFD_FEATURE_WP_UNPOPULATED;
+	if (api.api != UFFD_API || (*want & ~(uint64_t)EMU_FEATURES))
 		return api_refuse(arg, EINVAL);
 	api.features = EMU_FEATURES;
 	api.ioctls = UFFD_API_IOCTLS;
 	if (usercopy_out((void *)arg, &api, sizeof api))
 		return fail(EFAULT);
+	return 0;
+}
+
+int ioctl_api_gone(unsigned long arg, _Atomic int *fresh)
+{
+	uint64_t want;
+	int expected = 1;
+
+	if (api_answer(arg, &want) < 0)
+		return -1;
+	/* Once, as on a live uffd. */
+	if (!atomic_compare_exchange_strong(fresh, &expected, 0))
+		return api_refuse(arg, EINVAL);
+	return 0;
+}
+
+static int do_api(struct ctx *c, unsigned long arg)
+{
+	uint64_t want;
+	int expected = CTX_NEW, busy = 0;
+
+	if (api_answer(arg, &want) < 0)
+		return -1;
 	/* Only once per uffd; the answer already written is wiped.  The
 	 * features change only with the state, as the kernel sets both with
 	 * one cmpxchg: a refused call (or the loser of two at once) leaves
@@ -648,8 +672,12 @@ static int do_writeprotect(struct ctx *c, int fd, unsigned long arg)
 
 static int run_api(struct ctx *c, int fd, unsigned long arg)
 {
-	(void)fd;
-	return do_api(c, arg);
+	int r = do_api(c, arg);
+
+	/* (A call from another process: its caller marks the file.) */
+	if (r == 0 && fd >= 0)
+		fd_mark_uffd(fd, 1);
+	return r;
 }
 
 /* Every uffd ioctl the emulation has. */

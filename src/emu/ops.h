@@ -34,6 +34,10 @@ const struct ioctl_desc *ioctl_find(unsigned long req);
 /* What a uffd whose process is gone answers req (section 13.4): -1 and
  * errno, or 0. */
 int ioctl_gone(unsigned long req);
+/* UFFDIO_API on a uffd whose process is gone before its own UFFDIO_API
+ * (*fresh is 1 until one succeeds): the kernel checks and answers it as
+ * on a live uffd, once.  0, or -1 and errno. */
+int ioctl_api_gone(unsigned long arg, _Atomic int *fresh);
 /* A uffd ioctl on a uffd of this process (fd: its descriptor, or -1 when
  * the call comes from another process).  -1 and errno. */
 int ioctl_local(struct ctx *c, int fd, unsigned long req, unsigned long arg);

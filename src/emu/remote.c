@@ -445,6 +445,7 @@ struct remote {
 	ino_t ino;
 	_Atomic int sock;	/* -1 once the owner is gone (read unlocked by remote_read) */
 	_Atomic int wr;		/* the pipe's write end */
+	_Atomic int fresh;	/* gone before its UFFDIO_API, none done since */
 	pthread_mutex_t mu;
 };
 static struct remote g_rem[REMOTE_MAX];
@@ -571,6 +572,7 @@ static int entry_new(const struct stat *st, int sock, int wr)
 		fd_own(sock);
 	fd_own(wr);
 	g_rem[i].sock = sock;
+	atomic_store(&g_rem[i].fresh, 0);
 	atomic_store(&g_rem[i].wr, wr);
 	pthread_mutex_init(&g_rem[i].mu, NULL);
 	count(1);
@@ -590,14 +592,18 @@ static int entry_new(const struct stat *st, int sock, int wr)
 static int attach_dead(int fd, const struct stat *st)
 {
 	char path[64];
-	int wr;
+	int wr, i;
 
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	wr = sys_open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0);
 	if (wr < 0)
 		return -1;
 	drain_tokens(fd);
-	return entry_new(st, -1, wr);
+	if (entry_new(st, -1, wr) < 0)
+		return -1;
+	if ((i = lookup(st->st_dev, st->st_ino)) >= 0 && fd_marked_uffd(fd) == 2)
+		atomic_store(&g_rem[i].fresh, 1);
+	return 0;
 }
 
 /* Use the uffd fd, owned by another process, from this one: 0, or -1 if
@@ -898,11 +904,22 @@ static int entry_of(int fd)
 
 int remote_ioctl(int fd, unsigned long req, unsigned long arg)
 {
-	int i = entry_of(fd);
+	int i = entry_of(fd), r;
 
 	if (i < 0)
 		return ioctl_gone(req);
-	return remote_ioctl_at(i, req, arg);
+	if (g_rem[i].sock < 0 && atomic_load(&g_rem[i].fresh)) {
+		/* Gone before its UFFDIO_API: nothing else until one. */
+		if (req != UFFDIO_API)
+			return fail(EINVAL);
+		if ((r = ioctl_api_gone(arg, &g_rem[i].fresh)) == 0)
+			fd_mark_uffd(fd, 1);
+		return r;
+	}
+	r = remote_ioctl_at(i, req, arg);
+	if (r == 0 && req == UFFDIO_API)
+		fd_mark_uffd(fd, 1);	/* (its owner cannot: not its number) */
+	return r;
 }
 
 ssize_t remote_read(int fd, void *buf, size_t count)
@@ -917,8 +934,8 @@ ssize_t remote_read(int fd, void *buf, size_t count)
 
 	if (i < 0)
 		return fail(EBADF);
-	if (count < sizeof(struct uffd_msg))
-		return fail(EINVAL);
+	if (count < sizeof(struct uffd_msg) || (g_rem[i].sock < 0 && atomic_load(&g_rem[i].fresh)))
+		return fail(EINVAL);	/* (or gone before its UFFDIO_API) */
 	for (;;) {
 		struct rq q;
 		/* Drain first: a message queued after this sends its own byte. */
