@@ -41,6 +41,9 @@ struct rt_params {
 	int memory;		/* enum bench_memory */
 	long faults;		/* total faults (units touched) */
 	double *lat_ns;		/* optional: latency of each fault, faults entries */
+	int samecpu;		/* every thread of the run on the CPU the caller
+				 * is on (no idle CPU to wake: the cost of the
+				 * work itself, as on a busy machine) */
 };
 /* *ns: wall time from the start of the faulters to the last one's end,
  * divided by the number of faults. */
@@ -103,6 +106,9 @@ int bench_resolve(int target, int how, long pages, double *ns);
  * if a write failed (f is left open). */
 int bench_write_svg(FILE *f, const double *kernel, size_t nk, const double *emulated,
 		    size_t ne);
+
+/* A bare system call (getppid), per call, over `calls` calls. */
+int bench_syscall(long calls, double *ns);
 
 /* ---- helpers (util.c) ---- */
 uint64_t bench_now_ns(void);

@@ -159,6 +159,8 @@ int bench_roundtrip(const struct rt_params *p, double *ns)
 	int nh = 0, nf = 0, r = 0;
 	char *raw;
 	uint64_t t0, t1;
+	cpu_set_t old_set, on_one;
+	int pinned = 0;
 
 	if (p->faulters < 1 || p->faulters > 64 || p->handlers < 0 || p->handlers > 16 ||
 	    (p->blocking && p->handlers > 1) || p->faults < p->faulters)
@@ -172,6 +174,22 @@ int bench_roundtrip(const struct rt_params *p, double *ns)
 	if (raw == MAP_FAILED)
 		return -errno;
 	rt.region = (char *)(((uintptr_t)raw + p->unit - 1) & ~(uintptr_t)(p->unit - 1));
+	/* One CPU for every thread made from here on (they inherit the mask):
+	 * the one this thread is on. */
+	if (p->samecpu) {
+		int cpu = sched_getcpu();
+		if (cpu < 0 || sched_getaffinity(0, sizeof old_set, &old_set) < 0) {
+			r = -errno;
+			goto out;
+		}
+		CPU_ZERO(&on_one);
+		CPU_SET(cpu, &on_one);
+		if (sched_setaffinity(0, sizeof on_one, &on_one) < 0) {
+			r = -errno;
+			goto out;
+		}
+		pinned = 1;
+	}
 	rt.src = malloc(p->unit);
 	if (!rt.src) {
 		r = -ENOMEM;
@@ -219,6 +237,8 @@ out_fds:
 	if (rt.uffd >= 0)
 		uf_close(rt.uffd);
 out:
+	if (pinned && sched_setaffinity(0, sizeof old_set, &old_set) < 0 && r == 0)
+		r = -errno;
 	free(rt.src);
 	munmap(raw, len + p->unit);
 	return r;

@@ -4,7 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 #include "bench.h"
+
+int bench_syscall(long calls, double *ns)
+{
+	uint64_t t0 = bench_now_ns();
+
+	for (long i = 0; i < calls; i++)
+		syscall(SYS_getppid);
+	*ns = (double)(bench_now_ns() - t0) / (double)calls;
+	return 0;
+}
 
 uint64_t bench_now_ns(void)
 {

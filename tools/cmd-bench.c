@@ -40,7 +40,11 @@ static const char bench_help[] =
 	"can be, else those cases are skipped), wp (write protection: the WP round\n"
 	"trip, a WP_ASYNC write, PAGEMAP_SCAN re-protecting written pages), resolve\n"
 	"(the round trip with MOVE against COPY, and a minor fault with CONTINUE).\n"
-	"Costs are in microseconds per fault (per page for bulk and wp).\n"
+	"The round-trip and threads groups run their main cases twice: unpinned,\n"
+	"and with every thread of the case on one CPU (no idle CPU to wake: the\n"
+	"cost of the work itself, as on a busy machine); the roundtrip group also\n"
+	"times a bare system call.  Costs are in microseconds per fault (per page\n"
+	"for bulk and wp).\n"
 	"\n"
 	"  --quick          fewer faults and 3 repetitions: under a minute\n"
 	"  --reps N         repetitions (1 to 99)\n"
@@ -68,7 +72,7 @@ static const char *const group_names[G_N] = {
 };
 
 /* How a case runs. */
-enum kind { K_RT, K_INTHREAD, K_SCALE, K_PASS, K_WP, K_RESOLVE };
+enum kind { K_RT, K_INTHREAD, K_SCALE, K_PASS, K_WP, K_RESOLVE, K_SYSCALL };
 
 struct bcase {
 	const char *name;	/* stable key (JSON) */
@@ -78,6 +82,7 @@ struct bcase {
 	int target;		/* enum bench_target */
 	/* K_RT */
 	int blocking, zeropage, write, faulters, handlers;
+	int samecpu;		/* every thread on one CPU */
 	size_t unit;
 	int memory;		/* enum bench_memory */
 	/* K_INTHREAD, K_WP */
@@ -100,6 +105,10 @@ struct bcase {
 #define RT(nm, lb, g, t, b, z, w, f, h, u) \
 	{ .name = nm, .label = lb, .group = g, .kind = K_RT, .target = t, .blocking = b, \
 	  .zeropage = z, .write = w, .faulters = f, .handlers = h, .unit = u }
+/* The same, with every thread of the case on one CPU. */
+#define RT1(nm, lb, g, t, z, f) \
+	{ .name = nm, .label = lb, .group = g, .kind = K_RT, .target = t, .zeropage = z, \
+	  .faulters = f, .handlers = 1, .unit = 4 * KiB, .samecpu = 1 }
 #define RM(nm, lb, t, m, u) \
 	{ .name = nm, .label = lb, .group = G_MEMORY, .kind = K_RT, .target = t, .faulters = 1, \
 	  .handlers = (t) == BT_PLAIN ? 0 : 1, .unit = u, .memory = m }
@@ -111,7 +120,8 @@ struct bcase {
 /* NOLINTEND(bugprone-macro-parentheses) */
 
 enum {
-	C_PLAIN, C_RT_K, C_RT_E, C_RTB_K, C_RTB_E, C_ZR_K, C_ZR_E, C_ZW_K, C_ZW_E,
+	C_PLAIN, C_SYSCALL, C_RT_K, C_RT_E, C_RTB_K, C_RTB_E, C_ZR_K, C_ZR_E, C_ZW_K, C_ZW_E,
+	C_RT1_K, C_RT1_E, C_ZR1_K, C_ZR1_E, C_T411_K, C_T411_E,
 	C_B64_K, C_B64_E, C_B2M_K, C_B2M_E, C_B4_P,
 	C_T21_K, C_T21_E, C_T41_K, C_T41_E, C_T42_K, C_T42_E,
 	C_IN_E, C_IN_K, C_SB_K, C_SB_E,
@@ -125,6 +135,14 @@ enum {
 
 static struct bcase cases[C_N] = {
 	[C_PLAIN] = RT("plain_fault", "plain first-touch fault (no uffd)", G_ROUNDTRIP, BT_PLAIN, 0, 0, 0, 1, 0, 4 * KiB),
+	[C_SYSCALL] = { .name = "bare_syscall", .label = "a bare system call (getppid)", .group = G_ROUNDTRIP,
+			.kind = K_SYSCALL, .target = BT_PLAIN },
+	[C_RT1_K] = RT1("rt_poll_samecpu_kernel", "round trip, poll+read+COPY, one CPU: kernel", G_ROUNDTRIP, BT_KERNEL, 0, 1),
+	[C_RT1_E] = RT1("rt_poll_samecpu_emulated", "round trip, poll+read+COPY, one CPU: emulated", G_ROUNDTRIP, BT_EMULATED, 0, 1),
+	[C_ZR1_K] = RT1("rt_zero_read_samecpu_kernel", "round trip, ZEROPAGE, read touch, one CPU: kernel", G_ROUNDTRIP, BT_KERNEL, 1, 1),
+	[C_ZR1_E] = RT1("rt_zero_read_samecpu_emulated", "round trip, ZEROPAGE, read touch, one CPU: emulated", G_ROUNDTRIP, BT_EMULATED, 1, 1),
+	[C_T411_K] = RT1("threads_4f1h_samecpu_kernel", "4 faulting + 1 handler thread, one CPU: kernel", G_THREADS, BT_KERNEL, 0, 4),
+	[C_T411_E] = RT1("threads_4f1h_samecpu_emulated", "4 faulting + 1 handler thread, one CPU: emulated", G_THREADS, BT_EMULATED, 0, 4),
 	[C_RT_K] = RT("rt_poll_kernel", "round trip, poll+read+COPY: kernel", G_ROUNDTRIP, BT_KERNEL, 0, 0, 0, 1, 1, 4 * KiB),
 	[C_RT_E] = RT("rt_poll_emulated", "round trip, poll+read+COPY: emulated", G_ROUNDTRIP, BT_EMULATED, 0, 0, 0, 1, 1, 4 * KiB),
 	[C_RTB_K] = RT("rt_block_kernel", "round trip, blocking read+COPY: kernel", G_ROUNDTRIP, BT_KERNEL, 1, 0, 0, 1, 1, 4 * KiB),
@@ -190,6 +208,15 @@ struct ratio {
 };
 static const struct ratio ratios[] = {
 	{ "roundtrip_ratio", "round trip (poll): emulated / kernel", C_RT_E, C_RT_K, 1.3 },
+	{ "roundtrip_samecpu_ratio", "round trip (poll), one CPU: emulated / kernel", C_RT1_E, C_RT1_K, 1.5 },
+	{ "zeropage_samecpu_ratio", "ZEROPAGE, read touch, one CPU: emulated / kernel", C_ZR1_E, C_ZR1_K, 1.5 },
+	{ "roundtrip_samecpu_vs_plain", "round trip (poll), one CPU, kernel / plain fault", C_RT1_K, C_PLAIN, 0 },
+	{ "roundtrip_samecpu_emulated_vs_plain", "round trip (poll), one CPU, emulated / plain fault", C_RT1_E, C_PLAIN,
+	  0 },
+	{ "roundtrip_samecpu_vs_syscall", "round trip (poll), one CPU, kernel / bare system call", C_RT1_K, C_SYSCALL,
+	  0 },
+	{ "roundtrip_samecpu_emulated_vs_syscall", "round trip (poll), one CPU, emulated / bare system call", C_RT1_E,
+	  C_SYSCALL, 0 },
 	{ "roundtrip_block_ratio", "round trip (blocking read): emulated / kernel", C_RTB_E, C_RTB_K, 0 },
 	{ "zeropage_read_ratio", "ZEROPAGE, read touch: emulated / kernel", C_ZR_E, C_ZR_K, 0 },
 	{ "zeropage_write_ratio", "ZEROPAGE, write touch: emulated / kernel", C_ZW_E, C_ZW_K, 0 },
@@ -198,7 +225,8 @@ static const struct ratio ratios[] = {
 	{ "bulk64k_ratio", "COPY 64 KiB per page: emulated / kernel", C_B64_E, C_B64_K, 0 },
 	{ "bulk2m_ratio", "COPY 2 MiB per page: emulated / kernel", C_B2M_E, C_B2M_K, 1.2 },
 	{ "threads2_ratio", "2 faulters + 1 handler: emulated / kernel", C_T21_E, C_T21_K, 1.25 },
-	{ "threads4_ratio", "4 faulters + 1 handler: emulated / kernel", C_T41_E, C_T41_K, 0 },
+	{ "threads4_ratio", "4 faulters + 1 handler: emulated / kernel", C_T41_E, C_T41_K, 1.25 },
+	{ "threads4_samecpu_ratio", "4 faulters + 1 handler, one CPU: emulated / kernel", C_T411_E, C_T411_K, 0 },
 	{ "threads4x2_ratio", "4 faulters + 2 handlers: emulated / kernel", C_T42_E, C_T42_K, 0 },
 	{ "inthread_ratio", "in-thread pager (emulated) / kernel round trip", C_IN_E, C_RT_K, 0.7 },
 	{ "sigbus_ratio", "in-thread pager (emulated) / kernel SIGBUS mode", C_IN_E, C_SB_K, 1.1 },
@@ -306,7 +334,7 @@ static int run_case(struct bcase *c, const struct opts *o)
 		struct rt_params p = {
 			.target = c->target, .blocking = c->blocking, .zeropage = c->zeropage,
 			.write = c->write, .unit = c->unit, .faulters = c->faulters,
-			.handlers = c->handlers, .memory = c->memory,
+			.handlers = c->handlers, .memory = c->memory, .samecpu = c->samecpu,
 		};
 		double **lat = NULL;
 		size_t *nlat = NULL;
@@ -355,6 +383,9 @@ static int run_case(struct bcase *c, const struct opts *o)
 		break;
 	case K_RESOLVE:
 		r = bench_resolve(c->target, c->how, o->wp_pages, &ns);
+		break;
+	case K_SYSCALL:
+		r = bench_syscall(o->pass_calls, &ns);
 		break;
 	case K_SCALE: {
 		struct scale_result sc;
