@@ -107,6 +107,31 @@ int bench_resolve(int target, int how, long pages, double *ns);
 int bench_write_svg(FILE *f, const double *kernel, size_t nk, const double *emulated,
 		    size_t ne);
 
+/* The steps of a round trip, each alone (steps.c), per repetition:
+ *   STEP_SIGNAL           a signal sent to the thread itself (tgkill) and its
+ *                         empty handler's return
+ *   STEP_SEGV_GUARD       a read of a guard marker: SIGSEGV, a handler that
+ *                         removes the marker, the read again (a minor fault)
+ *   STEP_GUARD_REMOVE     MADV_GUARD_REMOVE of one page
+ *   STEP_POPULATE         MADV_POPULATE_READ of one page of a memfd mapping
+ *   STEP_MINOR            the read of that page instead (a minor fault)
+ *   STEP_PWRITE           4 KiB written into a memfd at a new offset
+ *   STEP_FSTAT            fstat of a pipe (the emulation's identity check)
+ *   STEP_SIGMASK          SIGPIPE blocked and unblocked (two system calls)
+ *   STEP_FUTEX_PINGPONG   two threads on one CPU handing a futex there and
+ *                         back (two switches, four futex calls)
+ *   STEP_PIPE_PINGPONG    the same, there through a byte in a pipe (write;
+ *                         poll, read), back by futex: the emulation's message
+ *                         hand-off
+ *   STEP_KERNEL_COPY      UFFDIO_COPY of a page nobody waits for (kernel)
+ *   STEP_KERNEL_ZEROPAGE  UFFDIO_ZEROPAGE likewise */
+enum {
+	STEP_SIGNAL, STEP_SEGV_GUARD, STEP_GUARD_REMOVE, STEP_POPULATE, STEP_MINOR, STEP_PWRITE,
+	STEP_FSTAT, STEP_SIGMASK, STEP_FUTEX_PINGPONG, STEP_PIPE_PINGPONG, STEP_KERNEL_COPY,
+	STEP_KERNEL_ZEROPAGE,
+};
+int bench_step(int step, long n, double *ns);
+
 /* A bare system call (getppid), per call, over `calls` calls. */
 int bench_syscall(long calls, double *ns);
 

@@ -16,7 +16,7 @@
 #include "../bench/bench.h"
 
 #define BENCH_MAX_REPS 99
-#define BENCH_MAX_CASES 64
+#define BENCH_MAX_CASES 96
 #define BENCH_MAX_RATIOS 48
 
 /* Median, min and max of a set of values (NAN if there is none). */

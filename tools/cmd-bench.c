@@ -39,7 +39,11 @@ static const char bench_help[] =
 	"come from vm.nr_hugepages, raised for the run and given back where it\n"
 	"can be, else those cases are skipped), wp (write protection: the WP round\n"
 	"trip, a WP_ASYNC write, PAGEMAP_SCAN re-protecting written pages), resolve\n"
-	"(the round trip with MOVE against COPY, and a minor fault with CONTINUE).\n"
+	"(the round trip with MOVE against COPY, and a minor fault with CONTINUE),\n"
+	"steps (the pieces of a round trip, each alone: a signal, a guard marker's\n"
+	"SIGSEGV, MADV_GUARD_REMOVE, MADV_POPULATE_READ, a minor fault, a memfd\n"
+	"pwrite, fstat, a mask change, futex and pipe hand-offs on one CPU, the\n"
+	"kernel's UFFDIO_COPY and ZEROPAGE).\n"
 	"The round-trip and threads groups run their main cases twice: unpinned,\n"
 	"and with every thread of the case on one CPU (no idle CPU to wake: the\n"
 	"cost of the work itself, as on a busy machine); the roundtrip group also\n"
@@ -66,13 +70,14 @@ static const char bench_help[] =
 
 #define MAX_REPS BENCH_MAX_REPS
 
-enum group { G_ROUNDTRIP, G_BULK, G_THREADS, G_INTHREAD, G_SCALE, G_PASSTHROUGH, G_MEMORY, G_WP, G_RESOLVE, G_N };
+enum group { G_ROUNDTRIP, G_BULK, G_THREADS, G_INTHREAD, G_SCALE, G_PASSTHROUGH, G_MEMORY, G_WP, G_RESOLVE,
+	     G_STEPS, G_N };
 static const char *const group_names[G_N] = {
-	"roundtrip", "bulk", "threads", "inthread", "scale", "passthrough", "memory", "wp", "resolve",
+	"roundtrip", "bulk", "threads", "inthread", "scale", "passthrough", "memory", "wp", "resolve", "steps",
 };
 
 /* How a case runs. */
-enum kind { K_RT, K_INTHREAD, K_SCALE, K_PASS, K_WP, K_RESOLVE, K_SYSCALL };
+enum kind { K_RT, K_INTHREAD, K_SCALE, K_PASS, K_WP, K_RESOLVE, K_SYSCALL, K_STEP };
 
 struct bcase {
 	const char *name;	/* stable key (JSON) */
@@ -116,6 +121,7 @@ struct bcase {
 #define SC(nm, lb, t, sz) { .name = nm, .label = lb, .group = G_SCALE, .kind = K_SCALE, .target = t, .size = sz }
 #define WPC(nm, lb, t, hw) { .name = nm, .label = lb, .group = G_WP, .kind = K_WP, .target = t, .how = hw }
 #define RS(nm, lb, t, hw) { .name = nm, .label = lb, .group = G_RESOLVE, .kind = K_RESOLVE, .target = t, .how = hw }
+#define ST(nm, lb, st) { .name = nm, .label = lb, .group = G_STEPS, .kind = K_STEP, .target = BT_PLAIN, .how = st }
 #define PS(nm, lb, i) { .name = nm, .label = lb, .group = G_PASSTHROUGH, .kind = K_PASS, .target = BT_KERNEL, .pass_idx = i }
 /* NOLINTEND(bugprone-macro-parentheses) */
 
@@ -130,6 +136,8 @@ enum {
 	C_SH_P, C_SH_K, C_SH_E, C_SH2M_K, C_SH2M_E, C_HT_P, C_HT_K, C_HT_E,
 	C_WP_P, C_WP_K, C_WP_E, C_WA_K, C_WA_E, C_WS_K, C_WS_E,
 	C_RC_K, C_RC_E, C_RM_K, C_RM_E, C_RN_K, C_RN_E,
+	C_ST_SIG, C_ST_SEGV, C_ST_GREM, C_ST_POP, C_ST_MINOR, C_ST_PWRITE, C_ST_FSTAT, C_ST_MASK,
+	C_ST_FUTEX, C_ST_PIPE, C_ST_KCOPY, C_ST_KZERO,
 	C_N
 };
 
@@ -196,6 +204,18 @@ static struct bcase cases[C_N] = {
 	[C_RM_K] = RS("resolve_move_kernel", "round trip, MOVE from a private region: kernel", BT_KERNEL, RSB_MOVE),
 	[C_RM_E] = RS("resolve_move_emulated", "round trip, MOVE from a private region: emulated", BT_EMULATED, RSB_MOVE),
 	[C_RN_K] = RS("resolve_minor_kernel", "minor fault on shared memory, CONTINUE: kernel", BT_KERNEL, RSB_MINOR),
+	[C_ST_SIG] = ST("step_signal", "step: a signal to oneself (tgkill), empty handler", STEP_SIGNAL),
+	[C_ST_SEGV] = ST("step_segv_guard", "step: read of a guard marker, SIGSEGV removes it, read again", STEP_SEGV_GUARD),
+	[C_ST_GREM] = ST("step_guard_remove", "step: MADV_GUARD_REMOVE of a page", STEP_GUARD_REMOVE),
+	[C_ST_POP] = ST("step_populate", "step: MADV_POPULATE_READ of a memfd page", STEP_POPULATE),
+	[C_ST_MINOR] = ST("step_minor_fault", "step: minor fault on that memfd page instead", STEP_MINOR),
+	[C_ST_PWRITE] = ST("step_memfd_pwrite", "step: 4 KiB pwrite into a memfd, new page", STEP_PWRITE),
+	[C_ST_FSTAT] = ST("step_fstat", "step: fstat of a pipe", STEP_FSTAT),
+	[C_ST_MASK] = ST("step_sigmask_pair", "step: SIGPIPE blocked and unblocked", STEP_SIGMASK),
+	[C_ST_FUTEX] = ST("step_futex_handoff", "step: futex there and back, 2 threads on 1 CPU", STEP_FUTEX_PINGPONG),
+	[C_ST_PIPE] = ST("step_pipe_handoff", "step: pipe byte (poll+read) there, futex back, 1 CPU", STEP_PIPE_PINGPONG),
+	[C_ST_KCOPY] = ST("step_kernel_copy", "step: UFFDIO_COPY of a page nobody waits for (kernel)", STEP_KERNEL_COPY),
+	[C_ST_KZERO] = ST("step_kernel_zeropage", "step: UFFDIO_ZEROPAGE likewise (kernel)", STEP_KERNEL_ZEROPAGE),
 	[C_RN_E] = RS("resolve_minor_emulated", "minor fault on shared memory, CONTINUE: emulated", BT_EMULATED, RSB_MINOR),
 };
 
@@ -386,6 +406,9 @@ static int run_case(struct bcase *c, const struct opts *o)
 		break;
 	case K_SYSCALL:
 		r = bench_syscall(o->pass_calls, &ns);
+		break;
+	case K_STEP:
+		r = bench_step(c->how, o->wp_pages, &ns);
 		break;
 	case K_SCALE: {
 		struct scale_result sc;
