@@ -179,6 +179,12 @@ static void two_ctxs(void)
 	CHECK_ERRNO(t_register_mode(fd2, p, 4 * (size_t)t_ps,
 				    UFFDIO_REGISTER_MODE_MISSING, &io), EBUSY);
 	CHECK_EQ(io, SENTINEL);
+	/* A mode the mapping cannot have (MINOR on private anonymous memory)
+	 * is EINVAL before the other uffd's EBUSY: the kernel checks each
+	 * mapping's modes before its owner. */
+	CHECK_ERRNO(t_register_mode(fd2, p + 2 * t_ps, 2 * (size_t)t_ps,
+				    UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_MINOR, &io), EINVAL);
+	CHECK_EQ(io, SENTINEL);
 	/* Unregister through the other uffd: EINVAL. */
 	CHECK_ERRNO(t_unregister(fd2, p + t_ps, (size_t)t_ps), EINVAL);
 	CHECK_ERRNO(t_unregister(fd2, p, 4 * (size_t)t_ps), EINVAL);

@@ -585,13 +585,19 @@ static int register_shared(uint32_t me, uintptr_t s, uintptr_t e, const struct v
 	return err;
 }
 
+static int wp_check(const struct vma *v, int n, uintptr_t start, uintptr_t end);
+static int minor_check(const struct vma *v, int n);
+
 /* Look up the mappings of [start, end) and check them all before anything
  * changes (the kernel's all-or-nothing validation): no mapping at all, or
- * one of a kind outside `allowed`, is EINVAL; a piece of ours owned by
- * another uffd is `foreign_err`.  Returns the count of mappings (the
- * array is the caller's to free) or a negative errno (*out is NULL). */
+ * one of a kind outside `allowed`, or one where REGISTER's `mode` (0 for
+ * UNREGISTER) cannot be, is EINVAL; a piece of ours owned by another uffd
+ * is `foreign_err`.  Mapping by mapping, in that order, as the kernel's
+ * loop: the first mapping that fails gives the error.  Returns the count
+ * of mappings (the array is the caller's to free) or a negative errno
+ * (*out is NULL). */
 static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned allowed,
-		       int foreign_err, struct vma **out)
+		       int foreign_err, uint64_t mode, struct vma **out)
 {
 	struct vma *v;
 	int n, err = 0;
@@ -608,6 +614,9 @@ static int check_range(uint32_t me, uintptr_t start, uintptr_t end, unsigned all
 		uintptr_t e = v[i].end < end ? v[i].end : end;
 		int hw = atomic_load(&g_areas_hw);
 
+		if (((mode & UFFDIO_REGISTER_MODE_MINOR) && (err = minor_check(&v[i], 1)) < 0) ||
+		    ((mode & UFFDIO_REGISTER_MODE_WP) && (err = wp_check(&v[i], 1, start, end)) < 0))
+			break;
 		if ((allowed & (1u << v[i].kind)) && v[i].kind != VMA_SHMEM && v[i].kind != VMA_HUGE)
 			continue;
 		if (v[i].kind != VMA_OURS && !(allowed & (1u << v[i].kind))) {
@@ -731,7 +740,7 @@ int area_register_locked(uint32_t me, uintptr_t start, uintptr_t end, uint64_t m
 	struct vma *v;
 	int n, err = 0, huge = 0;
 
-	n = check_range(me, start, end, 1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_HUGE, -EBUSY, &v);
+	n = check_range(me, start, end, 1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_HUGE, -EBUSY, mode, &v);
 	if (n < 0)
 		return n;
 	if ((mode & UFFDIO_REGISTER_MODE_MINOR) && (err = minor_check(v, n)) < 0) {
@@ -801,7 +810,7 @@ int area_unregister_locked(uint32_t me, uintptr_t start, uintptr_t end)
 
 	/* Unregistered memory of a kind that could be registered is skipped. */
 	n = check_range(me, start, end,
-			1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_STACK | 1u << VMA_HUGE, -EINVAL, &v);
+			1u << VMA_ANON | 1u << VMA_SHMEM | 1u << VMA_STACK | 1u << VMA_HUGE, -EINVAL, 0, &v);
 	if (n < 0)
 		return n;
 	free(v);
