@@ -127,7 +127,8 @@ struct ctx *ctx_create_locked(dev_t dev, ino_t ino, int ourfd, int flags, uint64
 
 	if (slot < 0)
 		return NULL;
-	c = slot_ctx((uint32_t)slot);
+	if (!(c = slot_ctx((uint32_t)slot)))
+		return NULL;	/* (slot_alloc_locked mapped its chunk) */
 	c->dev = dev;
 	c->ino = ino;
 	atomic_store(&c->ourfd, ourfd);

@@ -36,8 +36,10 @@ enum ctx_state {
 struct ctx {
 	_Atomic int state;	/* enum ctx_state */
 	struct wq_queue q;	/* q.id is the uffd's id */
-	dev_t dev;		/* identity of the user's end */
-	ino_t ino;
+	/* Identity of the user's end: atomics, as a lookup that read a slot's
+	 * old state may read them while the slot is made anew. */
+	_Atomic dev_t dev;
+	_Atomic ino_t ino;
 	_Atomic int ourfd;	/* our end: the pipe's write end */
 	_Atomic int users;	/* threads writing to ourfd right now */
 	int flags;		/* creation flags */
