@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include "base/fdreg.h"
@@ -151,10 +152,12 @@ int rec_attach(int fd)
 }
 
 /* A table inherited from the process that will read it.  (Before the
- * drop-in's constructor, which records the uffds inherited across exec.) */
+ * drop-in's constructor, which records the uffds inherited across exec.)
+ * Not in a set-user-ID or set-group-ID program: its environment is its
+ * caller's, and no descriptor it names is trusted. */
 __attribute__((constructor(101))) static void rec_inherit(void)
 {
-	int fd = opt_stat_fd();
+	int fd = getauxval(AT_SECURE) ? -1 : opt_stat_fd();
 
 	if (fd >= 0 && rec_attach(fd) == 0)
 		fd_own(fd);	/* (a program closing every descriptor keeps it) */
