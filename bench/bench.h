@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <sched.h>
 
 /* Who serves the faults. */
 enum bench_target {
@@ -137,6 +138,11 @@ int bench_syscall(long calls, double *ns);
 
 /* ---- helpers (util.c) ---- */
 uint64_t bench_now_ns(void);
+/* Pin the calling thread to the CPU it is on (threads it makes from then
+ * on inherit the mask), keeping its mask in *old: 0 or -errno.  And undo
+ * it: 0 or -errno. */
+int bench_pin_here(cpu_set_t *old);
+int bench_unpin(const cpu_set_t *old);
 /* Lines of /proc/self/maps, and mappings intersecting [start, end). */
 long bench_maps_count(uintptr_t start, uintptr_t end, long *total);
 /* RssAnon of this process + Shmem of the system (memfd pages, mapped or

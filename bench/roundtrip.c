@@ -159,7 +159,7 @@ int bench_roundtrip(const struct rt_params *p, double *ns)
 	int nh = 0, nf = 0, r = 0;
 	char *raw;
 	uint64_t t0, t1;
-	cpu_set_t old_set, on_one;
+	cpu_set_t old_set;
 	int pinned = 0;
 
 	if (p->faulters < 1 || p->faulters > 64 || p->handlers < 0 || p->handlers > 16 ||
@@ -177,17 +177,8 @@ int bench_roundtrip(const struct rt_params *p, double *ns)
 	/* One CPU for every thread made from here on (they inherit the mask):
 	 * the one this thread is on. */
 	if (p->samecpu) {
-		int cpu = sched_getcpu();
-		if (cpu < 0 || sched_getaffinity(0, sizeof old_set, &old_set) < 0) {
-			r = -errno;
+		if ((r = bench_pin_here(&old_set)) < 0)
 			goto out;
-		}
-		CPU_ZERO(&on_one);
-		CPU_SET(cpu, &on_one);
-		if (sched_setaffinity(0, sizeof on_one, &on_one) < 0) {
-			r = -errno;
-			goto out;
-		}
 		pinned = 1;
 	}
 	rt.src = malloc(p->unit);
@@ -237,8 +228,10 @@ out_fds:
 	if (rt.uffd >= 0)
 		uf_close(rt.uffd);
 out:
-	if (pinned && sched_setaffinity(0, sizeof old_set, &old_set) < 0 && r == 0)
-		r = -errno;
+	if (pinned) {
+		int u = bench_unpin(&old_set);
+		r = r ? r : u;
+	}
 	free(rt.src);
 	munmap(raw, len + p->unit);
 	return r;

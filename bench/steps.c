@@ -262,17 +262,13 @@ static void *pp_other(void *arg)
 static int step_pingpong(int how, long n, double *ns)
 {
 	struct pingpong pp = { .how = how, .n = n, .pipe = { -1, -1 } };
-	cpu_set_t old_set, one_cpu;
+	cpu_set_t old_set;
 	pthread_t th;
 	uint64_t t0;
-	int r = 0, cpu = sched_getcpu();
+	int r, u;
 
-	if (cpu < 0 || sched_getaffinity(0, sizeof old_set, &old_set) < 0)
-		return -errno;
-	CPU_ZERO(&one_cpu);
-	CPU_SET(cpu, &one_cpu);
-	if (sched_setaffinity(0, sizeof one_cpu, &one_cpu) < 0)
-		return -errno;
+	if ((r = bench_pin_here(&old_set)) < 0)
+		return r;
 	if (how == PP_PIPE && pipe2(pp.pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		r = -errno;
 		goto out;
@@ -300,9 +296,8 @@ out:
 		close(pp.pipe[0]);
 		close(pp.pipe[1]);
 	}
-	if (sched_setaffinity(0, sizeof old_set, &old_set) < 0 && r == 0)
-		r = -errno;
-	return r;
+	u = bench_unpin(&old_set);
+	return r ? r : u;
 }
 
 /* ---- System calls the emulation makes per fault ---- */

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* util.c - clocks, /proc readers and a random generator for the benchmarks. */
+#include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,23 @@ int bench_syscall(long calls, double *ns)
 		syscall(SYS_getppid);
 	*ns = (double)(bench_now_ns() - t0) / (double)calls;
 	return 0;
+}
+
+int bench_pin_here(cpu_set_t *old)
+{
+	cpu_set_t one;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0 || sched_getaffinity(0, sizeof *old, old) < 0)
+		return -errno;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return sched_setaffinity(0, sizeof one, &one) < 0 ? -errno : 0;
+}
+
+int bench_unpin(const cpu_set_t *old)
+{
+	return sched_setaffinity(0, sizeof *old, old) < 0 ? -errno : 0;
 }
 
 uint64_t bench_now_ns(void)
