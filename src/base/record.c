@@ -376,6 +376,17 @@ void rec_read(int fd, const void *buf, ssize_t n)
 	}
 }
 
+/* A call of kind k did len bytes of its work at start; if `resolves`, the
+ * faults there are resolved. */
+static void counted(struct uf_stat *s, unsigned slot, int k, uint64_t start, uint64_t len, int resolves)
+{
+	ADD(s->ioctls[k], 1);
+	ADD(s->bytes[k], len);
+	ADD(s->pages[k], (len + (1ull << g_page_shift) - 1) >> g_page_shift);
+	if (resolves)
+		pend_resolve(s, slot, start, len, 1);
+}
+
 /* A call of kind k did done bytes of its work at dst (resolving them), or
  * failed with err. */
 static void resolved(struct uf_stat *s, unsigned slot, int k, uint64_t dst, int64_t done, long r, int err)
@@ -384,12 +395,8 @@ static void resolved(struct uf_stat *s, unsigned slot, int k, uint64_t dst, int6
 	 * (EAGAIN); a call refused at once leaves the caller's value there. */
 	if (r < 0 && err != EAGAIN)
 		done = 0;
-	if (done > 0) {
-		ADD(s->ioctls[k], 1);
-		ADD(s->bytes[k], done);
-		ADD(s->pages[k], ((uint64_t)done + (1ull << g_page_shift) - 1) >> g_page_shift);
-		pend_resolve(s, slot, dst, (uint64_t)done, 1);
-	}
+	if (done > 0)
+		counted(s, slot, k, dst, (uint64_t)done, 1);
 	if (r >= 0)
 		return;
 	if (err == EEXIST) {
@@ -454,28 +461,21 @@ void rec_ioctl(int fd, unsigned long req, unsigned long arg, long r, int err)
 		break;
 	}
 	case UFFDIO_WRITEPROTECT: {
+		/* (A range that succeeded is whole pages.) */
 		const struct uffdio_writeprotect *w = (const void *)arg;
-		if (r < 0) {
+		if (r < 0)
 			ADD(s->errors, 1);
-		} else {
-			ADD(s->ioctls[UF_STAT_WRITEPROTECT], 1);
-			ADD(s->bytes[UF_STAT_WRITEPROTECT], w->range.len);
-			ADD(s->pages[UF_STAT_WRITEPROTECT], w->range.len >> g_page_shift);
-			if (!(w->mode & (UFFDIO_WRITEPROTECT_MODE_WP | UFFDIO_WRITEPROTECT_MODE_DONTWAKE)))
-				pend_resolve(s, slot, w->range.start, w->range.len, 1);
-		}
+		else
+			counted(s, slot, UF_STAT_WRITEPROTECT, w->range.start, w->range.len,
+				!(w->mode & (UFFDIO_WRITEPROTECT_MODE_WP | UFFDIO_WRITEPROTECT_MODE_DONTWAKE)));
 		break;
 	}
 	case UFFDIO_WAKE: {
 		const struct uffdio_range *w = (const void *)arg;
-		if (r < 0) {
+		if (r < 0)
 			ADD(s->errors, 1);
-		} else {
-			ADD(s->ioctls[UF_STAT_WAKE], 1);
-			ADD(s->bytes[UF_STAT_WAKE], w->len);
-			ADD(s->pages[UF_STAT_WAKE], w->len >> g_page_shift);
-			pend_resolve(s, slot, w->start, w->len, 1);
-		}
+		else
+			counted(s, slot, UF_STAT_WAKE, w->start, w->len, 1);
 		break;
 	}
 	default:
