@@ -27,6 +27,24 @@ static int g_err;
  * times the call; on bare metal or with nested paging, less than the
  * call): measure both on a page of the probe's memfd, best of 8.
  */
+/*
+ * Does a write to a pipe take RWF_NOSIGNAL (EPIPE without SIGPIPE, Linux
+ * 6.18+)?  A kernel that does not know a flag refuses it (EOPNOTSUPP), so
+ * one write into a pipe with a reader tells.
+ */
+static int probe_write_nosignal(void)
+{
+	int p[2], ok;
+	struct iovec iov = { (void *)"p", 1 };
+
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+		return 0;
+	ok = sys_writev_flags(p[1], &iov, 1, RWF_NOSIGNAL) == 1;
+	sys_close(p[0]);
+	sys_close(p[1]);
+	return ok;
+}
+
 static int populate_pays(void *p, size_t ps)
 {
 	volatile char *c = p;
@@ -95,6 +113,7 @@ static void probe(void)
 	caps.max_spinners = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
 	caps.spin_ns = opt_spin_us() * 1000;
 	caps.event_vfork = opt_event_vfork();
+	caps.write_nosignal = probe_write_nosignal();
 	sys_munmap(p, 2 * (size_t)ps);
 	sys_close(fd);
 	/* Without guard markers the emulation protects missing pages instead

@@ -17,6 +17,7 @@ struct caps {
 	int max_spinners;	/* faulting threads that may spin at once */
 	long spin_ns;		/* longest spin before sleeping (0: never) */
 	int event_vfork;	/* wait for an event's reading in a vfork */
+	int write_nosignal;	/* pwritev2 takes RWF_NOSIGNAL (Linux 6.18+) */
 };
 /* Read-only once caps_init() has returned 0. */
 extern struct caps caps;

@@ -266,6 +266,15 @@ SYS_NOSAN static inline ssize_t sys_readv_flags(int fd, const struct iovec *iov,
 {
 	return sys_call6(SYS_preadv2, fd, (long)iov, cnt, -1, -1, flags);
 }
+/* pwritev2 with offset -1 (the file position) and flags.  RWF_NOSIGNAL:
+ * EPIPE without SIGPIPE (Linux 6.18+; caps.write_nosignal). */
+#ifndef RWF_NOSIGNAL
+#define RWF_NOSIGNAL 0x00000100
+#endif
+SYS_NOSAN static inline ssize_t sys_writev_flags(int fd, const struct iovec *iov, int cnt, int flags)
+{
+	return sys_call6(SYS_pwritev2, fd, (long)iov, cnt, -1, -1, flags);
+}
 /* ThreadSanitizer follows each descriptor from its creation (pipe2,
  * socket, accept4, epoll_create1 are its interceptors) to its close: a
  * close it does not see leaves it a descriptor that the next file of that

@@ -254,20 +254,26 @@ SIG_SAFE void ctx_notify(struct ctx *c)
 	if (atomic_load(&c->state) != CTX_FREE) {
 		/* Every reader may be gone (the monitor died; the watcher has
 		 * not released the uffd yet): a pipe then raises SIGPIPE, which
-		 * is not the program's.  Write with it blocked, and take back
-		 * the one the write raised. */
+		 * is not the program's.  A kernel that takes RWF_NOSIGNAL says
+		 * EPIPE alone; elsewhere, write with SIGPIPE blocked and take
+		 * back the one the write raised. */
+		struct iovec iov = { (void *)"m", 1 };	/* full: readable */
 		sigset_t pipe_only, old;
 		ssize_t r;
 
-		sys_sigemptyset(&pipe_only);
-		sigaddset(&pipe_only, SIGPIPE);
-		sys_sigmask(SIG_BLOCK, &pipe_only, &old);
-		r = sys_write(atomic_load(&c->ourfd), "m", 1);	/* full: readable */
-		if (r < 0 && errno == EPIPE) {
-			struct timespec zero = { 0, 0 };
-			sys_call6(SYS_rt_sigtimedwait, (long)&pipe_only, 0, (long)&zero, 8, 0, 0);
+		if (caps.write_nosignal) {
+			sys_writev_flags(atomic_load(&c->ourfd), &iov, 1, RWF_NOSIGNAL);
+		} else {
+			sys_sigemptyset(&pipe_only);
+			sigaddset(&pipe_only, SIGPIPE);
+			sys_sigmask(SIG_BLOCK, &pipe_only, &old);
+			r = sys_write(atomic_load(&c->ourfd), "m", 1);
+			if (r < 0 && errno == EPIPE) {
+				struct timespec zero = { 0, 0 };
+				sys_call6(SYS_rt_sigtimedwait, (long)&pipe_only, 0, (long)&zero, 8, 0, 0);
+			}
+			sys_sigmask(SIG_SETMASK, &old, NULL);
 		}
-		sys_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	atomic_fetch_sub(&c->users, 1);
 }
