@@ -5,7 +5,9 @@
  * exec; a descriptor passed over a unix socket (SCM_RIGHTS) within the process
  * is the same object, and keeps working after the original is closed; the
  * ioctls the VFS answers for any file (FIONBIO, FIOCLEX...) work through
- * uf_ioctl as on any descriptor. */
+ * uf_ioctl as on any descriptor; a number that named a uffd and names
+ * another file since (closed and opened again, replaced by dup2 or dup3,
+ * closed by close_range) is that file to uf_read and uf_ioctl. */
 #include "t.h"
 
 #include <linux/fs.h>
@@ -170,9 +172,85 @@ static void vfs_ioctls(void)
 	CHECK_EQ(uf_close(fd), 0);
 }
 
+/* A regular file with "file" in it, at number want (a free one) or any
+ * (want < 0). */
+static int file_at(int want)
+{
+	int m = memfd_create("fd-ops", MFD_CLOEXEC), fd = m;
+
+	T_REQUIRE(m >= 0 && write(m, "file", 4) == 4 && lseek(m, 0, SEEK_SET) == 0);
+	if (want >= 0 && m != want) {
+		fd = dup3(m, want, O_CLOEXEC);
+		T_REQUIRE(fd == want);
+		close(m);
+	}
+	return fd;
+}
+
+/* fd is a regular file holding "file" at offset 0, not a uffd. */
+static void is_the_file(int fd)
+{
+	char buf[64] = { 0 };
+	struct uffdio_api api = { .api = UFFD_API };
+
+	CHECK_ERRNO(uf_ioctl(fd, UFFDIO_API, &api), ENOTTY);
+	CHECK_EQ(uf_read(fd, buf, sizeof buf), 4);
+	CHECK(!memcmp(buf, "file", 4));
+}
+
+/* Use fd as a uffd (read and ioctls), the way a handler does each time. */
+static void use_uffd(int fd)
+{
+	struct uffd_msg m;
+	struct uffdio_api api = { .api = UFFD_API };
+
+	for (int i = 0; i < 3; i++) {
+		CHECK_ERRNO(uf_read(fd, &m, sizeof m), EAGAIN);
+		CHECK_ERRNO(uf_ioctl(fd, UFFDIO_API, &api), EINVAL);	/* done once already */
+	}
+}
+
+static void number_reused(void)
+{
+	int a = t_uffd_flags(O_CLOEXEC | O_NONBLOCK, 0), b = t_uffd_flags(O_CLOEXEC | O_NONBLOCK, 0);
+	int f;
+
+	T_REQUIRE(a >= 0 && b >= 0);
+	/* close, then the number is opened again */
+	use_uffd(a);
+	CHECK_EQ(close(a), 0);
+	is_the_file(file_at(a));
+	CHECK_EQ(close(a), 0);
+
+	/* dup2 and dup3 onto a uffd's number */
+	a = t_uffd_flags(O_CLOEXEC | O_NONBLOCK, 0);
+	T_REQUIRE(a >= 0);
+	use_uffd(a);
+	use_uffd(b);
+	f = file_at(-1);
+	CHECK_EQ(dup2(f, a), a);
+	CHECK_EQ(lseek(f, 0, SEEK_SET), 0);
+	is_the_file(a);
+	CHECK_EQ(lseek(f, 0, SEEK_SET), 0);
+	CHECK_EQ(dup3(f, b, O_CLOEXEC), b);
+	is_the_file(b);
+	CHECK_EQ(close(a), 0);
+	CHECK_EQ(close(b), 0);
+	CHECK_EQ(close(f), 0);
+
+	/* close_range over a uffd, then its number opened again */
+	a = t_uffd_flags(O_CLOEXEC | O_NONBLOCK, 0);
+	T_REQUIRE(a >= 0);
+	use_uffd(a);
+	CHECK_EQ(close_range((unsigned)a, (unsigned)a, 0), 0);
+	is_the_file(file_at(a));
+	CHECK_EQ(close(a), 0);
+}
+
 int main(void)
 {
 	t_start(30);
+	number_reused();
 	dups();
 	cloexec();
 	scm_rights();

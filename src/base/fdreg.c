@@ -36,6 +36,20 @@ int fd_close_own(int fd)
 	return sys_close(fd);
 }
 
+static _Atomic uint32_t g_numbers_gen;
+
+/* async-signal-safe */
+SIG_SAFE void fd_numbers_changed(void)
+{
+	atomic_fetch_add(&g_numbers_gen, 1);
+}
+
+/* async-signal-safe */
+SIG_SAFE uint32_t fd_numbers_gen(void)
+{
+	return atomic_load(&g_numbers_gen);
+}
+
 static pthread_rwlock_t g_pins = PTHREAD_RWLOCK_INITIALIZER;
 
 void fd_pin(void)
@@ -78,4 +92,5 @@ int fd_marked_uffd(int fd)
 void fd_reset_after_fork(void)
 {
 	pthread_rwlock_init(&g_pins, NULL);
+	fd_numbers_changed();	/* (the child's contexts are its own) */
 }

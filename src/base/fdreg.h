@@ -9,6 +9,8 @@
 #ifndef UF_BASE_FDREG_H
 #define UF_BASE_FDREG_H
 
+#include <stdint.h>
+
 /* fd is ours from now on.  async-signal-safe */
 void fd_own(int fd);
 /* Is fd ours?  async-signal-safe */
@@ -31,6 +33,15 @@ void fd_pin(void);
 void fd_unpin(void);
 void fd_relocation_begin(void);
 void fd_relocation_end(void);
+/*
+ * The generation of the program's descriptor numbers: it changes after
+ * every close, dup2, dup3 and close_range the library sees, and when a
+ * uffd is released, so that a hint naming what a number was (emu.c: the
+ * uffd a thread last used) is known stale by then.  async-signal-safe
+ */
+void fd_numbers_changed(void);
+uint32_t fd_numbers_gen(void);
+
 /* Fork child: the pins of the parent's other threads are not its own. */
 void fd_reset_after_fork(void);
 

@@ -35,19 +35,76 @@ uint64_t uf_emulated_features(void)
 	return EMU_FEATURES;
 }
 
+/*
+ * The descriptor this thread last found to be one of our uffds, valid while
+ * no number has changed its file (fd_numbers_gen) and the uffd lives: a
+ * handler's read and ioctls on its uffd then need not ask the kernel what
+ * the number is each time (an fstat each).  A close the library does not
+ * see (a raw system call of the program's own) is the one thing it misses:
+ * the README says so.  Its own sequence count keeps a signal handler that
+ * runs on this thread, and looks or stores, from reading or leaving half of
+ * a store (a handler stores only when no store is under way).
+ */
+static __thread struct {
+	unsigned seq;
+	int fd;
+	uint32_t id, gen;
+} tls_hint __attribute__((tls_model("initial-exec"))) = { 0, -1, 0, 0 };
+
 /* async-signal-safe */
-enum emu_kind emu_fd_kind(int fd, struct ctx **ctx)
+SIG_SAFE static struct ctx *hint_get(int fd, uint32_t gen)
 {
+	unsigned seq = tls_hint.seq;
+	int hfd;
+	uint32_t id, hgen;
+
+	atomic_signal_fence(memory_order_seq_cst);
+	hfd = tls_hint.fd;
+	id = tls_hint.id;
+	hgen = tls_hint.gen;
+	atomic_signal_fence(memory_order_seq_cst);
+	if ((seq & 1) || seq != tls_hint.seq || hfd != fd || hgen != gen)
+		return NULL;
+	struct ctx *c = ctx_by_id(id);
+	return c && atomic_load(&c->state) != CTX_FREE ? c : NULL;
+}
+
+/* async-signal-safe */
+SIG_SAFE static void hint_set(int fd, uint32_t id, uint32_t gen)
+{
+	if (tls_hint.seq & 1)
+		return;		/* (we interrupted a store) */
+	tls_hint.seq++;
+	atomic_signal_fence(memory_order_seq_cst);
+	tls_hint.fd = fd;
+	tls_hint.id = id;
+	tls_hint.gen = gen;
+	atomic_signal_fence(memory_order_seq_cst);
+	tls_hint.seq++;
+}
+
+/* async-signal-safe */
+SIG_SAFE enum emu_kind emu_fd_kind(int fd, struct ctx **ctx)
+{
+	/* (The generation before the fstat: a number changed during it
+	 * leaves a hint that is stale at once.) */
+	uint32_t gen = fd_numbers_gen();
 	struct stat st;
 	struct ctx *c;
 
 	if (ctx)
 		*ctx = NULL;
+	if (fd >= 0 && (c = hint_get(fd, gen))) {
+		if (ctx)
+			*ctx = c;
+		return EMU_UFFD;
+	}
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
 		return EMU_NONE;
 	if (remote_known(st.st_dev, st.st_ino))
 		return EMU_REMOTE;
 	if ((c = ctx_by_ident(st.st_dev, st.st_ino))) {
+		hint_set(fd, atomic_load(&c->q.id), gen);
 		if (ctx)
 			*ctx = c;
 		return EMU_UFFD;
@@ -181,6 +238,7 @@ int emu_close(int fd)
 	}
 	r = sys_close_cancellable(fd);
 	err = errno;
+	fd_numbers_changed();
 	if (c && atomic_load(&c->q.id) == id && ctx_peer_gone(atomic_load(&c->ourfd)))
 		ctx_release(c, id);
 	else if (dev)

@@ -107,7 +107,11 @@ UF_EXPORT __attribute__((no_sanitize("address"))) long syscall(long nr, ...)
 		return fd;
 	}
 	UF_REAL(syscall);
-	return real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+	long r = real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+	/* (A raw close or dup: the numbers' generation, as close() does.) */
+	if (nr == SYS_close || nr == SYS_dup2 || nr == SYS_dup3 || nr == SYS_close_range)
+		fds_changed(0);
+	return r;
 }
 
 static int open_dev(int flags)
@@ -321,7 +325,7 @@ UF_EXPORT int close(int fd)
 		return uf_close(fd);
 	}
 	mark(fd, 0);
-	return sys_close_cancellable(fd);
+	return fds_changed(sys_close_cancellable(fd));
 }
 
 static int dup_result(int oldfd, int newfd)
@@ -347,7 +351,7 @@ UF_EXPORT int dup2(int oldfd, int newfd)
 	 * release. */
 	if (fds_before_dup(oldfd, newfd) < 0)
 		return -1;
-	return dup_result(oldfd, real_dup2(oldfd, newfd));
+	return dup_result(oldfd, fds_changed(real_dup2(oldfd, newfd)));
 }
 
 UF_EXPORT int dup3(int oldfd, int newfd, int flags)
@@ -355,7 +359,7 @@ UF_EXPORT int dup3(int oldfd, int newfd, int flags)
 	UF_REAL(dup3);
 	if (fds_before_dup(oldfd, newfd) < 0)
 		return -1;
-	return dup_result(oldfd, real_dup3(oldfd, newfd, flags));
+	return dup_result(oldfd, fds_changed(real_dup3(oldfd, newfd, flags)));
 }
 
 /* fcntl and fcntl64 (the name of fcntl under _FILE_OFFSET_BITS=64). */

@@ -45,6 +45,15 @@ UF_UNINSTRUMENTED static int raw_dup3(int oldfd, int newfd, int flags)
 	return (int)sys_call4(SYS_dup3, oldfd, newfd, flags, 0);
 }
 
+/* After a call that may have closed or replaced descriptors: R, its
+ * result, unchanged (the generation changes whatever it was: a close that
+ * fails with EINTR has closed). */
+int fds_changed(int r)
+{
+	fd_numbers_changed();
+	return r;
+}
+
 /* Before a dup2 or dup3 onto newfd: 0, or -1 and errno. */
 int fds_before_dup(int oldfd, int newfd)
 {
@@ -64,7 +73,7 @@ UF_EXPORT UF_UNINSTRUMENTED __attribute__((weak)) int dup2(int oldfd, int newfd)
 	UF_REAL_OR(dup2, raw_dup2);
 	if (fds_before_dup(oldfd, newfd) < 0)
 		return -1;
-	return real_dup2(oldfd, newfd);
+	return fds_changed(real_dup2(oldfd, newfd));
 }
 
 UF_EXPORT UF_UNINSTRUMENTED __attribute__((weak)) int dup3(int oldfd, int newfd, int flags)
@@ -72,7 +81,7 @@ UF_EXPORT UF_UNINSTRUMENTED __attribute__((weak)) int dup3(int oldfd, int newfd,
 	UF_REAL_OR(dup3, raw_dup3);
 	if (fds_before_dup(oldfd, newfd) < 0)
 		return -1;
-	return real_dup3(oldfd, newfd, flags);
+	return fds_changed(real_dup3(oldfd, newfd, flags));
 }
 
 UF_EXPORT UF_UNINSTRUMENTED __attribute__((weak)) int close(int fd)
@@ -80,7 +89,7 @@ UF_EXPORT UF_UNINSTRUMENTED __attribute__((weak)) int close(int fd)
 	UF_REAL_OR(close, raw_close);
 	if (fd_ours(fd))
 		return 0;
-	return real_close(fd);
+	return fds_changed(real_close(fd));
 }
 
 /* close_range without our descriptors: the pieces between them. */
@@ -91,17 +100,17 @@ UF_EXPORT UF_UNINSTRUMENTED int close_range(unsigned int first, unsigned int las
 	UF_REAL_OR(close_range, raw_close_range);
 	/* Close-on-exec is already set on ours: nothing to keep from it. */
 	if ((flags & CLOSE_RANGE_CLOEXEC) || first > last)
-		return real_close_range(first, last, flags);
+		return fds_changed(real_close_range(first, last, flags));
 	for (unsigned int fd = first; fd <= last && fd < (1U << 20); fd++) {
 		if (!fd_ours((int)fd))
 			continue;
-		if (fd > at && real_close_range(at, fd - 1, flags) < 0)
+		if (fd > at && fds_changed(real_close_range(at, fd - 1, flags)) < 0)
 			return -1;
 		at = fd + 1;
 		if (fd == last)
 			return 0;
 	}
-	return at <= last ? real_close_range(at, last, flags) : 0;
+	return at <= last ? fds_changed(real_close_range(at, last, flags)) : 0;
 }
 
 UF_EXPORT UF_UNINSTRUMENTED void closefrom(int lowfd)

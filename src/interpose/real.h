@@ -40,5 +40,8 @@
 /* fds.c: before the program's dup2 or dup3 onto newfd (one of our numbers
  * moves away).  0, or -1 and errno. */
 int fds_before_dup(int oldfd, int newfd);
+/* fds.c: after a call that may have closed or replaced descriptors (the
+ * numbers' generation changes, fdreg.h): r, unchanged. */
+int fds_changed(int r);
 
 #endif
