@@ -48,7 +48,7 @@ UF_UNINSTRUMENTED static int raw_dup3(int oldfd, int newfd, int flags)
 /* After a call that may have closed or replaced descriptors: R, its
  * result, unchanged (the generation changes whatever it was: a close that
  * fails with EINTR has closed). */
-int fds_changed(int r)
+UF_UNINSTRUMENTED int fds_changed(int r)
 {
 	fd_numbers_changed();
 	return r;
