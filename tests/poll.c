@@ -5,7 +5,9 @@
  * POLLERR (select: readable and writable; epoll: EPOLLERR); emulated reports
  * readable only when a message waits (documented difference).  F_SETFL
  * O_NONBLOCK switches between the two at once.  UNREGISTER takes the unread
- * messages of the threads it wakes: no longer readable for them. */
+ * messages of the threads it wakes: no longer readable for them.  With
+ * several threads faulting at once and one handler, a read after poll said
+ * POLLIN always has a message (never EAGAIN). */
 #include "t.h"
 
 #include <sys/epoll.h>
@@ -187,9 +189,97 @@ static void after_unregister(void)
 	CHECK_EQ(uf_close(fd), 0);
 }
 
+#define BUSY_THREADS 4
+#define BUSY_PAGES 4096		/* per round, shared out among the threads */
+struct busy {
+	char *p;
+	int k;
+};
+
+static void *busy_toucher(void *arg)
+{
+	struct busy *b = arg;
+	long sum = 0;
+
+	for (size_t i = (size_t)b->k; i < BUSY_PAGES; i += BUSY_THREADS)
+		sum += ((volatile char *)b->p)[i * (size_t)t_ps];
+	return (void *)sum;
+}
+
+/* The kernel's uffd is readable only while a message is queued: a handler
+ * that is the only reader may take poll's POLLIN as the promise of one. */
+static void readable_means_message(void)
+{
+	int fd = t_uffd(0);
+	char *p = t_map_reg(fd, BUSY_PAGES), *src = malloc((size_t)t_ps);
+	long eagain = 0, served = 0;
+
+	T_REQUIRE(src);
+	if (getenv("USERFAULT_TEST_VALGRIND")) {
+		/* Its threads' stacks land next to the registered range, and
+		 * valgrind takes a fault on a missing page just below a stack
+		 * for a stack overflow (an access in a guard page): it kills
+		 * the process before the emulation's handler runs. */
+		T_NOTE("readable_means_message: not under valgrind (a fault next to a thread's stack is a stack overflow to it)");
+		free(src);
+		t_unmap_reg(fd, p, BUSY_PAGES);
+		CHECK_EQ(uf_close(fd), 0);
+		return;
+	}
+	memset(src, 7, (size_t)t_ps);
+	for (int round = 0; round < 4 && !t_failures; round++) {
+		pthread_t th[BUSY_THREADS];
+		struct busy b[BUSY_THREADS];
+		long done = 0, total = 0;
+
+		for (int k = 0; k < BUSY_THREADS; k++) {
+			b[k] = (struct busy){ p, k };
+			T_REQUIRE(pthread_create(&th[k], NULL, busy_toucher, &b[k]) == 0);
+		}
+		while (done < BUSY_PAGES) {
+			struct pollfd pf = { .fd = fd, .events = POLLIN };
+			struct uffd_msg m;
+			ssize_t n;
+
+			if (poll(&pf, 1, 10000) != 1 || !(pf.revents & POLLIN)) {
+				CHECK(!"poll: a message within 10 s");
+				break;
+			}
+			n = uf_read(fd, &m, sizeof m);
+			if (n < 0 && errno == EAGAIN) {
+				eagain++;
+				continue;
+			}
+			CHECK_EQ(n, (ssize_t)sizeof m);
+			if (n != (ssize_t)sizeof m)
+				break;
+			/* (A page another thread's access of the same page asked
+			 * for is already there: EEXIST.) */
+			if (t_copy(fd, (void *)(uintptr_t)(m.arg.pagefault.address & ~((uint64_t)t_ps - 1)), src,
+				   (size_t)t_ps, 0, NULL) && errno != EEXIST)
+				CHECK(!"UFFDIO_COPY");
+			done++;
+			served++;
+		}
+		for (int k = 0; k < BUSY_THREADS; k++) {
+			void *sum;
+			pthread_join(th[k], &sum);
+			total += (long)sum;
+		}
+		CHECK_EQ(total, 7L * BUSY_PAGES);
+		CHECK_EQ(madvise(p, BUSY_PAGES * (size_t)t_ps, MADV_DONTNEED), 0);
+	}
+	CHECK_EQ(eagain, 0);
+	T_NOTE("%ld faults served from poll and read", served);
+	free(src);
+	t_unmap_reg(fd, p, BUSY_PAGES);
+	CHECK_EQ(uf_close(fd), 0);
+}
+
 int main(void)
 {
 	t_start(30);
+	readable_means_message();
 	nonblocking();
 	blocking();
 	after_unregister();

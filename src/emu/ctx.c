@@ -317,6 +317,7 @@ int ctx_event_raise(struct ctx *c, const struct uffd_msg *msg)
 		wq_cancel(w, gen, &c->q);
 	else
 		ctx_notify(c);
+	wq_sent(w);
 	/* Killable only, as the kernel's wait. */
 	wq_wait_killable(w, gen, &c->q);
 	r = wq_event_read(w);
