@@ -261,8 +261,9 @@ SIG_SAFE void ctx_notify(struct ctx *c)
 		sigset_t pipe_only, old;
 		ssize_t r;
 
+		atomic_fetch_add(&c->sent, 1);
 		if (caps.write_nosignal) {
-			sys_writev_flags(atomic_load(&c->ourfd), &iov, 1, RWF_NOSIGNAL);
+			r = sys_writev_flags(atomic_load(&c->ourfd), &iov, 1, RWF_NOSIGNAL);
 		} else {
 			sys_sigemptyset(&pipe_only);
 			sigaddset(&pipe_only, SIGPIPE);
@@ -274,20 +275,52 @@ SIG_SAFE void ctx_notify(struct ctx *c)
 			}
 			sys_sigmask(SIG_SETMASK, &old, NULL);
 		}
+		if (r != 1)
+			atomic_fetch_sub(&c->sent, 1);
 	}
 	atomic_fetch_sub(&c->users, 1);
 }
 
+/* async-signal-safe */
+SIG_SAFE void ctx_took(struct ctx *c, long n)
+{
+	if (n > 0)
+		atomic_fetch_add(&c->taken, (uint64_t)n);
+}
+
+/* Read every byte the pipe holds now.  async-signal-safe */
+static void drain(struct ctx *c, int userfd)
+{
+	char buf[256];
+
+	/* Usually one byte, so usually one call. */
+	for (;;) {
+		/* cppcheck-suppress legacyUninitvar ; buf is where the call writes */
+		struct iovec iov = { buf, sizeof buf };
+		ssize_t n = sys_readv_flags(userfd, &iov, 1, RWF_NOWAIT);
+
+		ctx_took(c, n);
+		if (n < (ssize_t)sizeof buf)
+			break;
+	}
+}
+
 /*
  * At least one byte in the pipe while unread messages exist, none
- * otherwise.  A faulter that queues while we drain sends its own byte
- * afterwards, so a wake-up is never lost; at worst poll reports a message
- * that is already gone, which the kernel's uffd also does when a wake races
- * with read.  async-signal-safe
+ * otherwise, as the kernel's uffd is readable exactly while a message is
+ * queued.  A faulting thread queues its message, then writes its byte: a
+ * reader may take the message in between, drain, and find the byte coming
+ * afterwards, for nothing (poll would say POLLIN, and a lone reader's read
+ * EAGAIN).  So, with nothing queued, every byte counted as sent must have
+ * been read out: one that has not is in flight, a few instructions and its
+ * write away; wait for it (at most 2 ms: a thread that left our handler by
+ * siglongjmp in between never writes it) and take it too.  A faulter that
+ * queues meanwhile sends its own byte after, so a wake-up is never lost.
+ * async-signal-safe
  */
 void ctx_sync_ready(struct ctx *c, int userfd)
 {
-	char buf[256];
+	long end = 0;
 
 	if (atomic_load(&c->q.npending) > 0) {
 		int avail = 0;
@@ -295,12 +328,14 @@ void ctx_sync_ready(struct ctx *c, int userfd)
 			ctx_notify(c);
 		return;
 	}
-	/* Drain: usually one byte, so usually one call. */
-	for (;;) {
-		/* cppcheck-suppress legacyUninitvar ; buf is where the call writes */
-		struct iovec iov = { buf, sizeof buf };
-		if (sys_readv_flags(userfd, &iov, 1, RWF_NOWAIT) < (ssize_t)sizeof buf)
+	drain(c, userfd);
+	while (atomic_load(&c->q.npending) == 0 && atomic_load(&c->sent) > atomic_load(&c->taken)) {
+		if (!end)
+			end = sys_now_ns() + 2000000;
+		else if (sys_now_ns() > end)
 			break;
+		sys_call1(SYS_sched_yield, 0);
+		drain(c, userfd);
 	}
 	if (atomic_load(&c->q.npending) > 0)
 		ctx_notify(c);
@@ -317,7 +352,6 @@ int ctx_event_raise(struct ctx *c, const struct uffd_msg *msg)
 		wq_cancel(w, gen, &c->q);
 	else
 		ctx_notify(c);
-	wq_sent(w);
 	/* Killable only, as the kernel's wait. */
 	wq_wait_killable(w, gen, &c->q);
 	r = wq_event_read(w);

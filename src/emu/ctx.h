@@ -42,6 +42,10 @@ struct ctx {
 	_Atomic ino_t ino;
 	_Atomic int ourfd;	/* our end: the pipe's write end */
 	_Atomic int users;	/* threads writing to ourfd right now */
+	/* Readiness bytes: counted into `sent` before their write (taken back
+	 * if it fails), into `taken` once read out of the pipe by any reader
+	 * of this process or, through TAKE, of another (ctx_sync_ready). */
+	_Atomic uint64_t sent, taken;
 	int flags;		/* creation flags */
 	_Atomic uint64_t features;
 	_Atomic int changing;	/* events raised and not yet read: COPY and
@@ -67,6 +71,9 @@ struct ctx *ctx_next(int *i);
  * area lock held (or the fork child's only thread).  NULL if the table is
  * full. */
 struct ctx *ctx_create_locked(dev_t dev, ino_t ino, int ourfd, int flags, uint64_t features);
+/* n readiness bytes of c were read out of its pipe (a reader's own wait,
+ * another process's drain).  async-signal-safe */
+void ctx_took(struct ctx *c, long n);
 /* Watch for the release of c (the last close of its read end anywhere). */
 void ctx_watch_release(struct ctx *c);
 /* Release: unregister every range, wake every waiter, close our end. */

@@ -224,7 +224,6 @@ SIG_SAFE static void wait_fault(struct ctx *c, const struct area_view *v, uintpt
 		wq_cancel(w, gen, &c->q);
 	else
 		ctx_notify(c);
-	wq_sent(w);
 	woken = wq_wait(w, gen, &c->q, 1, 1);
 	wait_pop(w, gen);
 	wq_free(w, gen);

@@ -68,6 +68,7 @@ ssize_t read_local(struct ctx *c, int fd, void *buf, size_t count)
 		ssize_t n = sys_read_cancellable(fd, &tok, 1);
 		if (n < 0)
 			return -1;
+		ctx_took(c, n);
 		if (n == 0) {		/* our end is gone: cannot happen while open */
 			errno = EAGAIN;
 			return -1;

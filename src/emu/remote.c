@@ -56,7 +56,8 @@ _Static_assert(MAX_READ <= WQ_TAKEN_MAX, "every event of one TAKE can be complet
 struct rq {
 	uint32_t op;
 	uint32_t max;		/* TAKE: messages wanted */
-	uint64_t req;		/* IOCTL, COPY: the request number */
+	uint64_t req;		/* IOCTL, COPY: the request number; TAKE: the
+				 * readiness bytes the reader drained */
 	unsigned char s[64];	/* IOCTL, COPY: the struct (COPY: payload follows) */
 };
 struct rp {
@@ -208,6 +209,7 @@ static void serve_take(struct ctx *c, int sock, const struct rq *q)
 	memset(&out.h, 0, sizeof out.h);
 	if (max < 1 || max > MAX_READ)
 		max = MAX_READ;
+	ctx_took(c, q->req <= (1u << 20) ? (long)q->req : 0);	/* (the reader's drain) */
 	if (atomic_load(&c->state) == CTX_NEW) {
 		out.h.ret = -1;
 		out.h.err = EINVAL;
@@ -538,14 +540,20 @@ static void on_remote_gone(uint64_t i, uint32_t events)
 		remote_reap();
 }
 
-/* Take the readiness tokens out of the pipe fd, without waiting. */
-static void drain_tokens(int fd)
+/* Take the readiness tokens out of the pipe fd, without waiting: how many. */
+static long drain_tokens(int fd)
 {
 	char tok[256];
 	struct iovec iov = { tok, sizeof tok };
+	long total = 0;
+	ssize_t n;
 
-	while (sys_readv_flags(fd, &iov, 1, RWF_NOWAIT) == (ssize_t)sizeof tok)
-		;
+	while ((n = sys_readv_flags(fd, &iov, 1, RWF_NOWAIT)) > 0) {
+		total += n;
+		if (n < (ssize_t)sizeof tok)
+			break;
+	}
+	return total;
 }
 
 /* A new entry for the pipe st, served on sock (-1: the owner is gone),
@@ -938,10 +946,12 @@ ssize_t remote_read(int fd, void *buf, size_t count)
 		return fail(EINVAL);	/* (or gone before its UFFDIO_API) */
 	for (;;) {
 		struct rq q;
-		/* Drain first: a message queued after this sends its own byte. */
-		drain_tokens(fd);
+		/* Drain first: a message queued after this sends its own byte.
+		 * The owner counts what we took (ctx_sync_ready). */
+		long drained = drain_tokens(fd);
 		memset(&q, 0, sizeof q);
 		q.op = RQ_TAKE;
+		q.req = (uint64_t)drained;
 		q.max = (uint32_t)(count / sizeof(struct uffd_msg));
 		if (q.max > MAX_READ)
 			q.max = MAX_READ;

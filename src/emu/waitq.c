@@ -55,7 +55,6 @@ struct waiter {
 	_Atomic uint32_t sleeping;	/* the waiter is (about to be) in futex_wait */
 	_Atomic int event;		/* a non-cooperative event, not a fault */
 	_Atomic int ev_read;		/* the event was read (not abandoned) */
-	_Atomic uint32_t unsent;	/* queued, its readiness byte not yet written */
 	struct uffd_msg msg;
 };
 
@@ -64,15 +63,6 @@ static _Atomic int g_w_hw;			/* slots ever used */
 static _Atomic uint64_t g_ticket = 1;
 static _Atomic uint32_t g_w_freed;		/* futex: a slot was freed */
 static _Atomic int g_w_starved;			/* threads waiting for a slot */
-
-SIG_SAFE static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
 
 SIG_SAFE struct waiter *wq_claim(uint32_t *gen)
 {
@@ -182,7 +172,6 @@ SIG_SAFE static void queue(struct waiter *w, struct wq_queue *q, const struct uf
 	atomic_store(&w->sleeping, event);	/* an event never spins */
 	atomic_store(&w->ctx, atomic_load(&q->id));
 	atomic_store(&w->ticket, atomic_fetch_add(&g_ticket, 1));
-	atomic_store(&w->unsent, 1);
 	atomic_fetch_add(&q->npending, 1);
 	s = atomic_load(&w->state);
 	atomic_store(&w->state, WITH(s, W_PENDING));
@@ -196,39 +185,6 @@ SIG_SAFE void wq_queue_fault(struct waiter *w, struct wq_queue *q, const struct 
 void wq_queue_event(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m)
 {
 	queue(w, q, m, 0, 1);
-}
-
-SIG_SAFE void wq_sent(struct waiter *w)
-{
-	atomic_store(&w->unsent, 0);
-}
-
-/*
- * A reader that took w's message, or a resolver that withdrew it unread,
- * before w's thread wrote the byte that makes the uffd readable: wait until
- * it has (a few instructions and one system call away), so that the
- * drain that follows takes that byte too.  Written after the drain, the
- * byte would make poll report a message that is not there, and a handler
- * that polls then reads would get EAGAIN, where the kernel's uffd is
- * readable only while a message is queued.  Bounded (2 ms): a thread that
- * left its signal handler with siglongjmp in between never writes it.
- * async-signal-safe
- */
-SIG_SAFE static void await_sent(struct waiter *w, uint32_t gen)
-{
-	long end = 0;
-
-	for (int i = 0; atomic_load(&w->unsent) && (atomic_load(&w->state) & ~0xffu) == gen; i++) {
-		if (i < 128) {
-			cpu_relax();
-			continue;
-		}
-		if (!end)
-			end = sys_now_ns() + 2000000;
-		else if (sys_now_ns() > end)
-			return;
-		sys_call1(SYS_sched_yield, 0);
-	}
 }
 
 SIG_SAFE void wq_cancel(struct waiter *w, uint32_t gen, struct wq_queue *q)
@@ -265,10 +221,7 @@ long wq_wake_range(struct wq_queue *q, uintptr_t start, uintptr_t end, long *wok
 			continue;
 		if (wake_from(w, &s, q)) {
 			wake(w);
-			if (PHASE(s) == W_PENDING) {
-				await_sent(w, s & ~0xffu);
-				unread++;
-			}
+			unread += PHASE(s) == W_PENDING;
 			if (woken)
 				++*woken;
 		}
@@ -326,11 +279,9 @@ int wq_take(struct wq_queue *q, struct uffd_msg *out, int max, struct wq_taken *
 			atomic_store(&w->ev_read, 1);
 			if (finish(w, bs, W_WOKEN, q)) {
 				wake(w);
-				await_sent(w, bs & ~0xffu);
 				k++;
 			}
 		} else if (finish(&g_w[best], bs, W_READ, q)) {
-			await_sent(&g_w[best], bs & ~0xffu);
 			if (bev && later->n < WQ_TAKEN_MAX) {
 				later->slot[later->n] = best;
 				later->state[later->n++] = WITH(bs, W_READ);
@@ -355,14 +306,21 @@ void wq_complete(const struct wq_taken *t)
 
 void wq_reset_after_fork(void)
 {
-	for (int i = 0; i < WQ_MAX; i++) {
+	for (int i = 0; i < WQ_MAX; i++)
 		atomic_store(&g_w[i].state, 0);
-		atomic_store(&g_w[i].unsent, 0);
-	}
 	atomic_store(&g_w_hw, 0);
 }
 
 /* ---- Waiting: spin a little, then sleep ---- */
+
+SIG_SAFE static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
 
 static _Atomic int g_spinners;		/* threads spinning now */
 static _Atomic long g_wait_ewma = -1;	/* recent waits, ns (-1: none yet) */

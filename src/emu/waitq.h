@@ -33,10 +33,6 @@ struct waiter *wq_claim(uint32_t *gen);
  * or a non-cooperative event. */
 void wq_queue_fault(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m, uintptr_t addr);
 void wq_queue_event(struct waiter *w, struct wq_queue *q, const struct uffd_msg *m);
-/* The waiter's thread has written the readiness byte for its message (or
- * withdrawn the message instead): from queueing until then, a reader that
- * takes the message, or a resolver that withdraws it, waits for this. */
-void wq_sent(struct waiter *w);
 /* The waiter itself gives up before waiting (resolved meanwhile, or its
  * uffd is not running): its message, if unread, is withdrawn. */
 void wq_cancel(struct waiter *w, uint32_t gen, struct wq_queue *q);
