@@ -135,6 +135,8 @@ struct ctx *ctx_create_locked(dev_t dev, ino_t ino, int ourfd, int flags, uint64
 	c->flags = flags;
 	atomic_store(&c->features, features);
 	atomic_store(&c->q.npending, 0);
+	atomic_store(&c->sent, 0);	/* (a new pipe: empty) */
+	atomic_store(&c->taken, 0);
 	atomic_store(&c->changing, 0);
 	atomic_store(&c->api_busy, 0);
 	atomic_store(&c->pager_fn, 0);
