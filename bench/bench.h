@@ -125,11 +125,14 @@ int bench_write_svg(FILE *f, const double *kernel, size_t nk, const double *emul
  *                         poll, read), back by futex: the emulation's message
  *                         hand-off
  *   STEP_KERNEL_COPY      UFFDIO_COPY of a page nobody waits for (kernel)
- *   STEP_KERNEL_ZEROPAGE  UFFDIO_ZEROPAGE likewise */
+ *   STEP_KERNEL_ZEROPAGE  UFFDIO_ZEROPAGE likewise
+ *   STEP_EMU_CALLS        a round trip made of the emulation's system calls
+ *                         alone (no library), both threads on one CPU: the
+ *                         design's floor on this machine */
 enum {
 	STEP_SIGNAL, STEP_SEGV_GUARD, STEP_GUARD_REMOVE, STEP_POPULATE, STEP_MINOR, STEP_PWRITE,
 	STEP_FSTAT, STEP_SIGMASK, STEP_FUTEX_PINGPONG, STEP_PIPE_PINGPONG, STEP_KERNEL_COPY,
-	STEP_KERNEL_ZEROPAGE,
+	STEP_KERNEL_ZEROPAGE, STEP_EMU_CALLS,
 };
 int bench_step(int step, long n, double *ns);
 

@@ -6,7 +6,8 @@
  * handler thread, read, UFFDIO_COPY) and what the emulation adds (a signal
  * and its return, a readiness byte through a pipe, a futex hand-off, the
  * identity checks, the page written into a memfd, the guard marker removed,
- * the page table entry filled).  Every step is the median-friendly mean of
+ * the page table entry filled), and the emulation's system calls for a
+ * round trip made alone, without the library.  Every step is the median-friendly mean of
  * `n` repetitions, in nanoseconds.
  */
 #include <errno.h>
@@ -300,6 +301,144 @@ out:
 	return r ? r : u;
 }
 
+/* ---- The emulated round trip's system calls, without the library ----
+ *
+ * The faulting thread reads pages of a memfd mapping under guard markers;
+ * its SIGSEGV handler does what the emulation's does, and nothing else: a
+ * readiness byte into a pipe (pwritev2 with RWF_NOSIGNAL where the kernel
+ * takes it), a futex sleep until the page is there, MADV_POPULATE_READ,
+ * return.  The handler thread: poll, the byte drained (preadv2 RWF_NOWAIT),
+ * pwrite of the page into the memfd, MADV_GUARD_REMOVE, futex wake.  Both
+ * threads on one CPU.  What this costs is the floor of the emulation's
+ * design on this machine: the library's round trip minus this is its own
+ * work (lookups, queue, messages, checks). */
+
+struct emu_calls {
+	struct page pg;
+	long n;
+	int pipe[2];
+	int nosignal;		/* RWF_NOSIGNAL taken */
+	char *src;
+	_Atomic uint32_t state;	/* futex: 1 waiting, 2 installed */
+	_Atomic uintptr_t addr;
+	_Atomic int err;
+};
+static struct emu_calls *g_calls;
+
+#ifndef RWF_NOSIGNAL
+#define RWF_NOSIGNAL 0x00000100
+#endif
+
+static void calls_segv(int sig, siginfo_t *si, void *uc)
+{
+	struct emu_calls *ec = g_calls;
+	uintptr_t a = (uintptr_t)si->si_addr & ~(uintptr_t)(ec->pg.ps - 1);
+	struct iovec iov = { (void *)"m", 1 };
+
+	(void)sig;
+	(void)uc;
+	atomic_store(&ec->addr, a);
+	atomic_store(&ec->state, 1);
+	if (ec->nosignal)
+		syscall(SYS_pwritev2, ec->pipe[1], &iov, 1, -1L, -1L, RWF_NOSIGNAL);
+	else if (write(ec->pipe[1], "m", 1) != 1)
+		atomic_store(&ec->err, EIO);
+	while (atomic_load(&ec->state) == 1 && !atomic_load(&ec->err))
+		futex_wait(&ec->state, 1);
+	raw_madvise((void *)a, ec->pg.ps, MADV_POPULATE_READ);
+}
+
+static void *calls_handler(void *arg)
+{
+	struct emu_calls *ec = arg;
+	char b[256];
+
+	for (long i = 0; i < ec->n; i++) {
+		struct pollfd pf = { .fd = ec->pipe[0], .events = POLLIN };
+		struct iovec iov = { b, sizeof b };
+		uintptr_t a;
+
+		if (poll(&pf, 1, 10000) != 1 || syscall(SYS_preadv2, ec->pipe[0], &iov, 1, -1L, -1L, RWF_NOWAIT) < 1) {
+			atomic_store(&ec->err, EIO);
+			futex_wake(&ec->state);
+			return NULL;
+		}
+		a = atomic_load(&ec->addr);
+		if (pwrite(ec->pg.fd, ec->src, ec->pg.ps, (off_t)(a - (uintptr_t)ec->pg.p)) != (ssize_t)ec->pg.ps ||
+		    raw_madvise((void *)a, ec->pg.ps, MADV_GUARD_REMOVE) < 0)
+			atomic_store(&ec->err, errno ? errno : EIO);
+		atomic_store(&ec->state, 2);
+		futex_wake(&ec->state);
+	}
+	return NULL;
+}
+
+static int step_emu_calls(long n, double *ns)
+{
+	struct emu_calls ec = { .n = n, .pipe = { -1, -1 } };
+	struct iovec iov = { (void *)"p", 1 };
+	struct sigaction sa, old;
+	cpu_set_t old_set;
+	char probe;
+	pthread_t th;
+	uint64_t t0;
+	long sum = 0;
+	int r, u;
+
+	if ((r = page_open(&ec.pg, (size_t)n)) < 0)
+		return r;
+	if ((r = bench_pin_here(&old_set)) < 0)
+		goto out_page;
+	if (!(ec.src = malloc(ec.pg.ps)) || pipe2(ec.pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		r = ec.src ? -errno : -ENOMEM;
+		goto out;
+	}
+	memset(ec.src, 0x5a, ec.pg.ps);
+	ec.nosignal = syscall(SYS_pwritev2, ec.pipe[1], &iov, 1, -1L, -1L, RWF_NOSIGNAL) == 1;
+	if (ec.nosignal && read(ec.pipe[0], &probe, 1) != 1) {
+		r = -EIO;
+		goto out;
+	}
+	if (raw_madvise(ec.pg.p, (size_t)n * ec.pg.ps, MADV_GUARD_INSTALL) < 0) {
+		r = -errno;
+		goto out;
+	}
+	g_calls = &ec;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = calls_segv;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	if (__sigaction(SIGSEGV, &sa, &old) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (pthread_create(&th, NULL, calls_handler, &ec)) {
+		r = -EAGAIN;
+		__sigaction(SIGSEGV, &old, NULL);
+		goto out;
+	}
+	t0 = bench_now_ns();
+	for (long i = 0; i < n && !atomic_load(&ec.err); i++)
+		sum += ((volatile char *)ec.pg.p)[(size_t)i * ec.pg.ps];
+	*ns = (double)(bench_now_ns() - t0) / (double)n;
+	pthread_join(th, NULL);
+	__sigaction(SIGSEGV, &old, NULL);
+	if (atomic_load(&ec.err))
+		r = -atomic_load(&ec.err);
+	else if (sum != 0x5aL * n)
+		r = -EIO;
+out:
+	if (ec.pipe[0] >= 0) {
+		close(ec.pipe[0]);
+		close(ec.pipe[1]);
+	}
+	free(ec.src);
+	u = bench_unpin(&old_set);
+	r = r ? r : u;
+out_page:
+	page_close(&ec.pg, (size_t)n);
+	return r;
+}
+
 /* ---- System calls the emulation makes per fault ---- */
 
 static int step_fstat(long n, double *ns)
@@ -408,6 +547,7 @@ int bench_step(int step, long n, double *ns)
 	case STEP_PIPE_PINGPONG: return step_pingpong(PP_PIPE, n, ns);
 	case STEP_KERNEL_COPY: return step_kernel_install(0, n, ns);
 	case STEP_KERNEL_ZEROPAGE: return step_kernel_install(1, n, ns);
+	case STEP_EMU_CALLS: return step_emu_calls(n, ns);
 	default: return -EINVAL;
 	}
 }

@@ -43,7 +43,8 @@ static const char bench_help[] =
 	"steps (the pieces of a round trip, each alone: a signal, a guard marker's\n"
 	"SIGSEGV, MADV_GUARD_REMOVE, MADV_POPULATE_READ, a minor fault, a memfd\n"
 	"pwrite, fstat, a mask change, futex and pipe hand-offs on one CPU, the\n"
-	"kernel's UFFDIO_COPY and ZEROPAGE).\n"
+	"kernel's UFFDIO_COPY and ZEROPAGE, and a round trip made of the\n"
+	"emulation's system calls alone, without the library, on one CPU).\n"
 	"The round-trip and threads groups run their main cases twice: unpinned,\n"
 	"and with every thread of the case on one CPU (no idle CPU to wake: the\n"
 	"cost of the work itself, as on a busy machine); the roundtrip group also\n"
@@ -137,7 +138,7 @@ enum {
 	C_WP_P, C_WP_K, C_WP_E, C_WA_K, C_WA_E, C_WS_K, C_WS_E,
 	C_RC_K, C_RC_E, C_RM_K, C_RM_E, C_RN_K, C_RN_E,
 	C_ST_SIG, C_ST_SEGV, C_ST_GREM, C_ST_POP, C_ST_MINOR, C_ST_PWRITE, C_ST_FSTAT, C_ST_MASK,
-	C_ST_FUTEX, C_ST_PIPE, C_ST_KCOPY, C_ST_KZERO,
+	C_ST_FUTEX, C_ST_PIPE, C_ST_KCOPY, C_ST_KZERO, C_ST_CALLS,
 	C_N
 };
 
@@ -216,6 +217,8 @@ static struct bcase cases[C_N] = {
 	[C_ST_PIPE] = ST("step_pipe_handoff", "step: pipe byte (poll+read) there, futex back, 1 CPU", STEP_PIPE_PINGPONG),
 	[C_ST_KCOPY] = ST("step_kernel_copy", "step: UFFDIO_COPY of a page nobody waits for (kernel)", STEP_KERNEL_COPY),
 	[C_ST_KZERO] = ST("step_kernel_zeropage", "step: UFFDIO_ZEROPAGE likewise (kernel)", STEP_KERNEL_ZEROPAGE),
+	[C_ST_CALLS] = ST("step_emulation_calls", "step: round trip of the emulation's system calls alone, 1 CPU",
+			  STEP_EMU_CALLS),
 	[C_RN_E] = RS("resolve_minor_emulated", "minor fault on shared memory, CONTINUE: emulated", BT_EMULATED, RSB_MINOR),
 };
 
@@ -237,6 +240,10 @@ static const struct ratio ratios[] = {
 	  0 },
 	{ "roundtrip_samecpu_emulated_vs_syscall", "round trip (poll), one CPU, emulated / bare system call", C_RT1_E,
 	  C_SYSCALL, 0 },
+	{ "samecpu_floor_ratio", "the emulation's system calls alone / kernel round trip, one CPU", C_ST_CALLS, C_RT1_K,
+	  0 },
+	{ "samecpu_library_ratio", "round trip (poll), one CPU: emulated / its system calls alone", C_RT1_E, C_ST_CALLS,
+	  0 },
 	{ "roundtrip_block_ratio", "round trip (blocking read): emulated / kernel", C_RTB_E, C_RTB_K, 0 },
 	{ "zeropage_read_ratio", "ZEROPAGE, read touch: emulated / kernel", C_ZR_E, C_ZR_K, 0 },
 	{ "zeropage_write_ratio", "ZEROPAGE, write touch: emulated / kernel", C_ZW_E, C_ZW_K, 0 },
