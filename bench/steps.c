@@ -355,6 +355,7 @@ static void *calls_handler(void *arg)
 
 	for (long i = 0; i < ec->n; i++) {
 		struct pollfd pf = { .fd = ec->pipe[0], .events = POLLIN };
+		/* cppcheck-suppress legacyUninitvar ; b is where the call writes */
 		struct iovec iov = { b, sizeof b };
 		uintptr_t a;
 
