@@ -20,14 +20,6 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_err;
 
 /*
- * After an install, the next access either takes an exception that maps
- * the page, or finds its entry already filled by MADV_POPULATE_READ, a
- * system call that costs more than a plain one.  Which is cheaper depends
- * on the machine (on a shadow-paging VM an exception costs ~11 us, several
- * times the call; on bare metal or with nested paging, less than the
- * call): measure both on a page of the probe's memfd, best of 8.
- */
-/*
  * Does a write to a pipe take RWF_NOSIGNAL (EPIPE without SIGPIPE, Linux
  * 6.18+)?  A kernel that does not know a flag refuses it (EOPNOTSUPP), so
  * one write into a pipe with a reader tells.
@@ -45,6 +37,14 @@ static int probe_write_nosignal(void)
 	return ok;
 }
 
+/*
+ * After an install, the next access either takes an exception that maps
+ * the page, or finds its entry already filled by MADV_POPULATE_READ, a
+ * system call that costs more than a plain one.  Which is cheaper depends
+ * on the machine (on a shadow-paging VM an exception costs ~11 us, several
+ * times the call; on bare metal or with nested paging, less than the
+ * call): measure both on a page of the probe's memfd, best of 8.
+ */
 static int populate_pays(void *p, size_t ps)
 {
 	volatile char *c = p;

@@ -35,9 +35,9 @@ void fd_relocation_begin(void);
 void fd_relocation_end(void);
 /*
  * The generation of the program's descriptor numbers: it changes after
- * every close, dup2, dup3 and close_range the library sees, and when a
- * uffd is released, so that a hint naming what a number was (emu.c: the
- * uffd a thread last used) is known stale by then.  async-signal-safe
+ * every close, dup2, dup3 and close_range the library sees, and in a fork
+ * child, so that a hint naming what a number was (emu.c: the uffd a thread
+ * last used) is known stale by then.  async-signal-safe
  */
 void fd_numbers_changed(void);
 uint32_t fd_numbers_gen(void);
