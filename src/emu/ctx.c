@@ -290,20 +290,22 @@ SIG_SAFE void ctx_took(struct ctx *c, long n)
 		atomic_fetch_add(&c->taken, (uint64_t)n);
 }
 
-/* Read every byte the pipe holds now.  async-signal-safe */
-static void drain(struct ctx *c, int userfd)
+/* async-signal-safe */
+SIG_SAFE long ctx_drain(int fd)
 {
 	char buf[256];
+	long total = 0;
 
 	/* Usually one byte, so usually one call. */
 	for (;;) {
 		/* cppcheck-suppress legacyUninitvar ; buf is where the call writes */
 		struct iovec iov = { buf, sizeof buf };
-		ssize_t n = sys_readv_flags(userfd, &iov, 1, RWF_NOWAIT);
+		ssize_t n = sys_readv_flags(fd, &iov, 1, RWF_NOWAIT);
 
-		ctx_took(c, n);
+		if (n > 0)
+			total += n;
 		if (n < (ssize_t)sizeof buf)
-			break;
+			return total;
 	}
 }
 
@@ -330,14 +332,14 @@ void ctx_sync_ready(struct ctx *c, int userfd)
 			ctx_notify(c);
 		return;
 	}
-	drain(c, userfd);
+	ctx_took(c, ctx_drain(userfd));
 	while (atomic_load(&c->q.npending) == 0 && atomic_load(&c->sent) > atomic_load(&c->taken)) {
 		if (!end)
 			end = sys_now_ns() + 2000000;
 		else if (sys_now_ns() > end)
 			break;
 		sys_call1(SYS_sched_yield, 0);
-		drain(c, userfd);
+		ctx_took(c, ctx_drain(userfd));
 	}
 	if (atomic_load(&c->q.npending) > 0)
 		ctx_notify(c);

@@ -71,6 +71,9 @@ struct ctx *ctx_next(int *i);
  * area lock held (or the fork child's only thread).  NULL if the table is
  * full. */
 struct ctx *ctx_create_locked(dev_t dev, ino_t ino, int ourfd, int flags, uint64_t features);
+/* Read every readiness byte a uffd's pipe (its read end fd) holds now,
+ * without waiting: how many.  async-signal-safe */
+long ctx_drain(int fd);
 /* n readiness bytes of c were read out of its pipe (a reader's own wait,
  * another process's drain).  async-signal-safe */
 void ctx_took(struct ctx *c, long n);

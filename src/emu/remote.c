@@ -540,22 +540,6 @@ static void on_remote_gone(uint64_t i, uint32_t events)
 		remote_reap();
 }
 
-/* Take the readiness tokens out of the pipe fd, without waiting: how many. */
-static long drain_tokens(int fd)
-{
-	char tok[256];
-	struct iovec iov = { tok, sizeof tok };
-	long total = 0;
-	ssize_t n;
-
-	while ((n = sys_readv_flags(fd, &iov, 1, RWF_NOWAIT)) > 0) {
-		total += n;
-		if (n < (ssize_t)sizeof tok)
-			break;
-	}
-	return total;
-}
-
 /* A new entry for the pipe st, served on sock (-1: the owner is gone),
  * with wr a write end of its own.  Both become ours.  0, or -1 (EMFILE). */
 static int entry_new(const struct stat *st, int sock, int wr)
@@ -606,7 +590,7 @@ static int attach_dead(int fd, const struct stat *st)
 	wr = sys_open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0);
 	if (wr < 0)
 		return -1;
-	drain_tokens(fd);
+	ctx_drain(fd);
 	if (entry_new(st, -1, wr) < 0)
 		return -1;
 	if ((i = lookup(st->st_dev, st->st_ino)) >= 0 && fd_marked_uffd(fd) == 2)
@@ -948,7 +932,7 @@ ssize_t remote_read(int fd, void *buf, size_t count)
 		struct rq q;
 		/* Drain first: a message queued after this sends its own byte.
 		 * The owner counts what we took (ctx_sync_ready). */
-		long drained = drain_tokens(fd);
+		long drained = ctx_drain(fd);
 		memset(&q, 0, sizeof q);
 		q.op = RQ_TAKE;
 		q.req = (uint64_t)drained;

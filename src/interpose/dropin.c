@@ -110,7 +110,7 @@ UF_EXPORT __attribute__((no_sanitize("address"))) long syscall(long nr, ...)
 	long r = real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 	/* (A raw close or dup: the numbers' generation, as close() does.) */
 	if (nr == SYS_close || nr == SYS_dup2 || nr == SYS_dup3 || nr == SYS_close_range)
-		fds_changed(0);
+		fd_numbers_changed();
 	return r;
 }
 
